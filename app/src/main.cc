@@ -1,0 +1,34 @@
+// cfrec: a streaming online-learning recommendation service.
+#include <CLI/CLI.hpp>
+
+#include <sys/resource.h>
+
+#include "commands.h"
+
+namespace cfrec::app {
+
+double PeakRssMb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+}  // namespace cfrec::app
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "cfrec: consumes impression and click events from Kafka, stores them in "
+      "RocksDB, learns a recommender online (with counterfactual samples) "
+      "and answers top-N queries over HTTP."};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  cfrec::app::ExitCode exit_code;
+  cfrec::app::AddServeCommand(app, &exit_code);
+  cfrec::app::AddReplayCommand(app, &exit_code);
+  auto* bench = app.add_subcommand(
+      "bench", "Benchmarks; each prints one JSON line on stdout");
+  bench->require_subcommand(1);
+  cfrec::app::AddBenchIngestCommand(*bench, &exit_code);
+  CLI11_PARSE(app, argc, argv);
+  return exit_code.value;
+}

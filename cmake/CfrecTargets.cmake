@@ -1,0 +1,41 @@
+# Helpers that give every cfrec target the same shape: one library per folder,
+# public headers under <folder>/include/cfrec/<folder>/, an alias cfrec::<name>,
+# warnings applied per target (PRIVATE) rather than globally.
+
+add_library(cfrec_warnings INTERFACE)
+target_compile_options(cfrec_warnings INTERFACE -Wall -Wextra)
+if(CFREC_WERROR)
+  target_compile_options(cfrec_warnings INTERFACE -Werror)
+endif()
+
+# cfrec_library(<name> SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
+function(cfrec_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(cfrec_${name} STATIC ${ARG_SOURCES})
+  add_library(cfrec::${name} ALIAS cfrec_${name})
+  target_include_directories(cfrec_${name}
+    PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
+    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(cfrec_${name}
+    PUBLIC ${ARG_PUBLIC_DEPS}
+    PRIVATE ${ARG_PRIVATE_DEPS} cfrec_warnings)
+endfunction()
+
+# cfrec_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
+# One GoogleTest binary; each TEST becomes a ctest test, discovered when ctest
+# runs (not at build time) so sanitizer builds stay quick to link.
+function(cfrec_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 120)
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main
+    cfrec_warnings)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  gtest_discover_tests(${name}
+    DISCOVERY_MODE PRE_TEST
+    DISCOVERY_TIMEOUT 60
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
+    WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+endfunction()

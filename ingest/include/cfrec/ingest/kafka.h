@@ -1,0 +1,128 @@
+// Kafka plumbing: the embedded broker, a producer (EventSink), and the
+// consumer behind the MessageSource interface. librdkafka types stay in the
+// .cc files.
+#ifndef CFREC_INGEST_KAFKA_H_
+#define CFREC_INGEST_KAFKA_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cfrec/ingest/event_sink.h"
+#include "cfrec/schemas/status.h"
+#include "cfrec/state/event_store.h"
+
+namespace cfrec::ingest {
+
+inline constexpr std::string_view kDefaultTopic = "cfrec.events";
+
+// An in-process Kafka cluster: librdkafka's mock cluster, which speaks the
+// real Kafka protocol on a loopback port. Clients (in this process or
+// another) connect to bootstrap_servers() like to any broker.
+//
+// Limits of the mock (librdkafka 2.0.2): it keeps at most 5 MiB and 100,000
+// message sets per partition and drops older ones silently, so a producer
+// must not run far ahead of the consumer (replay paces on lag).
+class EmbeddedBroker {
+ public:
+  struct Options {
+    int brokers = 1;      // default 1
+    int partitions = 16;  // partitions of each topic it creates
+  };
+  static Result<std::unique_ptr<EmbeddedBroker>> Start(const Options& options);
+  static Result<std::unique_ptr<EmbeddedBroker>> Start() {
+    return Start(Options{});
+  }
+  ~EmbeddedBroker();
+
+  // "127.0.0.1:PORT[,...]"
+  const std::string& bootstrap_servers() const { return bootstraps_; }
+  Status CreateTopic(std::string_view topic, int partitions);
+  // Simulates a broker outage (tests).
+  Status SetBrokerDown(int32_t broker_id);
+  Status SetBrokerUp(int32_t broker_id);
+
+ private:
+  struct Impl;
+  explicit EmbeddedBroker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::string bootstraps_;
+};
+
+struct ProducerOptions {
+  std::string brokers;  // bootstrap servers (required)
+  std::string topic = std::string(kDefaultTopic);
+  int linger_ms = 5;                   // batching delay; default 5 ms
+  size_t queue_max_messages = 500000;  // local queue bound
+  // Extra librdkafka properties, e.g. {"security.protocol", "ssl"}.
+  std::map<std::string, std::string> extra;
+};
+
+// A Kafka producer. Thread-safe.
+class KafkaProducer : public EventSink {
+ public:
+  static Result<std::unique_ptr<KafkaProducer>> Create(
+      const ProducerOptions& options);
+  ~KafkaProducer() override;
+
+  Status Send(std::string_view key, std::string_view payload) override;
+  // Like Send, but waits for room in the local queue instead of failing.
+  Status SendBlocking(std::string_view key, std::string_view payload);
+  Status Flush(std::chrono::milliseconds timeout) override;
+  // Messages whose delivery failed (after librdkafka's retries).
+  uint64_t delivery_failures() const;
+  uint64_t delivered() const;
+
+ private:
+  struct Impl;
+  explicit KafkaProducer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// One message read from the log; owns its bytes.
+struct SourceMessage {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key;
+  std::string payload;
+};
+
+// Where ingest reads from. Not thread-safe: one consumer thread.
+class MessageSource {
+ public:
+  virtual ~MessageSource() = default;
+  // Starts reading every partition of the topic at the given next offsets
+  // (partitions not in the map start at the beginning of the log).
+  virtual Status Assign(const std::map<int32_t, int64_t>& next_offsets) = 0;
+  // Appends up to `max` messages to `out`, waiting at most `timeout` for the
+  // first one. Non-fatal conditions (broker down, gap) are logged and
+  // counted, not returned.
+  virtual Status Poll(size_t max, std::chrono::milliseconds timeout,
+                      std::vector<SourceMessage>* out) = 0;
+  // Next offset the broker will assign, per partition (for lag).
+  virtual Result<std::map<int32_t, int64_t>> HighWatermarks() = 0;
+  // Offsets found missing from the log (the broker dropped them).
+  virtual uint64_t gap_messages() const = 0;
+};
+
+struct ConsumerOptions {
+  std::string brokers;  // bootstrap servers (required)
+  std::string topic = std::string(kDefaultTopic);
+  std::string group_id = "cfrec";  // for broker-side bookkeeping only
+  // Extra librdkafka properties.
+  std::map<std::string, std::string> extra;
+};
+
+// A librdkafka consumer with manual partition assignment: no auto-commit, no
+// group rebalancing; offsets live in the EventStore and Assign() seeks there.
+Result<std::unique_ptr<MessageSource>> CreateKafkaSource(
+    const ConsumerOptions& options);
+
+}  // namespace cfrec::ingest
+
+#endif  // CFREC_INGEST_KAFKA_H_

@@ -1,0 +1,375 @@
+#include "cfrec/ingest/kafka.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+
+#include "cfrec/schemas/log.h"
+
+namespace cfrec::ingest {
+namespace {
+
+Status SetAll(RdKafka::Conf* conf,
+              const std::map<std::string, std::string>& props) {
+  std::string err;
+  for (const auto& [k, v] : props) {
+    if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
+      return Status::InvalidArgument("Kafka property '" + k + "': " + err);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- broker
+
+struct EmbeddedBroker::Impl {
+  rd_kafka_t* rk = nullptr;
+  rd_kafka_mock_cluster_t* cluster = nullptr;
+  Options options;
+  ~Impl() {
+    if (cluster != nullptr) rd_kafka_mock_cluster_destroy(cluster);
+    if (rk != nullptr) rd_kafka_destroy(rk);
+  }
+};
+
+EmbeddedBroker::EmbeddedBroker(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)),
+      bootstraps_(rd_kafka_mock_cluster_bootstraps(impl_->cluster)) {}
+
+EmbeddedBroker::~EmbeddedBroker() = default;
+
+Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Start(
+    const Options& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // The handle only hosts the mock cluster; it never produces.
+  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+  impl->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (impl->rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return Status::Internal(std::string("creating mock host: ") + err);
+  }
+  impl->cluster = rd_kafka_mock_cluster_new(impl->rk, options.brokers);
+  if (impl->cluster == nullptr) {
+    return Status::Unavailable("could not start the embedded Kafka cluster");
+  }
+  return std::unique_ptr<EmbeddedBroker>(new EmbeddedBroker(std::move(impl)));
+}
+
+Status EmbeddedBroker::CreateTopic(std::string_view topic, int partitions) {
+  const std::string t(topic);
+  auto err =
+      rd_kafka_mock_topic_create(impl_->cluster, t.c_str(), partitions, 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::Internal("creating topic '" + t +
+                            "': " + rd_kafka_err2str(err));
+  }
+  return Status::Ok();
+}
+
+Status EmbeddedBroker::SetBrokerDown(int32_t broker_id) {
+  auto err = rd_kafka_mock_broker_set_down(impl_->cluster, broker_id);
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR
+             ? Status::Ok()
+             : Status::Internal(rd_kafka_err2str(err));
+}
+
+Status EmbeddedBroker::SetBrokerUp(int32_t broker_id) {
+  auto err = rd_kafka_mock_broker_set_up(impl_->cluster, broker_id);
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR
+             ? Status::Ok()
+             : Status::Internal(rd_kafka_err2str(err));
+}
+
+// -------------------------------------------------------------- producer
+
+namespace {
+class DeliveryCounter : public RdKafka::DeliveryReportCb {
+ public:
+  void dr_cb(RdKafka::Message& message) override {
+    if (message.err() != RdKafka::ERR_NO_ERROR) {
+      if (failures.fetch_add(1) < 10) {
+        LogWarn("producer", "delivery failed: " + message.errstr());
+      }
+    } else {
+      delivered.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  std::atomic<uint64_t> failures{0};
+  std::atomic<uint64_t> delivered{0};
+};
+}  // namespace
+
+struct KafkaProducer::Impl {
+  ProducerOptions options;
+  DeliveryCounter reports;
+  std::unique_ptr<RdKafka::Producer> producer;
+};
+
+KafkaProducer::KafkaProducer(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+KafkaProducer::~KafkaProducer() {
+  if (impl_ && impl_->producer) {
+    impl_->producer->flush(5000);
+  }
+}
+
+Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(
+    const ProducerOptions& options) {
+  if (options.brokers.empty()) {
+    return Status::InvalidArgument("producer: no bootstrap servers given");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  std::unique_ptr<RdKafka::Conf> conf(
+      RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string err;
+  CFREC_RETURN_IF_ERROR(
+      SetAll(conf.get(), {{"bootstrap.servers", options.brokers},
+                          {"linger.ms", std::to_string(options.linger_ms)},
+                          {"queue.buffering.max.messages",
+                           std::to_string(options.queue_max_messages)},
+                          {"queue.buffering.max.kbytes", "1048576"},
+                          {"batch.num.messages", "10000"},
+                          {"compression.codec", "none"},
+                          {"log_level", "3"}}));
+  CFREC_RETURN_IF_ERROR(SetAll(conf.get(), options.extra));
+  if (conf->set("dr_cb", &impl->reports, err) != RdKafka::Conf::CONF_OK) {
+    return Status::Internal(err);
+  }
+  impl->producer.reset(RdKafka::Producer::create(conf.get(), err));
+  if (!impl->producer) {
+    return Status::Unavailable("creating Kafka producer: " + err);
+  }
+  return std::unique_ptr<KafkaProducer>(new KafkaProducer(std::move(impl)));
+}
+
+Status KafkaProducer::Send(std::string_view key, std::string_view payload) {
+  auto err = impl_->producer->produce(
+      impl_->options.topic, RdKafka::Topic::PARTITION_UA,
+      RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(payload.data()),
+      payload.size(), key.data(), key.size(), 0, nullptr);
+  impl_->producer->poll(0);
+  if (err == RdKafka::ERR_NO_ERROR) return Status::Ok();
+  if (err == RdKafka::ERR__QUEUE_FULL) {
+    return Status::ResourceExhausted("producer queue is full");
+  }
+  return Status::Unavailable("produce: " + RdKafka::err2str(err));
+}
+
+Status KafkaProducer::SendBlocking(std::string_view key,
+                                   std::string_view payload) {
+  while (true) {
+    Status s = Send(key, payload);
+    if (s.code() != StatusCode::kResourceExhausted) return s;
+    impl_->producer->poll(10);  // serve delivery reports to make room
+  }
+}
+
+Status KafkaProducer::Flush(std::chrono::milliseconds timeout) {
+  auto err = impl_->producer->flush(static_cast<int>(timeout.count()));
+  if (err == RdKafka::ERR_NO_ERROR) return Status::Ok();
+  return Status::Unavailable("flush: " + RdKafka::err2str(err) + " (" +
+                             std::to_string(impl_->producer->outq_len()) +
+                             " messages outstanding)");
+}
+
+uint64_t KafkaProducer::delivery_failures() const {
+  return impl_->reports.failures.load();
+}
+uint64_t KafkaProducer::delivered() const {
+  return impl_->reports.delivered.load();
+}
+
+// -------------------------------------------------------------- consumer
+
+namespace {
+
+class KafkaSource final : public MessageSource {
+ public:
+  KafkaSource(ConsumerOptions options,
+              std::unique_ptr<RdKafka::KafkaConsumer> consumer)
+      : options_(std::move(options)), consumer_(std::move(consumer)) {}
+
+  ~KafkaSource() override { consumer_->close(); }
+
+  Status Assign(const std::map<int32_t, int64_t>& next_offsets) override {
+    CFREC_RETURN_IF_ERROR(LoadPartitions());
+    next_ = {};
+    for (int32_t p : partitions_) {
+      auto it = next_offsets.find(p);
+      next_[p] = it == next_offsets.end() ? RdKafka::Topic::OFFSET_BEGINNING
+                                          : it->second;
+    }
+    return Reassign();
+  }
+
+  Status Poll(size_t max, std::chrono::milliseconds timeout,
+              std::vector<SourceMessage>* out) override {
+    int wait_ms = static_cast<int>(timeout.count());
+    size_t got = 0;
+    while (got < max) {
+      std::unique_ptr<RdKafka::Message> msg(consumer_->consume(wait_ms));
+      wait_ms = 0;  // only the first message may wait
+      switch (msg->err()) {
+        case RdKafka::ERR_NO_ERROR: {
+          SourceMessage m;
+          m.topic = msg->topic_name();
+          m.partition = msg->partition();
+          m.offset = msg->offset();
+          if (msg->key() != nullptr) m.key = *msg->key();
+          m.payload.assign(static_cast<const char*>(msg->payload()),
+                           msg->len());
+          next_[m.partition] = m.offset + 1;
+          out->push_back(std::move(m));
+          ++got;
+          break;
+        }
+        case RdKafka::ERR__TIMED_OUT:
+        case RdKafka::ERR__PARTITION_EOF:
+          return Status::Ok();
+        case RdKafka::ERR__AUTO_OFFSET_RESET:
+        case RdKafka::ERR_OFFSET_OUT_OF_RANGE:
+          CFREC_RETURN_IF_ERROR(HandleGap(msg->partition()));
+          return Status::Ok();
+        default:
+          // Transport errors, broker down, ...: librdkafka reconnects by
+          // itself; log (rate-limited) and keep going.
+          if (errors_++ % 100 == 0) {
+            LogWarn("consumer", "Kafka: " + msg->errstr() + " (" +
+                                    std::to_string(errors_) + " so far)");
+          }
+          return Status::Ok();
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<std::map<int32_t, int64_t>> HighWatermarks() override {
+    if (partitions_.empty()) CFREC_RETURN_IF_ERROR(LoadPartitions());
+    std::map<int32_t, int64_t> out;
+    for (int32_t p : partitions_) {
+      int64_t low = 0, high = 0;
+      auto err = consumer_->query_watermark_offsets(options_.topic, p, &low,
+                                                    &high, 5000);
+      if (err != RdKafka::ERR_NO_ERROR) {
+        return Status::Unavailable("watermarks of partition " +
+                                   std::to_string(p) + ": " +
+                                   RdKafka::err2str(err));
+      }
+      out[p] = high;
+    }
+    return out;
+  }
+
+  uint64_t gap_messages() const override { return gap_messages_; }
+
+ private:
+  Status LoadPartitions() {
+    // Metadata of the topic; retried because a fresh broker may not know it
+    // yet or be briefly unreachable.
+    std::string err;
+    std::unique_ptr<RdKafka::Topic> topic(
+        RdKafka::Topic::create(consumer_.get(), options_.topic, nullptr, err));
+    if (!topic) return Status::Internal("topic handle: " + err);
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      RdKafka::Metadata* raw = nullptr;
+      auto e = consumer_->metadata(false, topic.get(), &raw, 2000);
+      std::unique_ptr<RdKafka::Metadata> md(raw);
+      if (e == RdKafka::ERR_NO_ERROR && md && !md->topics()->empty()) {
+        const auto* t = (*md->topics())[0];
+        if (t->err() == RdKafka::ERR_NO_ERROR && !t->partitions()->empty()) {
+          partitions_.clear();
+          for (const auto* p : *t->partitions()) {
+            partitions_.push_back(p->id());
+          }
+          return Status::Ok();
+        }
+      }
+    }
+    return Status::Unavailable("topic '" + options_.topic +
+                               "' has no partitions at " + options_.brokers);
+  }
+
+  Status Reassign() {
+    std::vector<RdKafka::TopicPartition*> parts;
+    for (const auto& [p, off] : next_) {
+      parts.push_back(RdKafka::TopicPartition::create(options_.topic, p, off));
+    }
+    auto err = consumer_->assign(parts);
+    RdKafka::TopicPartition::destroy(parts);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      return Status::Unavailable("assign: " + RdKafka::err2str(err));
+    }
+    return Status::Ok();
+  }
+
+  // The offset we need is no longer in the log (the broker dropped it).
+  // Record the gap and continue at the oldest offset the broker has: losing
+  // it silently is not an option, stalling forever is not either.
+  Status HandleGap(int32_t partition) {
+    int64_t low = 0, high = 0;
+    auto err = consumer_->query_watermark_offsets(options_.topic, partition,
+                                                  &low, &high, 5000);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      return Status::Ok();  // retried on the next poll
+    }
+    const int64_t wanted = next_[partition];
+    const int64_t lost = wanted >= 0 && low > wanted ? low - wanted : 0;
+    gap_messages_ += static_cast<uint64_t>(lost);
+    LogError("consumer",
+             "partition " + std::to_string(partition) + ": offsets " +
+                 std::to_string(wanted) + ".." + std::to_string(low - 1) +
+                 " are gone from the log (" + std::to_string(lost) +
+                 " messages lost); continuing at " + std::to_string(low));
+    next_[partition] = wanted > high ? high : low;
+    return Reassign();
+  }
+
+  ConsumerOptions options_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::vector<int32_t> partitions_;
+  std::map<int32_t, int64_t> next_;
+  uint64_t gap_messages_ = 0;
+  uint64_t errors_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MessageSource>> CreateKafkaSource(
+    const ConsumerOptions& options) {
+  if (options.brokers.empty()) {
+    return Status::InvalidArgument("consumer: no bootstrap servers given");
+  }
+  std::unique_ptr<RdKafka::Conf> conf(
+      RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  CFREC_RETURN_IF_ERROR(SetAll(
+      conf.get(), {{"bootstrap.servers", options.brokers},
+                   {"group.id", options.group_id},
+                   {"enable.auto.commit", "false"},
+                   {"enable.auto.offset.store", "false"},
+                   // A missing offset is a gap to record, never a silent jump.
+                   {"auto.offset.reset", "error"},
+                   {"enable.partition.eof", "false"},
+                   {"fetch.wait.max.ms", "10"},
+                   {"queued.min.messages", "20000"},
+                   {"log_level", "3"}}));
+  CFREC_RETURN_IF_ERROR(SetAll(conf.get(), options.extra));
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(
+      RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!consumer) return Status::Unavailable("creating Kafka consumer: " + err);
+  return std::unique_ptr<MessageSource>(
+      new KafkaSource(options, std::move(consumer)));
+}
+
+}  // namespace cfrec::ingest

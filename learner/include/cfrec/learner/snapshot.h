@@ -1,0 +1,102 @@
+// ModelSnapshot: an immutable, self-contained view of the model that serving
+// reads. The trainer builds one every `snapshot_interval_ms` and publishes it
+// through a SnapshotHolder; a request holds the snapshot it started with for
+// its whole duration, so it never sees a half-updated model.
+//
+// This header is LibTorch-free on purpose: the server includes it.
+#ifndef CFREC_LEARNER_SNAPSHOT_H_
+#define CFREC_LEARNER_SNAPSHOT_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cfrec::learner {
+
+// What the trainer has done so far; copied into every snapshot.
+struct TrainingStats {
+  std::string ranker;             // "bpr", "gmf", "mlp", "neumf", "lightgcn"
+  std::string loss;               // "pairwise" or "pointwise"
+  std::string intervention;       // "none", "random", "learned"
+  std::string trainer;            // "default", "ps", "acl"
+  uint64_t applied_seq = 0;       // last applied event trained on
+  uint64_t events_consumed = 0;   // applied events taken from ingest
+  uint64_t observed_samples = 0;  // ranker samples from real events
+  uint64_t counterfactual_samples = 0;  // ranker samples from C(tau)
+  uint64_t steps = 0;                   // optimizer steps of the ranker
+  double ranker_loss = 0;               // exponential moving average
+  double sem_r_loss = 0;                // p_R, CPR eq. (6)
+  double sem_s_loss = 0;                // p_S, CPR eq. (7)
+  double elbo = 0;                      // CPR eq. (9)
+  double policy_reward = 0;  // mean reward of the policy, CPR eq. (11)
+  double policy_baseline = 0;
+  double samples_per_sec = 0;
+};
+
+class ModelSnapshot {
+ public:
+  virtual ~ModelSnapshot() = default;
+
+  // Increases by one with every published snapshot.
+  virtual uint64_t version() const = 0;
+  // Wall-clock creation time, ms since the Unix epoch.
+  virtual int64_t created_unix_ms() const = 0;
+  virtual const TrainingStats& stats() const = 0;
+
+  // Id mapping (external id <-> dense index) as of this snapshot.
+  virtual std::optional<uint32_t> FindUser(std::string_view user_id) const = 0;
+  virtual std::optional<uint32_t> FindItem(std::string_view item_id) const = 0;
+  virtual std::string ItemId(uint32_t item) const = 0;
+  // Users and items the model has rows for; a known id with an index at or
+  // past these counts is treated as unknown (popularity fallback).
+  virtual size_t num_users() const = 0;
+  virtual size_t num_items() const = 0;
+
+  // Stage 1, retrieval: one vector per user and item; higher dot product is
+  // better. All vectors have dim() floats.
+  virtual int dim() const = 0;
+  virtual std::span<const float> UserVector(uint32_t user) const = 0;
+  virtual std::span<const float> ItemVector(uint32_t item) const = 0;
+  // The live candidate pool: items impressed within the configured event
+  // time window before the newest event seen.
+  virtual std::span<const uint32_t> CandidateItems() const = 0;
+  // Candidate items by popularity (clicks in the window), most popular
+  // first: the fallback for unknown users.
+  virtual std::span<const uint32_t> PopularItems() const = 0;
+  // Items the user clicked (history included), ascending.
+  virtual std::span<const uint32_t> ClickedItems(uint32_t user) const = 0;
+
+  // Stage 2, ranking by the active ranker: scores[k] for items[k]. Higher is
+  // better. items and scores have the same size.
+  virtual void Score(uint32_t user, std::span<const uint32_t> items,
+                     std::span<float> scores) const = 0;
+};
+
+// Holds the latest snapshot. Thread-safe: Publish and Get may be called from
+// any threads; Get returns a reference that keeps its snapshot alive.
+class SnapshotHolder {
+ public:
+  std::shared_ptr<const ModelSnapshot> Get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return current_;
+  }
+  void Publish(std::shared_ptr<const ModelSnapshot> snapshot) {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_.swap(snapshot);
+    // The old snapshot (now in `snapshot`) is released after the lock, so a
+    // large model is never freed while readers wait.
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const ModelSnapshot> current_;
+};
+
+}  // namespace cfrec::learner
+
+#endif  // CFREC_LEARNER_SNAPSHOT_H_

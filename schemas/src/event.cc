@@ -1,0 +1,362 @@
+#include "cfrec/schemas/event.h"
+
+#include <cstdio>
+#include <string>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+
+#include "time_util.h"
+
+namespace cfrec {
+namespace {
+
+using nlohmann::json;
+
+Status FieldError(std::string_view field, std::string_view what) {
+  std::string m = "field '";
+  m += field;
+  m += "': ";
+  m += what;
+  return Status::InvalidArgument(std::move(m));
+}
+
+Status CheckId(std::string_view field, std::string_view id,
+               const EventLimits& limits) {
+  if (id.empty()) return FieldError(field, "must not be empty");
+  if (id.size() > limits.max_id_bytes) {
+    return FieldError(field, "is " + std::to_string(id.size()) +
+                                 " bytes, longer than the limit of " +
+                                 std::to_string(limits.max_id_bytes));
+  }
+  for (unsigned char c : id) {
+    if (c < 0x20 || c == 0x7f) {
+      return FieldError(field, "must not contain control characters");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::string> GetId(const json& obj, const char* field,
+                          const EventLimits& limits) {
+  auto it = obj.find(field);
+  if (it == obj.end()) return FieldError(field, "is required");
+  if (!it->is_string()) return FieldError(field, "must be a string");
+  const auto& s = it->get_ref<const std::string&>();
+  CFREC_RETURN_IF_ERROR(CheckId(field, s, limits));
+  return s;
+}
+
+Result<int64_t> GetTimestamp(const json& obj) {
+  auto it = obj.find("ts");
+  if (it == obj.end()) return FieldError("ts", "is required");
+  if (it->is_number_integer()) {
+    // is_number_integer covers both signed and unsigned storage.
+    if (it->is_number_unsigned()) {
+      const auto v = it->get<uint64_t>();
+      if (v > static_cast<uint64_t>(internal::kMaxTimestampMs)) {
+        return FieldError("ts", "epoch milliseconds out of range");
+      }
+      return static_cast<int64_t>(v);
+    }
+    const auto v = it->get<int64_t>();
+    if (v < 0 || v > internal::kMaxTimestampMs) {
+      return FieldError("ts", "epoch milliseconds out of range");
+    }
+    return v;
+  }
+  if (it->is_string()) {
+    auto r = ParseRfc3339Ms(it->get_ref<const std::string&>());
+    if (!r.ok()) return FieldError("ts", r.status().message());
+    return r;
+  }
+  return FieldError("ts",
+                    "must be an RFC 3339 string or integer epoch milliseconds");
+}
+
+Result<std::vector<std::string>> GetIdArray(const json& obj, const char* field,
+                                            bool required, size_t max_len,
+                                            const EventLimits& limits) {
+  auto it = obj.find(field);
+  if (it == obj.end()) {
+    if (required) return FieldError(field, "is required");
+    return std::vector<std::string>{};
+  }
+  if (!it->is_array()) return FieldError(field, "must be an array of strings");
+  if (it->size() > max_len) {
+    return FieldError(field, "has " + std::to_string(it->size()) +
+                                 " entries, more than the limit of " +
+                                 std::to_string(max_len));
+  }
+  std::vector<std::string> out;
+  out.reserve(it->size());
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& v = (*it)[i];
+    const std::string name = std::string(field) + "[" + std::to_string(i) + "]";
+    if (!v.is_string()) return FieldError(name, "must be a string");
+    const auto& s = v.get_ref<const std::string&>();
+    CFREC_RETURN_IF_ERROR(CheckId(name, s, limits));
+    out.push_back(s);
+  }
+  return out;
+}
+
+Status CheckAllowedFields(const json& obj,
+                          std::initializer_list<std::string_view> allowed) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    bool known = false;
+    for (auto a : allowed) known = known || it.key() == a;
+    if (!known) return FieldError(it.key(), "unknown field");
+  }
+  return Status::Ok();
+}
+
+Status ValidateImpression(const ImpressionEvent& e, const EventLimits& limits) {
+  CFREC_RETURN_IF_ERROR(CheckId("impression_id", e.impression_id, limits));
+  CFREC_RETURN_IF_ERROR(CheckId("user_id", e.user_id, limits));
+  if (e.ts_ms < 0 || e.ts_ms > internal::kMaxTimestampMs) {
+    return FieldError("ts", "epoch milliseconds out of range");
+  }
+  if (e.items.empty()) return FieldError("items", "must not be empty");
+  if (e.items.size() > limits.max_list_length) {
+    return FieldError("items", "has " + std::to_string(e.items.size()) +
+                                   " entries, more than the limit of " +
+                                   std::to_string(limits.max_list_length));
+  }
+  if (e.clicks.size() > e.items.size()) {
+    return FieldError("clicks", "has more entries than items");
+  }
+  if (e.history.size() > limits.max_history_length) {
+    return FieldError("history", "has " + std::to_string(e.history.size()) +
+                                     " entries, more than the limit of " +
+                                     std::to_string(limits.max_history_length));
+  }
+  std::unordered_set<std::string_view> shown;
+  shown.reserve(e.items.size() * 2);
+  for (size_t i = 0; i < e.items.size(); ++i) {
+    const std::string name = "items[" + std::to_string(i) + "]";
+    CFREC_RETURN_IF_ERROR(CheckId(name, e.items[i], limits));
+    if (!shown.insert(e.items[i]).second) {
+      return FieldError(name, "'" + e.items[i] + "' appears twice in the list");
+    }
+  }
+  std::unordered_set<std::string_view> clicked;
+  for (size_t i = 0; i < e.clicks.size(); ++i) {
+    const std::string name = "clicks[" + std::to_string(i) + "]";
+    CFREC_RETURN_IF_ERROR(CheckId(name, e.clicks[i], limits));
+    if (!shown.contains(e.clicks[i])) {
+      return FieldError(name, "'" + e.clicks[i] + "' is not in items");
+    }
+    if (!clicked.insert(e.clicks[i]).second) {
+      return FieldError(name, "'" + e.clicks[i] + "' appears twice");
+    }
+  }
+  for (size_t i = 0; i < e.history.size(); ++i) {
+    CFREC_RETURN_IF_ERROR(
+        CheckId("history[" + std::to_string(i) + "]", e.history[i], limits));
+  }
+  return Status::Ok();
+}
+
+Status ValidateClick(const ClickEvent& e, const EventLimits& limits) {
+  CFREC_RETURN_IF_ERROR(CheckId("impression_id", e.impression_id, limits));
+  CFREC_RETURN_IF_ERROR(CheckId("user_id", e.user_id, limits));
+  CFREC_RETURN_IF_ERROR(CheckId("item_id", e.item_id, limits));
+  if (e.ts_ms < 0 || e.ts_ms > internal::kMaxTimestampMs) {
+    return FieldError("ts", "epoch milliseconds out of range");
+  }
+  return Status::Ok();
+}
+
+bool ParseDigits(std::string_view s, size_t pos, size_t n, int64_t* out) {
+  if (pos + n > s.size()) return false;
+  int64_t v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+const std::string& EventUserId(const Event& event) {
+  return std::visit(
+      [](const auto& e) -> const std::string& { return e.user_id; }, event);
+}
+
+Result<int64_t> ParseRfc3339Ms(std::string_view s) {
+  // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)
+  const auto bad = [&](std::string_view why) {
+    return Status::InvalidArgument(
+        "'" + std::string(s.substr(0, 64)) +
+        "' is not an RFC 3339 timestamp: " + std::string(why));
+  };
+  int64_t y, mo, d, h, mi, sec;
+  if (s.size() < 19 || !ParseDigits(s, 0, 4, &y) || s[4] != '-' ||
+      !ParseDigits(s, 5, 2, &mo) || s[7] != '-' || !ParseDigits(s, 8, 2, &d) ||
+      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !ParseDigits(s, 11, 2, &h) || s[13] != ':' ||
+      !ParseDigits(s, 14, 2, &mi) || s[16] != ':' ||
+      !ParseDigits(s, 17, 2, &sec)) {
+    return bad("expected YYYY-MM-DDTHH:MM:SS");
+  }
+  if (y < 1970) return bad("year before 1970");
+  if (mo < 1 || mo > 12) return bad("month out of range");
+  if (d < 1 || d > internal::DaysInMonth(y, static_cast<unsigned>(mo))) {
+    return bad("day out of range");
+  }
+  if (h > 23 || mi > 59 || sec > 60) return bad("time of day out of range");
+  if (sec == 60) sec = 59;  // leap second: clamp
+  size_t pos = 19;
+  int64_t ms = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    size_t digits = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (digits < 3) ms = ms * 10 + (s[pos] - '0');
+      ++digits;
+      ++pos;
+    }
+    if (digits == 0) return bad("empty fraction");
+    for (size_t k = digits; k < 3; ++k) ms *= 10;
+  }
+  int64_t offset_min = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int64_t oh, om;
+    if (!ParseDigits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() ||
+        s[pos + 3] != ':' || !ParseDigits(s, pos + 4, 2, &om) || oh > 23 ||
+        om > 59) {
+      return bad("bad zone offset");
+    }
+    offset_min = (oh * 60 + om) * (s[pos] == '+' ? 1 : -1);
+    pos += 6;
+  } else {
+    return bad("missing zone (Z or +hh:mm)");
+  }
+  if (pos != s.size()) return bad("trailing characters");
+  const int64_t days = internal::DaysFromCivil(y, static_cast<unsigned>(mo),
+                                               static_cast<unsigned>(d));
+  const int64_t t =
+      ((days * 24 + h) * 60 + mi - offset_min) * 60000 + sec * 1000 + ms;
+  if (t < 0 || t > internal::kMaxTimestampMs) return bad("out of range");
+  return t;
+}
+
+std::string FormatRfc3339Ms(int64_t ts_ms) {
+  const int64_t days =
+      ts_ms >= 0 ? ts_ms / 86400000 : (ts_ms - 86399999) / 86400000;
+  int64_t rem = ts_ms - days * 86400000;
+  const auto date = internal::CivilFromDays(days);
+  const int64_t h = rem / 3600000;
+  rem %= 3600000;
+  const int64_t mi = rem / 60000;
+  rem %= 60000;
+  char buf[64];
+  std::snprintf(
+      buf, sizeof(buf), "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
+      static_cast<long long>(date.year), date.month, date.day,
+      static_cast<long long>(h), static_cast<long long>(mi),
+      static_cast<long long>(rem / 1000), static_cast<long long>(rem % 1000));
+  return buf;
+}
+
+Status ValidateEvent(const Event& event, const EventLimits& limits) {
+  if (const auto* imp = std::get_if<ImpressionEvent>(&event)) {
+    return ValidateImpression(*imp, limits);
+  }
+  return ValidateClick(std::get<ClickEvent>(event), limits);
+}
+
+Result<Event> ParseEvent(std::string_view text, const EventLimits& limits) {
+  if (text.size() > limits.max_message_bytes) {
+    return Status::InvalidArgument("message of " + std::to_string(text.size()) +
+                                   " bytes exceeds the limit of " +
+                                   std::to_string(limits.max_message_bytes));
+  }
+  json doc = json::parse(text.begin(), text.end(), nullptr,
+                         /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return Status::InvalidArgument("invalid JSON");
+  if (!doc.is_object()) {
+    return Status::InvalidArgument("an event must be a JSON object");
+  }
+  auto type_it = doc.find("type");
+  if (type_it == doc.end()) return FieldError("type", "is required");
+  if (!type_it->is_string()) return FieldError("type", "must be a string");
+  const auto& type = type_it->get_ref<const std::string&>();
+
+  if (type == "impression") {
+    CFREC_RETURN_IF_ERROR(
+        CheckAllowedFields(doc, {"type", "impression_id", "user_id", "ts",
+                                 "items", "clicks", "history"}));
+    ImpressionEvent e;
+    auto imp = GetId(doc, "impression_id", limits);
+    if (!imp.ok()) return imp.status();
+    e.impression_id = std::move(imp).value();
+    auto user = GetId(doc, "user_id", limits);
+    if (!user.ok()) return user.status();
+    e.user_id = std::move(user).value();
+    auto ts = GetTimestamp(doc);
+    if (!ts.ok()) return ts.status();
+    e.ts_ms = *ts;
+    auto items = GetIdArray(doc, "items", true, limits.max_list_length, limits);
+    if (!items.ok()) return items.status();
+    e.items = std::move(items).value();
+    auto clicks =
+        GetIdArray(doc, "clicks", false, limits.max_list_length, limits);
+    if (!clicks.ok()) return clicks.status();
+    e.clicks = std::move(clicks).value();
+    auto history =
+        GetIdArray(doc, "history", false, limits.max_history_length, limits);
+    if (!history.ok()) return history.status();
+    e.history = std::move(history).value();
+    CFREC_RETURN_IF_ERROR(ValidateImpression(e, limits));
+    return Event(std::move(e));
+  }
+  if (type == "click") {
+    CFREC_RETURN_IF_ERROR(CheckAllowedFields(
+        doc, {"type", "impression_id", "user_id", "item_id", "ts"}));
+    ClickEvent e;
+    auto imp = GetId(doc, "impression_id", limits);
+    if (!imp.ok()) return imp.status();
+    e.impression_id = std::move(imp).value();
+    auto user = GetId(doc, "user_id", limits);
+    if (!user.ok()) return user.status();
+    e.user_id = std::move(user).value();
+    auto item = GetId(doc, "item_id", limits);
+    if (!item.ok()) return item.status();
+    e.item_id = std::move(item).value();
+    auto ts = GetTimestamp(doc);
+    if (!ts.ok()) return ts.status();
+    e.ts_ms = *ts;
+    return Event(std::move(e));
+  }
+  return FieldError("type", "unknown event type '" + type.substr(0, 64) +
+                                "' (expected \"impression\" or \"click\")");
+}
+
+std::string SerializeEvent(const Event& event) {
+  json j;
+  if (const auto* imp = std::get_if<ImpressionEvent>(&event)) {
+    j["type"] = "impression";
+    j["impression_id"] = imp->impression_id;
+    j["user_id"] = imp->user_id;
+    j["ts"] = imp->ts_ms;
+    j["items"] = imp->items;
+    if (!imp->clicks.empty()) j["clicks"] = imp->clicks;
+    if (!imp->history.empty()) j["history"] = imp->history;
+  } else {
+    const auto& c = std::get<ClickEvent>(event);
+    j["type"] = "click";
+    j["impression_id"] = c.impression_id;
+    j["user_id"] = c.user_id;
+    j["item_id"] = c.item_id;
+    j["ts"] = c.ts_ms;
+  }
+  return j.dump();
+}
+
+}  // namespace cfrec

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The two commands of the README:
+#   ./scripts/dev.sh serve [cfrec serve flags]   install, build, run the service
+#   ./scripts/dev.sh test                        install, build, run all tests
+# Both install missing Debian packages (root, Debian 12) and skip apt when
+# nothing is missing; builds are incremental.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  echo "usage: $0 serve [cfrec serve flags...] | test [ctest args...] | build" >&2
+  exit 2
+}
+[ $# -ge 1 ] || usage
+what=$1
+shift
+
+packages=(
+  g++ cmake ninja-build pkg-config
+  librdkafka-dev librocksdb-dev libtorch-dev libboost-dev
+  nlohmann-json3-dev libgtest-dev libcli11-dev
+)
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  cmake --preset release >/dev/null
+  cmake --build --preset release
+}
+
+case "$what" in
+  serve)
+    install_missing
+    build
+    exec build/release/app/cfrec serve "$@"
+    ;;
+  test)
+    install_missing
+    build
+    exec ctest --preset release "$@"
+    ;;
+  build)
+    install_missing
+    build
+    ;;
+  *) usage ;;
+esac

@@ -1,0 +1,179 @@
+// EventStore: cfrec's durable state in RocksDB.
+//
+// Column families (one per access pattern; see docs/STATE.md):
+//   impressions     impression_id            -> user, ts, items, history
+//   clicks          impression_id|item       -> ts            (joined clicks)
+//   pending_clicks  impression_id|item_id    -> user_id, ts   (before impr.)
+//   user_log        user|ts|impression_id    -> ""            (time order)
+//   time_index      ts|impression_id         -> user          (time windows)
+//   item_stats      item                     -> impressions, clicks, last ts
+//   dictionary      u/i + external id <-> dense index
+//   offsets         topic|partition          -> next offset to consume
+//   applied_log     seq                      -> AppliedEvent  (learner feed)
+//   checkpoints     name|chunk               -> blob          (learner)
+//   dead_letters    seq                      -> reason, origin, raw bytes
+//   meta            key                      -> value
+//
+// Exactly-once application: ApplyBatch writes the events of a consumed batch
+// and the next offset of every partition it touched in ONE WriteBatch, and
+// skips any message whose offset is below the stored next offset. A consumer
+// that seeks to NextOffsets() after a crash therefore re-reads at most what
+// was not applied, and applies nothing twice.
+//
+// Thread-safety: ApplyBatch and the other writers must be called from one
+// thread at a time (the ingest thread); every const method may be called
+// concurrently with them from any thread.
+#ifndef CFREC_STATE_EVENT_STORE_H_
+#define CFREC_STATE_EVENT_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cfrec/schemas/event.h"
+#include "cfrec/schemas/status.h"
+#include "cfrec/state/applied_event.h"
+
+namespace cfrec::state {
+
+struct StoreOptions {
+  // fsync the WAL on every batch. Default false: a process crash loses
+  // nothing (the WAL is in the OS page cache); an OS crash may lose the last
+  // batches, but their offsets go with them, so they are consumed again.
+  bool sync_writes = false;
+  // Create the database when the directory has none. Default true.
+  bool create_if_missing = true;
+  // Block cache size in MiB. Default 128.
+  size_t block_cache_mb = 128;
+  // Limits applied when parsing consumed messages.
+  EventLimits limits;
+};
+
+// One message as consumed from Kafka (or any ordered, offset-addressed log).
+// The views must stay valid for the duration of ApplyBatch.
+struct ConsumedMessage {
+  std::string_view topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string_view key;
+  std::string_view payload;
+};
+
+// Why a message was not applied.
+struct DeadLetter {
+  uint64_t seq = 0;  // 1, 2, ... in the order they were recorded
+  std::string reason;
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;
+  std::string payload;  // the raw bytes as received
+};
+
+struct ApplyOutcome {
+  size_t messages = 0;               // messages in the batch
+  size_t redelivered = 0;            // skipped: offset already applied
+  size_t impressions = 0;            // impressions applied
+  size_t clicks_joined = 0;          // clicks joined to their impression
+  size_t clicks_pending = 0;         // clicks held until their impression
+  size_t duplicates = 0;             // repeated impression id / click, ignored
+  size_t dead_letters = 0;           // rejected, recorded with their reason
+  std::vector<AppliedEvent> events;  // what was applied, in seq order
+};
+
+struct ItemStats {
+  uint64_t impressions = 0;
+  uint64_t clicks = 0;
+  int64_t last_impression_ms = 0;  // event time; 0 = never impressed
+  friend bool operator==(const ItemStats&, const ItemStats&) = default;
+};
+
+// An impression as stored, with its joined clicks.
+struct StoredImpression {
+  std::string impression_id;
+  UserIndex user = 0;
+  int64_t ts_ms = 0;
+  std::vector<ItemIndex> items;
+  std::vector<uint16_t> clicked;  // positions, ascending
+  std::vector<ItemIndex> history;
+};
+
+struct StoreCounters {
+  uint64_t impressions = 0;
+  uint64_t clicks_joined = 0;
+  uint64_t clicks_pending = 0;  // currently held
+  uint64_t duplicates = 0;
+  uint64_t dead_letters = 0;
+  uint64_t applied_seq = 0;  // last sequence number of the applied log
+  uint64_t users = 0;
+  uint64_t items = 0;
+};
+
+class EventStore {
+ public:
+  // Opens (or creates) the store in `dir`.
+  static Result<std::unique_ptr<EventStore>> Open(const std::string& dir,
+                                                  const StoreOptions& options);
+  virtual ~EventStore() = default;
+
+  // --- Writers (one thread at a time) ---------------------------------
+
+  // Parses, validates and applies a consumed batch atomically with the
+  // partitions' next offsets. Invalid messages become dead letters; they
+  // never fail the batch. Fails only when storage fails, in which case
+  // nothing of the batch is applied.
+  virtual Result<ApplyOutcome> ApplyBatch(
+      std::span<const ConsumedMessage> batch) = 0;
+
+  // Stores a named blob (a model checkpoint), replacing the previous one
+  // atomically.
+  virtual Status PutCheckpoint(std::string_view name,
+                               std::string_view blob) = 0;
+
+  // --- Readers (thread-safe) ------------------------------------------
+
+  // Next offset to consume for each partition of `topic` that was applied.
+  virtual std::map<int32_t, int64_t> NextOffsets(
+      std::string_view topic) const = 0;
+
+  virtual std::optional<UserIndex> FindUser(std::string_view id) const = 0;
+  virtual std::optional<ItemIndex> FindItem(std::string_view id) const = 0;
+  // External id of a dense index; empty when out of range.
+  virtual std::string UserId(UserIndex user) const = 0;
+  virtual std::string ItemId(ItemIndex item) const = 0;
+  virtual size_t NumUsers() const = 0;
+  virtual size_t NumItems() const = 0;
+
+  virtual Result<StoredImpression> GetImpression(
+      std::string_view impression_id) const = 0;
+  // A user's impressions with from_ms <= ts < to_ms in time order, with
+  // their clicks; at most `limit`.
+  virtual Result<std::vector<StoredImpression>> UserImpressions(
+      UserIndex user, int64_t from_ms, int64_t to_ms, size_t limit) const = 0;
+  // Impressions of all users with from_ms <= ts < to_ms in time order.
+  virtual Result<std::vector<StoredImpression>> ImpressionsInWindow(
+      int64_t from_ms, int64_t to_ms, size_t limit) const = 0;
+  virtual Result<ItemStats> GetItemStats(ItemIndex item) const = 0;
+  // Stats of every item, indexed by ItemIndex (size NumItems()).
+  virtual Result<std::vector<ItemStats>> AllItemStats() const = 0;
+
+  // Applied log: events with seq in [from_seq, from_seq + max) that exist.
+  virtual Result<std::vector<AppliedEvent>> ReadApplied(uint64_t from_seq,
+                                                        size_t max) const = 0;
+
+  virtual Result<std::vector<DeadLetter>> ReadDeadLetters(uint64_t from_seq,
+                                                          size_t max) const = 0;
+
+  // NotFound when no checkpoint of that name was stored.
+  virtual Result<std::string> GetCheckpoint(std::string_view name) const = 0;
+
+  virtual StoreCounters Counters() const = 0;
+};
+
+}  // namespace cfrec::state
+
+#endif  // CFREC_STATE_EVENT_STORE_H_

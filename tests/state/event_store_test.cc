@@ -1,0 +1,266 @@
+#include "cfrec/state/event_store.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/temp_dir.h"
+
+namespace cfrec::state {
+namespace {
+
+constexpr std::string_view kTopic = "events";
+
+// Builds consumed messages whose views point into owned strings.
+class Batch {
+ public:
+  Batch& Add(int32_t partition, int64_t offset, std::string payload) {
+    payloads_.push_back(std::move(payload));
+    meta_.push_back({partition, offset});
+    return *this;
+  }
+  Batch& Impression(int32_t p, int64_t off, const ImpressionEvent& e) {
+    return Add(p, off, SerializeEvent(e));
+  }
+  Batch& Click(int32_t p, int64_t off, const ClickEvent& e) {
+    return Add(p, off, SerializeEvent(e));
+  }
+  std::vector<ConsumedMessage> messages() const {
+    std::vector<ConsumedMessage> out;
+    for (size_t i = 0; i < payloads_.size(); ++i) {
+      out.push_back(
+          {kTopic, meta_[i].first, meta_[i].second, "", payloads_[i]});
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::string> payloads_;
+  std::vector<std::pair<int32_t, int64_t>> meta_;
+};
+
+class EventStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+  void Reopen() {
+    store_.reset();
+    auto s = EventStore::Open(dir_.path(), StoreOptions{});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+  ApplyOutcome Apply(const Batch& b) {
+    auto msgs = b.messages();
+    auto r = store_->ApplyBatch(msgs);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? std::move(r).value() : ApplyOutcome{};
+  }
+  std::vector<std::string> ItemNames(const std::vector<ItemIndex>& items) {
+    std::vector<std::string> out;
+    for (auto i : items) out.push_back(store_->ItemId(i));
+    return out;
+  }
+
+  cfrec::testing::TempDir dir_;
+  std::unique_ptr<EventStore> store_;
+};
+
+TEST_F(EventStoreTest, AppliesImpressionWithClicksAndAssignsIds) {
+  Batch b;
+  b.Impression(0, 0, {"i1", "alice", 1000, {"n1", "n2", "n3"}, {"n2"}, {"h1"}});
+  auto out = Apply(b);
+  EXPECT_EQ(out.impressions, 1u);
+  ASSERT_EQ(out.events.size(), 1u);
+  const AppliedEvent& ev = out.events[0];
+  EXPECT_EQ(ev.seq, 1u);
+  EXPECT_EQ(ev.kind, AppliedEvent::Kind::kImpression);
+  EXPECT_EQ(ev.user, 0u);
+  EXPECT_EQ(ItemNames(ev.items), (std::vector<std::string>{"n1", "n2", "n3"}));
+  EXPECT_EQ(ev.clicked, (std::vector<uint16_t>{1}));
+  EXPECT_EQ(ItemNames(ev.history), (std::vector<std::string>{"h1"}));
+  EXPECT_EQ(store_->FindUser("alice"), 0u);
+  EXPECT_EQ(store_->NumItems(), 4u);
+  EXPECT_EQ(store_->NextOffsets(kTopic), (std::map<int32_t, int64_t>{{0, 1}}));
+
+  auto stored = store_->GetImpression("i1");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->clicked, (std::vector<uint16_t>{1}));
+  auto stats = store_->GetItemStats(*store_->FindItem("n2"));
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(*stats, (ItemStats{1, 1, 1000}));
+}
+
+TEST_F(EventStoreTest, ApplyingTheSameBatchTwiceChangesNothing) {
+  Batch b;
+  b.Impression(0, 0, {"i1", "alice", 1000, {"n1", "n2"}, {}, {}})
+      .Click(0, 1, {"i1", "alice", "n1", 1500})
+      .Impression(3, 7, {"i2", "bob", 2000, {"n2", "n3"}, {}, {}});
+  auto first = Apply(b);
+  EXPECT_EQ(first.impressions, 2u);
+  EXPECT_EQ(first.clicks_joined, 1u);
+  const auto before = store_->Counters();
+
+  auto second = Apply(b);
+  EXPECT_EQ(second.redelivered, 3u);
+  EXPECT_EQ(second.impressions, 0u);
+  EXPECT_TRUE(second.events.empty());
+  const auto after = store_->Counters();
+  EXPECT_EQ(after.impressions, before.impressions);
+  EXPECT_EQ(after.clicks_joined, before.clicks_joined);
+  EXPECT_EQ(after.applied_seq, before.applied_seq);
+  EXPECT_EQ(store_->GetItemStats(*store_->FindItem("n2"))->impressions, 2u);
+
+  // Also after a reopen (offsets are durable, not only in memory).
+  Reopen();
+  auto third = Apply(b);
+  EXPECT_EQ(third.redelivered, 3u);
+  EXPECT_EQ(store_->Counters().applied_seq, before.applied_seq);
+}
+
+TEST_F(EventStoreTest, ClickBeforeImpressionIsHeldThenJoined) {
+  Batch early;
+  early.Click(0, 0, {"i9", "carol", "n2", 5000})
+      .Click(0, 1, {"i9", "carol", "n2", 5001});  // duplicate click
+  auto out = Apply(early);
+  EXPECT_EQ(out.clicks_pending, 1u);
+  EXPECT_EQ(out.duplicates, 1u);
+  EXPECT_TRUE(out.events.empty());
+  EXPECT_EQ(store_->Counters().clicks_pending, 1u);
+
+  Reopen();  // held clicks survive a restart
+  Batch late;
+  late.Impression(1, 0, {"i9", "carol", 4000, {"n1", "n2", "n3"}, {}, {}});
+  out = Apply(late);
+  EXPECT_EQ(out.clicks_joined, 1u);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].clicked, (std::vector<uint16_t>{1}));
+  EXPECT_EQ(store_->Counters().clicks_pending, 0u);
+  EXPECT_EQ(store_->GetImpression("i9")->clicked, (std::vector<uint16_t>{1}));
+
+  // Same batch: click first, then its impression.
+  Batch same;
+  same.Click(0, 2, {"i10", "carol", "n3", 7000})
+      .Impression(0, 3, {"i10", "carol", 6000, {"n3", "n4"}, {}, {}});
+  out = Apply(same);
+  EXPECT_EQ(out.clicks_joined, 1u);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].clicked, (std::vector<uint16_t>{0}));
+  EXPECT_EQ(store_->Counters().clicks_pending, 0u);
+}
+
+TEST_F(EventStoreTest, LateClickBecomesClickEvent) {
+  Batch b;
+  b.Impression(0, 0, {"i1", "alice", 1000, {"n1", "n2"}, {}, {}});
+  Apply(b);
+  Batch c;
+  c.Click(0, 1, {"i1", "alice", "n2", 1200});
+  auto out = Apply(c);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].kind, AppliedEvent::Kind::kClick);
+  EXPECT_EQ(out.events[0].seq, 2u);
+  EXPECT_EQ(out.events[0].clicked, (std::vector<uint16_t>{1}));
+  EXPECT_EQ(out.events[0].ts_ms, 1200);
+  auto log = store_->ReadApplied(1, 10);
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->size(), 2u);
+  EXPECT_EQ((*log)[1], out.events[0]);
+}
+
+TEST_F(EventStoreTest, IdsSurviveReopenAndContinueInArrivalOrder) {
+  Batch b;
+  b.Impression(0, 0, {"i1", "u-a", 1, {"x", "y"}, {}, {}})
+      .Impression(0, 1, {"i2", "u-b", 2, {"y", "z"}, {}, {}});
+  Apply(b);
+  Reopen();
+  EXPECT_EQ(store_->FindUser("u-a"), 0u);
+  EXPECT_EQ(store_->FindUser("u-b"), 1u);
+  EXPECT_EQ(store_->FindItem("z"), 2u);
+  EXPECT_EQ(store_->ItemId(1), "y");
+  Batch more;
+  more.Impression(0, 2, {"i3", "u-c", 3, {"w"}, {}, {}});
+  Apply(more);
+  EXPECT_EQ(store_->FindUser("u-c"), 2u);
+  EXPECT_EQ(store_->FindItem("w"), 3u);
+  EXPECT_EQ(store_->Counters().applied_seq, 3u);
+}
+
+TEST_F(EventStoreTest, BadMessagesBecomeDeadLettersWithReason) {
+  Batch b;
+  b.Add(0, 0, "{not json")
+      .Add(0, 1,
+           R"({"type":"impression","impression_id":"i1","user_id":"u","ts":1})")
+      .Impression(0, 2, {"i2", "u", 10, {"a", "b"}, {}, {}})
+      .Click(0, 3, {"i2", "mallory", "a", 11})  // wrong user
+      .Click(0, 4, {"i2", "u", "zzz", 12});     // not in the list
+  auto out = Apply(b);
+  EXPECT_EQ(out.dead_letters, 4u);
+  EXPECT_EQ(out.impressions, 1u);
+  auto dl = store_->ReadDeadLetters(1, 10);
+  ASSERT_TRUE(dl.ok());
+  ASSERT_EQ(dl->size(), 4u);
+  EXPECT_EQ((*dl)[0].reason, "invalid JSON");
+  EXPECT_EQ((*dl)[0].payload, "{not json");
+  EXPECT_EQ((*dl)[0].offset, 0);
+  EXPECT_NE((*dl)[1].reason.find("'items': is required"), std::string::npos);
+  EXPECT_NE((*dl)[2].reason.find("differs from the user"), std::string::npos);
+  EXPECT_NE((*dl)[3].reason.find("'zzz' is not in impression"),
+            std::string::npos);
+  // The offsets still advance past bad messages: they are never re-read.
+  EXPECT_EQ(store_->NextOffsets(kTopic).at(0), 5);
+  // Unknown users named only by a rejected click get no id.
+  EXPECT_FALSE(store_->FindUser("mallory").has_value());
+}
+
+TEST_F(EventStoreTest, DuplicateImpressionIdIsIgnored) {
+  Batch b;
+  b.Impression(0, 0, {"i1", "u", 10, {"a"}, {}, {}})
+      .Impression(1, 0, {"i1", "u", 10, {"a"}, {}, {}});
+  auto out = Apply(b);
+  EXPECT_EQ(out.impressions, 1u);
+  EXPECT_EQ(out.duplicates, 1u);
+}
+
+TEST_F(EventStoreTest, TimeOrderedQueries) {
+  Batch b;
+  b.Impression(0, 0, {"late", "u", 3000, {"a"}, {}, {}})
+      .Impression(0, 1, {"early", "u", 1000, {"b"}, {"b"}, {}})
+      .Impression(0, 2, {"other", "v", 2000, {"c"}, {}, {}});
+  Apply(b);
+  auto user = store_->UserImpressions(*store_->FindUser("u"), 0, 10000, 10);
+  ASSERT_TRUE(user.ok());
+  ASSERT_EQ(user->size(), 2u);
+  EXPECT_EQ((*user)[0].impression_id, "early");
+  EXPECT_EQ((*user)[0].clicked, (std::vector<uint16_t>{0}));
+  EXPECT_EQ((*user)[1].impression_id, "late");
+  auto window = store_->ImpressionsInWindow(1500, 3001, 10);
+  ASSERT_TRUE(window.ok());
+  ASSERT_EQ(window->size(), 2u);
+  EXPECT_EQ((*window)[0].impression_id, "other");
+  EXPECT_EQ((*window)[1].impression_id, "late");
+  auto all = store_->AllItemStats();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[*store_->FindItem("b")], (ItemStats{1, 1, 1000}));
+}
+
+TEST_F(EventStoreTest, CheckpointsReplaceAtomically) {
+  EXPECT_TRUE(store_->GetCheckpoint("model").status().IsNotFound());
+  ASSERT_TRUE(store_->PutCheckpoint("model", std::string(1 << 20, 'a')).ok());
+  ASSERT_TRUE(store_->PutCheckpoint("model", "v2").ok());
+  Reopen();
+  EXPECT_EQ(*store_->GetCheckpoint("model"), "v2");
+}
+
+TEST(AppliedEventCoding, RoundTrips) {
+  AppliedEvent e{123456789,       AppliedEvent::Kind::kClick,
+                 70000,           1573568086000,
+                 {1, 300, 70000}, {2},
+                 {5, 5}};
+  auto d = DecodeAppliedEvent(EncodeAppliedEvent(e));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, e);
+  EXPECT_FALSE(DecodeAppliedEvent("\xff").ok());
+}
+
+}  // namespace
+}  // namespace cfrec::state
