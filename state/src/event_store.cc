@@ -4,7 +4,6 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
-#include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -49,6 +48,8 @@ constexpr std::array<const char*, kNumCfs> kCfNames = {
 
 constexpr char kSep = '\0';  // ids never contain control characters
 constexpr std::string_view kCountersKey = "counters";
+constexpr std::string_view kStatsSeqKey = "item_stats_seq";
+constexpr int kStatsFlushBatches = 64;
 constexpr std::string_view kFormatKey = "format";
 constexpr std::string_view kFormatVersion = "cfrec-state-1";
 
@@ -63,9 +64,13 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status::IOError(std::move(m));
 }
 
-// item_stats values: impressions, clicks (added) and last impression time
-// (max), as three little-endian u64. Merging keeps writes blind: a batch
-// never reads the old counts.
+// item_stats values: impressions, clicks and last impression time as three
+// little-endian u64. Item stats are a pure function of the applied log: they
+// are kept in memory, written for the items touched since the last flush
+// every kStatsFlushBatches batches (with the applied seq they cover, in that
+// batch's WriteBatch), and brought up to date at open by folding in the
+// applied log after that seq. Per-batch read-modify-write or merge operands
+// for every shown item cost more than the rest of ingest together.
 std::string EncodeItemStats(const ItemStats& s) {
   std::string out;
   coding::PutFixed64(&out, s.impressions);
@@ -83,26 +88,26 @@ bool DecodeItemStats(std::string_view v, ItemStats* s) {
   return true;
 }
 
-class ItemStatsMerge : public rocksdb::AssociativeMergeOperator {
- public:
-  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing,
-             const rocksdb::Slice& value, std::string* new_value,
-             rocksdb::Logger*) const override {
-    ItemStats a, b;
-    if (!DecodeItemStats({value.data(), value.size()}, &b)) return false;
-    if (existing != nullptr) {
-      if (!DecodeItemStats({existing->data(), existing->size()}, &a)) {
-        return false;
-      }
+void AddStats(const ItemStats& d, ItemStats* s) {
+  s->impressions += d.impressions;
+  s->clicks += d.clicks;
+  s->last_impression_ms = std::max(s->last_impression_ms, d.last_impression_ms);
+}
+
+// What one applied event adds to the item stats.
+void FoldStats(const AppliedEvent& ev,
+               std::unordered_map<ItemIndex, ItemStats>* out) {
+  if (ev.kind == AppliedEvent::Kind::kImpression) {
+    for (ItemIndex item : ev.items) {
+      auto& s = (*out)[item];
+      ++s.impressions;
+      s.last_impression_ms = std::max(s.last_impression_ms, ev.ts_ms);
     }
-    a.impressions += b.impressions;
-    a.clicks += b.clicks;
-    a.last_impression_ms = std::max(a.last_impression_ms, b.last_impression_ms);
-    *new_value = EncodeItemStats(a);
-    return true;
   }
-  const char* Name() const override { return "cfrec.ItemStatsMerge"; }
-};
+  for (uint16_t pos : ev.clicked) {
+    if (pos < ev.items.size()) ++(*out)[ev.items[pos]].clicks;
+  }
+}
 
 // impressions value: user, ts, items, history (dense indexes).
 struct ImpressionRecord {
@@ -344,6 +349,17 @@ class RocksEventStore final : public EventStore {
   StoreCounters counters_;
   uint64_t next_dead_letter_seq_ = 1;  // apply thread only
 
+  void ApplyStatsLocked(const std::unordered_map<ItemIndex, ItemStats>& d) {
+    for (const auto& [item, delta] : d) {
+      if (item >= item_stats_.size()) item_stats_.resize(item + 1);
+      AddStats(delta, &item_stats_[item]);
+    }
+  }
+  mutable std::mutex stats_mu_;
+  std::vector<ItemStats> item_stats_;          // by ItemIndex
+  std::unordered_set<ItemIndex> stats_dirty_;  // touched since last flush
+  int batches_since_stats_flush_ = 0;          // apply thread only
+
   // Impression ids with held clicks (apply thread only). Lets an arriving
   // impression skip the pending-clicks scan in the common case.
   std::unordered_set<std::string, StringHash, std::equal_to<>>
@@ -368,7 +384,6 @@ struct RocksEventStore::BatchState {
                      std::equal_to<>>
       pending;
   std::unordered_set<std::string> clicks_written;  // ClickKey()s
-  std::unordered_map<ItemIndex, ItemStats> stats;
   std::unordered_set<std::string> new_pending_impressions;
   std::unordered_set<std::string> resolved_pending_impressions;
 };
@@ -431,6 +446,35 @@ Status RocksEventStore::Load() {
         static_cast<int64_t>(coding::GetBE64(off->value().data()));
   }
   CFREC_RETURN_IF_ERROR(FromRocks(off->status(), "reading offsets"));
+
+  // Item stats: the last flush, then the applied log after it.
+  uint64_t stats_seq = 0;
+  s = db_->Get(ro, cf(kMeta), std::string(kStatsSeqKey), &value);
+  if (s.ok() && value.size() == 8) {
+    stats_seq = coding::GetBE64(value.data());
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s, "reading item stats seq");
+  }
+  std::unique_ptr<rocksdb::Iterator> st(db_->NewIterator(ro, cf(kItemStats)));
+  for (st->SeekToFirst(); st->Valid(); st->Next()) {
+    if (st->key().size() != 4) return Status::Corruption("item stats key");
+    const ItemIndex item = coding::GetBE32(st->key().data());
+    if (item >= item_stats_.size()) item_stats_.resize(item + 1);
+    if (!DecodeItemStats(st->value().ToStringView(), &item_stats_[item])) {
+      return Status::Corruption("item stats");
+    }
+  }
+  CFREC_RETURN_IF_ERROR(FromRocks(st->status(), "reading item stats"));
+  for (uint64_t from = stats_seq + 1; from <= counters_.applied_seq;) {
+    auto events = ReadApplied(from, 10000);
+    if (!events.ok()) return events.status();
+    if (events->empty()) break;
+    std::unordered_map<ItemIndex, ItemStats> deltas;
+    for (const auto& ev : *events) FoldStats(ev, &deltas);
+    for (const auto& [item, d] : deltas) stats_dirty_.insert(item);
+    ApplyStatsLocked(deltas);
+    from = events->back().seq + 1;
+  }
 
   std::unique_ptr<rocksdb::Iterator> pend(
       db_->NewIterator(ro, cf(kPendingClicks)));
@@ -597,12 +641,6 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
     std::string key = ClickKey(id, item);
     b.wb.Put(cf(kClicks), key, ts).PermitUncheckedError();
     b.clicks_written.insert(std::move(key));
-    ++b.stats[item].clicks;
-  }
-  for (ItemIndex item : rec.items) {
-    auto& s = b.stats[item];
-    ++s.impressions;
-    s.last_impression_ms = std::max(s.last_impression_ms, rec.ts_ms);
   }
   std::sort(clicked.begin(), clicked.end());
 
@@ -696,7 +734,6 @@ Status RocksEventStore::ApplyClick(BatchState& b, const ClickEvent& e,
   coding::PutBE64(&ts, static_cast<uint64_t>(e.ts_ms));
   b.wb.Put(cf(kClicks), key, ts).PermitUncheckedError();
   b.clicks_written.insert(std::move(key));
-  ++b.stats[*item_index].clicks;
   if (auto overlay = b.impressions.find(e.impression_id);
       overlay != b.impressions.end()) {
     overlay->second.clicked.push_back(position);
@@ -768,11 +805,24 @@ Result<ApplyOutcome> RocksEventStore::ApplyBatch(
     return failure;
   }
 
-  for (const auto& [item, stats] : b.stats) {
-    std::string key;
-    coding::PutBE32(&key, item);
-    b.wb.Merge(cf(kItemStats), key, EncodeItemStats(stats))
-        .PermitUncheckedError();
+  // Item stats: this batch's deltas; flushed with the dirty set now and then.
+  std::unordered_map<ItemIndex, ItemStats> deltas;
+  for (const AppliedEvent& ev : b.outcome.events) FoldStats(ev, &deltas);
+  const bool flush_stats = ++batches_since_stats_flush_ >= kStatsFlushBatches;
+  if (flush_stats) {
+    std::lock_guard lock(stats_mu_);
+    for (const auto& [item, d] : deltas) stats_dirty_.insert(item);
+    for (ItemIndex item : stats_dirty_) {
+      ItemStats v = item < item_stats_.size() ? item_stats_[item] : ItemStats{};
+      if (auto it = deltas.find(item); it != deltas.end())
+        AddStats(it->second, &v);
+      std::string key;
+      coding::PutBE32(&key, item);
+      b.wb.Put(cf(kItemStats), key, EncodeItemStats(v)).PermitUncheckedError();
+    }
+    std::string seq;
+    coding::PutBE64(&seq, b.counters.applied_seq);
+    b.wb.Put(cf(kMeta), std::string(kStatsSeqKey), seq).PermitUncheckedError();
   }
   for (IdDictionary* dict : {&users_, &items_}) {
     const char fwd = dict == &users_ ? 'u' : 'i';
@@ -816,6 +866,16 @@ Result<ApplyOutcome> RocksEventStore::ApplyBatch(
     counters_ = b.counters;
   }
   next_dead_letter_seq_ = b.next_dead_letter_seq;
+  {
+    std::lock_guard lock(stats_mu_);
+    ApplyStatsLocked(deltas);
+    if (flush_stats) {
+      stats_dirty_.clear();
+      batches_since_stats_flush_ = 0;
+    } else {
+      for (const auto& [item, d] : deltas) stats_dirty_.insert(item);
+    }
+  }
   for (const auto& id : b.resolved_pending_impressions) {
     pending_impressions_.erase(id);
   }
@@ -942,29 +1002,16 @@ Result<std::vector<StoredImpression>> RocksEventStore::ImpressionsInWindow(
 }
 
 Result<ItemStats> RocksEventStore::GetItemStats(ItemIndex item) const {
-  std::string key, value;
-  coding::PutBE32(&key, item);
-  auto s = db_->Get(rocksdb::ReadOptions(), cf(kItemStats), key, &value);
-  if (s.IsNotFound()) return ItemStats{};
-  CFREC_RETURN_IF_ERROR(FromRocks(s, "reading item stats"));
-  ItemStats out;
-  if (!DecodeItemStats(value, &out)) return Status::Corruption("item stats");
-  return out;
+  std::lock_guard lock(stats_mu_);
+  return item < item_stats_.size() ? item_stats_[item] : ItemStats{};
 }
 
 Result<std::vector<ItemStats>> RocksEventStore::AllItemStats() const {
-  std::vector<ItemStats> out(items_.size());
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), cf(kItemStats)));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (it->key().size() != 4) return Status::Corruption("item stats key");
-    const ItemIndex item = coding::GetBE32(it->key().data());
-    if (item >= out.size()) continue;  // applied after the size was read
-    if (!DecodeItemStats(it->value().ToStringView(), &out[item])) {
-      return Status::Corruption("item stats");
-    }
-  }
-  CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading item stats"));
+  const size_t n = items_.size();
+  std::lock_guard lock(stats_mu_);
+  std::vector<ItemStats> out(n);
+  std::copy_n(item_stats_.begin(), std::min(n, item_stats_.size()),
+              out.begin());
   return out;
 }
 
@@ -1030,9 +1077,6 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(
     cf_options.table_factory = table_factory;
     cf_options.compression = rocksdb::kLZ4Compression;
     cf_options.write_buffer_size = 32 << 20;
-    if (i == kItemStats) {
-      cf_options.merge_operator = std::make_shared<ItemStatsMerge>();
-    }
     families.emplace_back(kCfNames[i], cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

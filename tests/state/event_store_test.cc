@@ -251,6 +251,28 @@ TEST_F(EventStoreTest, CheckpointsReplaceAtomically) {
   EXPECT_EQ(*store_->GetCheckpoint("model"), "v2");
 }
 
+TEST_F(EventStoreTest, ItemStatsSurviveReopenAcrossFlushes) {
+  // 150 single-impression batches: crosses the periodic stats flush, so the
+  // reopened store combines flushed values with the applied log after them.
+  for (int i = 0; i < 150; ++i) {
+    Batch b;
+    b.Impression(0, i,
+                 {"i" + std::to_string(i),
+                  "u",
+                  100 + i,
+                  {"a", "b"},
+                  i % 3 == 0 ? std::vector<std::string>{"b"}
+                             : std::vector<std::string>{},
+                  {}});
+    Apply(b);
+  }
+  const auto before = *store_->AllItemStats();
+  EXPECT_EQ(before[*store_->FindItem("a")], (ItemStats{150, 0, 249}));
+  EXPECT_EQ(before[*store_->FindItem("b")], (ItemStats{150, 50, 249}));
+  Reopen();
+  EXPECT_EQ(*store_->AllItemStats(), before);
+}
+
 TEST(AppliedEventCoding, RoundTrips) {
   AppliedEvent e{123456789,       AppliedEvent::Kind::kClick,
                  70000,           1573568086000,
