@@ -5,13 +5,20 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
 #include "cfrec/ingest/ingestor.h"
 #include "cfrec/ingest/kafka.h"
 #include "cfrec/ingest/replay.h"
+#include "cfrec/learner/options.h"
+#include "cfrec/learner/snapshot.h"
+#include "cfrec/learner/trainer.h"
 #include "cfrec/schemas/log.h"
+#include "cfrec/server/http_server.h"
+#include "cfrec/server/metrics.h"
+#include "cfrec/server/service.h"
 #include "cfrec/state/event_store.h"
 #include "commands.h"
 
@@ -33,6 +40,85 @@ struct ServeArgs {
 int Fail(const std::string& what, const Status& s) {
   LogError("serve", what + ": " + s.ToString());
   return 1;
+}
+
+// "HOST:PORT" -> host, port. IPv6 literals go in brackets: [::1]:8080.
+Status ParseHostPort(const std::string& text, std::string* host,
+                     uint16_t* port) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) {
+    return Status::InvalidArgument("--http: expected HOST:PORT, got '" + text +
+                                   "'");
+  }
+  *host = text.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  const std::string p = text.substr(colon + 1);
+  char* end = nullptr;
+  const long v = std::strtol(p.c_str(), &end, 10);
+  if (*end != '\0' || v < 0 || v > 65535) {
+    return Status::InvalidArgument("--http: bad port '" + p + "'");
+  }
+  *port = static_cast<uint16_t>(v);
+  return Status::Ok();
+}
+
+void RegisterIngestMetrics(server::MetricsRegistry& m,
+                           const ingest::Ingestor& ingestor,
+                           const state::EventStore& store) {
+  m.AddCallback("cfrec_events_applied_total",
+                "Messages consumed and applied to the state store", true,
+                [&] { return static_cast<double>(ingestor.Stats().messages); });
+  m.AddCallback("cfrec_impressions_total", "Impressions stored", true, [&] {
+    return static_cast<double>(store.Counters().impressions);
+  });
+  m.AddCallback(
+      "cfrec_clicks_joined_total", "Clicks joined to their impression", true,
+      [&] { return static_cast<double>(store.Counters().clicks_joined); });
+  m.AddCallback(
+      "cfrec_clicks_pending", "Clicks held until their impression", false,
+      [&] { return static_cast<double>(store.Counters().clicks_pending); });
+  m.AddCallback(
+      "cfrec_dead_letters_total",
+      "Messages rejected with a reason (dead-letter store)", true,
+      [&] { return static_cast<double>(store.Counters().dead_letters); });
+  m.AddCallback(
+      "cfrec_consumer_lag_messages",
+      "High watermark minus next offset, summed over partitions", false,
+      [&] { return static_cast<double>(ingestor.Stats().consumer_lag); });
+  m.AddCallback(
+      "cfrec_ingest_gap_messages_total",
+      "Offsets the broker no longer had when they were needed", true,
+      [&] { return static_cast<double>(ingestor.Stats().gap_messages); });
+}
+
+void RegisterTrainerMetrics(server::MetricsRegistry& m,
+                            const learner::Trainer& trainer) {
+  m.AddCallback(
+      "cfrec_training_samples_total", "Ranker training samples, by source",
+      true,
+      [&] { return static_cast<double>(trainer.Stats().observed_samples); },
+      {"source"}, {"observed"});
+  m.AddCallback(
+      "cfrec_training_samples_total", "Ranker training samples, by source",
+      true,
+      [&] {
+        return static_cast<double>(trainer.Stats().counterfactual_samples);
+      },
+      {"source"}, {"counterfactual"});
+  m.AddCallback("cfrec_training_samples_per_second",
+                "Recent ranker training throughput", false,
+                [&] { return trainer.Stats().samples_per_sec; });
+  m.AddCallback("cfrec_ranker_loss", "Moving average of the ranker's loss",
+                false, [&] { return trainer.Stats().ranker_loss; });
+  m.AddCallback("cfrec_policy_reward",
+                "Mean reward of the counterfactual policy (CPR eq. 11)", false,
+                [&] { return trainer.Stats().policy_reward; });
+  m.AddCallback("cfrec_trainer_applied_seq",
+                "Last applied-log sequence number trained on", false, [&] {
+                  return static_cast<double>(trainer.Stats().applied_seq);
+                });
 }
 
 int RunServe(const ServeArgs& args) {
@@ -73,13 +159,56 @@ int RunServe(const ServeArgs& args) {
   co.topic = args.topic;
   auto source = ingest::CreateKafkaSource(co);
   if (!source.ok()) return Fail("creating the consumer", source.status());
+  learner::TrainerOptions trainer_options;
+  if (!args.config.empty()) {
+    auto loaded = learner::LoadTrainerOptions(args.config);
+    if (!loaded.ok()) return Fail("reading " + args.config, loaded.status());
+    trainer_options = std::move(loaded).value();
+  }
+  learner::SnapshotHolder snapshots;
+  learner::Trainer trainer(trainer_options, store->get(), &snapshots);
+  Status s = trainer.Start();
+  if (!s.ok()) return Fail("starting the learner", s);
+
   ingest::IngestorOptions io;
   io.topic = args.topic;
-  ingest::Ingestor ingestor(io, std::move(source).value(), store->get(),
-                            /*on_applied=*/nullptr);
-  Status s = ingestor.Start();
+  ingest::Ingestor ingestor(
+      io, std::move(source).value(), store->get(),
+      [&trainer](std::vector<state::AppliedEvent>&& events) {
+        trainer.Enqueue(std::move(events));
+      });
+  s = ingestor.Start();
   if (!s.ok()) return Fail("starting ingest", s);
   LogInfo("serve", "consuming " + args.topic + " from " + brokers);
+
+  // POST /v1/events produces to the same topic.
+  ingest::ProducerOptions events_po;
+  events_po.brokers = brokers;
+  events_po.topic = args.topic;
+  auto events_producer = ingest::KafkaProducer::Create(events_po);
+  if (!events_producer.ok()) {
+    return Fail("creating the events producer", events_producer.status());
+  }
+
+  server::MetricsRegistry metrics;
+  RegisterIngestMetrics(metrics, ingestor, **store);
+  RegisterTrainerMetrics(metrics, trainer);
+  server::RegisterModelMetrics(metrics, &snapshots);
+  server::ServiceContext context;
+  context.snapshots = &snapshots;
+  context.sink = events_producer->get();
+  context.events_topic = args.topic;
+  context.state_ready = [] { return true; };  // the store is open by now
+  context.metrics = &metrics;
+  server::ServerOptions so;
+  s = ParseHostPort(args.http, &so.host, &so.port);
+  if (!s.ok()) return Fail("parsing --http", s);
+  server::HttpServer http(so, context);
+  s = http.Start();
+  if (!s.ok()) return Fail("starting HTTP on " + args.http, s);
+  LogInfo("serve", "HTTP on " + so.host + ":" + std::to_string(http.port()) +
+                       " (try GET /v1/model, /v1/recommendations?user_id=U, "
+                       "/metrics)");
 
   std::thread replay_thread;
   std::atomic<bool> replay_done{false};
@@ -133,20 +262,25 @@ int RunServe(const ServeArgs& args) {
     while (!stopping.load()) {
       for (int i = 0; i < 100 && !stopping.load(); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (i % 10 == 9) static_cast<void>(ingestor.UpdateLag());
       }
       if (stopping.load()) break;
-      static_cast<void>(ingestor.UpdateLag());
       const auto st = ingestor.Stats();
       if (st.messages == last_messages) continue;
       last_messages = st.messages;
       const auto c = (*store)->Counters();
-      LogInfo("serve", "applied " + std::to_string(st.messages) +
-                           " messages: " + std::to_string(c.impressions) +
-                           " impressions, " + std::to_string(c.clicks_joined) +
-                           " clicks, " + std::to_string(c.clicks_pending) +
-                           " held, " + std::to_string(c.dead_letters) +
-                           " dead letters; lag " +
-                           std::to_string(st.consumer_lag));
+      LogInfo(
+          "serve",
+          "applied " + std::to_string(st.messages) +
+              " messages: " + std::to_string(c.impressions) + " impressions, " +
+              std::to_string(c.clicks_joined) + " clicks, " +
+              std::to_string(c.clicks_pending) + " held, " +
+              std::to_string(c.dead_letters) + " dead letters; lag " +
+              std::to_string(st.consumer_lag) +
+              "; learner: " + std::to_string(trainer.Stats().observed_samples) +
+              " samples, loss " + std::to_string(trainer.Stats().ranker_loss) +
+              ", model v" +
+              std::to_string(snapshots.Get() ? snapshots.Get()->version() : 0));
     }
   });
 
@@ -157,8 +291,10 @@ int RunServe(const ServeArgs& args) {
                        ", shutting down");
   stopping = true;
   status_thread.join();
-  // Order: stop ingest (the last batch is applied), then the store closes
-  // when it goes out of scope, then the broker.
+  // Order: stop accepting HTTP and finish requests in flight; stop ingest
+  // (the last batch is applied); stop the learner (final checkpoint); the
+  // store closes when it goes out of scope, then the broker.
+  http.Drain();
   if (replay_thread.joinable()) {
     if (!replay_done.load()) {
       LogWarn("serve", "waiting for the replay to finish producing");
@@ -166,6 +302,8 @@ int RunServe(const ServeArgs& args) {
     replay_thread.join();
   }
   ingestor.Stop();
+  s = trainer.Stop();
+  if (!s.ok()) LogError("serve", "learner stop: " + s.ToString());
   const auto c = (*store)->Counters();
   LogInfo("serve", "stopped: " + std::to_string(c.impressions) +
                        " impressions and " + std::to_string(c.clicks_joined) +

@@ -1,0 +1,72 @@
+#include "eval_command.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cfrec/eval/model.h"
+#include "cfrec/eval/runner.h"
+
+namespace cfrec::app {
+namespace {
+
+// A one-line progress bar on stderr, only when stderr is a terminal.
+void DrawProgress(size_t done, size_t total) {
+  if (total == 0) return;
+  constexpr int kWidth = 40;
+  const int filled = static_cast<int>(kWidth * done / total);
+  std::fprintf(stderr, "\r[%-*s] %zu/%zu", kWidth,
+               std::string(filled, '#').c_str(), done, total);
+  if (done == total) std::fprintf(stderr, "\r%*s\r", kWidth + 30, "");
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+void AddEvalCommand(CLI::App& app) {
+  auto request = std::make_shared<eval::EvalRequest>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Evaluate a ranker on a MIND-format log; prints one JSON line");
+  cmd->add_option("--data", request->data_path, "behaviors.tsv to evaluate on")
+      ->required();
+  cmd->add_option("--ranker", request->ranker, "Ranker")
+      ->check(CLI::IsMember(
+          {"bpr", "gmf", "mlp", "neumf", "lightgcn", "itempop", "itemknn"}))
+      ->capture_default_str();
+  cmd->add_option("--intervention", request->intervention,
+                  "none (plain ranker), random (CPR-r) or learned (CPR)")
+      ->check(CLI::IsMember({"none", "random", "learned"}))
+      ->capture_default_str();
+  cmd->add_option("--trainer", request->trainer,
+                  "default, ps (propensity two-stage) or acl")
+      ->check(CLI::IsMember({"default", "ps", "acl"}))
+      ->capture_default_str();
+  cmd->add_option("--protocol", request->protocol,
+                  "loo (leave-one-out), impressions (time split) or "
+                  "prequential")
+      ->check(CLI::IsMember({"loo", "impressions", "prequential"}))
+      ->capture_default_str();
+  cmd->add_option("--seed", request->seed, "Seed of sampling and training")
+      ->capture_default_str();
+  cmd->add_option("--config", request->config_path,
+                  "JSON file of protocol options and hyper-parameters");
+  cmd->callback([request] {
+    const eval::ModelRegistry registry = eval::DefaultRegistry();
+    eval::ProgressFn progress;
+    if (isatty(STDERR_FILENO)) progress = DrawProgress;
+    Result<std::string> line =
+        eval::RunEvaluation(*request, registry, progress);
+    if (!line.ok()) {
+      std::fprintf(stderr, "cfrec eval: %s\n",
+                   line.status().ToString().c_str());
+      throw CLI::RuntimeError(
+          line.status().code() == StatusCode::kUnsupported ? 2 : 1);
+    }
+    std::printf("%s\n", line->c_str());
+  });
+}
+
+}  // namespace cfrec::app

@@ -1,0 +1,53 @@
+// Training throughput benchmark (`cfrec bench train`): ranker samples per
+// second at a fixed batch size on generated clicks, on one intra-op thread,
+// through the same Learner code path the online trainer uses.
+#ifndef CFREC_LEARNER_BENCH_TRAIN_H_
+#define CFREC_LEARNER_BENCH_TRAIN_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cfrec/schemas/status.h"
+
+namespace cfrec::learner {
+
+struct BenchTrainOptions {
+  // Id space of the generated data. Defaults 50,000 users x 20,000 items.
+  int64_t users = 50000;
+  int64_t items = 20000;
+  // Ranker samples per step. Default 2048.
+  int batch_size = 2048;
+  // Embedding size. Default 64.
+  int dim = 64;
+  // Rankers to measure, in order. Default {"bpr", "neumf"}.
+  std::vector<std::string> rankers = {"bpr", "neumf"};
+  // Measured wall time per ranker (after one warm-up round). Default 10 s.
+  double seconds = 10;
+  // Intra-op threads. Default 1 (as the trainer).
+  int threads = 1;
+  // Seed of data and models. Default 42.
+  uint64_t seed = 42;
+};
+
+struct BenchTrainModel {
+  std::string ranker;
+  uint64_t samples = 0;  // BPR triples trained (pairwise, 1 negative each)
+  uint64_t steps = 0;
+  double seconds = 0;
+  double samples_per_sec = 0;
+};
+
+struct BenchTrainResult {
+  BenchTrainOptions options;
+  std::vector<BenchTrainModel> models;
+  int64_t peak_rss_kb = 0;  // of the whole process (getrusage)
+};
+
+Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& options);
+// One line of JSON: {"bench":"train", ...}.
+std::string BenchTrainResultToJson(const BenchTrainResult& result);
+
+}  // namespace cfrec::learner
+
+#endif  // CFREC_LEARNER_BENCH_TRAIN_H_

@@ -1,0 +1,877 @@
+#include "cfrec/learner/learner.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "models.h"
+#include "param_set.h"
+#include "snapshot_impl.h"
+
+namespace cfrec::learner {
+namespace {
+
+using state::AppliedEvent;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kCheckpointFormat = 1;
+constexpr double kEmaWeight = 0.05;  // of the newest value in loss averages
+constexpr uint64_t kEvalSeedOffset = 0x9e3779b97f4a7c15ULL;
+
+at::Tensor LongTensor(const std::vector<int64_t>& v) {
+  return at::tensor(at::ArrayRef<int64_t>(v), at::kLong);
+}
+
+double Ema(double old_value, double value, uint64_t count) {
+  return count <= 1 ? value : (1 - kEmaWeight) * old_value + kEmaWeight * value;
+}
+
+bool Contains(const std::vector<uint32_t>& sorted, uint32_t x) {
+  return std::binary_search(sorted.begin(), sorted.end(), x);
+}
+
+// Ranker training triples (u, i+, i-); the pointwise loss reads them as one
+// positive and one negative pair.
+struct Triples {
+  std::vector<int64_t> u, pos, neg;
+  size_t size() const { return u.size(); }
+};
+
+// Flat p_R terms of eq. (6): shown items (label 1) and sampled non-shown
+// items (label 0).
+struct ImpressionTerms {
+  std::vector<int64_t> user, item;
+  std::vector<float> label;
+};
+
+// Flat p_S data of eq. (7): every entry of every clicked list, the list
+// (segment) it belongs to, and the flat indices of the clicked entries.
+struct SelectionLists {
+  std::vector<int64_t> user, item, position, segment;
+  std::vector<int64_t> click_entry, click_segment;
+  int64_t segments = 0;
+};
+
+// log softmax of `logits` ([S, T]) within segments, at the clicked entries.
+at::Tensor ClickedLogProb(const at::Tensor& logits, const SelectionLists& l) {
+  int64_t samples = logits.size(0);
+  at::Tensor segment = LongTensor(l.segment);
+  at::Tensor expanded = segment.unsqueeze(0).expand({samples, -1});
+  at::Tensor max = at::full({samples, l.segments},
+                            -std::numeric_limits<float>::infinity(), at::kFloat)
+                       .scatter_reduce(1, expanded, logits.detach(), "amax",
+                                       /*include_self=*/true);
+  at::Tensor shifted = (logits - max.index_select(1, segment)).exp();
+  at::Tensor lse = at::zeros({samples, l.segments}, at::kFloat)
+                       .index_add(1, segment, shifted)
+                       .log() +
+                   max;
+  return logits.index_select(1, LongTensor(l.click_entry)) -
+         lse.index_select(1, LongTensor(l.click_segment));
+}
+
+}  // namespace
+
+class Learner::Impl {
+ public:
+  explicit Impl(const LearnerOptions& o)
+      : options_(o),
+        rng_(o.seed),
+        ranker_(MakeRanker(o, rng_)),
+        p_r_(o, rng_),
+        p_s_(o, rng_),
+        posteriors_(o, rng_) {
+    stats_.ranker = o.ranker;
+    stats_.loss = o.loss;
+    ranker_adam_ = {o.lr, 0.9, 0.999, 1e-8, o.weight_decay};
+    sem_adam_ = {o.sem_lr, 0.9, 0.999, 1e-8, o.weight_decay};
+    posterior_adam_ = {o.posterior_lr, 0.9, 0.999, 1e-8, 0};
+    GrowTo(0, 0);
+  }
+
+  Status Train(std::span<const AppliedEvent> events, bool observe) {
+    try {
+      if (observe) Observe(events);
+      TrainRound(events);
+      return Status::Ok();
+    } catch (const c10::Error& e) {
+      ClearAllGrads();
+      return Status::Internal(std::string("LibTorch: ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      ClearAllGrads();
+      return Status::Internal(std::string("training failed: ") + e.what());
+    }
+  }
+
+  void Score(uint32_t user, std::span<const uint32_t> items,
+             std::span<float> scores) {
+    at::NoGradGuard no_grad;
+    std::vector<int64_t> us, is;
+    std::vector<size_t> where;
+    for (size_t k = 0; k < items.size(); ++k) {
+      if (user < num_users_ && items[k] < num_items_) {
+        us.push_back(user);
+        is.push_back(items[k]);
+        where.push_back(k);
+      } else {
+        scores[k] = -std::numeric_limits<float>::infinity();
+      }
+    }
+    if (us.empty()) return;
+    at::Tensor s =
+        ranker_->Forward(LongTensor(us), LongTensor(is), false).contiguous();
+    const float* data = s.data_ptr<float>();
+    for (size_t n = 0; n < where.size(); ++n) scores[where[n]] = data[n];
+  }
+
+  std::vector<float> SampleBeta(size_t k) {
+    at::NoGradGuard no_grad;
+    at::Tensor eps = RandNormal(rng_, {1, options_.max_positions});
+    at::Tensor beta = posteriors_.Beta(eps, false).reshape({-1});
+    std::vector<float> out(k);
+    for (size_t j = 0; j < k; ++j) out[j] = beta[Position(j)].item<float>();
+    return out;
+  }
+
+  std::vector<float> SampleAlpha(std::span<const uint32_t> items) {
+    at::NoGradGuard no_grad;
+    std::vector<float> out(items.size(), 0);
+    for (size_t k = 0; k < items.size(); ++k) {
+      // Items without a row are unseen: their posterior is the prior.
+      std::normal_distribution<float> normal(0, 1);
+      float eps = normal(rng_);
+      if (items[k] >= num_items_) {
+        out[k] = eps;
+        continue;
+      }
+      at::Tensor a = posteriors_.Alpha(at::tensor({int64_t{items[k]}}),
+                                       at::full({1}, eps), false);
+      out[k] = a.item<float>();
+    }
+    return out;
+  }
+
+  std::vector<float> SelectionProbabilities(uint32_t user,
+                                            std::span<const uint32_t> list,
+                                            std::span<const float> beta) {
+    at::NoGradGuard no_grad;
+    std::vector<int64_t> us, is, ps;
+    for (size_t j = 0; j < list.size(); ++j) {
+      us.push_back(std::min<int64_t>(user, num_users_ - 1));
+      is.push_back(std::min<int64_t>(list[j], num_items_ - 1));
+      ps.push_back(Position(j));
+    }
+    if (list.empty() || num_users_ == 0 || num_items_ == 0) return {};
+    at::Tensor b;
+    if (beta.empty()) {
+      b = posteriors_.Beta(at::zeros({options_.max_positions}), false)
+              .index_select(0, LongTensor(ps));
+    } else {
+      std::vector<float> bv(beta.begin(), beta.end());
+      bv.resize(list.size(), 0);
+      b = at::tensor(at::ArrayRef<float>(bv));
+    }
+    at::Tensor logits =
+        p_s_.Logits(LongTensor(us), LongTensor(is), LongTensor(ps), b, false);
+    // CPR eq. (10): softmax over the shown list.
+    at::Tensor p = at::softmax(logits, 0).contiguous();
+    return std::vector<float>(p.data_ptr<float>(),
+                              p.data_ptr<float>() + p.numel());
+  }
+
+  std::vector<float> ImpressionLogits(uint32_t user,
+                                      std::span<const uint32_t> items,
+                                      std::span<const float> alpha) {
+    at::NoGradGuard no_grad;
+    if (items.empty() || num_users_ == 0 || num_items_ == 0) return {};
+    std::vector<int64_t> us(items.size(), std::min<int64_t>(user, num_users_ - 1));
+    std::vector<int64_t> is;
+    for (uint32_t i : items) is.push_back(std::min<int64_t>(i, num_items_ - 1));
+    at::Tensor a;
+    if (alpha.empty()) {
+      a = posteriors_.Alpha(LongTensor(is), at::zeros({int64_t(is.size())}),
+                            false);
+    } else {
+      std::vector<float> av(alpha.begin(), alpha.end());
+      av.resize(items.size(), 0);
+      a = at::tensor(at::ArrayRef<float>(av));
+    }
+    at::Tensor l = p_r_.Logits(LongTensor(us), LongTensor(is), a, false)
+                       .contiguous();
+    return std::vector<float>(l.data_ptr<float>(),
+                              l.data_ptr<float>() + l.numel());
+  }
+
+  double EvaluateElbo(std::span<const AppliedEvent> events) {
+    at::NoGradGuard no_grad;
+    Rng rng(options_.seed ^ kEvalSeedOffset);
+    double elbo = 0;
+    SelectionLists lists = BuildSelectionLists(events);
+    if (!lists.click_entry.empty()) {
+      double n = static_cast<double>(lists.click_entry.size());
+      elbo += BetaElboPerObservation(lists, n, rng, false).item<double>();
+    }
+    ImpressionTerms terms = BuildImpressionTerms(events, rng);
+    if (!terms.user.empty()) {
+      double n = static_cast<double>(terms.user.size());
+      elbo += AlphaElboPerObservation(terms, n, rng, false, /*all_items=*/true)
+                  .item<double>();
+    }
+    return elbo;
+  }
+
+  double SelectionLogLikelihood(std::span<const AppliedEvent> events) {
+    at::NoGradGuard no_grad;
+    SelectionLists lists = BuildSelectionLists(events);
+    if (lists.click_entry.empty()) return 0;
+    at::Tensor beta = posteriors_.Beta(at::zeros({options_.max_positions}), false)
+                          .index_select(0, LongTensor(lists.position));
+    at::Tensor logits =
+        p_s_.Logits(LongTensor(lists.user), LongTensor(lists.item),
+                    LongTensor(lists.position), beta.unsqueeze(0), false);
+    return ClickedLogProb(logits, lists).mean().item<double>();
+  }
+
+  int SamplesPerClick() const { return options_.num_negatives; }
+  const TrainingStats& stats() const { return stats_; }
+  uint64_t applied_seq() const { return stats_.applied_seq; }
+  size_t num_users() const { return num_users_; }
+  size_t num_items() const { return num_items_; }
+  std::span<const uint32_t> ClickedItems(uint32_t user) const {
+    if (user >= clicked_.size()) return {};
+    return clicked_[user];
+  }
+
+  Result<std::string> SaveCheckpoint() const {
+    try {
+      torch::serialize::OutputArchive archive;
+      nlohmann::json meta = {
+          {"format", kCheckpointFormat},
+          {"ranker", options_.ranker},
+          {"dim", options_.dim},
+          {"sem_dim", options_.sem_dim},
+          {"max_positions", options_.max_positions},
+          {"mlp_hidden", options_.mlp_hidden},
+          {"num_users", num_users_},
+          {"num_items", num_items_},
+          {"ranker_steps", ranker_steps_},
+          {"graph_built_step", graph_built_step_},
+          {"graph_dirty", graph_dirty_},
+          {"pr_terms_seen", pr_terms_seen_},
+          {"ps_clicks_seen", ps_clicks_seen_},
+          {"stats",
+           {{"applied_seq", stats_.applied_seq},
+            {"events_consumed", stats_.events_consumed},
+            {"observed_samples", stats_.observed_samples},
+            {"steps", stats_.steps},
+            {"ranker_loss", stats_.ranker_loss},
+            {"sem_r_loss", stats_.sem_r_loss},
+            {"sem_s_loss", stats_.sem_s_loss},
+            {"elbo", stats_.elbo}}},
+      };
+      std::ostringstream rng_text;
+      rng_text << rng_;
+      meta["rng"] = rng_text.str();
+      archive.write("meta", c10::IValue(meta.dump()));
+      ranker_->params().Save(archive, "ranker.");
+      p_r_.params().Save(archive, "p_r.");
+      p_s_.params().Save(archive, "p_s.");
+      posteriors_.params().Save(archive, "q.");
+      // Clicks as CSR, and which event first carried each user's history.
+      std::vector<int64_t> offsets = {0}, items;
+      for (const auto& c : clicked_) {
+        items.insert(items.end(), c.begin(), c.end());
+        offsets.push_back(static_cast<int64_t>(items.size()));
+      }
+      archive.write("clicked.offsets", LongTensor(offsets));
+      archive.write("clicked.items", LongTensor(items));
+      std::vector<int64_t> owners(history_owner_.begin(), history_owner_.end());
+      archive.write("history_owner", LongTensor(owners));
+      if (auto* gcn = dynamic_cast<LightGcn*>(ranker_.get())) {
+        const ClickGraph& g = gcn->graph();
+        archive.write("graph.size",
+                      at::tensor({g.num_users, g.num_items}, at::kLong));
+        if (g.rows.defined()) {
+          archive.write("graph.rows", g.rows);
+          archive.write("graph.cols", g.cols);
+          archive.write("graph.vals", g.vals);
+        }
+      }
+      std::ostringstream out;
+      archive.save_to(out);
+      return out.str();
+    } catch (const std::exception& e) {
+      return Status::Internal(std::string("checkpoint save failed: ") +
+                              e.what());
+    }
+  }
+
+  Status RestoreCheckpoint(std::string_view blob) {
+    try {
+      torch::serialize::InputArchive archive;
+      std::istringstream in{std::string(blob)};
+      archive.load_from(in);
+      c10::IValue meta_value;
+      if (!archive.try_read("meta", meta_value) || !meta_value.isString()) {
+        return Status::Corruption("checkpoint has no metadata");
+      }
+      nlohmann::json meta = nlohmann::json::parse(meta_value.toStringRef());
+      if (meta.at("format") != kCheckpointFormat ||
+          meta.at("ranker") != options_.ranker ||
+          meta.at("dim") != options_.dim ||
+          meta.at("sem_dim") != options_.sem_dim ||
+          meta.at("max_positions") != options_.max_positions ||
+          meta.at("mlp_hidden") != options_.mlp_hidden) {
+        return Status::InvalidArgument(
+            "checkpoint was written by a learner with other model options "
+            "(ranker, dim, sem_dim, max_positions or mlp_hidden)");
+      }
+      CFREC_RETURN_IF_ERROR(ranker_->params().Load(archive, "ranker."));
+      CFREC_RETURN_IF_ERROR(p_r_.params().Load(archive, "p_r."));
+      CFREC_RETURN_IF_ERROR(p_s_.params().Load(archive, "p_s."));
+      CFREC_RETURN_IF_ERROR(posteriors_.params().Load(archive, "q."));
+      num_users_ = 0;
+      num_items_ = 0;
+      GrowTo(meta.at("num_users").get<int64_t>(),
+             meta.at("num_items").get<int64_t>());
+      ranker_steps_ = meta.at("ranker_steps");
+      graph_built_step_ = meta.at("graph_built_step");
+      graph_dirty_ = meta.at("graph_dirty");
+      pr_terms_seen_ = meta.at("pr_terms_seen");
+      ps_clicks_seen_ = meta.at("ps_clicks_seen");
+      const auto& s = meta.at("stats");
+      stats_.applied_seq = s.at("applied_seq");
+      stats_.events_consumed = s.at("events_consumed");
+      stats_.observed_samples = s.at("observed_samples");
+      stats_.steps = s.at("steps");
+      stats_.ranker_loss = s.at("ranker_loss");
+      stats_.sem_r_loss = s.at("sem_r_loss");
+      stats_.sem_s_loss = s.at("sem_s_loss");
+      stats_.elbo = s.at("elbo");
+      std::istringstream rng_text(meta.at("rng").get<std::string>());
+      rng_text >> rng_;
+      at::Tensor offsets, items, owners;
+      if (!archive.try_read("clicked.offsets", offsets) ||
+          !archive.try_read("clicked.items", items) ||
+          !archive.try_read("history_owner", owners)) {
+        return Status::Corruption("checkpoint lacks click lists");
+      }
+      clicked_.assign(num_users_, {});
+      for (int64_t u = 0; u + 1 < offsets.size(0) && u < num_users_; ++u) {
+        for (int64_t k = offsets[u].item<int64_t>();
+             k < offsets[u + 1].item<int64_t>(); ++k) {
+          clicked_[u].push_back(static_cast<uint32_t>(items[k].item<int64_t>()));
+        }
+      }
+      history_owner_.assign(num_users_, 0);
+      for (int64_t u = 0; u < owners.size(0) && u < num_users_; ++u) {
+        history_owner_[u] = static_cast<uint64_t>(owners[u].item<int64_t>());
+      }
+      if (auto* gcn = dynamic_cast<LightGcn*>(ranker_.get())) {
+        ClickGraph g;
+        at::Tensor size;
+        if (archive.try_read("graph.size", size)) {
+          g.num_users = size[0].item<int64_t>();
+          g.num_items = size[1].item<int64_t>();
+          archive.try_read("graph.rows", g.rows);
+          archive.try_read("graph.cols", g.cols);
+          archive.try_read("graph.vals", g.vals);
+        }
+        gcn->SetGraph(std::move(g));
+      }
+      return Status::Ok();
+    } catch (const c10::Error& e) {
+      return Status::Corruption(std::string("checkpoint unreadable: ") +
+                                e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      return Status::Corruption(std::string("checkpoint unreadable: ") +
+                                e.what());
+    }
+  }
+
+  std::shared_ptr<const ModelSnapshot> MakeSnapshot(SnapshotInputs in) {
+    at::NoGradGuard no_grad;
+    SnapshotData d;
+    d.version = in.version;
+    d.created_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    d.stats = in.stats;
+    d.ids = in.ids;
+    d.num_users = num_users_;
+    d.num_items = num_items_;
+    d.candidates = std::move(in.candidates);
+    d.popular = std::move(in.popular);
+    d.ranker = ranker_->Export(num_users_, num_items_);
+    if (ranker_->IsDotProduct()) {
+      d.dim = d.ranker.dot_dim;
+      d.user_vectors = d.ranker.user;
+      d.item_vectors = d.ranker.item;
+    } else {
+      // No dot-product form: retrieve with p_R's P and Q (CPR eq. 4).
+      d.dim = options_.sem_dim;
+      ScoringModel pr = ExportImpressionModel();
+      d.user_vectors = std::move(pr.user);
+      d.item_vectors = std::move(pr.item);
+    }
+    d.clicked_offsets.reserve(num_users_ + 1);
+    d.clicked_offsets.push_back(0);
+    for (const auto& c : clicked_) {
+      d.clicked_items.insert(d.clicked_items.end(), c.begin(), c.end());
+      d.clicked_offsets.push_back(d.clicked_items.size());
+    }
+    return std::make_shared<const ModelSnapshotImpl>(std::move(d));
+  }
+
+ private:
+  int64_t Position(size_t j) const {
+    return std::min<int64_t>(static_cast<int64_t>(j), options_.max_positions - 1);
+  }
+
+  void ClearAllGrads() {
+    ranker_->params().ClearGrads();
+    p_r_.params().ClearGrads();
+    p_s_.params().ClearGrads();
+    posteriors_.params().ClearGrads();
+  }
+
+  ScoringModel ExportImpressionModel() {
+    ScoringModel m;
+    m.kind = ScoringModel::Kind::kDot;
+    m.num_users = num_users_;
+    m.num_items = num_items_;
+    m.dot_dim = options_.sem_dim;
+    at::Tensor p = p_r_.params().Value(0).narrow(0, 0, num_users_).contiguous();
+    at::Tensor q = p_r_.params().Value(1).narrow(0, 0, num_items_).contiguous();
+    m.user.assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+    m.item.assign(q.data_ptr<float>(), q.data_ptr<float>() + q.numel());
+    return m;
+  }
+
+  void GrowTo(int64_t users, int64_t items) {
+    users = std::max<int64_t>(users, num_users_);
+    items = std::max<int64_t>(items, num_items_);
+    ranker_->EnsureRows(users, items, rng_);
+    p_r_.EnsureRows(users, items, rng_);
+    p_s_.EnsureRows(users, items, rng_);
+    posteriors_.EnsureRows(items, rng_);
+    num_users_ = users;
+    num_items_ = items;
+    clicked_.resize(users);
+    history_owner_.resize(users, 0);
+  }
+
+  void AddClick(uint32_t user, uint32_t item) {
+    auto& c = clicked_[user];
+    auto it = std::lower_bound(c.begin(), c.end(), item);
+    if (it == c.end() || *it != item) {
+      c.insert(it, item);
+      graph_dirty_ = true;
+    }
+  }
+
+  // Grows ids and tables, records clicks and histories.
+  void Observe(std::span<const AppliedEvent> events) {
+    int64_t users = num_users_, items = num_items_;
+    for (const AppliedEvent& e : events) {
+      users = std::max<int64_t>(users, int64_t{e.user} + 1);
+      for (uint32_t i : e.items) items = std::max<int64_t>(items, int64_t{i} + 1);
+      for (uint32_t i : e.history) {
+        items = std::max<int64_t>(items, int64_t{i} + 1);
+      }
+    }
+    GrowTo(users, items);
+    for (const AppliedEvent& e : events) {
+      for (uint16_t p : e.clicked) {
+        if (p < e.items.size()) AddClick(e.user, e.items[p]);
+      }
+      if (!e.history.empty() && history_owner_[e.user] == 0) {
+        history_owner_[e.user] = e.seq == 0 ? 1 : e.seq;
+        for (uint32_t i : e.history) AddClick(e.user, i);
+      }
+      stats_.applied_seq = std::max(stats_.applied_seq, e.seq);
+      ++stats_.events_consumed;
+    }
+  }
+
+  uint32_t UniformItem() {
+    return static_cast<uint32_t>(
+        std::uniform_int_distribution<int64_t>(0, num_items_ - 1)(rng_));
+  }
+
+  // A catalog negative: an item the user never clicked (a few tries).
+  uint32_t CatalogNegative(uint32_t user, uint32_t positive) {
+    uint32_t j = UniformItem();
+    for (int tries = 0; tries < 8; ++tries) {
+      if (j != positive && !Contains(clicked_[user], j)) break;
+      j = UniformItem();
+    }
+    return j;
+  }
+
+  void AddTriples(const AppliedEvent& e, uint32_t positive,
+                  const std::vector<uint32_t>& unclicked, Triples& out) {
+    for (int k = 0; k < options_.num_negatives; ++k) {
+      bool from_list = options_.negatives == "impression" ||
+                       (options_.negatives == "mix" && k % 2 == 0);
+      uint32_t j;
+      if (from_list && !unclicked.empty()) {
+        j = unclicked[std::uniform_int_distribution<size_t>(
+            0, unclicked.size() - 1)(rng_)];
+      } else {
+        j = CatalogNegative(e.user, positive);
+      }
+      out.u.push_back(e.user);
+      out.pos.push_back(positive);
+      out.neg.push_back(j);
+    }
+  }
+
+  Triples BuildTriples(std::span<const AppliedEvent> events) {
+    Triples t;
+    std::vector<uint32_t> unclicked;
+    for (const AppliedEvent& e : events) {
+      if (e.user >= num_users_) continue;
+      if (!e.clicked.empty()) {
+        unclicked.clear();
+        for (uint32_t i : e.items) {
+          if (!Contains(clicked_[e.user], i)) unclicked.push_back(i);
+        }
+        for (uint16_t p : e.clicked) {
+          if (p < e.items.size()) AddTriples(e, e.items[p], unclicked, t);
+        }
+      }
+      if (options_.train_on_history && !e.history.empty() &&
+          history_owner_[e.user] == std::max<uint64_t>(e.seq, 1)) {
+        unclicked.clear();  // history has no list: catalog negatives
+        for (uint32_t i : e.history) AddTriples(e, i, unclicked, t);
+      }
+    }
+    return t;
+  }
+
+  ImpressionTerms BuildImpressionTerms(std::span<const AppliedEvent> events,
+                                       Rng& rng) {
+    ImpressionTerms t;
+    std::vector<uint32_t> shown, sorted;
+    for (const AppliedEvent& e : events) {
+      if (e.kind != AppliedEvent::Kind::kImpression || e.items.empty() ||
+          e.user >= num_users_) {
+        continue;
+      }
+      shown = e.items;
+      size_t keep = std::min<size_t>(shown.size(), options_.sem_positives_per_list);
+      for (size_t k = 0; k < keep; ++k) {  // partial Fisher-Yates
+        size_t r = std::uniform_int_distribution<size_t>(k, shown.size() - 1)(rng);
+        std::swap(shown[k], shown[r]);
+      }
+      sorted = e.items;
+      std::sort(sorted.begin(), sorted.end());
+      for (size_t k = 0; k < keep; ++k) {
+        t.user.push_back(e.user);
+        t.item.push_back(shown[k]);
+        t.label.push_back(1);
+        for (int n = 0; n < options_.sem_negatives_per_positive; ++n) {
+          // Negatives of eq. (6) come from the non-recommended items.
+          std::uniform_int_distribution<int64_t> any(0, num_items_ - 1);
+          int64_t j = any(rng);
+          for (int tries = 0; tries < 8 && Contains(sorted, uint32_t(j)); ++tries) {
+            j = any(rng);
+          }
+          t.user.push_back(e.user);
+          t.item.push_back(j);
+          t.label.push_back(0);
+        }
+      }
+    }
+    return t;
+  }
+
+  SelectionLists BuildSelectionLists(std::span<const AppliedEvent> events) {
+    SelectionLists l;
+    for (const AppliedEvent& e : events) {
+      if (e.clicked.empty() || e.items.size() < 2 || e.user >= num_users_) {
+        continue;
+      }
+      int64_t base = static_cast<int64_t>(l.user.size());
+      for (size_t j = 0; j < e.items.size(); ++j) {
+        l.user.push_back(e.user);
+        l.item.push_back(e.items[j]);
+        l.position.push_back(Position(j));
+        l.segment.push_back(l.segments);
+      }
+      for (uint16_t p : e.clicked) {
+        if (p >= e.items.size()) continue;
+        l.click_entry.push_back(base + p);
+        l.click_segment.push_back(l.segments);
+      }
+      ++l.segments;
+    }
+    return l;
+  }
+
+  // Ranker step on triples[begin, end): CPR eq. (1) or eq. (2).
+  double RankerStep(const Triples& t, size_t begin, size_t end) {
+    if (auto* gcn = dynamic_cast<LightGcn*>(ranker_.get())) {
+      // Periodic rebuild: every new click changes the normalisation of its
+      // user's and item's edges, so patching is no cheaper than rebuilding
+      // from the click lists; rebuilding at most every
+      // lightgcn_rebuild_steps steps bounds the cost.
+      bool never = !gcn->graph().rows.defined();
+      if (graph_dirty_ &&
+          (never || ranker_steps_ - graph_built_step_ >=
+                        uint64_t(options_.lightgcn_rebuild_steps))) {
+        gcn->SetGraph(BuildClickGraph(num_users_, num_items_, clicked_));
+        graph_built_step_ = ranker_steps_;
+        graph_dirty_ = false;
+      }
+    }
+    auto slice = [&](const std::vector<int64_t>& v) {
+      return LongTensor(std::vector<int64_t>(v.begin() + begin, v.begin() + end));
+    };
+    at::Tensor u = slice(t.u), i = slice(t.pos), j = slice(t.neg);
+    int64_t n = u.size(0);
+    at::Tensor scores = ranker_->Forward(at::cat({u, u}), at::cat({i, j}), true);
+    at::Tensor loss;
+    if (options_.loss == "pairwise") {
+      // CPR eq. (1): -log sigma(f(u,i) - f(u,j)).
+      loss = -at::log_sigmoid(scores.narrow(0, 0, n) - scores.narrow(0, n, n))
+                  .mean();
+    } else {
+      // CPR eq. (2) with f = sigma(logit): binary cross-entropy (the paper's
+      // "(1 - log f)" for negatives is read as log(1 - f)).
+      at::Tensor labels = at::cat({at::ones({n}), at::zeros({n})});
+      loss = at::binary_cross_entropy_with_logits(scores, labels);
+    }
+    loss.backward();
+    ranker_->params().Step(ranker_adam_);
+    ranker_->AfterStep();
+    ++ranker_steps_;
+    return loss.item<double>();
+  }
+
+  // Draws N(0, 1) noise of the given shape from the learner's generator.
+  at::Tensor Noise(at::IntArrayRef shape) { return RandNormal(rng_, shape); }
+
+  // p_R step, CPR eq. (6) with alpha ~ N(0, I) drawn alpha_samples times and
+  // the loss averaged (footnote 3).
+  double ImpressionStep(const ImpressionTerms& t) {
+    int64_t n = static_cast<int64_t>(t.user.size());
+    at::Tensor alpha = Noise({options_.alpha_samples, n});
+    at::Tensor logits =
+        p_r_.Logits(LongTensor(t.user), LongTensor(t.item), alpha, true);
+    at::Tensor labels =
+        at::tensor(at::ArrayRef<float>(t.label)).unsqueeze(0).expand_as(logits);
+    at::Tensor loss = at::binary_cross_entropy_with_logits(logits, labels);
+    loss.backward();
+    p_r_.params().Step(sem_adam_);
+    return loss.item<double>();
+  }
+
+  // p_S step, CPR eq. (7): in-list softmax likelihood of the clicks.
+  double SelectionStep(const SelectionLists& l) {
+    int64_t n = static_cast<int64_t>(l.user.size());
+    at::Tensor beta = Noise({options_.alpha_samples, n});
+    at::Tensor logits = p_s_.Logits(LongTensor(l.user), LongTensor(l.item),
+                                    LongTensor(l.position), beta, true);
+    at::Tensor loss = -ClickedLogProb(logits, l).mean();
+    loss.backward();
+    p_s_.params().Step(sem_adam_);
+    return loss.item<double>();
+  }
+
+  // CPR eq. (9) for beta, divided by the number of observations n:
+  // E_q[log p(O|beta)]/n - KL(q || N(0, I))/n, reparameterised.
+  at::Tensor BetaElboPerObservation(const SelectionLists& l, double n, Rng& rng,
+                                    bool train) {
+    at::Tensor eps = RandNormal(rng, {options_.posterior_samples,
+                                      options_.max_positions});
+    at::Tensor beta = posteriors_.Beta(eps, train)
+                          .index_select(1, LongTensor(l.position));
+    at::Tensor logits = p_s_.Logits(LongTensor(l.user), LongTensor(l.item),
+                                    LongTensor(l.position), beta, false);
+    return ClickedLogProb(logits, l).mean() - posteriors_.BetaKl(train) / n;
+  }
+
+  // The same for alpha with p_R's likelihood. During training only the
+  // items in the batch carry their KL term (a lazy, sparse estimate of the
+  // full KL; untouched items keep their posterior).
+  at::Tensor AlphaElboPerObservation(const ImpressionTerms& t, double n,
+                                     Rng& rng, bool train, bool all_items) {
+    at::Tensor items = LongTensor(t.item);
+    at::Tensor eps = RandNormal(
+        rng, {options_.posterior_samples, static_cast<int64_t>(t.item.size())});
+    at::Tensor alpha = posteriors_.Alpha(items, eps, train);
+    at::Tensor logits = p_r_.Logits(LongTensor(t.user), items, alpha, false);
+    at::Tensor labels =
+        at::tensor(at::ArrayRef<float>(t.label)).unsqueeze(0).expand_as(logits);
+    at::Tensor loglik = -at::binary_cross_entropy_with_logits(logits, labels);
+    at::Tensor kl_items =
+        all_items ? at::arange(num_items_, at::kLong)
+                  : std::get<0>(at::_unique2(items, true, false, false));
+    return loglik - posteriors_.AlphaKl(kl_items, train) / n;
+  }
+
+  double PosteriorStep(const ImpressionTerms& t, const SelectionLists& l) {
+    at::Tensor elbo = at::zeros({});
+    if (!l.click_entry.empty()) {
+      ps_clicks_seen_ += static_cast<double>(l.click_entry.size());
+      elbo = elbo + BetaElboPerObservation(l, ps_clicks_seen_, rng_, true);
+    }
+    if (!t.user.empty()) {
+      pr_terms_seen_ += static_cast<double>(t.user.size());
+      elbo = elbo +
+             AlphaElboPerObservation(t, pr_terms_seen_, rng_, true, false);
+    }
+    if (!elbo.requires_grad()) return 0;
+    (-elbo).backward();
+    posteriors_.params().Step(posterior_adam_);
+    return elbo.item<double>();
+  }
+
+  void TrainRound(std::span<const AppliedEvent> events) {
+    Triples triples = BuildTriples(events);
+    // Shuffle the triples so a mini-batch mixes users and events.
+    for (size_t k = triples.size(); k > 1; --k) {
+      size_t r = std::uniform_int_distribution<size_t>(0, k - 1)(rng_);
+      std::swap(triples.u[k - 1], triples.u[r]);
+      std::swap(triples.pos[k - 1], triples.pos[r]);
+      std::swap(triples.neg[k - 1], triples.neg[r]);
+    }
+    size_t batch = static_cast<size_t>(options_.batch_size);
+    size_t steps = std::max<size_t>(1, (triples.size() + batch - 1) / batch);
+    auto start = Clock::now();
+    for (size_t s = 0; s < steps; ++s) {
+      size_t begin = s * batch, end = std::min(triples.size(), begin + batch);
+      if (begin < end) {
+        double loss = RankerStep(triples, begin, end);
+        ++stats_.steps;
+        stats_.observed_samples += end - begin;
+        stats_.ranker_loss = Ema(stats_.ranker_loss, loss, stats_.steps);
+      }
+      if (!options_.train_sems) continue;
+      // The SEMs and posteriors see the same events, split over the steps.
+      size_t e0 = events.size() * s / steps, e1 = events.size() * (s + 1) / steps;
+      auto chunk = events.subspan(e0, e1 - e0);
+      ImpressionTerms terms = BuildImpressionTerms(chunk, rng_);
+      SelectionLists lists = BuildSelectionLists(chunk);
+      if (!terms.user.empty()) {
+        ++sem_r_steps_;
+        stats_.sem_r_loss =
+            Ema(stats_.sem_r_loss, ImpressionStep(terms), sem_r_steps_);
+      }
+      if (!lists.click_entry.empty()) {
+        ++sem_s_steps_;
+        stats_.sem_s_loss =
+            Ema(stats_.sem_s_loss, SelectionStep(lists), sem_s_steps_);
+      }
+      if (!terms.user.empty() || !lists.click_entry.empty()) {
+        ++posterior_steps_;
+        stats_.elbo =
+            Ema(stats_.elbo, PosteriorStep(terms, lists), posterior_steps_);
+      }
+    }
+    double seconds =
+        std::chrono::duration<double>(Clock::now() - start).count();
+    if (seconds > 0 && triples.size() > 0) {
+      stats_.samples_per_sec = static_cast<double>(triples.size()) / seconds;
+    }
+  }
+
+  LearnerOptions options_;
+  Rng rng_;
+  std::unique_ptr<Ranker> ranker_;
+  ImpressionModel p_r_;
+  SelectionModel p_s_;
+  Posteriors posteriors_;
+  AdamOptions ranker_adam_, sem_adam_, posterior_adam_;
+
+  int64_t num_users_ = 0;
+  int64_t num_items_ = 0;
+  std::vector<std::vector<uint32_t>> clicked_;  // per user, ascending
+  std::vector<uint64_t> history_owner_;  // seq that brought the history
+  bool graph_dirty_ = false;
+  uint64_t ranker_steps_ = 0;
+  uint64_t graph_built_step_ = 0;
+  uint64_t sem_r_steps_ = 0, sem_s_steps_ = 0, posterior_steps_ = 0;
+  double pr_terms_seen_ = 0;
+  double ps_clicks_seen_ = 0;
+  TrainingStats stats_;
+};
+
+Result<std::unique_ptr<Learner>> Learner::Create(const LearnerOptions& options) {
+  CFREC_RETURN_IF_ERROR(ValidateLearnerOptions(options));
+  try {
+    return std::unique_ptr<Learner>(new Learner(std::make_unique<Impl>(options)));
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("cannot build the models: ") + e.what());
+  }
+}
+
+Learner::Learner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Learner::~Learner() = default;
+
+Status Learner::Train(std::span<const state::AppliedEvent> events) {
+  return impl_->Train(events, /*observe=*/true);
+}
+Status Learner::Replay(std::span<const state::AppliedEvent> events) {
+  return impl_->Train(events, /*observe=*/false);
+}
+Status Learner::TrainEpochs(std::span<const state::AppliedEvent> events,
+                            int epochs) {
+  if (epochs <= 0) return Status::Ok();
+  CFREC_RETURN_IF_ERROR(Train(events));
+  for (int e = 1; e < epochs; ++e) CFREC_RETURN_IF_ERROR(Replay(events));
+  return Status::Ok();
+}
+void Learner::Score(uint32_t user, std::span<const uint32_t> items,
+                    std::span<float> scores) {
+  impl_->Score(user, items, scores);
+}
+std::vector<float> Learner::SampleBeta(size_t k) { return impl_->SampleBeta(k); }
+std::vector<float> Learner::SampleAlpha(std::span<const uint32_t> items) {
+  return impl_->SampleAlpha(items);
+}
+std::vector<float> Learner::SelectionProbabilities(
+    uint32_t user, std::span<const uint32_t> list, std::span<const float> beta) {
+  return impl_->SelectionProbabilities(user, list, beta);
+}
+std::vector<float> Learner::ImpressionLogits(uint32_t user,
+                                             std::span<const uint32_t> items,
+                                             std::span<const float> alpha) {
+  return impl_->ImpressionLogits(user, items, alpha);
+}
+double Learner::EvaluateElbo(std::span<const state::AppliedEvent> events) {
+  return impl_->EvaluateElbo(events);
+}
+double Learner::SelectionLogLikelihood(
+    std::span<const state::AppliedEvent> events) {
+  return impl_->SelectionLogLikelihood(events);
+}
+int Learner::SamplesPerClick() const { return impl_->SamplesPerClick(); }
+const TrainingStats& Learner::stats() const { return impl_->stats(); }
+uint64_t Learner::applied_seq() const { return impl_->applied_seq(); }
+size_t Learner::num_users() const { return impl_->num_users(); }
+size_t Learner::num_items() const { return impl_->num_items(); }
+std::span<const uint32_t> Learner::ClickedItems(uint32_t user) const {
+  return impl_->ClickedItems(user);
+}
+Result<std::string> Learner::SaveCheckpoint() const {
+  return impl_->SaveCheckpoint();
+}
+Status Learner::RestoreCheckpoint(std::string_view blob) {
+  return impl_->RestoreCheckpoint(blob);
+}
+std::shared_ptr<const ModelSnapshot> Learner::MakeSnapshot(
+    SnapshotInputs inputs) {
+  return impl_->MakeSnapshot(std::move(inputs));
+}
+
+}  // namespace cfrec::learner

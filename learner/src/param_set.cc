@@ -1,0 +1,242 @@
+#include "param_set.h"
+
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <cmath>
+
+namespace cfrec::learner {
+
+at::Tensor RandNormal(Rng& rng, at::IntArrayRef shape, double std) {
+  if (std <= 0) return at::zeros(shape, at::kFloat);
+  at::Tensor t = at::empty(shape, at::kFloat);
+  float* data = t.data_ptr<float>();
+  std::normal_distribution<float> dist(0.0f, static_cast<float>(std));
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) data[i] = dist(rng);
+  return t;
+}
+
+at::Tensor RandUniform(Rng& rng, at::IntArrayRef shape, double bound) {
+  at::Tensor t = at::empty(shape, at::kFloat);
+  float* data = t.data_ptr<float>();
+  std::uniform_real_distribution<float> dist(-static_cast<float>(bound),
+                                             static_cast<float>(bound));
+  for (int64_t i = 0, n = t.numel(); i < n; ++i) data[i] = dist(rng);
+  return t;
+}
+
+int ParamSet::AddTable(std::string name, int64_t rows, int64_t dim,
+                       double init_std, Rng& rng) {
+  Param p;
+  p.name = std::move(name);
+  p.table = true;
+  p.init_std = init_std;
+  p.value = RandNormal(rng, {rows, dim}, init_std);
+  p.m = at::zeros_like(p.value);
+  p.v = at::zeros_like(p.value);
+  p.slot.assign(rows, -1);
+  params_.push_back(std::move(p));
+  return static_cast<int>(params_.size()) - 1;
+}
+
+std::pair<at::Tensor, at::Tensor> ParamSet::UniqueRows(
+    const at::Tensor& flat, std::vector<int32_t>& slot) {
+  at::Tensor index = flat.to(at::kLong).contiguous();
+  const int64_t* in = index.data_ptr<int64_t>();
+  int64_t n = index.numel();
+  at::Tensor inverse = at::empty({n}, at::kLong);
+  int64_t* inv = inverse.data_ptr<int64_t>();
+  std::vector<int64_t> unique;
+  unique.reserve(n);
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t row = in[k];
+    TORCH_CHECK(row >= 0 && row < int64_t(slot.size()), "row ", row,
+                " out of range ", slot.size());
+    int32_t& s = slot[row];
+    if (s < 0) {
+      s = static_cast<int32_t>(unique.size());
+      unique.push_back(row);
+    }
+    inv[k] = s;
+  }
+  for (int64_t row : unique) slot[row] = -1;
+  return {at::tensor(at::ArrayRef<int64_t>(unique), at::kLong), inverse};
+}
+
+int ParamSet::AddDense(std::string name, at::Tensor init) {
+  Param p;
+  p.name = std::move(name);
+  p.value = init.to(at::kFloat).contiguous().set_requires_grad(true);
+  p.m = at::zeros_like(p.value).detach();
+  p.v = at::zeros_like(p.value).detach();
+  params_.push_back(std::move(p));
+  return static_cast<int>(params_.size()) - 1;
+}
+
+at::Tensor ParamSet::Lookup(int id, const at::Tensor& indices) {
+  Param& p = params_[id];
+  auto [unique, inverse] = UniqueRows(indices.reshape({-1}), p.slot);
+  at::Tensor rows =
+      p.value.index_select(0, unique).detach().set_requires_grad(true);
+  p.gathered_index.push_back(unique);
+  p.gathered_rows.push_back(rows);
+  std::vector<int64_t> shape(indices.sizes().begin(), indices.sizes().end());
+  shape.push_back(p.value.size(1));
+  return rows.index_select(0, inverse).reshape(shape);
+}
+
+void ParamSet::EnsureRows(int id, int64_t rows, Rng& rng) {
+  Param& p = params_[id];
+  int64_t capacity = p.value.size(0);
+  if (rows <= capacity) return;
+  int64_t grown = std::max<int64_t>(capacity, 1);
+  while (grown < rows) grown *= 2;
+  int64_t dim = p.value.size(1);
+  // Old rows are copied bit for bit; only the new tail is initialised.
+  at::Tensor value = at::empty({grown, dim}, at::kFloat);
+  value.narrow(0, 0, capacity).copy_(p.value);
+  value.narrow(0, capacity, grown - capacity)
+      .copy_(RandNormal(rng, {grown - capacity, dim}, p.init_std));
+  at::Tensor m = at::zeros({grown, dim}, at::kFloat);
+  at::Tensor v = at::zeros({grown, dim}, at::kFloat);
+  m.narrow(0, 0, capacity).copy_(p.m);
+  v.narrow(0, 0, capacity).copy_(p.v);
+  p.value = value;
+  p.m = m;
+  p.v = v;
+  p.slot.resize(grown, -1);
+}
+
+void ParamSet::Step(const AdamOptions& options) {
+  at::NoGradGuard no_grad;
+  for (Param& p : params_) {
+    if (p.table) {
+      StepTable(p, options);
+    } else {
+      StepDense(p, options);
+    }
+  }
+}
+
+void ParamSet::ClearGrads() {
+  for (Param& p : params_) {
+    p.gathered_index.clear();
+    p.gathered_rows.clear();
+    if (!p.table && p.value.grad().defined()) p.value.mutable_grad().reset();
+  }
+}
+
+void ParamSet::StepTable(Param& p, const AdamOptions& o) {
+  std::vector<at::Tensor> indices, grads;
+  for (size_t k = 0; k < p.gathered_rows.size(); ++k) {
+    const at::Tensor& g = p.gathered_rows[k].grad();
+    if (!g.defined()) continue;
+    indices.push_back(p.gathered_index[k]);
+    grads.push_back(g);
+  }
+  p.gathered_index.clear();
+  p.gathered_rows.clear();
+  if (indices.empty()) return;
+  at::Tensor index = indices[0];
+  at::Tensor grad = grads[0];
+  if (indices.size() > 1) {
+    // The same row may have been gathered by several lookups: sum them.
+    auto [unique, inverse] = UniqueRows(at::cat(indices), p.slot);
+    grad = at::zeros({unique.size(0), grads[0].size(1)}, at::kFloat)
+               .index_add_(0, inverse, at::cat(grads));
+    index = unique;
+  }
+  ++p.step;
+  // Row-wise Adam with L2 weight decay on the touched rows, fused into one
+  // pass (no temporaries; this is the hot loop of MF training).
+  grad = grad.contiguous();
+  const float b1 = static_cast<float>(o.beta1);
+  const float b2 = static_cast<float>(o.beta2);
+  const float eps = static_cast<float>(o.eps);
+  const float wd = static_cast<float>(o.weight_decay);
+  const double bc1 = 1 - std::pow(o.beta1, static_cast<double>(p.step));
+  const double bc2 = 1 - std::pow(o.beta2, static_cast<double>(p.step));
+  const float step_size = static_cast<float>(o.lr / bc1);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  const int64_t dim = p.value.size(1);
+  const int64_t rows = index.size(0);
+  const int64_t* idx = index.data_ptr<int64_t>();
+  const float* g = grad.data_ptr<float>();
+  float* w = p.value.data_ptr<float>();
+  float* m = p.m.data_ptr<float>();
+  float* v = p.v.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t off = idx[r] * dim;
+    const float* gr = g + r * dim;
+    float* wr = w + off;
+    float* mr = m + off;
+    float* vr = v + off;
+    for (int64_t d = 0; d < dim; ++d) {
+      float gd = gr[d] + wd * wr[d];
+      mr[d] = b1 * mr[d] + (1 - b1) * gd;
+      vr[d] = b2 * vr[d] + (1 - b2) * gd * gd;
+      wr[d] -= step_size * mr[d] / (std::sqrt(vr[d]) * inv_sqrt_bc2 + eps);
+    }
+  }
+}
+
+void ParamSet::StepDense(Param& p, const AdamOptions& o) {
+  if (!p.value.grad().defined()) return;
+  at::Tensor grad = p.value.grad();
+  ++p.step;
+  if (o.weight_decay > 0) grad = grad + p.value.detach() * o.weight_decay;
+  p.m.mul_(o.beta1).add_(grad, 1 - o.beta1);
+  p.v.mul_(o.beta2).addcmul_(grad, grad, 1 - o.beta2);
+  double bc1 = 1 - std::pow(o.beta1, static_cast<double>(p.step));
+  double bc2 = 1 - std::pow(o.beta2, static_cast<double>(p.step));
+  at::Tensor denom = (p.v / bc2).sqrt_().add_(o.eps);
+  p.value.detach().addcdiv_(p.m, denom, -o.lr / bc1);
+  p.value.mutable_grad().reset();
+}
+
+void ParamSet::Save(torch::serialize::OutputArchive& archive,
+                    const std::string& prefix) const {
+  for (const Param& p : params_) {
+    std::string key = prefix + p.name;
+    archive.write(key + ".value", p.value.detach());
+    archive.write(key + ".m", p.m);
+    archive.write(key + ".v", p.v);
+    archive.write(key + ".step", at::tensor({p.step}, at::kLong));
+  }
+}
+
+Status ParamSet::Load(torch::serialize::InputArchive& archive,
+                      const std::string& prefix) {
+  for (Param& p : params_) {
+    std::string key = prefix + p.name;
+    at::Tensor value, m, v, step;
+    if (!archive.try_read(key + ".value", value) ||
+        !archive.try_read(key + ".m", m) || !archive.try_read(key + ".v", v) ||
+        !archive.try_read(key + ".step", step)) {
+      return Status::Corruption("checkpoint lacks parameter " + key);
+    }
+    bool shape_ok = p.table ? (value.dim() == 2 &&
+                               value.size(1) == p.value.size(1))
+                            : value.sizes() == p.value.sizes();
+    if (!shape_ok || m.sizes() != value.sizes() ||
+        v.sizes() != value.sizes()) {
+      return Status::InvalidArgument(
+          "checkpoint parameter " + key +
+          " has another shape than the configured model");
+    }
+    if (p.table) {
+      p.value = value.contiguous();
+    } else {
+      p.value = value.contiguous().set_requires_grad(true);
+    }
+    p.m = m.contiguous();
+    p.v = v.contiguous();
+    p.step = step.item<int64_t>();
+    if (p.table) p.slot.assign(p.value.size(0), -1);
+    p.gathered_index.clear();
+    p.gathered_rows.clear();
+  }
+  return Status::Ok();
+}
+
+}  // namespace cfrec::learner

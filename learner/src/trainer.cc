@@ -1,0 +1,356 @@
+#include "cfrec/learner/trainer.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "cfrec/learner/learner.h"
+#include "cfrec/state/event_store.h"
+#include "serving_window.h"
+
+namespace cfrec::learner {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using state::AppliedEvent;
+
+constexpr size_t kCatchUpChunk = 4096;
+constexpr size_t kReplayRun = 8;  // consecutive old events read per lookup
+
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start)
+      .count();
+}
+
+// Checkpoint blob: [u64 learner size][learner blob][serving window].
+std::string FrameCheckpoint(const std::string& learner,
+                            const std::string& window) {
+  std::string out(sizeof(uint64_t), '\0');
+  uint64_t size = learner.size();
+  std::memcpy(out.data(), &size, sizeof(size));
+  out += learner;
+  out += window;
+  return out;
+}
+
+}  // namespace
+
+class Trainer::Impl {
+ public:
+  Impl(const TrainerOptions& options, state::EventStore* store,
+       SnapshotHolder* snapshots)
+      : options_(options),
+        store_(store),
+        snapshots_(snapshots),
+        window_(options.candidate_window_ms),
+        replay_rng_(options.learner.seed + 1) {}
+
+  ~Impl() {
+    if (thread_.joinable()) (void)Stop();
+  }
+
+  Status Start() {
+    if (thread_.joinable()) return Status::FailedPrecondition("already started");
+    if (snapshots_ == nullptr) {
+      return Status::InvalidArgument("trainer needs a SnapshotHolder");
+    }
+    CFREC_RETURN_IF_ERROR(ValidateTrainerOptions(options_));
+    auto learner = Learner::Create(options_.learner);
+    if (!learner.ok()) return learner.status();
+    learner_ = std::move(learner).value();
+    if (store_ != nullptr) CFREC_RETURN_IF_ERROR(Restore());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = false;
+      stopped_ = false;
+      trained_seq_ = learner_->applied_seq();
+      PublishStatsLocked();
+    }
+    Publish();
+    thread_ = std::thread([this] { Run(); });
+    return Status::Ok();
+  }
+
+  void Enqueue(std::vector<AppliedEvent> events) {
+    if (events.empty()) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    // A batch larger than the whole queue is still accepted when the queue
+    // is empty, so a producer can never deadlock.
+    space_cv_.wait(lock, [&] {
+      return closed_ || queued_ == 0 ||
+             queued_ + events.size() <= size_t(options_.queue_capacity);
+    });
+    if (closed_) {
+      counters_.events_dropped += events.size();
+      return;
+    }
+    queued_ += events.size();
+    queue_.push_back(std::move(events));
+    work_cv_.notify_one();
+  }
+
+  Status Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+    }
+    work_cv_.notify_all();
+    space_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_error_;
+  }
+
+  TrainingStats Stats() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+  TrainerCounters Counters() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return counters_;
+  }
+
+  bool WaitForSeq(uint64_t seq, std::chrono::milliseconds timeout) const {
+    std::unique_lock<std::mutex> lock(mu_);
+    progress_cv_.wait_for(lock, timeout,
+                          [&] { return trained_seq_ >= seq || stopped_; });
+    return trained_seq_ >= seq;
+  }
+
+ private:
+  Status Restore() {
+    Result<std::string> blob = store_->GetCheckpoint(options_.checkpoint_name);
+    if (!blob.ok()) {
+      if (blob.status().IsNotFound()) return Status::Ok();  // first start
+      return blob.status().WithContext("reading the learner checkpoint");
+    }
+    const std::string& b = *blob;
+    uint64_t size = 0;
+    if (b.size() < sizeof(size)) return Status::Corruption("checkpoint frame");
+    std::memcpy(&size, b.data(), sizeof(size));
+    if (b.size() - sizeof(size) < size) {
+      return Status::Corruption("checkpoint frame truncated");
+    }
+    std::string_view rest(b);
+    rest.remove_prefix(sizeof(size));
+    CFREC_RETURN_IF_ERROR(learner_->RestoreCheckpoint(rest.substr(0, size)));
+    return window_.Deserialize(rest.substr(size));
+  }
+
+  void Run() {
+    // One intra-op thread: measured faster than two while the other core
+    // serves ingest and HTTP.
+    at::set_num_threads(1);
+    auto next_snapshot = Clock::now() +
+                         std::chrono::milliseconds(options_.snapshot_interval_ms);
+    auto next_checkpoint = Clock::now() +
+                           std::chrono::seconds(options_.checkpoint_interval_s);
+    if (store_ != nullptr) CatchUp();
+    while (true) {
+      std::vector<AppliedEvent> batch;
+      bool closing = false;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        work_cv_.wait_until(lock, next_snapshot,
+                            [&] { return closed_ || !queue_.empty(); });
+        while (!queue_.empty() &&
+               batch.size() < size_t(options_.max_events_per_round)) {
+          std::vector<AppliedEvent>& front = queue_.front();
+          queued_ -= front.size();
+          if (batch.empty()) {
+            batch = std::move(front);
+          } else {
+            std::move(front.begin(), front.end(), std::back_inserter(batch));
+          }
+          queue_.pop_front();
+        }
+        closing = closed_ && queue_.empty();
+      }
+      space_cv_.notify_all();
+      if (!batch.empty()) TrainNew(std::move(batch));
+      auto now = Clock::now();
+      if (now >= next_snapshot) {
+        Publish();
+        next_snapshot = now + std::chrono::milliseconds(options_.snapshot_interval_ms);
+      }
+      if (store_ != nullptr && options_.checkpoint_interval_s > 0 &&
+          now >= next_checkpoint) {
+        Checkpoint();
+        next_checkpoint = now + std::chrono::seconds(options_.checkpoint_interval_s);
+      }
+      if (closing) break;
+    }
+    Publish();
+    if (store_ != nullptr) Checkpoint();
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    progress_cv_.notify_all();
+  }
+
+  // Reads the applied log after the last trained seq until its end.
+  void CatchUp() {
+    while (true) {
+      uint64_t from = learner_->applied_seq() + 1;
+      Result<std::vector<AppliedEvent>> events =
+          store_->ReadApplied(from, kCatchUpChunk);
+      if (!events.ok()) {
+        RecordError(events.status().WithContext("catching up"));
+        return;
+      }
+      if (events->empty()) return;
+      TrainNew(std::move(events).value());
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return;
+    }
+  }
+
+  void TrainNew(std::vector<AppliedEvent> batch) {
+    uint64_t done = learner_->applied_seq();
+    // Skip what was already trained (catch-up overlaps with the queue).
+    size_t skipped = 0;
+    std::erase_if(batch, [&](const AppliedEvent& e) {
+      bool dup = e.seq != 0 && e.seq <= done;
+      skipped += dup;
+      return dup;
+    });
+    if (skipped > 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      counters_.events_skipped += skipped;
+    }
+    if (batch.empty()) return;
+    // A gap (events applied but never enqueued) is filled from the log.
+    if (store_ != nullptr && batch.front().seq > done + 1) {
+      auto missing = store_->ReadApplied(done + 1, batch.front().seq - done - 1);
+      if (missing.ok()) {
+        missing->insert(missing->end(), std::make_move_iterator(batch.begin()),
+                        std::make_move_iterator(batch.end()));
+        batch = std::move(missing).value();
+      }
+    }
+    window_.Observe(batch);
+    Status status = learner_->Train(batch);
+    if (!status.ok()) RecordError(status);
+    Replay(batch.size(), done);
+    std::lock_guard<std::mutex> lock(mu_);
+    trained_seq_ = learner_->applied_seq();
+    PublishStatsLocked();
+    progress_cv_.notify_all();
+  }
+
+  // Revisits random old events of the applied log (the replay buffer).
+  void Replay(size_t new_events, uint64_t last_old_seq) {
+    if (store_ == nullptr || options_.replay_ratio <= 0 || last_old_seq == 0) {
+      return;
+    }
+    size_t want = static_cast<size_t>(double(new_events) * options_.replay_ratio);
+    std::vector<AppliedEvent> old;
+    std::uniform_int_distribution<uint64_t> pick(1, last_old_seq);
+    while (old.size() < want) {
+      auto run = store_->ReadApplied(pick(replay_rng_),
+                                     std::min(kReplayRun, want - old.size()));
+      if (!run.ok() || run->empty()) break;
+      std::move(run->begin(), run->end(), std::back_inserter(old));
+    }
+    if (old.empty()) return;
+    Status status = learner_->Replay(old);
+    if (!status.ok()) RecordError(status);
+    std::lock_guard<std::mutex> lock(mu_);
+    counters_.events_replayed += old.size();
+  }
+
+  void Publish() {
+    auto start = Clock::now();
+    SnapshotInputs in;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in.version = ++version_;
+      in.stats = stats_;
+    }
+    in.ids = store_;
+    in.candidates = window_.Candidates();
+    in.popular = window_.Popular();
+    std::shared_ptr<const ModelSnapshot> snapshot =
+        learner_->MakeSnapshot(std::move(in));
+    snapshots_->Publish(std::move(snapshot));
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counters_.snapshots_published;
+    counters_.last_snapshot_build_ms = MsSince(start);
+  }
+
+  void Checkpoint() {
+    auto start = Clock::now();
+    Result<std::string> blob = learner_->SaveCheckpoint();
+    if (!blob.ok()) {
+      RecordError(blob.status());
+      return;
+    }
+    std::string framed = FrameCheckpoint(*blob, window_.Serialize());
+    Status status = store_->PutCheckpoint(options_.checkpoint_name, framed);
+    if (!status.ok()) {
+      RecordError(status.WithContext("writing the learner checkpoint"));
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counters_.checkpoints_written;
+    counters_.last_checkpoint_ms = MsSince(start);
+    counters_.last_checkpoint_bytes = framed.size();
+  }
+
+  void RecordError(const Status& status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counters_.errors;
+    if (first_error_.ok()) first_error_ = status;
+  }
+
+  void PublishStatsLocked() {
+    stats_ = learner_->stats();
+    stats_.intervention = options_.intervention;
+    stats_.trainer = options_.trainer;
+  }
+
+  const TrainerOptions options_;
+  state::EventStore* const store_;
+  SnapshotHolder* const snapshots_;
+  // Trainer thread only (and Start before the thread exists).
+  std::unique_ptr<Learner> learner_;
+  ServingWindow window_;
+  std::mt19937_64 replay_rng_;
+  std::thread thread_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable work_cv_;   // queue not empty or closed
+  std::condition_variable space_cv_;  // queue has room or closed
+  mutable std::condition_variable progress_cv_;
+  std::deque<std::vector<AppliedEvent>> queue_;
+  size_t queued_ = 0;  // events in queue_
+  bool closed_ = false;
+  bool stopped_ = false;
+  uint64_t trained_seq_ = 0;
+  uint64_t version_ = 0;
+  TrainingStats stats_;
+  TrainerCounters counters_;
+  Status first_error_;
+};
+
+Trainer::Trainer(const TrainerOptions& options, state::EventStore* store,
+                 SnapshotHolder* snapshots)
+    : impl_(std::make_unique<Impl>(options, store, snapshots)) {}
+Trainer::~Trainer() = default;
+Status Trainer::Start() { return impl_->Start(); }
+void Trainer::Enqueue(std::vector<state::AppliedEvent> events) {
+  impl_->Enqueue(std::move(events));
+}
+Status Trainer::Stop() { return impl_->Stop(); }
+TrainingStats Trainer::Stats() const { return impl_->Stats(); }
+TrainerCounters Trainer::Counters() const { return impl_->Counters(); }
+bool Trainer::WaitForSeq(uint64_t seq, std::chrono::milliseconds timeout) const {
+  return impl_->WaitForSeq(seq, timeout);
+}
+
+}  // namespace cfrec::learner

@@ -1,0 +1,77 @@
+// Micro-benchmarks of the serving hot path without sockets: the dot-product
+// retrieval + ranking (Recommend) and the whole GET /v1/recommendations
+// handler including query parsing and JSON, on a 20,000-item, d=64 model.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+
+#include "cfrec/server/recommend.h"
+#include "cfrec/server/service.h"
+#include "cfrec/server/testing/fake_snapshot.h"
+
+namespace {
+
+using cfrec::server::testing::MakeRandomSnapshot;
+
+constexpr size_t kUsers = 10000;
+
+void BM_Recommend(benchmark::State& state) {
+  const auto snapshot = MakeRandomSnapshot(
+      1, kUsers, state.range(0), static_cast<int>(state.range(1)), 20, 7);
+  cfrec::server::RecommendOptions options;
+  const auto index = cfrec::server::CandidateIndex::Build(*snapshot);
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<size_t> user(0, kUsers - 1);
+  for (auto _ : state) {
+    auto rec = cfrec::server::Recommend(
+        *snapshot, *index, "U" + std::to_string(user(rng)), 10, options);
+    benchmark::DoNotOptimize(rec);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Recommend)
+    ->Args({20000, 64})
+    ->Args({5000, 64})
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_HandleRecommendations(benchmark::State& state) {
+  const auto snapshot = MakeRandomSnapshot(1, kUsers, 20000, 64, 20, 7);
+  cfrec::learner::SnapshotHolder holder;
+  holder.Publish(snapshot);
+  cfrec::server::ServiceContext context;
+  context.snapshots = &holder;
+  std::mt19937 rng(1);
+  std::uniform_int_distribution<size_t> user(0, kUsers - 1);
+  cfrec::server::HttpRequest request;
+  request.method = "GET";
+  for (auto _ : state) {
+    request.target =
+        "/v1/recommendations?user_id=U" + std::to_string(user(rng)) + "&n=10";
+    auto response = cfrec::server::Handle(context, request);
+    if (response.status != 200) state.SkipWithError("status != 200");
+    benchmark::DoNotOptimize(response);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_HandleRecommendations)->Unit(benchmark::kMicrosecond);
+
+void BM_BuildIndex(benchmark::State& state) {
+  const auto snapshot = MakeRandomSnapshot(1, 10, 20000, 64, 0, 7);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(cfrec::server::CandidateIndex::Build(*snapshot));
+  }
+}
+BENCHMARK(BM_BuildIndex)->Unit(benchmark::kMicrosecond);
+
+void BM_Dot64(benchmark::State& state) {
+  std::vector<float> a(64, 0.5f), b(64, 0.25f);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(cfrec::server::Dot(a, b));
+  }
+}
+BENCHMARK(BM_Dot64);
+
+}  // namespace
+
+BENCHMARK_MAIN();

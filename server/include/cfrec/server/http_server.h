@@ -1,0 +1,101 @@
+// HttpServer: HTTP/1.1 transport on Boost.Beast/Asio. One session per
+// connection on its own strand; keep-alive and pipelining; read, idle and
+// write timeouts; a body limit; a cap on concurrent connections; a graceful
+// drain. It knows nothing about routes: every request goes to a Handler.
+//
+// Thread-safety: Start, Drain and the destructor must be called from one
+// controlling thread (not from a handler). port() and active_connections()
+// may be called from any thread. The handler runs on the I/O threads,
+// concurrently for different connections, and must be thread-safe and not
+// block for long.
+#ifndef CFREC_SERVER_HTTP_SERVER_H_
+#define CFREC_SERVER_HTTP_SERVER_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cfrec/schemas/status.h"
+#include "cfrec/server/http_types.h"
+#include "cfrec/server/metrics.h"
+#include "cfrec/server/service.h"
+
+namespace cfrec::server {
+
+struct ServerOptions {
+  // Address to bind: an IP literal or a name resolved once by Start().
+  // Default "127.0.0.1" (loopback only).
+  std::string host = "127.0.0.1";
+  // TCP port; 0 picks a free one (tests), read it back with port().
+  // Default 8080.
+  uint16_t port = 8080;
+  // Threads running the I/O loop and the handlers. Default 2.
+  int io_threads = 2;
+  // Longest time to receive one whole request once its first byte has
+  // arrived; a slower client is disconnected. Default 10 s.
+  std::chrono::milliseconds read_timeout{10'000};
+  // Longest wait for the first byte of a request on an open connection
+  // (after accept or between keep-alive requests). Default 30 s.
+  std::chrono::milliseconds idle_timeout{30'000};
+  // Longest time to write one response. Default 10 s.
+  std::chrono::milliseconds write_timeout{10'000};
+  // Largest request body; larger requests get 413 and the connection is
+  // closed. Default 1 MiB.
+  size_t max_body_bytes = 1 << 20;
+  // Largest request line plus headers; larger get 431. Default 16 KiB.
+  size_t max_header_bytes = 16 << 10;
+  // Most open connections; one more is answered 503 and closed.
+  // Default 1,024.
+  size_t max_connections = 1024;
+  // How long Drain() waits for requests in flight before it stops the I/O
+  // threads anyway. Default 5 s.
+  std::chrono::milliseconds drain_timeout{5'000};
+
+  // InvalidArgument if a field is out of range (io_threads < 1, zero
+  // timeouts or limits).
+  Status Validate() const;
+};
+
+class HttpServer {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+  // `metrics` (not owned, may be null, must outlive the server) receives
+  // per-request counts and latencies (RecordRequest) and connection gauges.
+  HttpServer(ServerOptions options, Handler handler,
+             MetricsRegistry* metrics = nullptr);
+  // Serves the cfrec API: Handle(context, request), metrics from
+  // context.metrics. `context` is not owned and must outlive the server.
+  HttpServer(ServerOptions options, const ServiceContext& context);
+  // Drains (as Drain()) if still running.
+  ~HttpServer();
+
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Validates the options, binds and listens, and starts the I/O threads.
+  // After OK, port() is the bound port. Call at most once.
+  Status Start();
+
+  // Graceful stop: stops accepting, closes idle connections, lets requests
+  // in flight finish (their responses carry "Connection: close"), waits up
+  // to drain_timeout for all connections to close, then stops and joins the
+  // I/O threads. Idempotent.
+  void Drain();
+
+  // The bound port after Start(), else options.port.
+  uint16_t port() const;
+  // Connections currently open.
+  size_t active_connections() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cfrec::server
+
+#endif  // CFREC_SERVER_HTTP_SERVER_H_

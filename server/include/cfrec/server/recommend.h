@@ -1,0 +1,125 @@
+// The two-stage recommendation over one ModelSnapshot, independent of HTTP:
+// retrieval by dot product over the live candidate pool, then ranking of the
+// best few hundred by the snapshot's active ranker.
+//
+// Thread-safety: these are pure functions of their arguments; any number of
+// threads may call them on the same snapshot at once.
+#ifndef CFREC_SERVER_RECOMMEND_H_
+#define CFREC_SERVER_RECOMMEND_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cfrec/learner/snapshot.h"
+#include "cfrec/schemas/status.h"
+
+namespace cfrec::server {
+
+struct RecommendOptions {
+  // How many items the dot-product stage passes to the ranker. Default 300.
+  size_t retrieval_candidates = 300;
+};
+
+struct ScoredItem {
+  uint32_t item = 0;  // dense index in the snapshot
+  // The ranker's score; absent for popularity-fallback items and for items
+  // the model does not know (POST /v1/rank).
+  std::optional<float> score;
+  // False only for items of POST /v1/rank the snapshot does not know.
+  bool known = true;
+};
+
+struct Recommendation {
+  // True when the user is unknown to the snapshot and `items` are the most
+  // popular candidates instead of a personal ranking.
+  bool popularity_fallback = false;
+  std::vector<ScoredItem> items;  // best first, at most n
+};
+
+// The live candidate pool of one snapshot, copied into one contiguous
+// matrix laid out for the retrieval scan: blocks of kBlock items, each block
+// stored dimension-major ([d][kBlock] floats), so the scan is a chain of
+// independent vector multiply-adds with no horizontal sums and no virtual
+// calls. Candidates at or past num_items() are dropped. Immutable after
+// Build; thread-safe to share.
+class CandidateIndex {
+ public:
+  static constexpr size_t kBlock = 8;
+
+  static std::shared_ptr<const CandidateIndex> Build(
+      const learner::ModelSnapshot& snapshot);
+
+  // out[i] = dot(user, vector of items()[i]) for every candidate; `out`
+  // must hold padded_size() floats (the padding receives zeros).
+  void DotAll(std::span<const float> user, float* out) const;
+
+  std::span<const uint32_t> items() const { return items_; }
+  size_t padded_size() const { return num_blocks_ * kBlock; }
+  int dim() const { return dim_; }
+
+ private:
+  int dim_ = 0;
+  size_t num_blocks_ = 0;
+  std::vector<uint32_t> items_;
+  std::vector<float> blocks_;  // num_blocks_ * dim_ * kBlock
+};
+
+// Remembers the CandidateIndex of the latest snapshot it was asked about, so
+// the index is built once per published snapshot rather than per request.
+// Thread-safe.
+class CandidateIndexCache {
+ public:
+  // The index of `snapshot`, building it on first use. A request still
+  // holding an older snapshot gets a private index (not cached).
+  std::shared_ptr<const CandidateIndex> Get(
+      const std::shared_ptr<const learner::ModelSnapshot>& snapshot);
+
+ private:
+  std::mutex mu_;
+  std::weak_ptr<const learner::ModelSnapshot> snapshot_;
+  uint64_t version_ = 0;
+  std::shared_ptr<const CandidateIndex> index_;
+};
+
+// Top-n for `user_id`:
+//  - unknown user (FindUser fails or its index >= num_users()): the first n
+//    of PopularItems(), marked popularity_fallback;
+//  - otherwise: the `retrieval_candidates` CandidateItems() with the largest
+//    dot(UserVector, ItemVector), excluding ClickedItems(user) and items at
+//    or past num_items(), are scored by Score() and the n best returned,
+//    ties broken by smaller item index.
+// `index` must have been built from `snapshot`.
+Recommendation Recommend(const learner::ModelSnapshot& snapshot,
+                         const CandidateIndex& index, std::string_view user_id,
+                         size_t n, const RecommendOptions& options);
+
+// The same, building a one-off index (for tests and tools; servers cache).
+Recommendation Recommend(const learner::ModelSnapshot& snapshot,
+                         std::string_view user_id, size_t n,
+                         const RecommendOptions& options);
+
+// POST /v1/rank: orders the caller's `items` (external ids) for `user_id`.
+// Known user: known items by Score(), best first, then unknown items in the
+// given order without a score. Unknown user: popularity_fallback; items in
+// PopularItems() order first, then the rest in the given order. `ids`
+// receives the external id of every returned item, in order (unknown items
+// have no dense index; their ScoredItem::item is 0 and must be ignored).
+Recommendation RankItems(const learner::ModelSnapshot& snapshot,
+                         std::string_view user_id,
+                         std::span<const std::string> items,
+                         std::vector<std::string>* ids);
+
+// sum_k a[k] * b[k] over min(a.size(), b.size()) floats; several independent
+// accumulators so the compiler vectorises it without -ffast-math.
+float Dot(std::span<const float> a, std::span<const float> b);
+
+}  // namespace cfrec::server
+
+#endif  // CFREC_SERVER_RECOMMEND_H_

@@ -1,0 +1,546 @@
+// Transport only: Beast sessions convert between the wire and the plain
+// HttpRequest/HttpResponse values; everything else is the handler's. The
+// shape follows Beast's advanced server example: one session per
+// connection, a strand per socket, bind_front_handler, expires_after on
+// every read, a body limit.
+#include "cfrec/server/http_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace cfrec::server {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status ServerOptions::Validate() const {
+  if (io_threads < 1) return Status::InvalidArgument("io_threads must be >= 1");
+  if (read_timeout.count() <= 0 || idle_timeout.count() <= 0 ||
+      write_timeout.count() <= 0) {
+    return Status::InvalidArgument("timeouts must be positive");
+  }
+  if (drain_timeout.count() < 0) {
+    return Status::InvalidArgument("drain_timeout must not be negative");
+  }
+  if (max_body_bytes == 0 || max_header_bytes == 0 || max_connections == 0) {
+    return Status::InvalidArgument(
+        "max_body_bytes, max_header_bytes and max_connections must be > 0");
+  }
+  return Status::Ok();
+}
+
+class Session;
+
+// Everything the server and its sessions share.
+struct ServerCore {
+  ServerCore(ServerOptions o, HttpServer::Handler h, MetricsRegistry* m)
+      : options(std::move(o)), handler(std::move(h)), metrics(m) {
+    if (metrics != nullptr) {
+      connections_gauge = metrics->GetGauge("cfrec_http_connections_active",
+                                            "Open HTTP connections");
+      rejected_counter = metrics->GetCounter(
+          "cfrec_http_connections_rejected_total",
+          "Connections refused because max_connections were open");
+    }
+  }
+
+  void DoAccept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void Register(uint64_t id, const std::shared_ptr<Session>& session);
+  void Unregister(uint64_t id);
+
+  const ServerOptions options;
+  const HttpServer::Handler handler;
+  MetricsRegistry* const metrics;
+  Gauge* connections_gauge = nullptr;
+  Counter* rejected_counter = nullptr;
+
+  // Sessions by id; guarded by mu. `draining` flips once, under mu, so a
+  // session is either registered before the drain sees the map or refused.
+  mutable std::mutex mu;
+  std::condition_variable all_closed;
+  std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions;
+  uint64_t next_id = 0;
+  bool draining = false;
+  // The same, readable from a session's strand without the lock: a request
+  // in flight when the drain starts answers with "Connection: close" even
+  // though its strand is busy in the handler when the drain is announced.
+  std::atomic<bool> draining_flag{false};
+  std::atomic<uint16_t> bound_port{0};
+  bool started = false;
+  bool stopped = false;
+
+  // Declared after the state above: destroying io_context destroys pending
+  // handlers, whose sessions unregister from `sessions` in their
+  // destructors; the acceptor, declared after it, goes first.
+  net::io_context ioc;
+  // Keeps run() from returning while the loop is momentarily idle, so work
+  // posted by Drain (closing the acceptor, OnDrain) always finds a thread.
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+};
+
+// One connection. Every member is touched only on the session's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(ServerCore& server, uint64_t id, tcp::socket&& socket)
+      : server_(server), id_(id), stream_(std::move(socket)) {}
+
+  ~Session() { server_.Unregister(id_); }
+
+  void Run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::WaitForRequest,
+                                            shared_from_this()));
+  }
+
+  // Called through the strand by HttpServer::Drain.
+  void OnDrain() {
+    draining_ = true;
+    // Idle connections close now; a request in flight finishes first and
+    // its response says "Connection: close".
+    if (phase_ == Phase::kIdle) stream_.cancel();
+  }
+
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+ private:
+  enum class Phase { kIdle, kReading, kWriting, kClosed };
+
+  bool Draining() const {
+    return draining_ || server_.draining_flag.load(std::memory_order_acquire);
+  }
+
+  // Waits for the first byte of the next request under the idle timeout;
+  // pipelined bytes already buffered skip the wait.
+  void WaitForRequest() {
+    if (Draining()) return Close();
+    if (buffer_.size() > 0) return ReadHeader();
+    phase_ = Phase::kIdle;
+    stream_.expires_after(server_.options.idle_timeout);
+    stream_.async_read_some(
+        buffer_.prepare(4096),
+        beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
+  }
+
+  void OnFirstBytes(beast::error_code ec, std::size_t n) {
+    if (ec) return Close();  // idle timeout, peer closed, or drain
+    buffer_.commit(n);
+    ReadHeader();
+  }
+
+  void ReadHeader() {
+    phase_ = Phase::kReading;
+    parser_.emplace();
+    parser_->body_limit(server_.options.max_body_bytes);
+    parser_->header_limit(
+        static_cast<std::uint32_t>(server_.options.max_header_bytes));
+    // One deadline for the whole request, header and body.
+    stream_.expires_after(server_.options.read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, std::size_t) {
+    if (ec) return OnReadError(ec);
+    const auto& req = parser_->get();
+    const auto expect = req[http::field::expect];
+    if (!expect.empty() &&
+        IEquals(std::string_view(expect.data(), expect.size()),
+                "100-continue") &&
+        !parser_->is_done()) {
+      return net::async_write(
+          stream_, net::buffer(kContinue.data(), kContinue.size()),
+          beast::bind_front_handler(&Session::OnContinueWritten,
+                                    shared_from_this()));
+    }
+    ReadBody();
+  }
+
+  void OnContinueWritten(beast::error_code ec, std::size_t) {
+    if (ec) return Close();
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return OnRead({}, 0);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, std::size_t) {
+    if (ec) return OnReadError(ec);
+    started_ = Clock::now();
+    http::request<http::string_body> req = parser_->release();
+    parser_.reset();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.content_type = std::string(req[http::field::content_type]);
+    request.body = std::move(req.body());
+    method_ = request.method;
+    HttpResponse response;
+    try {
+      response = server_.handler(request);
+    } catch (const std::exception& e) {
+      response = ErrorResponse(500, "internal", e.what());
+    }
+    const bool keep_alive = req.keep_alive() && !Draining();
+    Write(std::move(response), keep_alive, req.version(),
+          req.method() == http::verb::head);
+  }
+
+  void OnReadError(beast::error_code ec) {
+    // A malformed or oversized request gets an answer; a vanished or slow
+    // client just loses its connection.
+    if (ec == http::error::body_limit) {
+      return WriteError(413, "payload_too_large",
+                        "request body exceeds " +
+                            std::to_string(server_.options.max_body_bytes) +
+                            " bytes");
+    }
+    if (ec == http::error::header_limit) {
+      return WriteError(431, "headers_too_large",
+                        "request headers exceed " +
+                            std::to_string(server_.options.max_header_bytes) +
+                            " bytes");
+    }
+    if (ec.category() ==
+            http::make_error_code(http::error::bad_target).category() &&
+        ec != http::error::end_of_stream &&
+        ec != http::error::partial_message) {
+      return WriteError(400, "bad_request",
+                        "malformed HTTP request: " + ec.message());
+    }
+    Close();
+  }
+
+  void WriteError(int status, std::string_view code, std::string_view message) {
+    started_ = Clock::now();
+    method_ = "other";
+    HttpResponse response = ErrorResponse(status, code, message);
+    response.route = "transport";
+    linger_ = true;
+    Write(std::move(response), /*keep_alive=*/false, 11, /*head=*/false);
+  }
+
+  void Write(HttpResponse response, bool keep_alive, unsigned version,
+             bool head) {
+    phase_ = Phase::kWriting;
+    route_ = std::move(response.route);
+    status_ = response.status;
+    res_ = {};
+    res_.version(version);
+    res_.result(static_cast<unsigned>(response.status));
+    res_.set(http::field::server, "cfrec");
+    res_.set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) res_.set(name, value);
+    res_.keep_alive(keep_alive);
+    if (head) {
+      // HEAD: same headers, no body.
+      res_.content_length(response.body.size());
+    } else {
+      res_.body() = std::move(response.body);
+      res_.prepare_payload();
+    }
+    stream_.expires_after(server_.options.write_timeout);
+    http::async_write(stream_, res_,
+                      beast::bind_front_handler(
+                          &Session::OnWrite, shared_from_this(), keep_alive));
+  }
+
+  void OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+    const double seconds =
+        std::chrono::duration<double>(Clock::now() - started_).count();
+    RecordRequest(server_.metrics, route_, method_, status_, seconds);
+    if (ec) return Close();
+    if (linger_) return Linger();
+    if (!keep_alive || Draining()) return Close();
+    WaitForRequest();
+  }
+
+  // After an error answer the client may still be sending the request we
+  // refused; closing with unread input would reset the connection and could
+  // destroy the answer before the client reads it. So: half-close, then
+  // discard input until the client closes or a short deadline passes.
+  void Linger() {
+    phase_ = Phase::kReading;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::min<std::chrono::milliseconds>(
+        server_.options.read_timeout, std::chrono::milliseconds(2000)));
+    DiscardInput({}, 0);
+  }
+
+  void DiscardInput(beast::error_code ec, std::size_t) {
+    if (ec) return Close();
+    buffer_.clear();
+    stream_.async_read_some(
+        buffer_.prepare(16384),
+        beast::bind_front_handler(&Session::DiscardInput, shared_from_this()));
+  }
+
+  void Close() {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kClosed;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+    // The session is destroyed when the last handler holding it returns.
+  }
+
+  ServerCore& server_;
+  const uint64_t id_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  Phase phase_ = Phase::kIdle;
+  bool draining_ = false;
+  bool linger_ = false;  // close via Linger() after the next write
+  Clock::time_point started_;
+  std::string method_;
+  std::string route_;
+  int status_ = 0;
+};
+
+struct HttpServer::Impl : ServerCore {
+  using ServerCore::ServerCore;
+};
+
+// Answers a connection over the cap with 503, then closes it. Not counted
+// as a session: it lives at most write_timeout.
+class Rejection : public std::enable_shared_from_this<Rejection> {
+ public:
+  Rejection(tcp::socket&& socket, std::chrono::milliseconds timeout)
+      : stream_(std::move(socket)) {
+    stream_.expires_after(timeout);
+    const HttpResponse error = ErrorResponse(
+        503, "unavailable", "too many open connections; retry later");
+    res_.result(http::status::service_unavailable);
+    res_.set(http::field::server, "cfrec");
+    res_.set(http::field::content_type, error.content_type);
+    res_.keep_alive(false);
+    res_.body() = error.body;
+    res_.prepare_payload();
+  }
+  void Run() {
+    http::async_write(
+        stream_, res_,
+        beast::bind_front_handler(&Rejection::OnWrite, shared_from_this()));
+  }
+
+ private:
+  void OnWrite(beast::error_code, std::size_t) {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+  }
+  beast::tcp_stream stream_;
+  http::response<http::string_body> res_;
+};
+
+void ServerCore::DoAccept() {
+  // Each accepted socket gets its own strand.
+  acceptor->async_accept(net::make_strand(ioc),
+                         [this](beast::error_code ec, tcp::socket socket) {
+                           OnAccept(ec, std::move(socket));
+                         });
+}
+
+void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
+  if (!ec) {
+    std::shared_ptr<Session> session;
+    bool over_cap = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (draining) return;  // `socket` closes as it goes out of scope
+      if (sessions.size() >= options.max_connections) {
+        over_cap = true;
+      } else {
+        const uint64_t id = next_id++;
+        session = std::make_shared<Session>(*this, id, std::move(socket));
+        sessions.emplace(id, session);
+      }
+    }
+    if (over_cap) {
+      if (rejected_counter != nullptr) rejected_counter->Increment();
+      std::make_shared<Rejection>(std::move(socket), options.write_timeout)
+          ->Run();
+    } else {
+      if (connections_gauge != nullptr) connections_gauge->Add(1);
+      session->Run();
+    }
+  }
+  // Errors such as EMFILE are transient; keep accepting.
+  DoAccept();
+}
+
+void ServerCore::Unregister(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu);
+  sessions.erase(id);
+  if (connections_gauge != nullptr) connections_gauge->Add(-1);
+  if (sessions.empty()) all_closed.notify_all();
+}
+
+HttpServer::HttpServer(ServerOptions options, Handler handler,
+                       MetricsRegistry* metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler),
+                                   metrics)) {}
+
+HttpServer::HttpServer(ServerOptions options, const ServiceContext& context)
+    : HttpServer(
+          std::move(options),
+          [&context](const HttpRequest& request) {
+            return Handle(context, request);
+          },
+          context.metrics) {}
+
+HttpServer::~HttpServer() { Drain(); }
+
+Status HttpServer::Start() {
+  if (impl_->started) return Status::FailedPrecondition("already started");
+  CFREC_RETURN_IF_ERROR(impl_->options.Validate());
+  Impl& s = *impl_;
+  try {
+    tcp::resolver resolver(s.ioc);
+    const auto endpoints = resolver.resolve(
+        s.options.host, std::to_string(s.options.port),
+        tcp::resolver::passive | tcp::resolver::numeric_service);
+    if (endpoints.empty()) {
+      return Status::InvalidArgument("cannot resolve '" + s.options.host + "'");
+    }
+    const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+    s.acceptor.emplace(net::make_strand(s.ioc));
+    s.acceptor->open(endpoint.protocol());
+    s.acceptor->set_option(net::socket_base::reuse_address(true));
+    s.acceptor->bind(endpoint);
+    s.acceptor->listen(net::socket_base::max_listen_connections);
+    s.bound_port = s.acceptor->local_endpoint().port();
+  } catch (const boost::system::system_error& e) {
+    s.acceptor.reset();
+    return Status::Unavailable("cannot listen on " + s.options.host + ":" +
+                               std::to_string(s.options.port) + ": " +
+                               e.what());
+  }
+  s.started = true;
+  s.work.emplace(s.ioc.get_executor());
+  s.DoAccept();
+  for (int i = 0; i < s.options.io_threads; ++i) {
+    s.threads.emplace_back([&s] {
+      // Handlers report errors as values; an exception escaping one is a
+      // bug, logged, and the loop keeps serving.
+      for (;;) {
+        try {
+          s.ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "cfrec http: unexpected exception: %s\n",
+                       e.what());
+        }
+      }
+    });
+  }
+  return Status::Ok();
+}
+
+void HttpServer::Drain() {
+  Impl& s = *impl_;
+  if (!s.started || s.stopped) return;
+  s.stopped = true;
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.draining = true;
+    s.draining_flag.store(true, std::memory_order_release);
+    for (auto& [id, weak] : s.sessions) {
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+    }
+  }
+  // Stop accepting, on the acceptor's strand (an acceptor is not safe to
+  // close from another thread while an accept is pending). Wait for it, so
+  // the port is closed before the I/O threads can be stopped.
+  auto closed = std::make_shared<std::promise<void>>();
+  net::post(s.acceptor->get_executor(), [&s, closed] {
+    beast::error_code ignored;
+    s.acceptor->close(ignored);
+    closed->set_value();
+  });
+  const auto deadline = Clock::now() + s.options.drain_timeout;
+  closed->get_future().wait_until(deadline);
+  for (auto& session : live) {
+    net::post(session->executor(), [session] { session->OnDrain(); });
+  }
+  live.clear();  // our references must not keep sessions alive
+  {
+    std::unique_lock<std::mutex> lock(s.mu);
+    s.all_closed.wait_until(lock, deadline,
+                            [&s] { return s.sessions.empty(); });
+  }
+  // Requests that outlived drain_timeout are abandoned here; their
+  // connections close when the server is destroyed.
+  s.work.reset();
+  s.ioc.stop();
+  for (auto& t : s.threads) t.join();
+  s.threads.clear();
+  // No thread runs the loop now, so the acceptor may be touched here; it is
+  // still open only if its close never ran (all threads stuck past the
+  // deadline).
+  beast::error_code ignored;
+  s.acceptor->close(ignored);
+}
+
+uint16_t HttpServer::port() const {
+  return impl_->started ? impl_->bound_port.load() : impl_->options.port;
+}
+
+size_t HttpServer::active_connections() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->sessions.size();
+}
+
+}  // namespace cfrec::server

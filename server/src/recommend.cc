@@ -1,0 +1,304 @@
+#include "cfrec/server/recommend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <unordered_map>
+#include <utility>
+
+namespace cfrec::server {
+namespace {
+
+// A GCC/Clang vector of 4 floats: SSE2 on every x86-64, so the loop below
+// vectorises without target flags or -ffast-math.
+typedef float Float4 __attribute__((vector_size(16)));
+
+inline Float4 Load4(const float* p) {
+  Float4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// NaN would break the strict weak ordering the selections below rely on.
+inline float Sanitize(float s) {
+  return std::isnan(s) ? -std::numeric_limits<float>::infinity() : s;
+}
+
+struct Candidate {
+  float score;
+  uint32_t item;
+};
+
+// Best first: higher score, then smaller item index (deterministic ties).
+inline bool Better(const Candidate& a, const Candidate& b) {
+  return a.score > b.score || (a.score == b.score && a.item < b.item);
+}
+
+// Leaves the best `k` of `v` (unordered) at its front and truncates to them.
+void KeepBest(std::vector<Candidate>& v, size_t k) {
+  if (v.size() <= k) return;
+  std::nth_element(v.begin(), v.begin() + k, v.end(), Better);
+  v.resize(k);
+}
+
+}  // namespace
+
+float Dot(std::span<const float> a, std::span<const float> b) {
+  const size_t n = std::min(a.size(), b.size());
+  const float* x = a.data();
+  const float* y = b.data();
+  Float4 acc0 = {0, 0, 0, 0}, acc1 = acc0, acc2 = acc0, acc3 = acc0;
+  size_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    acc0 += Load4(x + k) * Load4(y + k);
+    acc1 += Load4(x + k + 4) * Load4(y + k + 4);
+    acc2 += Load4(x + k + 8) * Load4(y + k + 8);
+    acc3 += Load4(x + k + 12) * Load4(y + k + 12);
+  }
+  for (; k + 4 <= n; k += 4) acc0 += Load4(x + k) * Load4(y + k);
+  const Float4 acc = (acc0 + acc1) + (acc2 + acc3);
+  float sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  for (; k < n; ++k) sum += x[k] * y[k];
+  return sum;
+}
+
+std::shared_ptr<const CandidateIndex> CandidateIndex::Build(
+    const learner::ModelSnapshot& snapshot) {
+  auto index = std::make_shared<CandidateIndex>();
+  const int dim = snapshot.dim();
+  index->dim_ = dim;
+  const size_t num_items = snapshot.num_items();
+  for (const uint32_t item : snapshot.CandidateItems()) {
+    if (item < num_items) index->items_.push_back(item);
+  }
+  const size_t n = index->items_.size();
+  index->num_blocks_ = (n + kBlock - 1) / kBlock;
+  index->blocks_.assign(index->num_blocks_ * dim * kBlock, 0.0f);
+  for (size_t i = 0; i < n; ++i) {
+    const std::span<const float> v = snapshot.ItemVector(index->items_[i]);
+    float* block = index->blocks_.data() + (i / kBlock) * dim * kBlock;
+    const size_t lane = i % kBlock;
+    const size_t d_max = std::min(v.size(), static_cast<size_t>(dim));
+    for (size_t d = 0; d < d_max; ++d) block[d * kBlock + lane] = v[d];
+  }
+  return index;
+}
+
+namespace {
+
+typedef float Float8 __attribute__((vector_size(32)));
+
+inline Float8 Load8(const float* p) {
+  Float8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Four blocks at a time: four independent accumulator chains hide the
+// latency of the adds. Cloned for AVX2 where the CPU has it (the default
+// clone runs the same code as pairs of SSE operations).
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void DotBlocks(
+    const float* blocks, size_t num_blocks, int dim, const float* user,
+    float* out) {
+  constexpr size_t kB = CandidateIndex::kBlock;
+  const size_t stride = static_cast<size_t>(dim) * kB;
+  size_t b = 0;
+  for (; b + 4 <= num_blocks; b += 4) {
+    const float* p = blocks + b * stride;
+    Float8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int d = 0; d < dim; ++d) {
+      const float u = user[d];
+      const size_t o = static_cast<size_t>(d) * kB;
+      a0 += u * Load8(p + o);
+      a1 += u * Load8(p + stride + o);
+      a2 += u * Load8(p + 2 * stride + o);
+      a3 += u * Load8(p + 3 * stride + o);
+    }
+    std::memcpy(out + b * kB, &a0, sizeof(a0));
+    std::memcpy(out + (b + 1) * kB, &a1, sizeof(a1));
+    std::memcpy(out + (b + 2) * kB, &a2, sizeof(a2));
+    std::memcpy(out + (b + 3) * kB, &a3, sizeof(a3));
+  }
+  for (; b < num_blocks; ++b) {
+    const float* p = blocks + b * stride;
+    Float8 a = {};
+    for (int d = 0; d < dim; ++d) {
+      a += user[d] * Load8(p + static_cast<size_t>(d) * kB);
+    }
+    std::memcpy(out + b * kB, &a, sizeof(a));
+  }
+}
+
+}  // namespace
+
+void CandidateIndex::DotAll(std::span<const float> user, float* out) const {
+  // A user vector shorter than dim() is zero-padded, as Dot() would do.
+  if (user.size() >= static_cast<size_t>(dim_)) {
+    DotBlocks(blocks_.data(), num_blocks_, dim_, user.data(), out);
+  } else {
+    std::vector<float> padded(dim_, 0.0f);
+    std::copy(user.begin(), user.end(), padded.begin());
+    DotBlocks(blocks_.data(), num_blocks_, dim_, padded.data(), out);
+  }
+}
+
+std::shared_ptr<const CandidateIndex> CandidateIndexCache::Get(
+    const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (index_ != nullptr && snapshot_.lock() == snapshot) return index_;
+  if (index_ != nullptr && snapshot->version() < version_) {
+    return CandidateIndex::Build(*snapshot);  // stale request; rare
+  }
+  // Built under the lock: the requests that arrive with a new snapshot wait
+  // for one build instead of each doing their own.
+  index_ = CandidateIndex::Build(*snapshot);
+  snapshot_ = snapshot;
+  version_ = snapshot->version();
+  return index_;
+}
+
+Recommendation Recommend(const learner::ModelSnapshot& snapshot,
+                         std::string_view user_id, size_t n,
+                         const RecommendOptions& options) {
+  return Recommend(snapshot, *CandidateIndex::Build(snapshot), user_id, n,
+                   options);
+}
+
+Recommendation Recommend(const learner::ModelSnapshot& snapshot,
+                         const CandidateIndex& index, std::string_view user_id,
+                         size_t n, const RecommendOptions& options) {
+  Recommendation result;
+  const std::optional<uint32_t> user = snapshot.FindUser(user_id);
+  if (!user.has_value() || *user >= snapshot.num_users()) {
+    result.popularity_fallback = true;
+    const std::span<const uint32_t> popular = snapshot.PopularItems();
+    const size_t take = std::min(n, popular.size());
+    result.items.reserve(take);
+    for (size_t i = 0; i < take; ++i) {
+      result.items.push_back({popular[i], std::nullopt});
+    }
+    return result;
+  }
+  if (n == 0) return result;
+
+  // Stage 1, retrieval: dot product over the live candidate pool.
+  const std::span<const uint32_t> pool = index.items();
+  std::vector<float> dots(index.padded_size());
+  index.DotAll(snapshot.UserVector(*user), dots.data());
+  const std::span<const uint32_t> clicked = snapshot.ClickedItems(*user);
+  // Clicked items are removed after a first cut rather than looked up for
+  // every candidate: the best K + |clicked| hold at least K unclicked items,
+  // and those are the best K unclicked ones.
+  const size_t k = options.retrieval_candidates;
+  const size_t first_cut = k + clicked.size();
+  std::vector<Candidate> candidates;
+  if (pool.size() <= first_cut) {
+    candidates.reserve(pool.size());
+    for (size_t i = 0; i < pool.size(); ++i) {
+      candidates.push_back({Sanitize(dots[i]), pool[i]});
+    }
+  } else {
+    // Selection by threshold: the first_cut-th best score bounds what can
+    // enter, so most of the pool is rejected by one float comparison.
+    std::vector<float> sorted(dots.begin(), dots.begin() + pool.size());
+    for (float& x : sorted) x = Sanitize(x);
+    std::nth_element(sorted.begin(), sorted.begin() + (first_cut - 1),
+                     sorted.end(), std::greater<float>());
+    const float threshold = sorted[first_cut - 1];
+    candidates.reserve(first_cut + 8);
+    for (size_t i = 0; i < pool.size(); ++i) {
+      const float s = Sanitize(dots[i]);
+      if (s >= threshold) candidates.push_back({s, pool[i]});
+    }
+    KeepBest(candidates, first_cut);  // ties at the threshold
+  }
+  if (!clicked.empty()) {
+    std::erase_if(candidates, [&](const Candidate& c) {
+      return std::binary_search(clicked.begin(), clicked.end(), c.item);
+    });
+  }
+  KeepBest(candidates, k);
+  if (candidates.empty()) return result;
+
+  // Stage 2, ranking by the active ranker.
+  std::vector<uint32_t> items(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) items[i] = candidates[i].item;
+  std::vector<float> scores(items.size());
+  snapshot.Score(*user, items, scores);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    candidates[i].score = Sanitize(scores[i]);
+  }
+  const size_t take = std::min(n, candidates.size());
+  std::partial_sort(candidates.begin(), candidates.begin() + take,
+                    candidates.end(), Better);
+  result.items.reserve(take);
+  for (size_t i = 0; i < take; ++i) {
+    result.items.push_back({candidates[i].item, candidates[i].score});
+  }
+  return result;
+}
+
+Recommendation RankItems(const learner::ModelSnapshot& snapshot,
+                         std::string_view user_id,
+                         std::span<const std::string> items,
+                         std::vector<std::string>* ids) {
+  Recommendation result;
+  ids->clear();
+  const size_t num_items = snapshot.num_items();
+  // Dense index of every known item; unknown ones keep their input position.
+  std::vector<Candidate> known;
+  std::vector<size_t> unknown;  // positions in `items`
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::optional<uint32_t> item = snapshot.FindItem(items[i]);
+    if (item.has_value() && *item < num_items) {
+      known.push_back({0.0f, *item});
+    } else {
+      unknown.push_back(i);
+    }
+  }
+  const std::optional<uint32_t> user = snapshot.FindUser(user_id);
+  if (!user.has_value() || *user >= snapshot.num_users()) {
+    result.popularity_fallback = true;
+    // Popularity rank of each requested known item; one pass over the list.
+    std::unordered_map<uint32_t, size_t> rank;
+    for (const Candidate& c : known) {
+      rank.emplace(c.item, std::numeric_limits<size_t>::max());
+    }
+    const std::span<const uint32_t> popular = snapshot.PopularItems();
+    for (size_t i = 0; i < popular.size(); ++i) {
+      auto it = rank.find(popular[i]);
+      if (it != rank.end() && it->second > i) it->second = i;
+    }
+    // Stable: items that are not popular keep the caller's order.
+    std::stable_sort(known.begin(), known.end(),
+                     [&](const Candidate& a, const Candidate& b) {
+                       return rank[a.item] < rank[b.item];
+                     });
+    for (const Candidate& c : known) {
+      result.items.push_back({c.item, std::nullopt});
+      ids->push_back(snapshot.ItemId(c.item));
+    }
+  } else {
+    std::vector<uint32_t> dense(known.size());
+    for (size_t i = 0; i < known.size(); ++i) dense[i] = known[i].item;
+    std::vector<float> scores(dense.size());
+    if (!dense.empty()) snapshot.Score(*user, dense, scores);
+    for (size_t i = 0; i < known.size(); ++i) {
+      known[i].score = Sanitize(scores[i]);
+    }
+    std::sort(known.begin(), known.end(), Better);
+    for (const Candidate& c : known) {
+      result.items.push_back({c.item, c.score});
+      ids->push_back(snapshot.ItemId(c.item));
+    }
+  }
+  for (const size_t i : unknown) {
+    result.items.push_back({0, std::nullopt, /*known=*/false});
+    ids->push_back(items[i]);
+  }
+  return result;
+}
+
+}  // namespace cfrec::server

@@ -1,0 +1,553 @@
+#include "cfrec/server/service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "cfrec/server/query.h"
+#include "cfrec/server/recommend.h"
+
+namespace cfrec::server {
+namespace {
+
+using nlohmann::json;
+
+int64_t NowMs(const std::function<int64_t()>& clock) {
+  if (clock) return clock();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+HttpResponse JsonResponse(int status, const json& doc) {
+  HttpResponse response;
+  response.status = status;
+  // Ids come from validated events, but a replacement character is better
+  // than an exception if one ever is not UTF-8.
+  response.body = doc.dump(-1, ' ', false, json::error_handler_t::replace);
+  return response;
+}
+
+HttpResponse BadRequest(std::string_view message) {
+  return ErrorResponse(400, "invalid_argument", message);
+}
+
+HttpResponse NotReady(std::string_view message) {
+  return ErrorResponse(503, "not_ready", message);
+}
+
+std::shared_ptr<const learner::ModelSnapshot> Latest(
+    const ServiceContext& context) {
+  if (context.snapshots == nullptr) return nullptr;
+  return context.snapshots->Get();
+}
+
+// Checks an id given by a client: non-empty, within the id limit, UTF-8.
+Status CheckId(std::string_view id, std::string_view field,
+               const ServingOptions& options) {
+  if (id.empty()) {
+    return Status::InvalidArgument("'" + std::string(field) +
+                                   "' must not be empty");
+  }
+  if (id.size() > options.event_limits.max_id_bytes) {
+    return Status::InvalidArgument(
+        "'" + std::string(field) + "' is longer than " +
+        std::to_string(options.event_limits.max_id_bytes) + " bytes");
+  }
+  if (!IsValidUtf8(id)) {
+    return Status::InvalidArgument("'" + std::string(field) +
+                                   "' is not valid UTF-8");
+  }
+  return Status::Ok();
+}
+
+// Collects the query parameters named in `allowed`, each at most once;
+// anything else is an error.
+Status TakeParams(const ParsedTarget& target,
+                  std::initializer_list<std::string_view> allowed,
+                  std::vector<std::optional<std::string>>* values) {
+  values->assign(allowed.size(), std::nullopt);
+  for (const auto& [name, value] : target.params) {
+    const auto it = std::find(allowed.begin(), allowed.end(), name);
+    if (it == allowed.end()) {
+      return Status::InvalidArgument("unknown query parameter '" +
+                                     name.substr(0, 64) + "'");
+    }
+    auto& slot = (*values)[it - allowed.begin()];
+    if (slot.has_value()) {
+      return Status::InvalidArgument("query parameter '" + name +
+                                     "' given more than once");
+    }
+    slot = value;
+  }
+  return Status::Ok();
+}
+
+// Common checks of a JSON request body; parses it into `doc`.
+std::optional<HttpResponse> ParseJsonBody(const ServiceContext& context,
+                                          const HttpRequest& request,
+                                          json* doc) {
+  if (MediaType(request.content_type) != "application/json") {
+    return ErrorResponse(415, "unsupported_media_type",
+                         "Content-Type must be application/json");
+  }
+  if (request.body.empty()) return BadRequest("request body is empty");
+  if (!JsonDepthWithin(request.body, context.serving.max_json_depth)) {
+    return BadRequest("JSON nested deeper than " +
+                      std::to_string(context.serving.max_json_depth));
+  }
+  *doc = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (doc->is_discarded()) return BadRequest("body is not valid JSON");
+  return std::nullopt;
+}
+
+json ModelVersionJson(const learner::ModelSnapshot& snapshot) {
+  return snapshot.version();
+}
+
+// ---------------------------------------------------------------- routes
+
+HttpResponse GetRecommendations(const ServiceContext& context,
+                                const HttpRequest&,
+                                const ParsedTarget& target) {
+  std::vector<std::optional<std::string>> params;
+  if (Status s = TakeParams(target, {"user_id", "n"}, &params); !s.ok()) {
+    return ErrorResponseFor(s);
+  }
+  if (!params[0].has_value()) {
+    return BadRequest("query parameter 'user_id' is required");
+  }
+  const std::string& user_id = *params[0];
+  if (Status s = CheckId(user_id, "user_id", context.serving); !s.ok()) {
+    return ErrorResponseFor(s);
+  }
+  size_t n = context.serving.default_n;
+  if (params[1].has_value()) {
+    Result<uint64_t> parsed =
+        ParseUint(*params[1], 1, context.serving.max_n, "n");
+    if (!parsed.ok()) return ErrorResponseFor(parsed.status());
+    n = static_cast<size_t>(*parsed);
+  }
+  const auto snapshot = Latest(context);
+  if (snapshot == nullptr) return NotReady("no model snapshot published yet");
+
+  RecommendOptions options;
+  options.retrieval_candidates = context.serving.retrieval_candidates;
+  const Recommendation rec =
+      context.retrieval_cache != nullptr
+          ? Recommend(*snapshot, *context.retrieval_cache->Get(snapshot),
+                      user_id, n, options)
+          : Recommend(*snapshot, user_id, n, options);
+  json items = json::array();
+  for (const ScoredItem& item : rec.items) {
+    json entry = {{"item_id", snapshot->ItemId(item.item)}};
+    entry["score"] = item.score.has_value() ? json(*item.score) : json(nullptr);
+    items.push_back(std::move(entry));
+  }
+  json doc = {{"user_id", user_id},
+              {"model_version", ModelVersionJson(*snapshot)},
+              {"fallback",
+               rec.popularity_fallback ? json("popularity") : json(nullptr)},
+              {"items", std::move(items)}};
+  return JsonResponse(200, doc);
+}
+
+HttpResponse PostRank(const ServiceContext& context, const HttpRequest& request,
+                      const ParsedTarget& target) {
+  if (!target.params.empty()) return BadRequest("no query parameters allowed");
+  json doc;
+  if (auto error = ParseJsonBody(context, request, &doc)) return *error;
+  if (!doc.is_object()) return BadRequest("body must be a JSON object");
+  for (const auto& [key, value] : doc.items()) {
+    if (key != "user_id" && key != "items") {
+      return BadRequest("unknown field '" + key.substr(0, 64) + "'");
+    }
+  }
+  const auto user_it = doc.find("user_id");
+  if (user_it == doc.end() || !user_it->is_string()) {
+    return BadRequest("'user_id' must be a string");
+  }
+  const std::string user_id = user_it->get<std::string>();
+  if (Status s = CheckId(user_id, "user_id", context.serving); !s.ok()) {
+    return ErrorResponseFor(s);
+  }
+  const auto items_it = doc.find("items");
+  if (items_it == doc.end() || !items_it->is_array()) {
+    return BadRequest("'items' must be an array of strings");
+  }
+  if (items_it->empty()) return BadRequest("'items' must not be empty");
+  if (items_it->size() > context.serving.max_rank_items) {
+    return BadRequest("'items' has more than " +
+                      std::to_string(context.serving.max_rank_items) +
+                      " entries");
+  }
+  std::vector<std::string> items;
+  items.reserve(items_it->size());
+  std::unordered_set<std::string_view> seen;
+  for (const json& item : *items_it) {
+    if (!item.is_string()) {
+      return BadRequest("'items' must be an array of strings");
+    }
+    items.push_back(item.get<std::string>());
+    if (Status s = CheckId(items.back(), "items[]", context.serving); !s.ok()) {
+      return ErrorResponseFor(s);
+    }
+  }
+  for (const std::string& item : items) {
+    if (!seen.insert(item).second) {
+      return BadRequest("'items' lists '" + item + "' more than once");
+    }
+  }
+  const auto snapshot = Latest(context);
+  if (snapshot == nullptr) return NotReady("no model snapshot published yet");
+
+  std::vector<std::string> ids;
+  const Recommendation rec = RankItems(*snapshot, user_id, items, &ids);
+  json out_items = json::array();
+  for (size_t i = 0; i < rec.items.size(); ++i) {
+    json entry = {{"item_id", ids[i]}, {"known", rec.items[i].known}};
+    entry["score"] = rec.items[i].score.has_value() ? json(*rec.items[i].score)
+                                                    : json(nullptr);
+    out_items.push_back(std::move(entry));
+  }
+  json out = {{"user_id", user_id},
+              {"model_version", ModelVersionJson(*snapshot)},
+              {"fallback",
+               rec.popularity_fallback ? json("popularity") : json(nullptr)},
+              {"items", std::move(out_items)}};
+  return JsonResponse(200, out);
+}
+
+HttpResponse PostEvents(const ServiceContext& context,
+                        const HttpRequest& request,
+                        const ParsedTarget& target) {
+  if (!target.params.empty()) return BadRequest("no query parameters allowed");
+  json doc;
+  if (auto error = ParseJsonBody(context, request, &doc)) return *error;
+  std::vector<Event> events;
+  auto parse_one = [&](const json& element,
+                       std::string_view where) -> std::optional<HttpResponse> {
+    if (!element.is_object()) {
+      return BadRequest(std::string(where) + "an event must be a JSON object");
+    }
+    Result<Event> event =
+        ParseEvent(element.dump(-1, ' ', false, json::error_handler_t::strict),
+                   context.serving.event_limits);
+    if (!event.ok()) {
+      return BadRequest(std::string(where) + event.status().message());
+    }
+    events.push_back(std::move(*event));
+    return std::nullopt;
+  };
+  if (doc.is_array()) {
+    if (doc.empty()) return BadRequest("no events in the array");
+    if (doc.size() > context.serving.max_events_per_request) {
+      return BadRequest("more than " +
+                        std::to_string(context.serving.max_events_per_request) +
+                        " events in one request");
+    }
+    for (size_t i = 0; i < doc.size(); ++i) {
+      const std::string where = "events[" + std::to_string(i) + "]: ";
+      if (auto error = parse_one(doc[i], where)) return *error;
+    }
+  } else {
+    if (auto error = parse_one(doc, "")) return *error;
+  }
+  if (context.sink == nullptr) {
+    return ErrorResponse(503, "unavailable",
+                         "this server has no event producer configured");
+  }
+  json accepted = json::array();
+  for (size_t i = 0; i < events.size(); ++i) {
+    const Event& event = events[i];
+    const Status sent =
+        context.sink->Send(EventUserId(event), SerializeEvent(event));
+    if (!sent.ok()) {
+      return ErrorResponse(
+          503, "unavailable",
+          "queued " + std::to_string(i) + " of " +
+              std::to_string(events.size()) +
+              " events, then the producer refused: " + sent.ToString());
+    }
+    json entry;
+    if (const auto* imp = std::get_if<ImpressionEvent>(&event)) {
+      entry = {{"type", "impression"},
+               {"impression_id", imp->impression_id},
+               {"user_id", imp->user_id}};
+    } else {
+      const auto& click = std::get<ClickEvent>(event);
+      entry = {{"type", "click"},
+               {"impression_id", click.impression_id},
+               {"user_id", click.user_id},
+               {"item_id", click.item_id}};
+    }
+    accepted.push_back(std::move(entry));
+  }
+  if (context.metrics != nullptr) {
+    if (Counter* c = context.metrics->GetCounter(
+            "cfrec_http_events_accepted_total",
+            "Events accepted by POST /v1/events and queued to the producer")) {
+      c->Increment(events.size());
+    }
+  }
+  return JsonResponse(202, {{"accepted", events.size()},
+                            {"topic", context.events_topic},
+                            {"events", std::move(accepted)}});
+}
+
+HttpResponse GetModel(const ServiceContext& context, const HttpRequest&,
+                      const ParsedTarget& target) {
+  if (!target.params.empty()) return BadRequest("no query parameters allowed");
+  const auto snapshot = Latest(context);
+  if (snapshot == nullptr) return NotReady("no model snapshot published yet");
+  const learner::TrainingStats& s = snapshot->stats();
+  const int64_t age_ms = std::max<int64_t>(
+      0, NowMs(context.now_unix_ms) - snapshot->created_unix_ms());
+  json doc = {{"model_version", snapshot->version()},
+              {"created_at", FormatRfc3339Ms(snapshot->created_unix_ms())},
+              {"age_seconds", static_cast<double>(age_ms) / 1000.0},
+              {"ranker", s.ranker},
+              {"loss", s.loss},
+              {"intervention", s.intervention},
+              {"trainer", s.trainer},
+              {"users", snapshot->num_users()},
+              {"items", snapshot->num_items()},
+              {"dim", snapshot->dim()},
+              {"candidate_pool", snapshot->CandidateItems().size()},
+              {"training",
+               {{"events_consumed", s.events_consumed},
+                {"applied_seq", s.applied_seq},
+                {"observed_samples", s.observed_samples},
+                {"counterfactual_samples", s.counterfactual_samples},
+                {"steps", s.steps},
+                {"samples_per_sec", s.samples_per_sec}}},
+              {"losses",
+               {{"ranker", s.ranker_loss},
+                {"sem_r", s.sem_r_loss},
+                {"sem_s", s.sem_s_loss},
+                {"elbo", s.elbo}}},
+              {"policy",
+               {{"reward", s.policy_reward}, {"baseline", s.policy_baseline}}}};
+  return JsonResponse(200, doc);
+}
+
+HttpResponse GetMetrics(const ServiceContext& context, const HttpRequest&,
+                        const ParsedTarget& target) {
+  if (!target.params.empty()) return BadRequest("no query parameters allowed");
+  if (context.metrics == nullptr) {
+    return ErrorResponse(503, "unavailable", "metrics are not configured");
+  }
+  HttpResponse response;
+  response.content_type = std::string(MetricsRegistry::kContentType);
+  response.body = context.metrics->Expose();
+  return response;
+}
+
+HttpResponse GetHealthz(const ServiceContext&, const HttpRequest&,
+                        const ParsedTarget& target) {
+  if (!target.params.empty()) return BadRequest("no query parameters allowed");
+  return JsonResponse(200, {{"status", "ok"}});
+}
+
+HttpResponse GetReadyz(const ServiceContext& context, const HttpRequest&,
+                       const ParsedTarget& target) {
+  if (!target.params.empty()) return BadRequest("no query parameters allowed");
+  const bool state_open = !context.state_ready || context.state_ready();
+  const auto snapshot = Latest(context);
+  if (!state_open || snapshot == nullptr) {
+    std::string why;
+    if (!state_open) why = "state store not open";
+    if (snapshot == nullptr) {
+      if (!why.empty()) why += "; ";
+      why += "no model snapshot published yet";
+    }
+    return NotReady(why);
+  }
+  return JsonResponse(
+      200, {{"status", "ready"}, {"model_version", snapshot->version()}});
+}
+
+using RouteHandler = HttpResponse (*)(const ServiceContext&, const HttpRequest&,
+                                      const ParsedTarget&);
+
+struct Route {
+  std::string_view path;
+  std::string_view method;
+  RouteHandler handler;
+};
+
+constexpr Route kRoutes[] = {
+    {"/v1/recommendations", "GET", &GetRecommendations},
+    {"/v1/rank", "POST", &PostRank},
+    {"/v1/events", "POST", &PostEvents},
+    {"/v1/model", "GET", &GetModel},
+    {"/metrics", "GET", &GetMetrics},
+    {"/healthz", "GET", &GetHealthz},
+    {"/readyz", "GET", &GetReadyz},
+};
+
+std::string_view MethodLabel(std::string_view method) {
+  static constexpr std::string_view kKnown[] = {
+      "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"};
+  for (const std::string_view m : kKnown) {
+    if (m == method) return m;
+  }
+  return "other";
+}
+
+}  // namespace
+
+HttpResponse Handle(const ServiceContext& context, const HttpRequest& request) {
+  try {
+    Result<ParsedTarget> target = ParseTarget(request.target);
+    if (!target.ok()) return ErrorResponseFor(target.status());
+    for (const Route& route : kRoutes) {
+      if (route.path != target->path) continue;
+      HttpResponse response;
+      if (request.method != route.method) {
+        response = ErrorResponse(405, "method_not_allowed",
+                                 "use " + std::string(route.method) + " for " +
+                                     std::string(route.path));
+        response.headers.emplace_back("Allow", std::string(route.method));
+      } else {
+        response = route.handler(context, request, *target);
+      }
+      response.route = std::string(route.path);
+      return response;
+    }
+    return ErrorResponse(404, "not_found", "no such route");
+  } catch (const std::exception& e) {
+    // Handlers return errors as values; reaching this is a bug (or
+    // bad_alloc), reported without taking the server down.
+    return ErrorResponse(500, "internal", e.what());
+  }
+}
+
+void RecordRequest(MetricsRegistry* metrics, std::string_view route,
+                   std::string_view method, int status, double seconds) {
+  if (metrics == nullptr) return;
+  const std::string status_text = std::to_string(status);
+  if (Counter* c = metrics->GetCounter(
+          "cfrec_http_requests_total", "HTTP requests answered",
+          {"route", "method", "status"},
+          {std::string(route), std::string(MethodLabel(method)),
+           status_text})) {
+    c->Increment();
+  }
+  static const std::vector<double> kBuckets = DefaultLatencyBuckets();
+  if (Histogram* h = metrics->GetHistogram(
+          "cfrec_http_request_duration_seconds",
+          "Time from a request fully read to its response written", kBuckets,
+          {"route", "status"}, {std::string(route), status_text})) {
+    h->Observe(seconds);
+  }
+}
+
+bool RegisterModelMetrics(MetricsRegistry& metrics,
+                          const learner::SnapshotHolder* snapshots,
+                          std::function<int64_t()> now_unix_ms) {
+  auto latest = [snapshots]() -> std::shared_ptr<const learner::ModelSnapshot> {
+    return snapshots == nullptr ? nullptr : snapshots->Get();
+  };
+  // Training rates between the snapshots seen by successive scrapes; shared
+  // by the two "kind" children.
+  struct RateState {
+    std::mutex mu;
+    uint64_t version = 0;
+    int64_t created_ms = 0;
+    uint64_t observed = 0;
+    uint64_t counterfactual = 0;
+    double observed_rate = 0;
+    double counterfactual_rate = 0;
+  };
+  auto rates = std::make_shared<RateState>();
+  auto rate = [latest, rates](bool observed) {
+    const auto snapshot = latest();
+    std::lock_guard<std::mutex> lock(rates->mu);
+    if (snapshot != nullptr && snapshot->version() != rates->version) {
+      const learner::TrainingStats& s = snapshot->stats();
+      const int64_t dt_ms = snapshot->created_unix_ms() - rates->created_ms;
+      if (rates->version != 0 && dt_ms > 0 &&
+          s.observed_samples >= rates->observed &&
+          s.counterfactual_samples >= rates->counterfactual) {
+        rates->observed_rate =
+            static_cast<double>(s.observed_samples - rates->observed) * 1000.0 /
+            static_cast<double>(dt_ms);
+        rates->counterfactual_rate =
+            static_cast<double>(s.counterfactual_samples -
+                                rates->counterfactual) *
+            1000.0 / static_cast<double>(dt_ms);
+      }
+      rates->version = snapshot->version();
+      rates->created_ms = snapshot->created_unix_ms();
+      rates->observed = s.observed_samples;
+      rates->counterfactual = s.counterfactual_samples;
+    }
+    return observed ? rates->observed_rate : rates->counterfactual_rate;
+  };
+  auto stat = [latest](auto field) {
+    return [latest, field]() -> double {
+      const auto snapshot = latest();
+      return snapshot == nullptr ? 0.0 : field(*snapshot);
+    };
+  };
+  bool ok = true;
+  ok &= metrics.AddCallback("cfrec_model_version",
+                            "Version of the latest model snapshot", false,
+                            stat([](const learner::ModelSnapshot& s) {
+                              return static_cast<double>(s.version());
+                            }));
+  ok &= metrics.AddCallback(
+      "cfrec_model_age_seconds", "Seconds since the latest snapshot was built",
+      false, [latest, now_unix_ms]() -> double {
+        const auto snapshot = latest();
+        if (snapshot == nullptr) return 0.0;
+        return static_cast<double>(std::max<int64_t>(
+                   0, NowMs(now_unix_ms) - snapshot->created_unix_ms())) /
+               1000.0;
+      });
+  ok &= metrics.AddCallback(
+      "cfrec_policy_reward",
+      "Mean reward of the counterfactual policy (CPR eq. 11)", false,
+      stat([](const learner::ModelSnapshot& s) {
+        return s.stats().policy_reward;
+      }));
+  ok &= metrics.AddCallback("cfrec_ranker_loss",
+                            "Moving average of the ranker's training loss",
+                            false, stat([](const learner::ModelSnapshot& s) {
+                              return s.stats().ranker_loss;
+                            }));
+  ok &= metrics.AddCallback(
+      "cfrec_training_samples_total", "Ranker training samples by origin", true,
+      stat([](const learner::ModelSnapshot& s) {
+        return static_cast<double>(s.stats().observed_samples);
+      }),
+      {"kind"}, {"observed"});
+  ok &= metrics.AddCallback(
+      "cfrec_training_samples_total", "Ranker training samples by origin", true,
+      stat([](const learner::ModelSnapshot& s) {
+        return static_cast<double>(s.stats().counterfactual_samples);
+      }),
+      {"kind"}, {"counterfactual"});
+  ok &= metrics.AddCallback(
+      "cfrec_training_samples_per_second",
+      "Ranker training samples per second by origin, between the snapshots "
+      "of successive scrapes",
+      false, [rate] { return rate(true); }, {"kind"}, {"observed"});
+  ok &= metrics.AddCallback(
+      "cfrec_training_samples_per_second",
+      "Ranker training samples per second by origin, between the snapshots "
+      "of successive scrapes",
+      false, [rate] { return rate(false); }, {"kind"}, {"counterfactual"});
+  return ok;
+}
+
+}  // namespace cfrec::server

@@ -1,0 +1,52 @@
+#include "cfrec/learner/options.h"
+
+#include <gtest/gtest.h>
+
+namespace cfrec::learner {
+namespace {
+
+TEST(OptionsTest, DefaultsAreValidAndMatchTheReferenceCode) {
+  TrainerOptions o;
+  EXPECT_TRUE(ValidateTrainerOptions(o).ok());
+  EXPECT_EQ(o.learner.batch_size, 2048);
+  EXPECT_DOUBLE_EQ(o.learner.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(o.learner.weight_decay, 1e-3);
+  EXPECT_EQ(o.learner.num_negatives, 5);
+  EXPECT_EQ(o.snapshot_interval_ms, 500);
+}
+
+TEST(OptionsTest, ParsesKnownKeysAndRoundTrips) {
+  auto o = ParseTrainerOptions(
+      R"({"ranker": "lightgcn", "loss": "pointwise", "dim": 32,
+          "mlp_hidden": [8, 4], "snapshot_interval_ms": 100})");
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->learner.ranker, "lightgcn");
+  EXPECT_EQ(o->learner.dim, 32);
+  EXPECT_EQ(o->learner.mlp_hidden, (std::vector<int>{8, 4}));
+  EXPECT_EQ(o->snapshot_interval_ms, 100);
+  EXPECT_EQ(o->learner.batch_size, 2048);  // untouched default
+  auto again = ParseTrainerOptions(TrainerOptionsToJson(*o));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(TrainerOptionsToJson(*again), TrainerOptionsToJson(*o));
+}
+
+TEST(OptionsTest, RejectsUnknownKeysBadTypesAndBadValues) {
+  auto unknown = ParseTrainerOptions(R"({"learning_rate": 0.1})");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("learning_rate"), std::string::npos);
+  EXPECT_FALSE(ParseTrainerOptions(R"({"dim": "big"})").ok());
+  EXPECT_FALSE(ParseTrainerOptions(R"({"ranker": "svd"})").ok());
+  EXPECT_FALSE(ParseTrainerOptions(R"({"batch_size": 0})").ok());
+  EXPECT_FALSE(ParseTrainerOptions("[1, 2]").ok());
+  EXPECT_FALSE(ParseTrainerOptions("{").ok());
+}
+
+TEST(OptionsTest, CheckedInDefaultConfigLoads) {
+  auto o = LoadTrainerOptions(CFREC_LEARNER_DEFAULT_CONFIG);
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(TrainerOptionsToJson(*o), TrainerOptionsToJson(TrainerOptions{}));
+  EXPECT_TRUE(LoadTrainerOptions("/nonexistent/cfrec.json").status().IsNotFound());
+}
+
+}  // namespace
+}  // namespace cfrec::learner

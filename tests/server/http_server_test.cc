@@ -1,0 +1,346 @@
+// HttpServer over real loopback sockets: keep-alive, pipelining, timeouts,
+// limits, the connection cap and the drain.
+#include "cfrec/server/http_server.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "cfrec/server/testing/fake_snapshot.h"
+
+namespace cfrec::server {
+namespace {
+
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+using std::chrono::milliseconds;
+
+// A blocking client whose reads give up after 5 s, so a server bug fails
+// the test instead of hanging it.
+class Client {
+ public:
+  explicit Client(uint16_t port) : socket_(ioc_) {
+    socket_.connect({net::ip::make_address("127.0.0.1"), port});
+    timeval tv{5, 0};
+    setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv,
+               sizeof(tv));
+  }
+  void Send(const std::string& raw) { net::write(socket_, net::buffer(raw)); }
+  // Reads one response; `ec` set on EOF/reset/timeout.
+  http::response<http::string_body> Read(boost::system::error_code& ec) {
+    http::response<http::string_body> res;
+    http::read(socket_, buffer_, res, ec);
+    return res;
+  }
+  http::response<http::string_body> Read() {
+    boost::system::error_code ec;
+    auto res = Read(ec);
+    EXPECT_FALSE(ec) << ec.message();
+    return res;
+  }
+  // True when the server closed the connection (orderly EOF or reset)
+  // before sending anything more.
+  bool ReadsEof() {
+    char c;
+    boost::system::error_code ec;
+    const size_t n = socket_.read_some(net::buffer(&c, 1), ec);
+    return n == 0 &&
+           (ec == net::error::eof || ec == net::error::connection_reset);
+  }
+  static std::string Get(const std::string& target, bool close = false) {
+    return "GET " + target + " HTTP/1.1\r\nHost: t\r\n" +
+           (close ? "Connection: close\r\n" : "") + "\r\n";
+  }
+
+ private:
+  net::io_context ioc_;
+  tcp::socket socket_;
+  boost::beast::flat_buffer buffer_;
+};
+
+HttpResponse Ok(std::string body) {
+  HttpResponse r;
+  r.body = std::move(body);
+  r.route = "/test";
+  return r;
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void StartServer(ServerOptions options) {
+    options.port = 0;
+    server_ = std::make_unique<HttpServer>(
+        options,
+        [this](const HttpRequest& request) -> HttpResponse {
+          if (request.target == "/slow") {
+            slow_entered_.set_value();
+            release_slow_.get_future().wait();
+            return Ok(R"({"slow":true})");
+          }
+          if (request.target == "/echo") return Ok(request.body);
+          return Ok(R"({"ok":true})");
+        },
+        &metrics_);
+    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_NE(server_->port(), 0);
+  }
+
+  MetricsRegistry metrics_;
+  std::promise<void> slow_entered_;
+  std::promise<void> release_slow_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
+  StartServer({});
+  Client client(server_->port());
+  for (int i = 0; i < 3; ++i) {
+    client.Send(Client::Get("/x"));
+    const auto res = client.Read();
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_TRUE(res.keep_alive());
+    EXPECT_EQ(res.body(), R"({"ok":true})");
+    EXPECT_EQ(res[http::field::content_type], "application/json");
+  }
+  EXPECT_EQ(server_->active_connections(), 1u);
+  client.Send(Client::Get("/x", /*close=*/true));
+  const auto last = client.Read();
+  EXPECT_FALSE(last.keep_alive());
+  EXPECT_TRUE(client.ReadsEof());
+  EXPECT_EQ(
+      metrics_
+          .GetCounter("cfrec_http_requests_total", "",
+                      {"route", "method", "status"}, {"/test", "GET", "200"})
+          ->value(),
+      4u);
+}
+
+TEST_F(HttpServerTest, PipelinedRequestsAnswerInOrder) {
+  StartServer({});
+  Client client(server_->port());
+  const std::string post =
+      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+      "Content-Length: 7\r\n\r\n\"hello\"";
+  client.Send(post + Client::Get("/x") + post);
+  EXPECT_EQ(client.Read().body(), "\"hello\"");
+  EXPECT_EQ(client.Read().body(), R"({"ok":true})");
+  EXPECT_EQ(client.Read().body(), "\"hello\"");
+}
+
+TEST_F(HttpServerTest, IdleConnectionIsClosed) {
+  ServerOptions options;
+  options.idle_timeout = milliseconds(200);
+  StartServer(options);
+  Client client(server_->port());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(client.ReadsEof());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(150));
+}
+
+TEST_F(HttpServerTest, SlowClientIsCutOffAndHoldsNoThread) {
+  ServerOptions options;
+  options.io_threads = 1;
+  options.read_timeout = milliseconds(300);
+  StartServer(options);
+  Client slow(server_->port());
+  slow.Send("GET /x HTTP/1.1\r\nHost: t\r\n");  // headers never finish
+  // With one I/O thread, another client is still served at once.
+  Client fast(server_->port());
+  fast.Send(Client::Get("/x"));
+  EXPECT_EQ(fast.Read().result_int(), 200);
+  EXPECT_TRUE(slow.ReadsEof());
+}
+
+TEST_F(HttpServerTest, BodyOverLimitIs413) {
+  ServerOptions options;
+  options.max_body_bytes = 1024;
+  StartServer(options);
+  {
+    Client client(server_->port());
+    client.Send(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2048\r\n"
+        "Content-Type: application/json\r\n\r\n" +
+        std::string(2048, 'x'));
+    const auto res = client.Read();
+    EXPECT_EQ(res.result_int(), 413);
+    const auto doc = nlohmann::json::parse(res.body());
+    EXPECT_EQ(doc["error"]["code"], "payload_too_large");
+    EXPECT_TRUE(client.ReadsEof());
+  }
+  {
+    // Chunked: the size is only known while reading.
+    Client client(server_->port());
+    std::string chunked =
+        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 3; ++i)
+      chunked += "200\r\n" + std::string(512, 'y') + "\r\n";
+    chunked += "0\r\n\r\n";
+    client.Send(chunked);
+    EXPECT_EQ(client.Read().result_int(), 413);
+  }
+  {
+    Client client(server_->port());  // at the limit is fine
+    client.Send(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1024\r\n\r\n" +
+        std::string(1024, 'z'));
+    EXPECT_EQ(client.Read().body(), std::string(1024, 'z'));
+  }
+}
+
+TEST_F(HttpServerTest, MalformedHttpIs400AndOversizedHeadersAre431) {
+  ServerOptions options;
+  options.max_header_bytes = 512;
+  StartServer(options);
+  {
+    Client client(server_->port());
+    client.Send("THIS IS NOT HTTP\r\n\r\n");
+    const auto res = client.Read();
+    EXPECT_EQ(res.result_int(), 400);
+    EXPECT_EQ(nlohmann::json::parse(res.body())["error"]["code"],
+              "bad_request");
+  }
+  {
+    Client client(server_->port());
+    client.Send("GET /x HTTP/1.1\r\nHost: t\r\nX-Big: " +
+                std::string(1000, 'h') + "\r\n\r\n");
+    EXPECT_EQ(client.Read().result_int(), 431);
+  }
+  {
+    Client client(server_->port());
+    client.Send("GET /x HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n");
+    EXPECT_EQ(client.Read().result_int(), 400);
+  }
+}
+
+TEST_F(HttpServerTest, ExpectContinueGetsInterimResponse) {
+  StartServer({});
+  Client client(server_->port());
+  client.Send(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+      "Expect: 100-continue\r\n\r\n");
+  boost::system::error_code ec;
+  auto interim = client.Read(ec);
+  ASSERT_FALSE(ec);
+  EXPECT_EQ(interim.result_int(), 100);
+  client.Send("ping");
+  EXPECT_EQ(client.Read().body(), "ping");
+}
+
+TEST_F(HttpServerTest, ConnectionsOverTheCapGet503) {
+  ServerOptions options;
+  options.max_connections = 2;
+  StartServer(options);
+  Client a(server_->port()), b(server_->port());
+  for (Client* c : {&a, &b}) {  // both accepted and registered
+    c->Send(Client::Get("/x"));
+    EXPECT_EQ(c->Read().result_int(), 200);
+  }
+  Client c(server_->port());
+  const auto res = c.Read();
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(nlohmann::json::parse(res.body())["error"]["code"], "unavailable");
+  EXPECT_TRUE(c.ReadsEof());
+  EXPECT_EQ(
+      metrics_.GetCounter("cfrec_http_connections_rejected_total", "")->value(),
+      1u);
+  // The existing connections still work.
+  a.Send(Client::Get("/x"));
+  EXPECT_EQ(a.Read().result_int(), 200);
+}
+
+TEST_F(HttpServerTest, DrainFinishesRequestsInFlightAndClosesIdleOnes) {
+  ServerOptions options;
+  options.drain_timeout = milliseconds(10'000);
+  StartServer(options);
+  const uint16_t port = server_->port();
+  Client busy(port), idle(port);
+  idle.Send(Client::Get("/x"));
+  EXPECT_EQ(idle.Read().result_int(), 200);
+  busy.Send(Client::Get("/slow"));
+  slow_entered_.get_future().wait();  // the request is in flight
+
+  auto drained = std::async(std::launch::async, [&] { server_->Drain(); });
+  EXPECT_TRUE(idle.ReadsEof());  // the drain has begun
+  EXPECT_EQ(drained.wait_for(milliseconds(0)), std::future_status::timeout);
+  release_slow_.set_value();
+  const auto res = busy.Read();
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body(), R"({"slow":true})");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(busy.ReadsEof());
+  drained.get();
+  EXPECT_EQ(server_->active_connections(), 0u);
+  EXPECT_THROW(Client{port}, boost::system::system_error);  // not listening
+}
+
+TEST_F(HttpServerTest, DrainIsIdempotentAndRefusesNewConnections) {
+  StartServer({});
+  const uint16_t port = server_->port();
+  server_->Drain();
+  server_->Drain();
+  EXPECT_THROW(Client{port}, boost::system::system_error);
+  server_.reset();  // the destructor after a drain is a no-op
+}
+
+TEST_F(HttpServerTest, StartFailsWhenPortIsTaken) {
+  StartServer({});
+  ServerOptions options;
+  options.port = server_->port();
+  HttpServer second(options, [](const HttpRequest&) { return HttpResponse{}; });
+  const Status s = second.Start();
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  ServerOptions bad;
+  bad.io_threads = 0;
+  HttpServer third(bad, [](const HttpRequest&) { return HttpResponse{}; });
+  EXPECT_TRUE(third.Start().IsInvalidArgument());
+}
+
+TEST(HttpServiceTest, ServesTheApiThroughSockets) {
+  learner::SnapshotHolder holder;
+  holder.Publish(testing::MakeRandomSnapshot(3, 10, 100, 8, 5, 11));
+  MetricsRegistry metrics;
+  ServiceContext context;
+  context.snapshots = &holder;
+  context.metrics = &metrics;
+  ServerOptions options;
+  options.port = 0;
+  HttpServer server(options, context);
+  ASSERT_TRUE(server.Start().ok());
+  Client client(server.port());
+  client.Send(Client::Get("/v1/recommendations?user_id=U1&n=5"));
+  auto res = client.Read();
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  const auto doc = nlohmann::json::parse(res.body());
+  EXPECT_EQ(doc["model_version"], 3);
+  EXPECT_EQ(doc["items"].size(), 5u);
+  client.Send(Client::Get("/nope"));
+  EXPECT_EQ(client.Read().result_int(), 404);
+  client.Send(Client::Get("/metrics"));
+  res = client.Read();
+  EXPECT_NE(
+      res.body().find("cfrec_http_requests_total{route=\"/v1/"
+                      "recommendations\",method=\"GET\",status=\"200\"} 1"),
+      std::string::npos)
+      << res.body();
+  EXPECT_NE(
+      res.body().find("route=\"unmatched\",method=\"GET\",status=\"404\""),
+      std::string::npos);
+  server.Drain();
+}
+
+}  // namespace
+}  // namespace cfrec::server
