@@ -16,8 +16,12 @@ Ingestor::Ingestor(const IngestorOptions& options,
 
 Ingestor::~Ingestor() { Stop(); }
 
+Status Ingestor::Assign() {
+  return source_->Assign(store_->NextOffsets(options_.topic));
+}
+
 Status Ingestor::Start() {
-  CFREC_RETURN_IF_ERROR(source_->Assign(store_->NextOffsets(options_.topic)));
+  CFREC_RETURN_IF_ERROR(Assign());
   stop_ = false;
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();

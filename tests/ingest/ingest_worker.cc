@@ -34,8 +34,7 @@ int main(int argc, char** argv) {
   io.max_batch = static_cast<size_t>(std::atoi(argv[4]));
   cfrec::ingest::Ingestor ingestor(io, std::move(source).value(), store->get(),
                                    nullptr);
-  // Assign at the stored offsets, as Start() does, but run on this thread.
-  if (!raw_source->Assign((*store)->NextOffsets(topic)).ok()) return 1;
+  if (!ingestor.Assign().ok()) return 1;
   while (true) {
     bool caught_up = true;
     const auto next = (*store)->NextOffsets(topic);

@@ -57,9 +57,12 @@ class Ingestor {
            AppliedCallback on_applied);
   ~Ingestor();
 
-  // Assigns the source at the stored offsets and starts the thread.
+  // Assigns the source at the stored offsets (the durable resume point).
+  Status Assign();
+  // Assign(), then starts the ingest thread.
   Status Start();
-  // Runs one poll/apply step on the caller's thread (tests, bench).
+  // Runs one poll/apply step on the caller's thread, after Assign() and
+  // without a running thread (tools, tests).
   // Returns the number of messages consumed.
   Result<size_t> RunOnce();
   // Stops the thread after the batch in progress is applied.
