@@ -78,7 +78,8 @@ int RunBenchIngest(const BenchIngestArgs& args) {
   if (!(*broker)->CreateTopic(topic, args.partitions).ok()) return 1;
   const std::string brokers = (*broker)->bootstrap_servers();
   uint64_t applied_impressions = 0, applied_clicks = 0, messages = 0;
-  double seconds = 0, produce_seconds = 0;
+  double seconds = 0, produce_seconds = 0, apply_seconds = 0,
+         poll_seconds = 0;
   {
     auto store = state::EventStore::Open(dir, state::StoreOptions{});
     if (!store.ok()) {
@@ -132,6 +133,8 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     applied_impressions = c.impressions;
     applied_clicks = c.clicks_joined;
     messages = st.messages;
+    apply_seconds = st.apply_seconds;
+    poll_seconds = st.poll_seconds;
     if (c.impressions != rows.size() || c.clicks_joined != total_clicks ||
         c.dead_letters != 0) {
       std::fprintf(stderr,
@@ -149,14 +152,16 @@ int RunBenchIngest(const BenchIngestArgs& args) {
       "{\"bench\":\"ingest\",\"source\":\"%s\",\"impressions\":%llu,"
       "\"clicks\":%llu,\"messages\":%llu,\"mean_list_length\":%.1f,"
       "\"partitions\":%d,\"max_batch\":%zu,\"seconds\":%.3f,"
-      "\"produce_seconds\":%.3f,\"events_per_sec\":%.0f,"
+      "\"produce_seconds\":%.3f,\"apply_seconds\":%.3f,"
+      "\"poll_seconds\":%.3f,\"events_per_sec\":%.0f,"
       "\"clicks_per_sec\":%.0f,\"messages_per_sec\":%.0f,"
       "\"peak_rss_mb\":%.1f,\"wal\":true}\n",
       source_name.c_str(), static_cast<unsigned long long>(applied_impressions),
       static_cast<unsigned long long>(applied_clicks),
       static_cast<unsigned long long>(messages),
       rows.empty() ? 0.0 : static_cast<double>(total_items) / rows.size(),
-      args.partitions, args.max_batch, seconds, produce_seconds,
+      args.partitions, args.max_batch, seconds, produce_seconds, apply_seconds,
+      poll_seconds,
       applied_impressions / seconds, applied_clicks / seconds,
       messages / seconds, PeakRssMb());
   return 0;

@@ -3,7 +3,10 @@
 
 #include <sys/resource.h>
 
+#include "bench_train_command.h"
 #include "commands.h"
+#include "eval_command.h"
+#include "synth_command.h"
 
 namespace cfrec::app {
 
@@ -25,10 +28,13 @@ int main(int argc, char** argv) {
   cfrec::app::ExitCode exit_code;
   cfrec::app::AddServeCommand(app, &exit_code);
   cfrec::app::AddReplayCommand(app, &exit_code);
+  cfrec::app::AddSynthCommand(app);
+  cfrec::app::AddEvalCommand(app);
   auto* bench = app.add_subcommand(
       "bench", "Benchmarks; each prints one JSON line on stdout");
   bench->require_subcommand(1);
   cfrec::app::AddBenchIngestCommand(*bench, &exit_code);
+  cfrec::app::AddBenchTrainCommand(*bench, &exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code.value;
 }

@@ -33,9 +33,12 @@ void Ingestor::Stop() {
 }
 
 Result<size_t> Ingestor::RunOnce() {
+  using Clock = std::chrono::steady_clock;
   buffer_.clear();
+  const auto t0 = Clock::now();
   CFREC_RETURN_IF_ERROR(
       source_->Poll(options_.max_batch, options_.poll_timeout, &buffer_));
+  const auto t1 = Clock::now();
   if (buffer_.empty()) return size_t{0};
   std::vector<state::ConsumedMessage> batch;
   batch.reserve(buffer_.size());
@@ -43,6 +46,7 @@ Result<size_t> Ingestor::RunOnce() {
     batch.push_back({m.topic, m.partition, m.offset, m.key, m.payload});
   }
   auto outcome = store_->ApplyBatch(batch);
+  const auto t2 = Clock::now();
   if (!outcome.ok()) {
     {
       std::lock_guard lock(stats_mu_);
@@ -56,6 +60,8 @@ Result<size_t> Ingestor::RunOnce() {
   {
     std::lock_guard lock(stats_mu_);
     ++stats_.batches;
+    stats_.poll_seconds += std::chrono::duration<double>(t1 - t0).count();
+    stats_.apply_seconds += std::chrono::duration<double>(t2 - t1).count();
     stats_.messages += outcome->messages;
     stats_.impressions += outcome->impressions;
     stats_.clicks_joined += outcome->clicks_joined;

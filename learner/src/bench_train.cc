@@ -29,7 +29,8 @@ std::vector<AppliedEvent> MakeClicks(const BenchTrainOptions& o, size_t count,
     e.seq = ++seq;
     e.user = static_cast<uint32_t>(user(rng));
     auto item = static_cast<int64_t>(std::exp(unit(rng) * log_items)) - 1;
-    e.items = {static_cast<uint32_t>(std::clamp<int64_t>(item, 0, o.items - 1))};
+    e.items = {
+        static_cast<uint32_t>(std::clamp<int64_t>(item, 0, o.items - 1))};
     e.clicked = {0};
   }
   return events;
@@ -81,9 +82,9 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
       CFREC_RETURN_IF_ERROR((*learner)->Train(events));
       m.samples += events.size();
       // Data generation is not training time; the baseline excludes it too.
-      m.seconds += std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - t0)
-                       .count();
+      m.seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count();
       if (std::chrono::steady_clock::now() - start >
           std::chrono::duration<double>(10 * o.seconds)) {
         break;
@@ -91,6 +92,11 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
     }
     m.steps = (*learner)->stats().steps - steps_before;
     m.samples_per_sec = m.samples / m.seconds;
+    auto t0 = std::chrono::steady_clock::now();
+    auto snapshot = (*learner)->MakeSnapshot(SnapshotInputs{});
+    m.snapshot_ms = std::chrono::duration<double, std::milli>(
+                        std::chrono::steady_clock::now() - t0)
+                        .count();
     result.models.push_back(m);
   }
   rusage usage{};
@@ -113,7 +119,8 @@ std::string BenchTrainResultToJson(const BenchTrainResult& r) {
     j[m.ranker] = {{"samples", m.samples},
                    {"steps", m.steps},
                    {"seconds", m.seconds},
-                   {"samples_per_sec", m.samples_per_sec}};
+                   {"samples_per_sec", m.samples_per_sec},
+                   {"snapshot_ms", m.snapshot_ms}};
   }
   return j.dump();
 }

@@ -103,7 +103,8 @@ class Learner::Impl {
       return Status::Ok();
     } catch (const c10::Error& e) {
       ClearAllGrads();
-      return Status::Internal(std::string("LibTorch: ") + e.what_without_backtrace());
+      return Status::Internal(std::string("LibTorch: ") +
+                              e.what_without_backtrace());
     } catch (const std::exception& e) {
       ClearAllGrads();
       return Status::Internal(std::string("training failed: ") + e.what());
@@ -162,13 +163,10 @@ class Learner::Impl {
                                             std::span<const uint32_t> list,
                                             std::span<const float> beta) {
     at::NoGradGuard no_grad;
-    std::vector<int64_t> us, is, ps;
-    for (size_t j = 0; j < list.size(); ++j) {
-      us.push_back(std::min<int64_t>(user, num_users_ - 1));
-      is.push_back(std::min<int64_t>(list[j], num_items_ - 1));
-      ps.push_back(Position(j));
-    }
-    if (list.empty() || num_users_ == 0 || num_items_ == 0) return {};
+    if (!Known(user, list)) return {};
+    std::vector<int64_t> us(list.size(), user), is(list.begin(), list.end());
+    std::vector<int64_t> ps;
+    for (size_t j = 0; j < list.size(); ++j) ps.push_back(Position(j));
     at::Tensor b;
     if (beta.empty()) {
       b = posteriors_.Beta(at::zeros({options_.max_positions}), false)
@@ -190,10 +188,8 @@ class Learner::Impl {
                                       std::span<const uint32_t> items,
                                       std::span<const float> alpha) {
     at::NoGradGuard no_grad;
-    if (items.empty() || num_users_ == 0 || num_items_ == 0) return {};
-    std::vector<int64_t> us(items.size(), std::min<int64_t>(user, num_users_ - 1));
-    std::vector<int64_t> is;
-    for (uint32_t i : items) is.push_back(std::min<int64_t>(i, num_items_ - 1));
+    if (!Known(user, items)) return {};
+    std::vector<int64_t> us(items.size(), user), is(items.begin(), items.end());
     at::Tensor a;
     if (alpha.empty()) {
       a = posteriors_.Alpha(LongTensor(is), at::zeros({int64_t(is.size())}),
@@ -203,8 +199,8 @@ class Learner::Impl {
       av.resize(items.size(), 0);
       a = at::tensor(at::ArrayRef<float>(av));
     }
-    at::Tensor l = p_r_.Logits(LongTensor(us), LongTensor(is), a, false)
-                       .contiguous();
+    at::Tensor l =
+        p_r_.Logits(LongTensor(us), LongTensor(is), a, false).contiguous();
     return std::vector<float>(l.data_ptr<float>(),
                               l.data_ptr<float>() + l.numel());
   }
@@ -231,8 +227,9 @@ class Learner::Impl {
     at::NoGradGuard no_grad;
     SelectionLists lists = BuildSelectionLists(events);
     if (lists.click_entry.empty()) return 0;
-    at::Tensor beta = posteriors_.Beta(at::zeros({options_.max_positions}), false)
-                          .index_select(0, LongTensor(lists.position));
+    at::Tensor beta =
+        posteriors_.Beta(at::zeros({options_.max_positions}), false)
+            .index_select(0, LongTensor(lists.position));
     at::Tensor logits =
         p_s_.Logits(LongTensor(lists.user), LongTensor(lists.item),
                     LongTensor(lists.position), beta.unsqueeze(0), false);
@@ -367,7 +364,8 @@ class Learner::Impl {
       for (int64_t u = 0; u + 1 < offsets.size(0) && u < num_users_; ++u) {
         for (int64_t k = offsets[u].item<int64_t>();
              k < offsets[u + 1].item<int64_t>(); ++k) {
-          clicked_[u].push_back(static_cast<uint32_t>(items[k].item<int64_t>()));
+          clicked_[u].push_back(
+              static_cast<uint32_t>(items[k].item<int64_t>()));
         }
       }
       history_owner_.assign(num_users_, 0);
@@ -411,9 +409,8 @@ class Learner::Impl {
     d.popular = std::move(in.popular);
     d.ranker = ranker_->Export(num_users_, num_items_);
     if (ranker_->IsDotProduct()) {
+      // Retrieval reads the ranker's own vectors (no second copy).
       d.dim = d.ranker.dot_dim;
-      d.user_vectors = d.ranker.user;
-      d.item_vectors = d.ranker.item;
     } else {
       // No dot-product form: retrieve with p_R's P and Q (CPR eq. 4).
       d.dim = options_.sem_dim;
@@ -431,8 +428,16 @@ class Learner::Impl {
   }
 
  private:
+  // Whether the user and every item have rows (and the list is not empty).
+  bool Known(uint32_t user, std::span<const uint32_t> items) const {
+    if (items.empty() || user >= num_users_) return false;
+    return std::all_of(items.begin(), items.end(),
+                       [&](uint32_t i) { return i < num_items_; });
+  }
+
   int64_t Position(size_t j) const {
-    return std::min<int64_t>(static_cast<int64_t>(j), options_.max_positions - 1);
+    return std::min<int64_t>(static_cast<int64_t>(j),
+                             options_.max_positions - 1);
   }
 
   void ClearAllGrads() {
@@ -482,7 +487,8 @@ class Learner::Impl {
     int64_t users = num_users_, items = num_items_;
     for (const AppliedEvent& e : events) {
       users = std::max<int64_t>(users, int64_t{e.user} + 1);
-      for (uint32_t i : e.items) items = std::max<int64_t>(items, int64_t{i} + 1);
+      for (uint32_t i : e.items)
+        items = std::max<int64_t>(items, int64_t{i} + 1);
       for (uint32_t i : e.history) {
         items = std::max<int64_t>(items, int64_t{i} + 1);
       }
@@ -567,9 +573,11 @@ class Learner::Impl {
         continue;
       }
       shown = e.items;
-      size_t keep = std::min<size_t>(shown.size(), options_.sem_positives_per_list);
+      size_t keep =
+          std::min<size_t>(shown.size(), options_.sem_positives_per_list);
       for (size_t k = 0; k < keep; ++k) {  // partial Fisher-Yates
-        size_t r = std::uniform_int_distribution<size_t>(k, shown.size() - 1)(rng);
+        size_t r =
+            std::uniform_int_distribution<size_t>(k, shown.size() - 1)(rng);
         std::swap(shown[k], shown[r]);
       }
       sorted = e.items;
@@ -582,7 +590,8 @@ class Learner::Impl {
           // Negatives of eq. (6) come from the non-recommended items.
           std::uniform_int_distribution<int64_t> any(0, num_items_ - 1);
           int64_t j = any(rng);
-          for (int tries = 0; tries < 8 && Contains(sorted, uint32_t(j)); ++tries) {
+          for (int tries = 0; tries < 8 && Contains(sorted, uint32_t(j));
+               ++tries) {
             j = any(rng);
           }
           t.user.push_back(e.user);
@@ -634,11 +643,13 @@ class Learner::Impl {
       }
     }
     auto slice = [&](const std::vector<int64_t>& v) {
-      return LongTensor(std::vector<int64_t>(v.begin() + begin, v.begin() + end));
+      return LongTensor(
+          std::vector<int64_t>(v.begin() + begin, v.begin() + end));
     };
     at::Tensor u = slice(t.u), i = slice(t.pos), j = slice(t.neg);
     int64_t n = u.size(0);
-    at::Tensor scores = ranker_->Forward(at::cat({u, u}), at::cat({i, j}), true);
+    at::Tensor scores =
+        ranker_->Forward(at::cat({u, u}), at::cat({i, j}), true);
     at::Tensor loss;
     if (options_.loss == "pairwise") {
       // CPR eq. (1): -log sigma(f(u,i) - f(u,j)).
@@ -691,10 +702,10 @@ class Learner::Impl {
   // E_q[log p(O|beta)]/n - KL(q || N(0, I))/n, reparameterised.
   at::Tensor BetaElboPerObservation(const SelectionLists& l, double n, Rng& rng,
                                     bool train) {
-    at::Tensor eps = RandNormal(rng, {options_.posterior_samples,
-                                      options_.max_positions});
-    at::Tensor beta = posteriors_.Beta(eps, train)
-                          .index_select(1, LongTensor(l.position));
+    at::Tensor eps =
+        RandNormal(rng, {options_.posterior_samples, options_.max_positions});
+    at::Tensor beta =
+        posteriors_.Beta(eps, train).index_select(1, LongTensor(l.position));
     at::Tensor logits = p_s_.Logits(LongTensor(l.user), LongTensor(l.item),
                                     LongTensor(l.position), beta, false);
     return ClickedLogProb(logits, l).mean() - posteriors_.BetaKl(train) / n;
@@ -727,8 +738,8 @@ class Learner::Impl {
     }
     if (!t.user.empty()) {
       pr_terms_seen_ += static_cast<double>(t.user.size());
-      elbo = elbo +
-             AlphaElboPerObservation(t, pr_terms_seen_, rng_, true, false);
+      elbo =
+          elbo + AlphaElboPerObservation(t, pr_terms_seen_, rng_, true, false);
     }
     if (!elbo.requires_grad()) return 0;
     (-elbo).backward();
@@ -758,7 +769,8 @@ class Learner::Impl {
       }
       if (!options_.train_sems) continue;
       // The SEMs and posteriors see the same events, split over the steps.
-      size_t e0 = events.size() * s / steps, e1 = events.size() * (s + 1) / steps;
+      size_t e0 = events.size() * s / steps,
+             e1 = events.size() * (s + 1) / steps;
       auto chunk = events.subspan(e0, e1 - e0);
       ImpressionTerms terms = BuildImpressionTerms(chunk, rng_);
       SelectionLists lists = BuildSelectionLists(chunk);
@@ -796,7 +808,7 @@ class Learner::Impl {
   int64_t num_users_ = 0;
   int64_t num_items_ = 0;
   std::vector<std::vector<uint32_t>> clicked_;  // per user, ascending
-  std::vector<uint64_t> history_owner_;  // seq that brought the history
+  std::vector<uint64_t> history_owner_;         // seq that brought the history
   bool graph_dirty_ = false;
   uint64_t ranker_steps_ = 0;
   uint64_t graph_built_step_ = 0;
@@ -806,12 +818,15 @@ class Learner::Impl {
   TrainingStats stats_;
 };
 
-Result<std::unique_ptr<Learner>> Learner::Create(const LearnerOptions& options) {
+Result<std::unique_ptr<Learner>> Learner::Create(
+    const LearnerOptions& options) {
   CFREC_RETURN_IF_ERROR(ValidateLearnerOptions(options));
   try {
-    return std::unique_ptr<Learner>(new Learner(std::make_unique<Impl>(options)));
+    return std::unique_ptr<Learner>(
+        new Learner(std::make_unique<Impl>(options)));
   } catch (const std::exception& e) {
-    return Status::Internal(std::string("cannot build the models: ") + e.what());
+    return Status::Internal(std::string("cannot build the models: ") +
+                            e.what());
   }
 }
 
@@ -835,12 +850,15 @@ void Learner::Score(uint32_t user, std::span<const uint32_t> items,
                     std::span<float> scores) {
   impl_->Score(user, items, scores);
 }
-std::vector<float> Learner::SampleBeta(size_t k) { return impl_->SampleBeta(k); }
+std::vector<float> Learner::SampleBeta(size_t k) {
+  return impl_->SampleBeta(k);
+}
 std::vector<float> Learner::SampleAlpha(std::span<const uint32_t> items) {
   return impl_->SampleAlpha(items);
 }
 std::vector<float> Learner::SelectionProbabilities(
-    uint32_t user, std::span<const uint32_t> list, std::span<const float> beta) {
+    uint32_t user, std::span<const uint32_t> list,
+    std::span<const float> beta) {
   return impl_->SelectionProbabilities(user, list, beta);
 }
 std::vector<float> Learner::ImpressionLogits(uint32_t user,

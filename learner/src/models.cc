@@ -1,6 +1,10 @@
 #include "models.h"
 
+#include <torch/csrc/autograd/custom_function.h>
+
 #include <cmath>
+
+#include "dense_kernels.h"
 
 namespace cfrec::learner {
 namespace {
@@ -20,6 +24,43 @@ std::vector<float> CopyAll(const at::Tensor& t) {
   const float* data = c.data_ptr<float>();
   return std::vector<float>(data, data + c.numel());
 }
+
+// x W^T + b with the kernels of dense_kernels.h and their gradients.
+class FastLinear : public torch::autograd::Function<FastLinear> {
+ public:
+  static torch::autograd::variable_list forward(
+      torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
+      const at::Tensor& w_in, const at::Tensor& b_in) {
+    at::Tensor x = x_in.contiguous();
+    at::Tensor w = w_in.contiguous();
+    at::Tensor wt = w.t().contiguous();
+    at::Tensor b = b_in.contiguous();
+    int64_t n = x.size(0), in = x.size(1), out = w.size(0);
+    at::Tensor y = at::empty({n, out}, at::kFloat);
+    LinearForward(x.data_ptr<float>(), wt.data_ptr<float>(),
+                  b.data_ptr<float>(), n, in, out, y.data_ptr<float>());
+    ctx->save_for_backward({x, w});
+    return {y};
+  }
+
+  static torch::autograd::variable_list backward(
+      torch::autograd::AutogradContext* ctx,
+      torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& w = saved[1];
+    at::Tensor dy = grads[0].contiguous();
+    int64_t n = x.size(0), in = x.size(1), out = w.size(0);
+    at::Tensor dx = at::empty({n, in}, at::kFloat);
+    at::Tensor dw = at::empty({out, in}, at::kFloat);
+    at::Tensor db = at::empty({out}, at::kFloat);
+    LinearBackwardInput(dy.data_ptr<float>(), w.data_ptr<float>(), n, in, out,
+                        dx.data_ptr<float>());
+    LinearBackwardWeight(dy.data_ptr<float>(), x.data_ptr<float>(), n, in, out,
+                         dw.data_ptr<float>(), db.data_ptr<float>());
+    return {dx, dw, db};
+  }
+};
 
 // Xavier-uniform init drawn from the seeded generator.
 at::Tensor Xavier(Rng& rng, int64_t out, int64_t in) {
@@ -49,10 +90,10 @@ class EmbeddingRanker : public Ranker {
       int64_t in = 2 * dim_;
       for (size_t k = 0; k < o.mlp_hidden.size(); ++k) {
         int64_t out = o.mlp_hidden[k];
-        layers_.push_back(
-            {params_.AddDense("mlp_w" + std::to_string(k), Xavier(rng, out, in)),
-             params_.AddDense("mlp_b" + std::to_string(k),
-                              at::zeros({out}, at::kFloat))});
+        layers_.push_back({params_.AddDense("mlp_w" + std::to_string(k),
+                                            Xavier(rng, out, in)),
+                           params_.AddDense("mlp_b" + std::to_string(k),
+                                            at::zeros({out}, at::kFloat))});
         in = out;
       }
       h_mlp_ = params_.AddDense("h_mlp", Xavier(rng, 1, in).reshape({-1}));
@@ -78,7 +119,8 @@ class EmbeddingRanker : public Ranker {
     auto dense = [&](int id) {
       return train ? params_.Dense(id) : params_.Value(id).detach();
     };
-    if (!gmf_ && !mlp_) return (rows(user_, users) * rows(item_, items)).sum(-1);
+    if (!gmf_ && !mlp_)
+      return (rows(user_, users) * rows(item_, items)).sum(-1);
     at::Tensor s = dense(bias_).expand({users.size(0)});
     if (gmf_) {
       // GMF: h^T (p_u * q_i).
@@ -89,7 +131,7 @@ class EmbeddingRanker : public Ranker {
       at::Tensor z =
           at::cat({rows(mlp_user_, users), rows(mlp_item_, items)}, -1);
       for (const auto& [w, b] : layers_) {
-        z = at::relu(at::linear(z, dense(w), dense(b)));
+        z = at::relu(FastLinear::apply(z, dense(w), dense(b))[0]);
       }
       s = s + at::matmul(z, dense(h_mlp_));
     }
@@ -236,10 +278,9 @@ at::Tensor LightGcn::Forward(const at::Tensor& users, const at::Tensor& items,
   at::Tensor final_emb;
   if (train) {
     // Every row takes part in propagation, so every row is gathered.
-    at::Tensor e0 = at::cat(
-        {params_.Lookup(0, at::arange(users_, at::kLong)),
-         params_.Lookup(1, at::arange(items_, at::kLong))},
-        0);
+    at::Tensor e0 = at::cat({params_.Lookup(0, at::arange(users_, at::kLong)),
+                             params_.Lookup(1, at::arange(items_, at::kLong))},
+                            0);
     final_emb = Propagate(e0);
   } else {
     if (!propagated_.defined()) {
@@ -269,7 +310,8 @@ ScoringModel LightGcn::Export(int64_t num_users, int64_t num_items) {
 }
 
 std::unique_ptr<Ranker> MakeRanker(const LearnerOptions& options, Rng& rng) {
-  if (options.ranker == "lightgcn") return std::make_unique<LightGcn>(options, rng);
+  if (options.ranker == "lightgcn")
+    return std::make_unique<LightGcn>(options, rng);
   return MakeEmbeddingRanker(options, rng);
 }
 
@@ -301,7 +343,8 @@ at::Tensor ImpressionModel::Logits(const at::Tensor& users,
 SelectionModel::SelectionModel(const LearnerOptions& o, Rng& rng) {
   x_ = params_.AddTable("X", o.initial_rows, o.sem_dim, kEmbeddingStd, rng);
   y_ = params_.AddTable("Y", o.initial_rows, o.sem_dim, kEmbeddingStd, rng);
-  w_ = params_.AddDense("w_S", RandNormal(rng, {o.max_positions}, kEmbeddingStd));
+  w_ = params_.AddDense("w_S",
+                        RandNormal(rng, {o.max_positions}, kEmbeddingStd));
 }
 
 void SelectionModel::EnsureRows(int64_t num_users, int64_t num_items,
@@ -329,8 +372,8 @@ Posteriors::Posteriors(const LearnerOptions& o, Rng& rng)
   mu_a_ = params_.AddTable("mu_alpha", o.initial_rows, 1, 0, rng);
   log_sigma_a_ = params_.AddTable("log_sigma_alpha", o.initial_rows, 1, 0, rng);
   mu_b_ = params_.AddDense("mu_beta", at::zeros({o.max_positions}, at::kFloat));
-  log_sigma_b_ =
-      params_.AddDense("log_sigma_beta", at::zeros({o.max_positions}, at::kFloat));
+  log_sigma_b_ = params_.AddDense("log_sigma_beta",
+                                  at::zeros({o.max_positions}, at::kFloat));
 }
 
 void Posteriors::EnsureRows(int64_t num_items, Rng& rng) {
@@ -350,8 +393,8 @@ at::Tensor Posteriors::Alpha(const at::Tensor& items, const at::Tensor& eps,
 
 at::Tensor Posteriors::Beta(const at::Tensor& eps, bool train) {
   at::Tensor mu = train ? params_.Dense(mu_b_) : params_.Value(mu_b_).detach();
-  at::Tensor ls =
-      train ? params_.Dense(log_sigma_b_) : params_.Value(log_sigma_b_).detach();
+  at::Tensor ls = train ? params_.Dense(log_sigma_b_)
+                        : params_.Value(log_sigma_b_).detach();
   return mu + ls.exp() * eps;
 }
 
@@ -372,8 +415,8 @@ at::Tensor Posteriors::AlphaKl(const at::Tensor& items, bool train) {
 
 at::Tensor Posteriors::BetaKl(bool train) {
   at::Tensor mu = train ? params_.Dense(mu_b_) : params_.Value(mu_b_).detach();
-  at::Tensor ls =
-      train ? params_.Dense(log_sigma_b_) : params_.Value(log_sigma_b_).detach();
+  at::Tensor ls = train ? params_.Dense(log_sigma_b_)
+                        : params_.Value(log_sigma_b_).detach();
   return GaussianKl(mu, ls);
 }
 

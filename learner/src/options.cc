@@ -20,16 +20,18 @@ struct Field {
 
 template <typename T>
 Field Bind(T LearnerOptions::*member) {
-  return {[member](const json& j, TrainerOptions& o) {
-            o.learner.*member = j.get<T>();
-          },
-          [member](const TrainerOptions& o) { return json(o.learner.*member); }};
+  return {
+      [member](const json& j, TrainerOptions& o) {
+        o.learner.*member = j.get<T>();
+      },
+      [member](const TrainerOptions& o) { return json(o.learner.*member); }};
 }
 
 template <typename T>
 Field Bind(T TrainerOptions::*member) {
-  return {[member](const json& j, TrainerOptions& o) { o.*member = j.get<T>(); },
-          [member](const TrainerOptions& o) { return json(o.*member); }};
+  return {
+      [member](const json& j, TrainerOptions& o) { o.*member = j.get<T>(); },
+      [member](const TrainerOptions& o) { return json(o.*member); }};
 }
 
 const std::map<std::string, Field>& Fields() {
@@ -133,8 +135,8 @@ Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (o.checkpoint_name.empty()) {
     return Status::InvalidArgument("option 'checkpoint_name' is empty");
   }
-  CFREC_RETURN_IF_ERROR(
-      Positive("candidate_window_ms", static_cast<double>(o.candidate_window_ms)));
+  CFREC_RETURN_IF_ERROR(Positive("candidate_window_ms",
+                                 static_cast<double>(o.candidate_window_ms)));
   CFREC_RETURN_IF_ERROR(Positive("queue_capacity", o.queue_capacity));
   CFREC_RETURN_IF_ERROR(
       Positive("max_events_per_round", o.max_events_per_round));

@@ -3,6 +3,7 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace cfrec::learner {
@@ -52,13 +53,17 @@ std::pair<at::Tensor, at::Tensor> ParamSet::UniqueRows(
     int64_t row = in[k];
     TORCH_CHECK(row >= 0 && row < int64_t(slot.size()), "row ", row,
                 " out of range ", slot.size());
-    int32_t& s = slot[row];
-    if (s < 0) {
-      s = static_cast<int32_t>(unique.size());
+    if (slot[row] < 0) {
+      slot[row] = 0;
       unique.push_back(row);
     }
-    inv[k] = s;
   }
+  // Ascending rows: the optimizer then walks the tables in address order.
+  std::sort(unique.begin(), unique.end());
+  for (size_t s = 0; s < unique.size(); ++s) {
+    slot[unique[s]] = static_cast<int32_t>(s);
+  }
+  for (int64_t k = 0; k < n; ++k) inv[k] = slot[in[k]];
   for (int64_t row : unique) slot[row] = -1;
   return {at::tensor(at::ArrayRef<int64_t>(unique), at::kLong), inverse};
 }
@@ -167,10 +172,10 @@ void ParamSet::StepTable(Param& p, const AdamOptions& o) {
   float* v = p.v.data_ptr<float>();
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t off = idx[r] * dim;
-    const float* gr = g + r * dim;
-    float* wr = w + off;
-    float* mr = m + off;
-    float* vr = v + off;
+    const float* __restrict gr = g + r * dim;
+    float* __restrict wr = w + off;
+    float* __restrict mr = m + off;
+    float* __restrict vr = v + off;
     for (int64_t d = 0; d < dim; ++d) {
       float gd = gr[d] + wd * wr[d];
       mr[d] = b1 * mr[d] + (1 - b1) * gd;
@@ -215,11 +220,10 @@ Status ParamSet::Load(torch::serialize::InputArchive& archive,
         !archive.try_read(key + ".step", step)) {
       return Status::Corruption("checkpoint lacks parameter " + key);
     }
-    bool shape_ok = p.table ? (value.dim() == 2 &&
-                               value.size(1) == p.value.size(1))
-                            : value.sizes() == p.value.sizes();
-    if (!shape_ok || m.sizes() != value.sizes() ||
-        v.sizes() != value.sizes()) {
+    bool shape_ok = p.table
+                        ? (value.dim() == 2 && value.size(1) == p.value.size(1))
+                        : value.sizes() == p.value.sizes();
+    if (!shape_ok || m.sizes() != value.sizes() || v.sizes() != value.sizes()) {
       return Status::InvalidArgument(
           "checkpoint parameter " + key +
           " has another shape than the configured model");

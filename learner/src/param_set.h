@@ -96,10 +96,10 @@ class ParamSet {
     // (scratch for an O(n) unique without hashing).
     std::vector<int32_t> slot;
   };
-  // Unique rows of `flat` (first-seen order) and each element's position in
+  // Unique rows of `flat` (ascending) and each element's position in
   // them.
-  static std::pair<at::Tensor, at::Tensor> UniqueRows(const at::Tensor& flat,
-                                                      std::vector<int32_t>& slot);
+  static std::pair<at::Tensor, at::Tensor> UniqueRows(
+      const at::Tensor& flat, std::vector<int32_t>& slot);
   void StepTable(Param& p, const AdamOptions& options);
   void StepDense(Param& p, const AdamOptions& options);
 

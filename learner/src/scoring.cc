@@ -29,8 +29,8 @@ void ScoringModel::Score(uint32_t u, std::span<const uint32_t> items,
       continue;
     }
     if (kind == Kind::kDot) {
-      scores[k] = Dot(&user[size_t{u} * dot_dim], &item[size_t{i} * dot_dim],
-                      dot_dim);
+      scores[k] =
+          Dot(&user[size_t{u} * dot_dim], &item[size_t{i} * dot_dim], dot_dim);
       continue;
     }
     float s = bias;
@@ -47,8 +47,8 @@ void ScoringModel::Score(uint32_t u, std::span<const uint32_t> items,
       for (const DenseLayer& layer : mlp) {
         b.assign(layer.out, 0.0f);
         for (int o = 0; o < layer.out; ++o) {
-          float z = layer.b[o] + Dot(&layer.w[size_t(o) * layer.in], a.data(),
-                                     layer.in);
+          float z = layer.b[o] +
+                    Dot(&layer.w[size_t(o) * layer.in], a.data(), layer.in);
           b[o] = z > 0 ? z : 0;  // ReLU
         }
         a.swap(b);

@@ -38,7 +38,7 @@ class ServingWindow {
 
   int64_t window_ms_;
   int64_t newest_ms_ = kNever;
-  std::vector<int64_t> last_impression_ms_;  // per item; kNever = none
+  std::vector<int64_t> last_impression_ms_;          // per item; kNever = none
   std::deque<std::pair<int64_t, uint32_t>> clicks_;  // (ts, item)
   std::vector<uint32_t> click_count_;  // per item, clicks in clicks_
 };

@@ -36,18 +36,17 @@ std::string ModelSnapshotImpl::ItemId(uint32_t item) const {
 
 std::span<const float> ModelSnapshotImpl::UserVector(uint32_t user) const {
   if (user >= d_.num_users) return {};
-  return {d_.user_vectors.data() + size_t{user} * d_.dim,
-          static_cast<size_t>(d_.dim)};
+  const auto& v = d_.user_vectors.empty() ? d_.ranker.user : d_.user_vectors;
+  return {v.data() + size_t{user} * d_.dim, static_cast<size_t>(d_.dim)};
 }
 
 std::span<const float> ModelSnapshotImpl::ItemVector(uint32_t item) const {
   if (item >= d_.num_items) return {};
-  return {d_.item_vectors.data() + size_t{item} * d_.dim,
-          static_cast<size_t>(d_.dim)};
+  const auto& v = d_.item_vectors.empty() ? d_.ranker.item : d_.item_vectors;
+  return {v.data() + size_t{item} * d_.dim, static_cast<size_t>(d_.dim)};
 }
 
-std::span<const uint32_t> ModelSnapshotImpl::ClickedItems(
-    uint32_t user) const {
+std::span<const uint32_t> ModelSnapshotImpl::ClickedItems(uint32_t user) const {
   if (user + 1 >= d_.clicked_offsets.size()) return {};
   return {d_.clicked_items.data() + d_.clicked_offsets[user],
           d_.clicked_items.data() + d_.clicked_offsets[user + 1]};

@@ -24,8 +24,10 @@ struct SnapshotData {
   size_t num_users = 0;
   size_t num_items = 0;
   int dim = 0;
-  std::vector<float> user_vectors;  // num_users x dim
-  std::vector<float> item_vectors;  // num_items x dim
+  // Retrieval vectors (num_users x dim, num_items x dim). Empty when the
+  // ranker is a dot product: then they are ranker.user / ranker.item.
+  std::vector<float> user_vectors;
+  std::vector<float> item_vectors;
   std::vector<uint32_t> candidates;
   std::vector<uint32_t> popular;
   std::vector<uint64_t> clicked_offsets;  // num_users + 1
@@ -51,9 +53,7 @@ class ModelSnapshotImpl final : public ModelSnapshot {
   std::span<const uint32_t> CandidateItems() const override {
     return d_.candidates;
   }
-  std::span<const uint32_t> PopularItems() const override {
-    return d_.popular;
-  }
+  std::span<const uint32_t> PopularItems() const override { return d_.popular; }
   std::span<const uint32_t> ClickedItems(uint32_t user) const override;
   void Score(uint32_t user, std::span<const uint32_t> items,
              std::span<float> scores) const override {

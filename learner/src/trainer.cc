@@ -56,7 +56,8 @@ class Trainer::Impl {
   }
 
   Status Start() {
-    if (thread_.joinable()) return Status::FailedPrecondition("already started");
+    if (thread_.joinable())
+      return Status::FailedPrecondition("already started");
     if (snapshots_ == nullptr) {
       return Status::InvalidArgument("trainer needs a SnapshotHolder");
     }
@@ -147,11 +148,11 @@ class Trainer::Impl {
     // One intra-op thread: measured faster than two while the other core
     // serves ingest and HTTP.
     at::set_num_threads(1);
-    auto next_snapshot = Clock::now() +
-                         std::chrono::milliseconds(options_.snapshot_interval_ms);
-    auto next_checkpoint = Clock::now() +
-                           std::chrono::seconds(options_.checkpoint_interval_s);
-    if (store_ != nullptr) CatchUp();
+    auto next_snapshot =
+        Clock::now() + std::chrono::milliseconds(options_.snapshot_interval_ms);
+    auto next_checkpoint =
+        Clock::now() + std::chrono::seconds(options_.checkpoint_interval_s);
+    if (store_ != nullptr) CatchUp(next_snapshot);
     while (true) {
       std::vector<AppliedEvent> batch;
       bool closing = false;
@@ -177,12 +178,14 @@ class Trainer::Impl {
       auto now = Clock::now();
       if (now >= next_snapshot) {
         Publish();
-        next_snapshot = now + std::chrono::milliseconds(options_.snapshot_interval_ms);
+        next_snapshot =
+            now + std::chrono::milliseconds(options_.snapshot_interval_ms);
       }
       if (store_ != nullptr && options_.checkpoint_interval_s > 0 &&
           now >= next_checkpoint) {
         Checkpoint();
-        next_checkpoint = now + std::chrono::seconds(options_.checkpoint_interval_s);
+        next_checkpoint =
+            now + std::chrono::seconds(options_.checkpoint_interval_s);
       }
       if (closing) break;
     }
@@ -193,9 +196,15 @@ class Trainer::Impl {
     progress_cv_.notify_all();
   }
 
-  // Reads the applied log after the last trained seq until its end.
-  void CatchUp() {
+  // Reads the applied log after the last trained seq until its end,
+  // publishing snapshots on schedule meanwhile.
+  void CatchUp(Clock::time_point& next_snapshot) {
     while (true) {
+      if (Clock::now() >= next_snapshot) {
+        Publish();
+        next_snapshot = Clock::now() + std::chrono::milliseconds(
+                                           options_.snapshot_interval_ms);
+      }
       uint64_t from = learner_->applied_seq() + 1;
       Result<std::vector<AppliedEvent>> events =
           store_->ReadApplied(from, kCatchUpChunk);
@@ -226,7 +235,8 @@ class Trainer::Impl {
     if (batch.empty()) return;
     // A gap (events applied but never enqueued) is filled from the log.
     if (store_ != nullptr && batch.front().seq > done + 1) {
-      auto missing = store_->ReadApplied(done + 1, batch.front().seq - done - 1);
+      auto missing =
+          store_->ReadApplied(done + 1, batch.front().seq - done - 1);
       if (missing.ok()) {
         missing->insert(missing->end(), std::make_move_iterator(batch.begin()),
                         std::make_move_iterator(batch.end()));
@@ -248,7 +258,8 @@ class Trainer::Impl {
     if (store_ == nullptr || options_.replay_ratio <= 0 || last_old_seq == 0) {
       return;
     }
-    size_t want = static_cast<size_t>(double(new_events) * options_.replay_ratio);
+    size_t want =
+        static_cast<size_t>(double(new_events) * options_.replay_ratio);
     std::vector<AppliedEvent> old;
     std::uniform_int_distribution<uint64_t> pick(1, last_old_seq);
     while (old.size() < want) {
@@ -323,7 +334,7 @@ class Trainer::Impl {
   std::mt19937_64 replay_rng_;
   std::thread thread_;
 
-  mutable std::mutex mu_;  // guards everything below
+  mutable std::mutex mu_;             // guards everything below
   std::condition_variable work_cv_;   // queue not empty or closed
   std::condition_variable space_cv_;  // queue has room or closed
   mutable std::condition_variable progress_cv_;
@@ -349,7 +360,8 @@ void Trainer::Enqueue(std::vector<state::AppliedEvent> events) {
 Status Trainer::Stop() { return impl_->Stop(); }
 TrainingStats Trainer::Stats() const { return impl_->Stats(); }
 TrainerCounters Trainer::Counters() const { return impl_->Counters(); }
-bool Trainer::WaitForSeq(uint64_t seq, std::chrono::milliseconds timeout) const {
+bool Trainer::WaitForSeq(uint64_t seq,
+                         std::chrono::milliseconds timeout) const {
   return impl_->WaitForSeq(seq, timeout);
 }
 

@@ -1,8 +1,8 @@
 #include "cfrec/schemas/event.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
-#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -111,9 +111,16 @@ Status CheckAllowedFields(const json& obj,
   return Status::Ok();
 }
 
-Status ValidateImpression(const ImpressionEvent& e, const EventLimits& limits) {
-  CFREC_RETURN_IF_ERROR(CheckId("impression_id", e.impression_id, limits));
-  CFREC_RETURN_IF_ERROR(CheckId("user_id", e.user_id, limits));
+// Checks the list-level invariants (sizes, no repeated item, clicks within
+// the list). `ids_checked` skips the per-id checks when the parser already
+// made them. A sorted copy of views finds repeats without allocating a node
+// per item, which matters at ingest rates.
+Status ValidateImpressionLists(const ImpressionEvent& e,
+                               const EventLimits& limits, bool ids_checked) {
+  if (!ids_checked) {
+    CFREC_RETURN_IF_ERROR(CheckId("impression_id", e.impression_id, limits));
+    CFREC_RETURN_IF_ERROR(CheckId("user_id", e.user_id, limits));
+  }
   if (e.ts_ms < 0 || e.ts_ms > internal::kMaxTimestampMs) {
     return FieldError("ts", "epoch milliseconds out of range");
   }
@@ -131,31 +138,48 @@ Status ValidateImpression(const ImpressionEvent& e, const EventLimits& limits) {
                                      " entries, more than the limit of " +
                                      std::to_string(limits.max_history_length));
   }
-  std::unordered_set<std::string_view> shown;
-  shown.reserve(e.items.size() * 2);
-  for (size_t i = 0; i < e.items.size(); ++i) {
-    const std::string name = "items[" + std::to_string(i) + "]";
-    CFREC_RETURN_IF_ERROR(CheckId(name, e.items[i], limits));
-    if (!shown.insert(e.items[i]).second) {
-      return FieldError(name, "'" + e.items[i] + "' appears twice in the list");
+  if (!ids_checked) {
+    for (size_t i = 0; i < e.items.size(); ++i) {
+      CFREC_RETURN_IF_ERROR(
+          CheckId("items[" + std::to_string(i) + "]", e.items[i], limits));
+    }
+    for (size_t i = 0; i < e.clicks.size(); ++i) {
+      CFREC_RETURN_IF_ERROR(
+          CheckId("clicks[" + std::to_string(i) + "]", e.clicks[i], limits));
+    }
+    for (size_t i = 0; i < e.history.size(); ++i) {
+      CFREC_RETURN_IF_ERROR(
+          CheckId("history[" + std::to_string(i) + "]", e.history[i], limits));
     }
   }
-  std::unordered_set<std::string_view> clicked;
+  std::vector<std::string_view> shown(e.items.begin(), e.items.end());
+  std::sort(shown.begin(), shown.end());
+  if (auto dup = std::adjacent_find(shown.begin(), shown.end());
+      dup != shown.end()) {
+    const size_t second =
+        std::find(std::find(e.items.begin(), e.items.end(), *dup) + 1,
+                  e.items.end(), *dup) -
+        e.items.begin();
+    return FieldError("items[" + std::to_string(second) + "]",
+                      "'" + std::string(*dup) + "' appears twice in the list");
+  }
   for (size_t i = 0; i < e.clicks.size(); ++i) {
     const std::string name = "clicks[" + std::to_string(i) + "]";
-    CFREC_RETURN_IF_ERROR(CheckId(name, e.clicks[i], limits));
-    if (!shown.contains(e.clicks[i])) {
+    if (!std::binary_search(shown.begin(), shown.end(),
+                            std::string_view(e.clicks[i]))) {
       return FieldError(name, "'" + e.clicks[i] + "' is not in items");
     }
-    if (!clicked.insert(e.clicks[i]).second) {
-      return FieldError(name, "'" + e.clicks[i] + "' appears twice");
+    for (size_t j = 0; j < i; ++j) {
+      if (e.clicks[j] == e.clicks[i]) {
+        return FieldError(name, "'" + e.clicks[i] + "' appears twice");
+      }
     }
   }
-  for (size_t i = 0; i < e.history.size(); ++i) {
-    CFREC_RETURN_IF_ERROR(
-        CheckId("history[" + std::to_string(i) + "]", e.history[i], limits));
-  }
   return Status::Ok();
+}
+
+Status ValidateImpression(const ImpressionEvent& e, const EventLimits& limits) {
+  return ValidateImpressionLists(e, limits, /*ids_checked=*/false);
 }
 
 Status ValidateClick(const ClickEvent& e, const EventLimits& limits) {
@@ -313,7 +337,8 @@ Result<Event> ParseEvent(std::string_view text, const EventLimits& limits) {
         GetIdArray(doc, "history", false, limits.max_history_length, limits);
     if (!history.ok()) return history.status();
     e.history = std::move(history).value();
-    CFREC_RETURN_IF_ERROR(ValidateImpression(e, limits));
+    CFREC_RETURN_IF_ERROR(
+        ValidateImpressionLists(e, limits, /*ids_checked=*/true));
     return Event(std::move(e));
   }
   if (type == "click") {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <unordered_map>
 #include <utility>
@@ -40,6 +39,17 @@ inline bool Better(const Candidate& a, const Candidate& b) {
 void KeepBest(std::vector<Candidate>& v, size_t k) {
   if (v.size() <= k) return;
   std::nth_element(v.begin(), v.begin() + k, v.end(), Better);
+  v.resize(k);
+}
+
+// KeepBest for the intermediate cuts of the retrieval scan, comparing scores
+// only (cheaper). It may keep either of two equal scores at the cut; the
+// final cut uses KeepBest, and the scan keeps everything at the threshold.
+void KeepBestByScore(std::vector<Candidate>& v, size_t k) {
+  if (v.size() <= k) return;
+  std::nth_element(
+      v.begin(), v.begin() + k, v.end(),
+      [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
   v.resize(k);
 }
 
@@ -200,19 +210,25 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
       candidates.push_back({Sanitize(dots[i]), pool[i]});
     }
   } else {
-    // Selection by threshold: the first_cut-th best score bounds what can
-    // enter, so most of the pool is rejected by one float comparison.
-    std::vector<float> sorted(dots.begin(), dots.begin() + pool.size());
-    for (float& x : sorted) x = Sanitize(x);
-    std::nth_element(sorted.begin(), sorted.begin() + (first_cut - 1),
-                     sorted.end(), std::greater<float>());
-    const float threshold = sorted[first_cut - 1];
-    candidates.reserve(first_cut + 8);
+    // One pass with a rising threshold: candidates at or above it go to a
+    // buffer; when the buffer holds 2 * first_cut, it is cut back to the
+    // best first_cut and the threshold rises to the worst of those. Most of
+    // the pool is rejected by one comparison, and a NaN never passes it.
+    candidates.reserve(2 * first_cut);
+    float threshold = -std::numeric_limits<float>::infinity();
     for (size_t i = 0; i < pool.size(); ++i) {
-      const float s = Sanitize(dots[i]);
-      if (s >= threshold) candidates.push_back({s, pool[i]});
+      const float s = dots[i];
+      if (!(s >= threshold)) continue;
+      candidates.push_back({s, pool[i]});
+      if (candidates.size() == 2 * first_cut) {
+        KeepBestByScore(candidates, first_cut);
+        threshold = candidates.front().score;
+        for (const Candidate& c : candidates) {
+          threshold = std::min(threshold, c.score);
+        }
+      }
     }
-    KeepBest(candidates, first_cut);  // ties at the threshold
+    KeepBest(candidates, first_cut);
   }
   if (!clicked.empty()) {
     std::erase_if(candidates, [&](const Candidate& c) {

@@ -403,7 +403,20 @@ std::string_view MethodLabel(std::string_view method) {
   return "other";
 }
 
+constexpr RouteInfo kRouteInfo[] = {
+    {"GET", "/v1/recommendations"},
+    {"POST", "/v1/rank"},
+    {"POST", "/v1/events"},
+    {"GET", "/v1/model"},
+    {"GET", "/metrics"},
+    {"GET", "/healthz"},
+    {"GET", "/readyz"},
+};
+static_assert(std::size(kRouteInfo) == std::size(kRoutes));
+
 }  // namespace
+
+std::span<const RouteInfo> Routes() { return kRouteInfo; }
 
 HttpResponse Handle(const ServiceContext& context, const HttpRequest& request) {
   try {
@@ -458,7 +471,7 @@ bool RegisterModelMetrics(MetricsRegistry& metrics,
     return snapshots == nullptr ? nullptr : snapshots->Get();
   };
   // Training rates between the snapshots seen by successive scrapes; shared
-  // by the two "kind" children.
+  // by the two "source" children.
   struct RateState {
     std::mutex mu;
     uint64_t version = 0;
@@ -530,23 +543,23 @@ bool RegisterModelMetrics(MetricsRegistry& metrics,
       stat([](const learner::ModelSnapshot& s) {
         return static_cast<double>(s.stats().observed_samples);
       }),
-      {"kind"}, {"observed"});
+      {"source"}, {"observed"});
   ok &= metrics.AddCallback(
       "cfrec_training_samples_total", "Ranker training samples by origin", true,
       stat([](const learner::ModelSnapshot& s) {
         return static_cast<double>(s.stats().counterfactual_samples);
       }),
-      {"kind"}, {"counterfactual"});
+      {"source"}, {"counterfactual"});
   ok &= metrics.AddCallback(
       "cfrec_training_samples_per_second",
       "Ranker training samples per second by origin, between the snapshots "
       "of successive scrapes",
-      false, [rate] { return rate(true); }, {"kind"}, {"observed"});
+      false, [rate] { return rate(true); }, {"source"}, {"observed"});
   ok &= metrics.AddCallback(
       "cfrec_training_samples_per_second",
       "Ranker training samples per second by origin, between the snapshots "
       "of successive scrapes",
-      false, [rate] { return rate(false); }, {"kind"}, {"counterfactual"});
+      false, [rate] { return rate(false); }, {"source"}, {"counterfactual"});
   return ok;
 }
 

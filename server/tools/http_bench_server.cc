@@ -1,7 +1,8 @@
 // cfrec_http_bench_server: the HTTP serving path over a synthetic model, for
 // load tests of the server alone (no Kafka, no learner). A background thread
 // republishes the snapshot every --swap-ms so requests race with snapshot
-// swaps as they do in `cfrec serve`. Stops on SIGINT/SIGTERM with a drain.
+// swaps as they do in `cfrec serve` (each new snapshot makes the server
+// rebuild its retrieval matrix). Stops on SIGINT/SIGTERM with a drain.
 //
 //   cfrec_http_bench_server --http 127.0.0.1:8080 --users 50000
 //     --items 20000 --dim 64 --io-threads 2 --swap-ms 500
@@ -13,8 +14,12 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "cfrec/server/http_server.h"
@@ -32,6 +37,56 @@ struct Flags {
   int io_threads = 2;
   int swap_ms = 500;
   size_t clicks_per_user = 20;
+};
+
+// The same model under a new version and creation time, as the learner's
+// next snapshot would be; delegates instead of copying the base.
+class Republished : public cfrec::learner::ModelSnapshot {
+ public:
+  Republished(std::shared_ptr<const cfrec::learner::ModelSnapshot> base,
+              uint64_t version, int64_t created_ms)
+      : base_(std::move(base)), version_(version), created_ms_(created_ms) {}
+  uint64_t version() const override { return version_; }
+  int64_t created_unix_ms() const override { return created_ms_; }
+  const cfrec::learner::TrainingStats& stats() const override {
+    return base_->stats();
+  }
+  std::optional<uint32_t> FindUser(std::string_view id) const override {
+    return base_->FindUser(id);
+  }
+  std::optional<uint32_t> FindItem(std::string_view id) const override {
+    return base_->FindItem(id);
+  }
+  std::string ItemId(uint32_t item) const override {
+    return base_->ItemId(item);
+  }
+  size_t num_users() const override { return base_->num_users(); }
+  size_t num_items() const override { return base_->num_items(); }
+  int dim() const override { return base_->dim(); }
+  std::span<const float> UserVector(uint32_t user) const override {
+    return base_->UserVector(user);
+  }
+  std::span<const float> ItemVector(uint32_t item) const override {
+    return base_->ItemVector(item);
+  }
+  std::span<const uint32_t> CandidateItems() const override {
+    return base_->CandidateItems();
+  }
+  std::span<const uint32_t> PopularItems() const override {
+    return base_->PopularItems();
+  }
+  std::span<const uint32_t> ClickedItems(uint32_t user) const override {
+    return base_->ClickedItems(user);
+  }
+  void Score(uint32_t user, std::span<const uint32_t> items,
+             std::span<float> scores) const override {
+    base_->Score(user, items, scores);
+  }
+
+ private:
+  std::shared_ptr<const cfrec::learner::ModelSnapshot> base_;
+  uint64_t version_;
+  int64_t created_ms_;
 };
 
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -87,7 +142,6 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  using cfrec::server::testing::FakeSnapshot;
   const auto base = cfrec::server::testing::MakeRandomSnapshot(
       1, flags.users, flags.items, flags.dim, flags.clicks_per_user, 42);
   cfrec::learner::SnapshotHolder holder;
@@ -119,13 +173,11 @@ int main(int argc, char** argv) {
     std::unique_lock<std::mutex> lock(mu);
     while (!cv.wait_for(lock, std::chrono::milliseconds(flags.swap_ms),
                         [&] { return stop; })) {
-      auto next = std::make_shared<FakeSnapshot>(*base);
-      next->set_version(++version);
-      next->set_created_unix_ms(
+      holder.Publish(std::make_shared<Republished>(
+          base, ++version,
           std::chrono::duration_cast<std::chrono::milliseconds>(
               std::chrono::system_clock::now().time_since_epoch())
-              .count());
-      holder.Publish(std::move(next));
+              .count()));
     }
   });
 

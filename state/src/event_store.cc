@@ -529,12 +529,14 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
   rec.user = users_.Stage(e.user_id, &is_new);
   rec.ts_ms = e.ts_ms;
   rec.items.reserve(e.items.size());
-  std::unordered_map<std::string_view, uint16_t> position;
-  position.reserve(e.items.size() * 2);
-  for (size_t i = 0; i < e.items.size(); ++i) {
-    rec.items.push_back(items_.Stage(e.items[i], &is_new));
-    position.emplace(e.items[i], static_cast<uint16_t>(i));
-  }
+  for (const auto& item : e.items)
+    rec.items.push_back(items_.Stage(item, &is_new));
+  // Clicks are few: a linear search of the list beats building an index.
+  const auto position = [&e](std::string_view item) -> std::optional<uint16_t> {
+    auto it = std::find(e.items.begin(), e.items.end(), item);
+    if (it == e.items.end()) return std::nullopt;
+    return static_cast<uint16_t>(it - e.items.begin());
+  };
   rec.history.reserve(e.history.size());
   for (const auto& h : e.history)
     rec.history.push_back(items_.Stage(h, &is_new));
@@ -542,7 +544,7 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
   std::vector<uint16_t> clicked;
   std::vector<int64_t> click_ts;
   for (const auto& c : e.clicks) {
-    clicked.push_back(position.at(c));  // ValidateEvent: clicks within items
+    clicked.push_back(*position(c));  // ParseEvent: clicks within items
     click_ts.push_back(e.ts_ms);
   }
 
@@ -598,8 +600,8 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
                     origin);
       continue;
     }
-    auto pos = position.find(p.item_id);
-    if (pos == position.end()) {
+    const auto pos = position(p.item_id);
+    if (!pos.has_value()) {
       ConsumedMessage origin;
       const std::string payload = SerializeEvent(
           ClickEvent{e.impression_id, p.user_id, p.item_id, p.ts_ms});
@@ -613,13 +615,12 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
                     origin);
       continue;
     }
-    if (std::find(clicked.begin(), clicked.end(), pos->second) !=
-        clicked.end()) {
+    if (std::find(clicked.begin(), clicked.end(), *pos) != clicked.end()) {
       ++b.outcome.duplicates;
       ++b.counters.duplicates;
       continue;
     }
-    clicked.push_back(pos->second);
+    clicked.push_back(*pos);
     click_ts.push_back(p.ts_ms);
     ++b.outcome.clicks_joined;
     ++b.counters.clicks_joined;

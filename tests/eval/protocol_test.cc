@@ -161,6 +161,97 @@ TEST(PrequentialProtocolTest, IncrementalAndRefitModels) {
   EXPECT_FALSE(k->incremental);
 }
 
+// Scores 1 for (user, item) pairs it was trained on, 0 otherwise: it can
+// only do well on held-out data that leaked into its training data.
+class MemorizingModel final : public Model {
+ public:
+  std::string name() const override { return "memorizing"; }
+  Status Fit(const TrainData& data, const FitContext&) override {
+    seen_.clear();
+    return Update(data);
+  }
+  Status Update(const TrainData& increment) override {
+    for (const Interaction& x : increment.positives) {
+      seen_.insert({x.user, x.item});
+    }
+    return Status::Ok();
+  }
+  void Score(uint32_t user, std::span<const uint32_t> items,
+             std::span<float> out) const override {
+    for (size_t i = 0; i < items.size(); ++i) {
+      out[i] = seen_.contains({user, items[i]}) ? 1.0f : 0.0f;
+    }
+  }
+
+ private:
+  std::set<std::pair<uint32_t, uint32_t>> seen_;
+};
+
+// A log where every (user, item) pair is clicked at most once and never
+// shown again, so nothing of the future can be known from the past.
+Dataset OneShotLog() {
+  std::vector<MindRow> rows;
+  for (int n = 0; n < 400; ++n) {
+    MindRow row;
+    row.impression_id = std::to_string(n + 1);
+    row.user_id = "U" + std::to_string(n % 20);
+    row.ts_ms = 1000 * (n + 1);
+    for (int k = 0; k < 4; ++k) {
+      row.items.push_back("N" + std::to_string(4 * n + k));
+      row.clicked.push_back(k == n % 4 ? 1 : 0);
+    }
+    rows.push_back(std::move(row));
+  }
+  Result<Dataset> d = Dataset::FromRows(rows);
+  EXPECT_TRUE(d.ok());
+  return std::move(d).value();
+}
+
+TEST(LeakTest, TimeSplitAndPrequentialScoreBeforeLearning) {
+  const Dataset data = OneShotLog();
+  MemorizingModel model;
+  Result<TimeSplitResult> t = RunTimeSplit(model, data, {});
+  ASSERT_TRUE(t.ok());
+  EXPECT_DOUBLE_EQ(t->test.auc.value(), 0.5);
+  Result<PrequentialResult> p = RunPrequential(model, data, {});
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->incremental);
+  EXPECT_DOUBLE_EQ(p->overall.auc.value(), 0.5);
+  // Control: scoring data the model did learn is perfect.
+  TrainData all;
+  all.num_users = data.num_users();
+  all.num_items = data.num_items();
+  for (const auto& user : data.PositivesByUser()) {
+    all.positives.insert(all.positives.end(), user.begin(), user.end());
+  }
+  ASSERT_TRUE(model.Fit(all, {}).ok());
+  EXPECT_DOUBLE_EQ(ScoreImpressions(model, data.impressions()).auc.value(),
+                   1.0);
+}
+
+TEST(LeakTest, LeaveOneOutHidesHeldOutItemsFromTheModel) {
+  const Dataset data = Synthetic(ResponseModel::kNonlinear, 7);
+  MemorizingModel model;
+  Result<LooResult> r = RunLeaveOneOut(model, data, {});
+  ASSERT_TRUE(r.ok());
+  // The held-out item was never trained on, like every negative: all tie.
+  EXPECT_NEAR(r->test_sampled.hr.value(), 10.0 / 101.0, 1e-9);
+  EXPECT_NEAR(r->test_sampled.auc.value(), 0.5, 1e-9);
+  EXPECT_NEAR(r->valid_sampled.auc.value(), 0.5, 1e-9);
+}
+
+TEST(TimeSplitProtocolTest, SelectsTheEpochOnValidation) {
+  const Dataset data = Synthetic(ResponseModel::kNonlinear, 8);
+  ScheduledModel model(data, /*good_epoch=*/4, /*max_epochs=*/30);
+  TimeSplitProtocolOptions options;
+  options.patience = 3;
+  Result<TimeSplitResult> r = RunTimeSplit(model, data, options);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->best_epoch, 4);
+  EXPECT_EQ(model.epochs_run(), 7);
+  EXPECT_GT(r->test.auc.value(), 0.9);  // the restored "perfect" epoch
+}
+
 TEST(RunnerTest, OneJsonLineWithMetricsConfigAndSeed) {
   SynthOptions o;
   o.num_users = 100;

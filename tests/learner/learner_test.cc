@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <string>
 #include <tuple>
 
+#include "cfrec/learner/bench_train.h"
 #include "learner/synthetic.h"
 
 namespace cfrec::learner {
@@ -16,7 +19,8 @@ using state::AppliedEvent;
 using testing::MakeSyntheticLog;
 using testing::SyntheticLog;
 
-LearnerOptions SmallOptions(const std::string& ranker, const std::string& loss) {
+LearnerOptions SmallOptions(const std::string& ranker,
+                            const std::string& loss) {
   LearnerOptions o;
   o.ranker = ranker;
   o.loss = loss;
@@ -132,8 +136,8 @@ TEST(SelectionModelTest, RanksClickedItemFirst) {
     for (float x : p) total += x;
     EXPECT_NEAR(total, 1.0, 1e-4);
     size_t best = std::max_element(p.begin(), p.end()) - p.begin();
-    hits += std::find(e.clicked.begin(), e.clicked.end(), best) !=
-            e.clicked.end();
+    hits +=
+        std::find(e.clicked.begin(), e.clicked.end(), best) != e.clicked.end();
     chance += double(e.clicked.size()) / double(e.items.size());
   }
   EXPECT_GT(hits, 2.5 * chance) << "hits " << hits << " chance " << chance;
@@ -161,11 +165,18 @@ TEST(PosteriorTest, ElboRisesAndSamplesAreUsable) {
   std::vector<uint32_t> items = {0, 1, 2, 100000};  // last one unseen
   std::vector<float> alpha = learner->SampleAlpha(items);
   ASSERT_EQ(alpha.size(), items.size());
-  std::vector<float> logits = learner->ImpressionLogits(0, items, alpha);
-  ASSERT_EQ(logits.size(), items.size());
+  std::vector<uint32_t> known = {0, 1, 2};
+  std::vector<float> logits = learner->ImpressionLogits(
+      0, known, std::span<const float>(alpha).first(3));
+  ASSERT_EQ(logits.size(), known.size());
   std::vector<float> p = learner->SelectionProbabilities(
       0, std::vector<uint32_t>{1, 2, 3}, std::vector<float>{0.5f, -1.f, 2.f});
   ASSERT_EQ(p.size(), 3u);
+  // Unknown ids are not simulated.
+  EXPECT_TRUE(learner->ImpressionLogits(0, items).empty());
+  EXPECT_TRUE(
+      learner->SelectionProbabilities(100000, std::vector<uint32_t>{1, 2})
+          .empty());
 }
 
 std::vector<float> ScoreAll(Learner& learner, uint32_t users, uint32_t items) {
@@ -173,7 +184,8 @@ std::vector<float> ScoreAll(Learner& learner, uint32_t users, uint32_t items) {
   std::iota(all.begin(), all.end(), 0);
   std::vector<float> out(size_t{users} * items);
   for (uint32_t u = 0; u < users; ++u) {
-    learner.Score(u, all, std::span<float>(out).subspan(size_t{u} * items, items));
+    learner.Score(u, all,
+                  std::span<float>(out).subspan(size_t{u} * items, items));
   }
   return out;
 }
@@ -252,12 +264,15 @@ TEST(GrowthTest, GrowingTablesKeepsOldRows) {
     o.initial_rows = 8;
     o.train_sems = false;  // so the newcomer below triggers no SEM step
     auto learner = MustCreate(o);
-    SyntheticLog log = MakeSyntheticLog({.users = 8, .items = 8,
+    SyntheticLog log = MakeSyntheticLog({.users = 8,
+                                         .items = 8,
                                          .impressions_per_user = 4,
-                                         .min_list = 3, .max_list = 6});
+                                         .min_list = 3,
+                                         .max_list = 6});
     ASSERT_TRUE(learner->Train(log.train).ok());
     std::vector<float> before = ScoreAll(*learner, 8, 8);
-    std::vector<float> logits_before = learner->ImpressionLogits(2, std::vector<uint32_t>{0, 1, 2});
+    std::vector<float> logits_before =
+        learner->ImpressionLogits(2, std::vector<uint32_t>{0, 1, 2});
     AppliedEvent newcomer;  // no clicks: grows tables without a step
     newcomer.seq = 10'000;
     newcomer.user = 5000;
@@ -340,6 +355,36 @@ TEST(LearnerTest, HistoryBecomesClicksAndSamples) {
   EXPECT_EQ(std::vector<uint32_t>(clicked.begin(), clicked.end()),
             (std::vector<uint32_t>{5, 20}));
   EXPECT_EQ(learner->stats().observed_samples, 2u * 5u);
+}
+
+}  // namespace
+}  // namespace cfrec::learner
+
+namespace cfrec::learner {
+namespace {
+
+TEST(BenchTrainTest, MeasuresEveryRankerAndPrintsOneJsonLine) {
+  BenchTrainOptions o;
+  o.users = 500;
+  o.items = 300;
+  o.batch_size = 256;
+  o.dim = 16;
+  o.seconds = 0.2;
+  auto result = RunBenchTrain(o);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(result->models.size(), 2u);
+  for (const BenchTrainModel& m : result->models) {
+    EXPECT_GT(m.samples, 0u) << m.ranker;
+    EXPECT_GT(m.steps, 0u) << m.ranker;
+    EXPECT_GT(m.samples_per_sec, 0) << m.ranker;
+  }
+  EXPECT_GT(result->peak_rss_kb, 0);
+  std::string json = BenchTrainResultToJson(*result);
+  EXPECT_EQ(json.find('\n'), std::string::npos);
+  EXPECT_NE(json.find("\"bench\":\"train\""), std::string::npos);
+  EXPECT_NE(json.find("\"neumf\""), std::string::npos);
+  o.seconds = 0;
+  EXPECT_TRUE(RunBenchTrain(o).status().IsInvalidArgument());
 }
 
 }  // namespace

@@ -33,7 +33,8 @@ TEST(OptionsTest, ParsesKnownKeysAndRoundTrips) {
 TEST(OptionsTest, RejectsUnknownKeysBadTypesAndBadValues) {
   auto unknown = ParseTrainerOptions(R"({"learning_rate": 0.1})");
   ASSERT_FALSE(unknown.ok());
-  EXPECT_NE(unknown.status().message().find("learning_rate"), std::string::npos);
+  EXPECT_NE(unknown.status().message().find("learning_rate"),
+            std::string::npos);
   EXPECT_FALSE(ParseTrainerOptions(R"({"dim": "big"})").ok());
   EXPECT_FALSE(ParseTrainerOptions(R"({"ranker": "svd"})").ok());
   EXPECT_FALSE(ParseTrainerOptions(R"({"batch_size": 0})").ok());
@@ -45,7 +46,8 @@ TEST(OptionsTest, CheckedInDefaultConfigLoads) {
   auto o = LoadTrainerOptions(CFREC_LEARNER_DEFAULT_CONFIG);
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(TrainerOptionsToJson(*o), TrainerOptionsToJson(TrainerOptions{}));
-  EXPECT_TRUE(LoadTrainerOptions("/nonexistent/cfrec.json").status().IsNotFound());
+  EXPECT_TRUE(
+      LoadTrainerOptions("/nonexistent/cfrec.json").status().IsNotFound());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <numeric>
 #include <thread>
 
 #include "learner/fake_store.h"
@@ -37,7 +38,8 @@ void EnqueueInBatches(Trainer& trainer, const std::vector<AppliedEvent>& events,
                       size_t batch) {
   for (size_t k = 0; k < events.size(); k += batch) {
     trainer.Enqueue(std::vector<AppliedEvent>(
-        events.begin() + k, events.begin() + std::min(events.size(), k + batch)));
+        events.begin() + k,
+        events.begin() + std::min(events.size(), k + batch)));
   }
 }
 

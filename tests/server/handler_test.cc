@@ -1,7 +1,10 @@
 // Handlers called directly, responses compared as JSON structures.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cfrec/schemas/event.h"
 #include "server/service_fixture.h"
@@ -137,8 +140,8 @@ TEST_F(ServiceTest, MetricsExposeModelGauges) {
   for (const char* line :
        {"cfrec_model_version 7\n", "cfrec_model_age_seconds 2.5\n",
         "cfrec_policy_reward 0.25\n",
-        "cfrec_training_samples_total{kind=\"observed\"} 1000\n",
-        "cfrec_training_samples_total{kind=\"counterfactual\"} 250\n",
+        "cfrec_training_samples_total{source=\"observed\"} 1000\n",
+        "cfrec_training_samples_total{source=\"counterfactual\"} 250\n",
         "cfrec_http_requests_total{route=\"/v1/model\",method=\"GET\","
         "status=\"200\"} 1\n",
         "cfrec_http_request_duration_seconds_bucket{route=\"/v1/model\","
@@ -151,7 +154,7 @@ TEST_F(ServiceTest, MetricsExposeModelGauges) {
 TEST_F(ServiceTest, TrainingRateComesFromSuccessiveSnapshots) {
   ASSERT_TRUE(RegisterModelMetrics(metrics_, &holder_));
   EXPECT_NE(metrics_.Expose().find(
-                "cfrec_training_samples_per_second{kind=\"observed\"} 0\n"),
+                "cfrec_training_samples_per_second{source=\"observed\"} 0\n"),
             std::string::npos);
   auto next = std::make_shared<testing::FakeSnapshot>(*snapshot_);
   next->set_version(kVersion + 1);
@@ -160,11 +163,11 @@ TEST_F(ServiceTest, TrainingRateComesFromSuccessiveSnapshots) {
   next->mutable_stats().counterfactual_samples = 350;  // +100 in 0.5 s
   holder_.Publish(next);
   const std::string text = metrics_.Expose();
-  EXPECT_NE(text.find("cfrec_training_samples_per_second{kind=\"observed\"} "
+  EXPECT_NE(text.find("cfrec_training_samples_per_second{source=\"observed\"} "
                       "4000\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("cfrec_training_samples_per_second{kind="
+  EXPECT_NE(text.find("cfrec_training_samples_per_second{source="
                       "\"counterfactual\"} 200\n"),
             std::string::npos)
       << text;
@@ -304,6 +307,27 @@ TEST_F(ServiceTest, EventsWithoutOrRefusedBySinkAre503) {
   r = Post("/v1/events", kClick);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(ErrorCode(r), "unavailable");
+}
+
+TEST(OpenApi, DocumentsEveryRouteWithItsMethod) {
+  std::ifstream file(CFREC_OPENAPI_PATH);
+  ASSERT_TRUE(file.is_open()) << CFREC_OPENAPI_PATH;
+  std::stringstream text;
+  text << file.rdbuf();
+  const std::string yaml = text.str();
+  ASSERT_EQ(Routes().size(), 7u);
+  for (const RouteInfo& route : Routes()) {
+    const std::string key = "\n  " + std::string(route.path) + ":\n";
+    const size_t at = yaml.find(key);
+    ASSERT_NE(at, std::string::npos) << route.path;
+    std::string method(route.method);
+    for (char& c : method) c = static_cast<char>(std::tolower(c));
+    // The operation is the first key under the path.
+    EXPECT_EQ(
+        yaml.compare(at + key.size(), method.size() + 5, "    " + method + ":"),
+        0)
+        << route.path;
+  }
 }
 
 TEST(StatusMapping, EveryCodeHasAStatus) {

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "cfrec/server/testing/fake_snapshot.h"
+#include "server/http_client.h"
 
 namespace cfrec::server {
 namespace {
@@ -27,49 +28,6 @@ namespace net = boost::asio;
 namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
 using std::chrono::milliseconds;
-
-// A blocking client whose reads give up after 5 s, so a server bug fails
-// the test instead of hanging it.
-class Client {
- public:
-  explicit Client(uint16_t port) : socket_(ioc_) {
-    socket_.connect({net::ip::make_address("127.0.0.1"), port});
-    timeval tv{5, 0};
-    setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv,
-               sizeof(tv));
-  }
-  void Send(const std::string& raw) { net::write(socket_, net::buffer(raw)); }
-  // Reads one response; `ec` set on EOF/reset/timeout.
-  http::response<http::string_body> Read(boost::system::error_code& ec) {
-    http::response<http::string_body> res;
-    http::read(socket_, buffer_, res, ec);
-    return res;
-  }
-  http::response<http::string_body> Read() {
-    boost::system::error_code ec;
-    auto res = Read(ec);
-    EXPECT_FALSE(ec) << ec.message();
-    return res;
-  }
-  // True when the server closed the connection (orderly EOF or reset)
-  // before sending anything more.
-  bool ReadsEof() {
-    char c;
-    boost::system::error_code ec;
-    const size_t n = socket_.read_some(net::buffer(&c, 1), ec);
-    return n == 0 &&
-           (ec == net::error::eof || ec == net::error::connection_reset);
-  }
-  static std::string Get(const std::string& target, bool close = false) {
-    return "GET " + target + " HTTP/1.1\r\nHost: t\r\n" +
-           (close ? "Connection: close\r\n" : "") + "\r\n";
-  }
-
- private:
-  net::io_context ioc_;
-  tcp::socket socket_;
-  boost::beast::flat_buffer buffer_;
-};
 
 HttpResponse Ok(std::string body) {
   HttpResponse r;

@@ -42,6 +42,8 @@ struct IngestStats {
   uint64_t storage_errors = 0;
   uint64_t gap_messages = 0;
   int64_t consumer_lag = 0;  // high watermark - next offset, summed
+  double poll_seconds = 0;   // time in MessageSource::Poll
+  double apply_seconds = 0;  // time in EventStore::ApplyBatch
 };
 
 class Ingestor {

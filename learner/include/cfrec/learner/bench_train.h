@@ -36,6 +36,9 @@ struct BenchTrainModel {
   uint64_t steps = 0;
   double seconds = 0;
   double samples_per_sec = 0;
+  // Time to build one serving snapshot of the trained model (every id has
+  // a row and clicks), as the trainer does every snapshot_interval_ms.
+  double snapshot_ms = 0;
 };
 
 struct BenchTrainResult {

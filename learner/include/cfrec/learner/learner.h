@@ -72,12 +72,13 @@ class Learner {
   // Draws from q(alpha) for the given items.
   std::vector<float> SampleAlpha(std::span<const uint32_t> items);
   // CPR eq. (10): p_S(r_k | u, r, beta) for every position of `list`; empty
-  // beta uses the posterior mean.
+  // beta uses the posterior mean. Empty when the user or an item of the
+  // list has no row yet (the engine only simulates known ids).
   std::vector<float> SelectionProbabilities(uint32_t user,
                                             std::span<const uint32_t> list,
                                             std::span<const float> beta = {});
   // CPR eq. (4) logits P_u^T Q_k + w^R_k alpha_k; empty alpha uses the
-  // posterior mean.
+  // posterior mean. Empty when the user or an item has no row yet.
   std::vector<float> ImpressionLogits(uint32_t user,
                                       std::span<const uint32_t> items,
                                       std::span<const float> alpha = {});
@@ -107,8 +108,7 @@ class Learner {
   // Copies what serving needs into an immutable snapshot. Retrieval vectors:
   // the ranker's own for dot-product rankers (bpr, lightgcn), otherwise
   // p_R's P and Q (eq. 4 is a dot product; MLP towers are not).
-  std::shared_ptr<const ModelSnapshot> MakeSnapshot(
-      SnapshotInputs inputs);
+  std::shared_ptr<const ModelSnapshot> MakeSnapshot(SnapshotInputs inputs);
 
  private:
   class Impl;

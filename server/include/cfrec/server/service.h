@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -77,6 +78,13 @@ struct ServiceContext {
       std::make_shared<CandidateIndexCache>();
 };
 
+// The routes Handle() serves, for documentation checks and tooling.
+struct RouteInfo {
+  std::string_view method;
+  std::string_view path;
+};
+std::span<const RouteInfo> Routes();
+
 // Routes and answers one request. Never throws; every failure is a JSON
 // error document (see ErrorResponse) with the matching status.
 HttpResponse Handle(const ServiceContext& context, const HttpRequest& request);
@@ -90,8 +98,8 @@ void RecordRequest(MetricsRegistry* metrics, std::string_view route,
 
 // Registers gauges read from the latest snapshot at scrape time:
 // cfrec_model_version, cfrec_model_age_seconds, cfrec_policy_reward,
-// cfrec_ranker_loss, cfrec_training_samples_total{kind=observed|
-// counterfactual} and cfrec_training_samples_per_second{kind} (the rate
+// cfrec_ranker_loss, cfrec_training_samples_total{source=observed|
+// counterfactual} and cfrec_training_samples_per_second{source} (the rate
 // between the snapshots seen by successive scrapes). `snapshots` is not
 // owned and must outlive the registry's last Expose(). `now_unix_ms` as in
 // ServiceContext. Returns false if these names are already registered.

@@ -21,6 +21,7 @@
 
 #include "cfrec/ingest/event_sink.h"
 #include "cfrec/learner/snapshot.h"
+#include "cfrec/server/recommend.h"
 
 namespace cfrec::server::testing {
 
@@ -104,10 +105,7 @@ class FakeSnapshot : public learner::ModelSnapshot {
              std::span<float> scores) const override {
     const auto u = UserVector(user);
     for (size_t k = 0; k < items.size(); ++k) {
-      const auto v = ItemVector(items[k]);
-      float s = 0;
-      for (int d = 0; d < dim_; ++d) s += u[d] * v[d];
-      scores[k] = s + item_bias_[items[k]];
+      scores[k] = Dot(u, ItemVector(items[k])) + item_bias_[items[k]];
     }
   }
 

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# HTTP load test of GET /v1/recommendations with wrk on loopback, for random
+# known users, printing one JSON line as its last output.
+#
+# Two targets:
+#   --mode serve      (default) the whole `cfrec serve`: a synthetic
+#                     MIND-like log (cfrec synth) is replayed into the
+#                     embedded broker while the learner trains on it, and
+#                     wrk queries the users of that log.
+#   --mode synthetic  the HTTP server alone over an in-memory random model
+#                     (cfrec_http_bench_server): no broker, no learner.
+#
+# Usage:
+#   bench/http_load.sh [--mode serve|synthetic] [--build DIR] [--items 20000]
+#       [--users 50000] [--dim 64] [--duration 20] [--connections 8]
+#       [--wrk-threads 1] [--port 18080] [--serve-args "..."]
+#
+# Defaults match the benchmark recorded in docs/BENCHMARKS.md: 20,000 items,
+# d = 64, 8 connections for 20 s. Needs wrk, curl and python3.
+set -euo pipefail
+
+mode=serve
+build=build/release
+items=20000
+users=50000
+impressions=400000
+dim=64
+duration=20
+connections=8
+wrk_threads=1
+port=18080
+serve_args=""
+n=10
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --mode) mode="$2"; shift 2 ;;
+    --build) build="$2"; shift 2 ;;
+    --items) items="$2"; shift 2 ;;
+    --users) users="$2"; shift 2 ;;
+    --impressions) impressions="$2"; shift 2 ;;
+    --dim) dim="$2"; shift 2 ;;
+    --duration) duration="$2"; shift 2 ;;
+    --connections) connections="$2"; shift 2 ;;
+    --wrk-threads) wrk_threads="$2"; shift 2 ;;
+    --port) port="$2"; shift 2 ;;
+    --serve-args) serve_args="$2"; shift 2 ;;
+    --n) n="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$(mktemp -d -t cfrec-http-load.XXXXXX)"
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+base="http://127.0.0.1:${port}"
+users_file="$work/users.txt"
+
+case "$mode" in
+  synthetic)
+    bin="$build/server/cfrec_http_bench_server"
+    [[ -x "$bin" ]] || { echo "missing $bin (build target cfrec_http_bench_server)" >&2; exit 1; }
+    "$bin" --http "127.0.0.1:${port}" --users "$users" --items "$items" \
+      --dim "$dim" >"$work/server.log" 2>&1 &
+    server_pid=$!
+    # The synthetic model names its users U0 .. U<users-1>.
+    python3 -c "import sys; [print(f'U{i}') for i in range(int(sys.argv[1]))]" \
+      "$users" >"$users_file"
+    ;;
+  serve)
+    bin="$build/app/cfrec"
+    [[ -x "$bin" ]] || { echo "missing $bin (build target cfrec)" >&2; exit 1; }
+    # The log: `cfrec synth` (mind-like) where the binary has it, else the
+    # Python generator beside this script (same format).
+    behaviors=""
+    if "$bin" synth --out "$work/log" --mode mind-like --ml-users "$users" \
+        --ml-items "$items" --ml-impressions "$impressions" \
+        >"$work/synth.log" 2>&1; then
+      behaviors="$(find "$work/log" -name 'behaviors.tsv' | head -n1)"
+    fi
+    if [[ -z "$behaviors" ]]; then
+      behaviors="$work/behaviors.tsv"
+      python3 "$here/http_synth_log.py" --out "$behaviors" --users "$users" \
+        --items "$items" --impressions "$impressions"
+    fi
+    # MIND behaviors.tsv: impression id, user id, time, history, impressions.
+    cut -f2 "$behaviors" | sort -u >"$users_file"
+    # Known users only: wait (below) until the model has rows for most of
+    # them, so the figures are not those of the cheap popularity fallback.
+    want_users=$(( $(wc -l <"$users_file") * 95 / 100 ))
+    # shellcheck disable=SC2086
+    "$bin" serve --http "127.0.0.1:${port}" --data-dir "$work/data" \
+      --replay "$behaviors" $serve_args >"$work/server.log" 2>&1 &
+    server_pid=$!
+    ;;
+  *) echo "unknown mode: $mode" >&2; exit 2 ;;
+esac
+
+# Ready = state open and a first snapshot published (GET /readyz).
+for _ in $(seq 1 600); do
+  if curl -fsS "$base/readyz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "server exited; log:" >&2; cat "$work/server.log" >&2; exit 1
+  fi
+  sleep 0.5
+done
+curl -fsS "$base/readyz" >/dev/null || { echo "server never became ready" >&2; exit 1; }
+if [[ -n "${want_users:-}" ]]; then
+  for _ in $(seq 1 600); do
+    have=$(curl -fsS "$base/v1/model" | python3 -c 'import json,sys; print(json.load(sys.stdin)["users"])')
+    [[ "$have" -ge "$want_users" ]] && break
+    sleep 0.5
+  done
+fi
+
+model_before="$(curl -fsS "$base/v1/model")"
+wrk_out="$(wrk -t"$wrk_threads" -c"$connections" -d"${duration}s" --latency \
+  -s "$here/http_users.lua" "$base" -- "$users_file" "$n")"
+model_after="$(curl -fsS "$base/v1/model")"
+echo "$wrk_out" >&2
+# Share of the queried users answered by the popularity fallback (unknown to
+# the model), from a fixed sample of 200.
+fallback_share="$(BASE="$base" USERS_FILE="$users_file" N="$n" python3 - <<'PY'
+import json, os, random, urllib.parse, urllib.request
+users = [l.strip() for l in open(os.environ["USERS_FILE"]) if l.strip()]
+sample = random.Random(7).sample(users, min(200, len(users)))
+fallback = 0
+for u in sample:
+    url = (os.environ["BASE"] + "/v1/recommendations?user_id=" +
+           urllib.parse.quote(u, safe="") + "&n=" + os.environ["N"])
+    with urllib.request.urlopen(url) as r:
+        fallback += json.load(r)["fallback"] == "popularity"
+print(fallback / len(sample))
+PY
+)"
+
+MODE="$mode" CONNECTIONS="$connections" WRK_THREADS="$wrk_threads" \
+  USERS_FILE="$users_file" MODEL_BEFORE="$model_before" \
+  MODEL_AFTER="$model_after" WRK_OUT="$wrk_out" NPROC="$(nproc)" \
+  FALLBACK_SHARE="$fallback_share" \
+  python3 - <<'PY'
+import json, os
+wrk_line = [l for l in os.environ["WRK_OUT"].splitlines() if l.startswith("{")][-1]
+result = json.loads(wrk_line)
+before = json.loads(os.environ["MODEL_BEFORE"])
+after = json.loads(os.environ["MODEL_AFTER"])
+with open(os.environ["USERS_FILE"]) as f:
+    known_users = sum(1 for line in f if line.strip())
+out = {
+    "bench": "http_recommendations",
+    "mode": os.environ["MODE"],
+    "items": after.get("items"),
+    "candidate_pool": after.get("candidate_pool"),
+    "dim": after.get("dim"),
+    "users_queried": known_users,
+    "fallback_share": float(os.environ["FALLBACK_SHARE"]),
+    "connections": int(os.environ["CONNECTIONS"]),
+    "wrk_threads": int(os.environ["WRK_THREADS"]),
+    "cores": int(os.environ["NPROC"]),
+    **result,
+    "model_version_before": before.get("model_version"),
+    "model_version_after": after.get("model_version"),
+    "observed_samples_during": after["training"]["observed_samples"]
+        - before["training"]["observed_samples"],
+}
+print(json.dumps(out))
+PY
