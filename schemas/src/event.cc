@@ -37,76 +37,250 @@ Status CheckId(std::string_view field, std::string_view id,
   return Status::Ok();
 }
 
-Result<std::string> GetId(const json& obj, const char* field,
+// The fields of an event as read by the SAX parser below: only the shape
+// cfrec needs (a flat object of strings, integers and string arrays), so
+// parsing allocates nothing per id beyond the id itself (short ids stay in
+// std::string's inline buffer). A DOM parse costs several allocations per
+// id and was the largest part of ingest's CPU time.
+struct FlatValue {
+  enum class Kind { kMissing, kString, kInteger, kUnsigned, kOther, kArray };
+  Kind kind = Kind::kMissing;
+  std::string str;
+  int64_t integer = 0;
+  uint64_t unsigned_integer = 0;
+  std::vector<std::string> array;  // kArray: its string elements, in order
+  size_t array_size = 0;           // kArray: elements seen
+  int64_t first_non_string = -1;   // kArray: index of the first non-string
+};
+
+enum Field : int {
+  kType = 0,
+  kImpressionId,
+  kUserId,
+  kItemId,
+  kTs,
+  kItems,
+  kClicks,
+  kHistory,
+  kNumFields,
+};
+constexpr std::string_view kFieldNames[kNumFields] = {
+    "type", "impression_id", "user_id", "item_id",
+    "ts",   "items",         "clicks",  "history"};
+
+struct FlatEvent {
+  FlatValue fields[kNumFields];
+  std::string first_unknown_key;  // empty: none
+  bool top_is_object = false;
+};
+
+class FlatSax {
+ public:
+  using json_t = nlohmann::json;
+  explicit FlatSax(FlatEvent* out, size_t max_array)
+      : out_(out), max_array_(max_array) {}
+
+  bool null() { return Scalar(FlatValue::Kind::kOther); }
+  bool boolean(bool) { return Scalar(FlatValue::Kind::kOther); }
+  bool number_integer(json_t::number_integer_t v) {
+    if (FlatValue* f = ScalarTarget()) {
+      f->kind = FlatValue::Kind::kInteger;
+      f->integer = v;
+    } else {
+      NoteArrayElement(false);
+    }
+    return true;
+  }
+  bool number_unsigned(json_t::number_unsigned_t v) {
+    if (FlatValue* f = ScalarTarget()) {
+      f->kind = FlatValue::Kind::kUnsigned;
+      f->unsigned_integer = v;
+    } else {
+      NoteArrayElement(false);
+    }
+    return true;
+  }
+  bool number_float(json_t::number_float_t, const json_t::string_t&) {
+    return Scalar(FlatValue::Kind::kOther);
+  }
+  bool string(json_t::string_t& v) {
+    if (FlatValue* f = ScalarTarget()) {
+      f->kind = FlatValue::Kind::kString;
+      f->str = std::move(v);
+    } else if (array_ != nullptr && depth_ == 2) {
+      if (array_->array.size() <= max_array_)
+        array_->array.push_back(std::move(v));
+      NoteArrayElement(true);
+    }
+    return true;
+  }
+  bool binary(json_t::binary_t&) { return Scalar(FlatValue::Kind::kOther); }
+  bool start_object(std::size_t) {
+    if (depth_ == 0) out_->top_is_object = true;
+    if (depth_ == 1 && current_ != nullptr)
+      current_->kind = FlatValue::Kind::kOther;
+    if (depth_ == 2) NoteArrayElement(false);
+    ++depth_;
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    return true;
+  }
+  bool key(json_t::string_t& k) {
+    if (depth_ != 1) return true;
+    current_ = nullptr;
+    for (int i = 0; i < kNumFields; ++i) {
+      if (k == kFieldNames[i]) {
+        current_ = &out_->fields[i];
+        *current_ = FlatValue{};  // a repeated key: the last one wins
+        return true;
+      }
+    }
+    if (out_->first_unknown_key.empty() || k < out_->first_unknown_key) {
+      out_->first_unknown_key = std::move(k);
+    }
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ == 1 && current_ != nullptr) {
+      current_->kind = FlatValue::Kind::kArray;
+      array_ = current_;
+    } else if (depth_ == 2) {
+      NoteArrayElement(false);
+    }
+    ++depth_;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    if (depth_ == 1) array_ = nullptr;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception&) {
+    return false;
+  }
+
+ private:
+  // The field a scalar at the current position fills, if any.
+  FlatValue* ScalarTarget() { return depth_ == 1 ? current_ : nullptr; }
+  bool Scalar(FlatValue::Kind kind) {
+    if (FlatValue* f = ScalarTarget()) {
+      f->kind = kind;
+    } else {
+      NoteArrayElement(false);
+    }
+    return true;
+  }
+  void NoteArrayElement(bool is_string) {
+    if (array_ == nullptr || depth_ != 2) return;
+    if (!is_string && array_->first_non_string < 0) {
+      array_->first_non_string = static_cast<int64_t>(array_->array_size);
+    }
+    ++array_->array_size;
+  }
+
+  FlatEvent* out_;
+  size_t max_array_;
+  int depth_ = 0;
+  FlatValue* current_ = nullptr;  // the field whose value comes next
+  FlatValue* array_ = nullptr;    // the field whose array is open
+};
+
+Result<std::string> GetId(FlatEvent& doc, Field field,
                           const EventLimits& limits) {
-  auto it = obj.find(field);
-  if (it == obj.end()) return FieldError(field, "is required");
-  if (!it->is_string()) return FieldError(field, "must be a string");
-  const auto& s = it->get_ref<const std::string&>();
-  CFREC_RETURN_IF_ERROR(CheckId(field, s, limits));
-  return s;
+  FlatValue& v = doc.fields[field];
+  const std::string_view name = kFieldNames[field];
+  if (v.kind == FlatValue::Kind::kMissing)
+    return FieldError(name, "is required");
+  if (v.kind != FlatValue::Kind::kString)
+    return FieldError(name, "must be a string");
+  CFREC_RETURN_IF_ERROR(CheckId(name, v.str, limits));
+  return std::move(v.str);
 }
 
-Result<int64_t> GetTimestamp(const json& obj) {
-  auto it = obj.find("ts");
-  if (it == obj.end()) return FieldError("ts", "is required");
-  if (it->is_number_integer()) {
-    // is_number_integer covers both signed and unsigned storage.
-    if (it->is_number_unsigned()) {
-      const auto v = it->get<uint64_t>();
-      if (v > static_cast<uint64_t>(internal::kMaxTimestampMs)) {
+Result<int64_t> GetTimestamp(const FlatEvent& doc) {
+  const FlatValue& v = doc.fields[kTs];
+  switch (v.kind) {
+    case FlatValue::Kind::kMissing:
+      return FieldError("ts", "is required");
+    case FlatValue::Kind::kUnsigned:
+      if (v.unsigned_integer >
+          static_cast<uint64_t>(internal::kMaxTimestampMs)) {
         return FieldError("ts", "epoch milliseconds out of range");
       }
-      return static_cast<int64_t>(v);
+      return static_cast<int64_t>(v.unsigned_integer);
+    case FlatValue::Kind::kInteger:
+      if (v.integer < 0 || v.integer > internal::kMaxTimestampMs) {
+        return FieldError("ts", "epoch milliseconds out of range");
+      }
+      return v.integer;
+    case FlatValue::Kind::kString: {
+      auto r = ParseRfc3339Ms(v.str);
+      if (!r.ok()) return FieldError("ts", r.status().message());
+      return r;
     }
-    const auto v = it->get<int64_t>();
-    if (v < 0 || v > internal::kMaxTimestampMs) {
-      return FieldError("ts", "epoch milliseconds out of range");
-    }
-    return v;
+    default:
+      return FieldError(
+          "ts", "must be an RFC 3339 string or integer epoch milliseconds");
   }
-  if (it->is_string()) {
-    auto r = ParseRfc3339Ms(it->get_ref<const std::string&>());
-    if (!r.ok()) return FieldError("ts", r.status().message());
-    return r;
-  }
-  return FieldError("ts",
-                    "must be an RFC 3339 string or integer epoch milliseconds");
 }
 
-Result<std::vector<std::string>> GetIdArray(const json& obj, const char* field,
+Result<std::vector<std::string>> GetIdArray(FlatEvent& doc, Field field,
                                             bool required, size_t max_len,
                                             const EventLimits& limits) {
-  auto it = obj.find(field);
-  if (it == obj.end()) {
-    if (required) return FieldError(field, "is required");
+  FlatValue& v = doc.fields[field];
+  const std::string_view name = kFieldNames[field];
+  if (v.kind == FlatValue::Kind::kMissing) {
+    if (required) return FieldError(name, "is required");
     return std::vector<std::string>{};
   }
-  if (!it->is_array()) return FieldError(field, "must be an array of strings");
-  if (it->size() > max_len) {
-    return FieldError(field, "has " + std::to_string(it->size()) +
-                                 " entries, more than the limit of " +
-                                 std::to_string(max_len));
+  if (v.kind != FlatValue::Kind::kArray) {
+    return FieldError(name, "must be an array of strings");
   }
-  std::vector<std::string> out;
-  out.reserve(it->size());
-  for (size_t i = 0; i < it->size(); ++i) {
-    const json& v = (*it)[i];
-    const std::string name = std::string(field) + "[" + std::to_string(i) + "]";
-    if (!v.is_string()) return FieldError(name, "must be a string");
-    const auto& s = v.get_ref<const std::string&>();
-    CFREC_RETURN_IF_ERROR(CheckId(name, s, limits));
-    out.push_back(s);
+  if (v.array_size > max_len) {
+    return FieldError(name, "has " + std::to_string(v.array_size) +
+                                " entries, more than the limit of " +
+                                std::to_string(max_len));
   }
-  return out;
+  const size_t checked = v.first_non_string >= 0
+                             ? static_cast<size_t>(v.first_non_string)
+                             : v.array.size();
+  for (size_t i = 0; i < checked; ++i) {
+    const auto& id = v.array[i];
+    if (id.empty() || id.size() > limits.max_id_bytes ||
+        std::any_of(id.begin(), id.end(), [](char c) {
+          const auto u = static_cast<unsigned char>(c);
+          return u < 0x20 || u == 0x7f;
+        })) {
+      CFREC_RETURN_IF_ERROR(CheckId(
+          std::string(name) + "[" + std::to_string(i) + "]", id, limits));
+    }
+  }
+  if (v.first_non_string >= 0) {
+    return FieldError(
+        std::string(name) + "[" + std::to_string(v.first_non_string) + "]",
+        "must be a string");
+  }
+  return std::move(v.array);
 }
 
-Status CheckAllowedFields(const json& obj,
-                          std::initializer_list<std::string_view> allowed) {
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    bool known = false;
-    for (auto a : allowed) known = known || it.key() == a;
-    if (!known) return FieldError(it.key(), "unknown field");
+Status CheckAllowedFields(const FlatEvent& doc,
+                          std::initializer_list<Field> allowed) {
+  std::string_view first_disallowed = doc.first_unknown_key;
+  for (int i = 0; i < kNumFields; ++i) {
+    if (doc.fields[i].kind == FlatValue::Kind::kMissing) continue;
+    if (std::find(allowed.begin(), allowed.end(), static_cast<Field>(i)) !=
+        allowed.end()) {
+      continue;
+    }
+    if (first_disallowed.empty() || kFieldNames[i] < first_disallowed) {
+      first_disallowed = kFieldNames[i];
+    }
+  }
+  if (!first_disallowed.empty()) {
+    return FieldError(first_disallowed, "unknown field");
   }
   return Status::Ok();
 }
@@ -301,40 +475,48 @@ Result<Event> ParseEvent(std::string_view text, const EventLimits& limits) {
                                    " bytes exceeds the limit of " +
                                    std::to_string(limits.max_message_bytes));
   }
-  json doc = json::parse(text.begin(), text.end(), nullptr,
-                         /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return Status::InvalidArgument("invalid JSON");
-  if (!doc.is_object()) {
+  FlatEvent doc;
+  FlatSax sax(&doc,
+              std::max(limits.max_list_length, limits.max_history_length));
+  if (!json::sax_parse(text.begin(), text.end(), &sax,
+                       nlohmann::detail::input_format_t::json,
+                       /*strict=*/true)) {
+    return Status::InvalidArgument("invalid JSON");
+  }
+  if (!doc.top_is_object) {
     return Status::InvalidArgument("an event must be a JSON object");
   }
-  auto type_it = doc.find("type");
-  if (type_it == doc.end()) return FieldError("type", "is required");
-  if (!type_it->is_string()) return FieldError("type", "must be a string");
-  const auto& type = type_it->get_ref<const std::string&>();
+  const FlatValue& type_value = doc.fields[kType];
+  if (type_value.kind == FlatValue::Kind::kMissing) {
+    return FieldError("type", "is required");
+  }
+  if (type_value.kind != FlatValue::Kind::kString) {
+    return FieldError("type", "must be a string");
+  }
+  const std::string& type = type_value.str;
 
   if (type == "impression") {
-    CFREC_RETURN_IF_ERROR(
-        CheckAllowedFields(doc, {"type", "impression_id", "user_id", "ts",
-                                 "items", "clicks", "history"}));
+    CFREC_RETURN_IF_ERROR(CheckAllowedFields(
+        doc, {kType, kImpressionId, kUserId, kTs, kItems, kClicks, kHistory}));
     ImpressionEvent e;
-    auto imp = GetId(doc, "impression_id", limits);
+    auto imp = GetId(doc, kImpressionId, limits);
     if (!imp.ok()) return imp.status();
     e.impression_id = std::move(imp).value();
-    auto user = GetId(doc, "user_id", limits);
+    auto user = GetId(doc, kUserId, limits);
     if (!user.ok()) return user.status();
     e.user_id = std::move(user).value();
     auto ts = GetTimestamp(doc);
     if (!ts.ok()) return ts.status();
     e.ts_ms = *ts;
-    auto items = GetIdArray(doc, "items", true, limits.max_list_length, limits);
+    auto items = GetIdArray(doc, kItems, true, limits.max_list_length, limits);
     if (!items.ok()) return items.status();
     e.items = std::move(items).value();
     auto clicks =
-        GetIdArray(doc, "clicks", false, limits.max_list_length, limits);
+        GetIdArray(doc, kClicks, false, limits.max_list_length, limits);
     if (!clicks.ok()) return clicks.status();
     e.clicks = std::move(clicks).value();
     auto history =
-        GetIdArray(doc, "history", false, limits.max_history_length, limits);
+        GetIdArray(doc, kHistory, false, limits.max_history_length, limits);
     if (!history.ok()) return history.status();
     e.history = std::move(history).value();
     CFREC_RETURN_IF_ERROR(
@@ -342,16 +524,16 @@ Result<Event> ParseEvent(std::string_view text, const EventLimits& limits) {
     return Event(std::move(e));
   }
   if (type == "click") {
-    CFREC_RETURN_IF_ERROR(CheckAllowedFields(
-        doc, {"type", "impression_id", "user_id", "item_id", "ts"}));
+    CFREC_RETURN_IF_ERROR(
+        CheckAllowedFields(doc, {kType, kImpressionId, kUserId, kItemId, kTs}));
     ClickEvent e;
-    auto imp = GetId(doc, "impression_id", limits);
+    auto imp = GetId(doc, kImpressionId, limits);
     if (!imp.ok()) return imp.status();
     e.impression_id = std::move(imp).value();
-    auto user = GetId(doc, "user_id", limits);
+    auto user = GetId(doc, kUserId, limits);
     if (!user.ok()) return user.status();
     e.user_id = std::move(user).value();
-    auto item = GetId(doc, "item_id", limits);
+    auto item = GetId(doc, kItemId, limits);
     if (!item.ok()) return item.status();
     e.item_id = std::move(item).value();
     auto ts = GetTimestamp(doc);

@@ -68,6 +68,38 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"type":"impression","impression_id":"i","user_id":"u","ts":1,"items":["a",7]})",
             "'items[1]': must be a string"},
         Case{
+            "nested_array_item",
+            R"({"type":"impression","impression_id":"i","user_id":"u","ts":1,"items":["a",["b"],"c"]})",
+            "'items[1]': must be a string"},
+        Case{
+            "object_item",
+            R"({"type":"impression","impression_id":"i","user_id":"u","ts":1,"items":["a","b",{"c":"d"}]})",
+            "'items[2]': must be a string"},
+        Case{
+            "items_not_array",
+            R"({"type":"impression","impression_id":"i","user_id":"u","ts":1,"items":"a"})",
+            "'items': must be an array of strings"},
+        Case{
+            "object_ts",
+            R"({"type":"click","impression_id":"i","user_id":"u","item_id":"a","ts":{"ms":1}})",
+            "'ts': must be an RFC 3339 string"},
+        Case{
+            "null_user",
+            R"({"type":"click","impression_id":"i","user_id":null,"item_id":"a","ts":1})",
+            "'user_id': must be a string"},
+        Case{
+            "field_of_other_type",
+            R"({"type":"click","impression_id":"i","user_id":"u","item_id":"a","ts":1,"items":["a"]})",
+            "'items': unknown field"},
+        Case{
+            "trailing_garbage",
+            R"({"type":"click","impression_id":"i","user_id":"u","item_id":"a","ts":1} x)",
+            "invalid JSON"},
+        Case{
+            "duplicate_key_last_wins",
+            R"({"type":"click","impression_id":"i","user_id":5,"user_id":"u","item_id":"a","ts":1})",
+            nullptr},
+        Case{
             "duplicate_item",
             R"({"type":"impression","impression_id":"i","user_id":"u","ts":1,"items":["a","a"]})",
             "'items[1]'"},
