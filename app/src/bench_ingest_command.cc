@@ -78,8 +78,9 @@ int RunBenchIngest(const BenchIngestArgs& args) {
   if (!(*broker)->CreateTopic(topic, args.partitions).ok()) return 1;
   const std::string brokers = (*broker)->bootstrap_servers();
   uint64_t applied_impressions = 0, applied_clicks = 0, messages = 0;
-  double seconds = 0, produce_seconds = 0, apply_seconds = 0,
-         poll_seconds = 0;
+  double seconds = 0, produce_seconds = 0, apply_seconds = 0, poll_seconds = 0;
+  uint64_t batches = 0;
+  double idle_seconds = 0;
   {
     auto store = state::EventStore::Open(dir, state::StoreOptions{});
     if (!store.ok()) {
@@ -102,6 +103,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     const uint64_t expected = rows.size() + total_clicks;
     const auto start = Clock::now();
     if (!ingestor.Start().ok()) return 1;
+
     ingest::ReplayOptions ro;
     ro.progress_bar = false;
     ro.max_backlog = args.max_backlog;
@@ -135,6 +137,8 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     messages = st.messages;
     apply_seconds = st.apply_seconds;
     poll_seconds = st.poll_seconds;
+    batches = st.batches;
+    idle_seconds = st.idle_seconds;
     if (c.impressions != rows.size() || c.clicks_joined != total_clicks ||
         c.dead_letters != 0) {
       std::fprintf(stderr,
@@ -153,7 +157,8 @@ int RunBenchIngest(const BenchIngestArgs& args) {
       "\"clicks\":%llu,\"messages\":%llu,\"mean_list_length\":%.1f,"
       "\"partitions\":%d,\"max_batch\":%zu,\"seconds\":%.3f,"
       "\"produce_seconds\":%.3f,\"apply_seconds\":%.3f,"
-      "\"poll_seconds\":%.3f,\"events_per_sec\":%.0f,"
+      "\"poll_seconds\":%.3f,\"idle_seconds\":%.3f,\"batches\":%llu,\"events_"
+      "per_sec\":%.0f,"
       "\"clicks_per_sec\":%.0f,\"messages_per_sec\":%.0f,"
       "\"peak_rss_mb\":%.1f,\"wal\":true}\n",
       source_name.c_str(), static_cast<unsigned long long>(applied_impressions),
@@ -161,7 +166,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
       static_cast<unsigned long long>(messages),
       rows.empty() ? 0.0 : static_cast<double>(total_items) / rows.size(),
       args.partitions, args.max_batch, seconds, produce_seconds, apply_seconds,
-      poll_seconds,
+      poll_seconds, idle_seconds, static_cast<unsigned long long>(batches),
       applied_impressions / seconds, applied_clicks / seconds,
       messages / seconds, PeakRssMb());
   return 0;

@@ -39,7 +39,11 @@ Result<size_t> Ingestor::RunOnce() {
   CFREC_RETURN_IF_ERROR(
       source_->Poll(options_.max_batch, options_.poll_timeout, &buffer_));
   const auto t1 = Clock::now();
-  if (buffer_.empty()) return size_t{0};
+  if (buffer_.empty()) {
+    std::lock_guard lock(stats_mu_);
+    stats_.idle_seconds += std::chrono::duration<double>(t1 - t0).count();
+    return size_t{0};
+  }
   std::vector<state::ConsumedMessage> batch;
   batch.reserve(buffer_.size());
   for (const auto& m : buffer_) {

@@ -44,6 +44,7 @@ struct IngestStats {
   int64_t consumer_lag = 0;  // high watermark - next offset, summed
   double poll_seconds = 0;   // time in MessageSource::Poll
   double apply_seconds = 0;  // time in EventStore::ApplyBatch
+  double idle_seconds = 0;   // time in polls that returned nothing
 };
 
 class Ingestor {
