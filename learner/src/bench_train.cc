@@ -94,6 +94,7 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
     m.samples_per_sec = m.samples / m.seconds;
     auto t0 = std::chrono::steady_clock::now();
     auto snapshot = (*learner)->MakeSnapshot(SnapshotInputs{});
+    if (!snapshot.ok()) return snapshot.status();
     m.snapshot_ms = std::chrono::duration<double, std::milli>(
                         std::chrono::steady_clock::now() - t0)
                         .count();

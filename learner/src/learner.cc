@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -63,11 +64,20 @@ struct SelectionLists {
 at::Tensor ClickedLogProb(const at::Tensor& logits, const SelectionLists& l) {
   int64_t samples = logits.size(0);
   at::Tensor segment = LongTensor(l.segment);
-  at::Tensor expanded = segment.unsqueeze(0).expand({samples, -1});
-  at::Tensor max = at::full({samples, l.segments},
-                            -std::numeric_limits<float>::infinity(), at::kFloat)
-                       .scatter_reduce(1, expanded, logits.detach(), "amax",
-                                       /*include_self=*/true);
+  // Per-list maximum for a stable log-sum-exp (no gradient needed).
+  at::Tensor detached = logits.detach().contiguous();
+  at::Tensor max =
+      at::full({samples, l.segments}, -std::numeric_limits<float>::infinity(),
+               at::kFloat);
+  const float* in = detached.data_ptr<float>();
+  float* out = max.data_ptr<float>();
+  const int64_t entries = detached.size(1);
+  for (int64_t s = 0; s < samples; ++s) {
+    for (int64_t t = 0; t < entries; ++t) {
+      float& m = out[s * l.segments + l.segment[t]];
+      m = std::max(m, in[s * entries + t]);
+    }
+  }
   at::Tensor shifted = (logits - max.index_select(1, segment)).exp();
   at::Tensor lse = at::zeros({samples, l.segments}, at::kFloat)
                        .index_add(1, segment, shifted)
@@ -846,32 +856,53 @@ Status Learner::TrainEpochs(std::span<const state::AppliedEvent> events,
   for (int e = 1; e < epochs; ++e) CFREC_RETURN_IF_ERROR(Replay(events));
   return Status::Ok();
 }
+namespace {
+// Runs a query, turning any exception (c10::Error included) into `fallback`.
+template <typename F, typename T>
+auto Guard(F&& f, T fallback) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::exception&) {
+    return fallback;
+  }
+}
+}  // namespace
+
 void Learner::Score(uint32_t user, std::span<const uint32_t> items,
                     std::span<float> scores) {
-  impl_->Score(user, items, scores);
+  try {
+    impl_->Score(user, items, scores);
+  } catch (const std::exception&) {
+    std::fill(scores.begin(), scores.end(),
+              -std::numeric_limits<float>::infinity());
+  }
 }
 std::vector<float> Learner::SampleBeta(size_t k) {
   return impl_->SampleBeta(k);
 }
 std::vector<float> Learner::SampleAlpha(std::span<const uint32_t> items) {
-  return impl_->SampleAlpha(items);
+  return Guard([&] { return impl_->SampleAlpha(items); }, std::vector<float>{});
 }
 std::vector<float> Learner::SelectionProbabilities(
     uint32_t user, std::span<const uint32_t> list,
     std::span<const float> beta) {
-  return impl_->SelectionProbabilities(user, list, beta);
+  return Guard([&] { return impl_->SelectionProbabilities(user, list, beta); },
+               std::vector<float>{});
 }
 std::vector<float> Learner::ImpressionLogits(uint32_t user,
                                              std::span<const uint32_t> items,
                                              std::span<const float> alpha) {
-  return impl_->ImpressionLogits(user, items, alpha);
+  return Guard([&] { return impl_->ImpressionLogits(user, items, alpha); },
+               std::vector<float>{});
 }
 double Learner::EvaluateElbo(std::span<const state::AppliedEvent> events) {
-  return impl_->EvaluateElbo(events);
+  return Guard([&] { return impl_->EvaluateElbo(events); },
+               std::numeric_limits<double>::quiet_NaN());
 }
 double Learner::SelectionLogLikelihood(
     std::span<const state::AppliedEvent> events) {
-  return impl_->SelectionLogLikelihood(events);
+  return Guard([&] { return impl_->SelectionLogLikelihood(events); },
+               std::numeric_limits<double>::quiet_NaN());
 }
 int Learner::SamplesPerClick() const { return impl_->SamplesPerClick(); }
 const TrainingStats& Learner::stats() const { return impl_->stats(); }
@@ -887,9 +918,13 @@ Result<std::string> Learner::SaveCheckpoint() const {
 Status Learner::RestoreCheckpoint(std::string_view blob) {
   return impl_->RestoreCheckpoint(blob);
 }
-std::shared_ptr<const ModelSnapshot> Learner::MakeSnapshot(
+Result<std::shared_ptr<const ModelSnapshot>> Learner::MakeSnapshot(
     SnapshotInputs inputs) {
-  return impl_->MakeSnapshot(std::move(inputs));
+  try {
+    return impl_->MakeSnapshot(std::move(inputs));
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("snapshot failed: ") + e.what());
+  }
 }
 
 }  // namespace cfrec::learner

@@ -297,8 +297,12 @@ at::Tensor LightGcn::Forward(const at::Tensor& users, const at::Tensor& items,
 }
 
 ScoringModel LightGcn::Export(int64_t num_users, int64_t num_items) {
-  at::Tensor dummy = at::zeros({1}, at::kLong);
-  Forward(dummy, dummy, /*train=*/false);  // fills propagated_
+  if (!propagated_.defined()) {
+    at::NoGradGuard no_grad;
+    propagated_ = Propagate(at::cat({params_.Value(0).narrow(0, 0, users_),
+                                     params_.Value(1).narrow(0, 0, items_)},
+                                    0));
+  }
   ScoringModel m;
   m.kind = ScoringModel::Kind::kDot;
   m.num_users = num_users;

@@ -286,9 +286,13 @@ class Trainer::Impl {
     in.ids = store_;
     in.candidates = window_.Candidates();
     in.popular = window_.Popular();
-    std::shared_ptr<const ModelSnapshot> snapshot =
+    Result<std::shared_ptr<const ModelSnapshot>> snapshot =
         learner_->MakeSnapshot(std::move(in));
-    snapshots_->Publish(std::move(snapshot));
+    if (!snapshot.ok()) {
+      RecordError(snapshot.status());  // readers keep the previous one
+      return;
+    }
+    snapshots_->Publish(std::move(snapshot).value());
     std::lock_guard<std::mutex> lock(mu_);
     ++counters_.snapshots_published;
     counters_.last_snapshot_build_ms = MsSince(start);

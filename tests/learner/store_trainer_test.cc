@@ -72,16 +72,22 @@ TEST(StoreTrainerTest, RestartResumesFromCheckpointAndCatchesUp) {
   {
     auto store = EventStore::Open(dir.path(), state::StoreOptions{});
     ASSERT_TRUE(store.ok()) << store.status().ToString();
+    // The store is written only while no trainer reads it: Debian's
+    // librocksdb is not built with ThreadSanitizer, which then reports its
+    // (correct) concurrent memtable reads and writes as races.
+    std::vector<std::vector<AppliedEvent>> applied =
+        Apply(**store, messages, 0, half, offset);
+    uint64_t last = (*store)->Counters().applied_seq;
+    ASSERT_EQ(last, half);
     SnapshotHolder holder;
     Trainer trainer(o, store->get(), &holder);
     ASSERT_TRUE(trainer.Start().ok());
-    for (auto& batch : Apply(**store, messages, 0, half, offset)) {
-      trainer.Enqueue(std::move(batch));
-    }
-    uint64_t last = (*store)->Counters().applied_seq;
-    ASSERT_EQ(last, half);
+    // Catch-up reads them from the applied log; the same events arriving
+    // through the queue are recognised by seq and skipped.
+    for (auto& batch : applied) trainer.Enqueue(std::move(batch));
     ASSERT_TRUE(trainer.WaitForSeq(last, kWait));
     ASSERT_TRUE(trainer.Stop().ok());
+    EXPECT_EQ(trainer.Stats().events_consumed, half);
     // Applied while the trainer is down: only the applied log has them.
     Apply(**store, messages, half, messages.size(), offset);
   }

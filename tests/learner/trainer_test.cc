@@ -43,10 +43,14 @@ void EnqueueInBatches(Trainer& trainer, const std::vector<AppliedEvent>& events,
   }
 }
 
-TEST(TrainerTest, PublishesAFirstSnapshotOnAnEmptyStore) {
+class EmptyStoreTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EmptyStoreTest, PublishesAFirstSnapshot) {
   FakeStore store;
   SnapshotHolder holder;
-  Trainer trainer(SmallTrainerOptions(), &store, &holder);
+  TrainerOptions o = SmallTrainerOptions();
+  o.learner.ranker = GetParam();
+  Trainer trainer(o, &store, &holder);
   ASSERT_TRUE(trainer.Start().ok());
   auto snapshot = holder.Get();
   ASSERT_NE(snapshot, nullptr);
@@ -54,7 +58,12 @@ TEST(TrainerTest, PublishesAFirstSnapshotOnAnEmptyStore) {
   EXPECT_TRUE(snapshot->CandidateItems().empty());
   ASSERT_TRUE(trainer.Stop().ok());
   EXPECT_EQ(store.checkpoint_puts(), 1u);
+  EXPECT_EQ(trainer.Counters().errors, 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(AllRankers, EmptyStoreTest,
+                         ::testing::Values("bpr", "gmf", "mlp", "neumf",
+                                           "lightgcn"));
 
 TEST(TrainerTest, RejectsInvalidOptions) {
   TrainerOptions o = SmallTrainerOptions();

@@ -10,6 +10,10 @@
 // Thread-safety: none. One thread owns a Learner; snapshots it builds are
 // immutable and may be shared freely.
 //
+// Errors: no exception leaves this API. Training and checkpoint calls return
+// a Status; queries that fail internally return empty vectors (scores: -inf,
+// ELBO: NaN).
+//
 // This header is LibTorch-free; the implementation is private.
 #ifndef CFREC_LEARNER_LEARNER_H_
 #define CFREC_LEARNER_LEARNER_H_
@@ -108,7 +112,8 @@ class Learner {
   // Copies what serving needs into an immutable snapshot. Retrieval vectors:
   // the ranker's own for dot-product rankers (bpr, lightgcn), otherwise
   // p_R's P and Q (eq. 4 is a dot product; MLP towers are not).
-  std::shared_ptr<const ModelSnapshot> MakeSnapshot(SnapshotInputs inputs);
+  Result<std::shared_ptr<const ModelSnapshot>> MakeSnapshot(
+      SnapshotInputs inputs);
 
  private:
   class Impl;
