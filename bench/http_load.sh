@@ -4,19 +4,21 @@
 #
 # Two targets:
 #   --mode serve      (default) the whole `cfrec serve`: a synthetic
-#                     MIND-like log (cfrec synth) is replayed into the
-#                     embedded broker while the learner trains on it, and
-#                     wrk queries the users of that log.
+#                     MIND-like log (cfrec synth, or bench/http_synth_log.py)
+#                     is replayed into the embedded broker while the learner
+#                     trains on it, and wrk queries the users of that log.
 #   --mode synthetic  the HTTP server alone over an in-memory random model
 #                     (cfrec_http_bench_server): no broker, no learner.
 #
 # Usage:
 #   bench/http_load.sh [--mode serve|synthetic] [--build DIR] [--items 20000]
-#       [--users 50000] [--dim 64] [--duration 20] [--connections 8]
-#       [--wrk-threads 1] [--port 18080] [--serve-args "..."]
+#       [--users 50000] [--dim 64] [--duration 20] [--connections 4]
+#       [--wrk-threads 1] [--port 18080] [--impressions 400000] [--n 10]
+#       [--serve-args "..."]
 #
-# Defaults match the benchmark recorded in docs/BENCHMARKS.md: 20,000 items,
-# d = 64, 8 connections for 20 s. Needs wrk, curl and python3.
+# Defaults: 20,000 items, d = 64, 4 connections for 20 s (on 2 cores more
+# connections only queue: latency ~ connections / throughput). Record the
+# printed line in docs/BENCHMARKS.md. Needs wrk, curl and python3.
 set -euo pipefail
 
 mode=serve
@@ -26,7 +28,7 @@ users=50000
 impressions=400000
 dim=64
 duration=20
-connections=8
+connections=4
 wrk_threads=1
 port=18080
 serve_args=""
@@ -46,7 +48,7 @@ while [[ $# -gt 0 ]]; do
     --port) port="$2"; shift 2 ;;
     --serve-args) serve_args="$2"; shift 2 ;;
     --n) n="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done

@@ -77,6 +77,8 @@ float Dot(std::span<const float> a, std::span<const float> b) {
 std::shared_ptr<const CandidateIndex> CandidateIndex::Build(
     const learner::ModelSnapshot& snapshot) {
   auto index = std::make_shared<CandidateIndex>();
+  index->use_avx2_ =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const int dim = snapshot.dim();
   index->dim_ = dim;
   const size_t num_items = snapshot.num_items();
@@ -100,18 +102,14 @@ namespace {
 
 typedef float Float8 __attribute__((vector_size(32)));
 
-inline Float8 Load8(const float* p) {
-  Float8 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 // Four blocks at a time: four independent accumulator chains hide the
-// latency of the adds. Cloned for AVX2 where the CPU has it (the default
-// clone runs the same code as pairs of SSE operations).
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void DotBlocks(
-    const float* blocks, size_t num_blocks, int dim, const float* user,
-    float* out) {
+// latency of the adds. Vectors are loaded with memcpy rather than returned
+// from a helper, which would change the ABI between the two variants below.
+__attribute__((always_inline)) inline void DotBlocksBody(const float* blocks,
+                                                         size_t num_blocks,
+                                                         int dim,
+                                                         const float* user,
+                                                         float* out) {
   constexpr size_t kB = CandidateIndex::kBlock;
   const size_t stride = static_cast<size_t>(dim) * kB;
   size_t b = 0;
@@ -121,10 +119,15 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void DotBlocks(
     for (int d = 0; d < dim; ++d) {
       const float u = user[d];
       const size_t o = static_cast<size_t>(d) * kB;
-      a0 += u * Load8(p + o);
-      a1 += u * Load8(p + stride + o);
-      a2 += u * Load8(p + 2 * stride + o);
-      a3 += u * Load8(p + 3 * stride + o);
+      Float8 v0, v1, v2, v3;
+      std::memcpy(&v0, p + o, sizeof(v0));
+      std::memcpy(&v1, p + stride + o, sizeof(v1));
+      std::memcpy(&v2, p + 2 * stride + o, sizeof(v2));
+      std::memcpy(&v3, p + 3 * stride + o, sizeof(v3));
+      a0 += u * v0;
+      a1 += u * v1;
+      a2 += u * v2;
+      a3 += u * v3;
     }
     std::memcpy(out + b * kB, &a0, sizeof(a0));
     std::memcpy(out + (b + 1) * kB, &a1, sizeof(a1));
@@ -135,9 +138,37 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void DotBlocks(
     const float* p = blocks + b * stride;
     Float8 a = {};
     for (int d = 0; d < dim; ++d) {
-      a += user[d] * Load8(p + static_cast<size_t>(d) * kB);
+      Float8 v;
+      std::memcpy(&v, p + static_cast<size_t>(d) * kB, sizeof(v));
+      a += user[d] * v;
     }
     std::memcpy(out + b * kB, &a, sizeof(a));
+  }
+}
+
+// The same code compiled twice: for AVX2+FMA (chosen at run time when the
+// CPU has them) and for the baseline, where the 8-wide vectors become pairs
+// of SSE operations. Dispatch is explicit rather than through an ifunc
+// (target_clones), whose resolver runs before sanitizer runtimes start.
+__attribute__((target("avx2,fma"))) void DotBlocksAvx2(const float* blocks,
+                                                       size_t num_blocks,
+                                                       int dim,
+                                                       const float* user,
+                                                       float* out) {
+  DotBlocksBody(blocks, num_blocks, dim, user, out);
+}
+
+void DotBlocksBaseline(const float* blocks, size_t num_blocks, int dim,
+                       const float* user, float* out) {
+  DotBlocksBody(blocks, num_blocks, dim, user, out);
+}
+
+void DotBlocks(bool avx2, const float* blocks, size_t num_blocks, int dim,
+               const float* user, float* out) {
+  if (avx2) {
+    DotBlocksAvx2(blocks, num_blocks, dim, user, out);
+  } else {
+    DotBlocksBaseline(blocks, num_blocks, dim, user, out);
   }
 }
 
@@ -146,11 +177,11 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) void DotBlocks(
 void CandidateIndex::DotAll(std::span<const float> user, float* out) const {
   // A user vector shorter than dim() is zero-padded, as Dot() would do.
   if (user.size() >= static_cast<size_t>(dim_)) {
-    DotBlocks(blocks_.data(), num_blocks_, dim_, user.data(), out);
+    DotBlocks(use_avx2_, blocks_.data(), num_blocks_, dim_, user.data(), out);
   } else {
     std::vector<float> padded(dim_, 0.0f);
     std::copy(user.begin(), user.end(), padded.begin());
-    DotBlocks(blocks_.data(), num_blocks_, dim_, padded.data(), out);
+    DotBlocks(use_avx2_, blocks_.data(), num_blocks_, dim_, padded.data(), out);
   }
 }
 

@@ -6,9 +6,9 @@
 //
 // The server is a separate process, so its progress is observed the only way
 // a client can: by asking it, against a deadline.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>

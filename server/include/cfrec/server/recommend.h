@@ -66,6 +66,7 @@ class CandidateIndex {
 
  private:
   int dim_ = 0;
+  bool use_avx2_ = false;  // the CPU has AVX2 and FMA
   size_t num_blocks_ = 0;
   std::vector<uint32_t> items_;
   std::vector<float> blocks_;  // num_blocks_ * dim_ * kBlock
