@@ -67,6 +67,7 @@ const std::map<std::string, Field>& Fields() {
       {"queue_capacity", Bind(&TrainerOptions::queue_capacity)},
       {"max_events_per_round", Bind(&TrainerOptions::max_events_per_round)},
       {"replay_ratio", Bind(&TrainerOptions::replay_ratio)},
+      {"nice", Bind(&TrainerOptions::nice)},
       {"intervention", Bind(&TrainerOptions::intervention)},
       {"trainer", Bind(&TrainerOptions::trainer)},
   };
@@ -140,6 +141,9 @@ Status ValidateTrainerOptions(const TrainerOptions& o) {
   CFREC_RETURN_IF_ERROR(Positive("queue_capacity", o.queue_capacity));
   CFREC_RETURN_IF_ERROR(
       Positive("max_events_per_round", o.max_events_per_round));
+  if (o.nice < 0 || o.nice > 19) {
+    return Status::InvalidArgument("option 'nice' must be in [0, 19]");
+  }
   if (o.replay_ratio < 0) {
     return Status::InvalidArgument("option 'replay_ratio' must be >= 0");
   }

@@ -1,5 +1,9 @@
 #include "cfrec/learner/trainer.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -148,6 +152,14 @@ class Trainer::Impl {
     // One intra-op thread: measured faster than two while the other core
     // serves ingest and HTTP.
     at::set_num_threads(1);
+    // Training is throughput work that shares two cores with request
+    // handling: a lower priority (Linux per-thread nice) keeps it from
+    // stretching the tail latency of HTTP requests, and it still gets every
+    // cycle the server does not use.
+    if (options_.nice > 0) {
+      setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
+                  options_.nice);
+    }
     auto next_snapshot =
         Clock::now() + std::chrono::milliseconds(options_.snapshot_interval_ms);
     auto next_checkpoint =

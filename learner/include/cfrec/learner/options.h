@@ -96,6 +96,9 @@ struct TrainerOptions {
   // Old events re-read from the applied log per new event trained (replay
   // buffer). Default 0.25.
   double replay_ratio = 0.25;
+  // Nice value of the trainer thread (0-19; 0 = same priority as the rest).
+  // Default 10: serving latency before training throughput.
+  int nice = 10;
   // Intervention for the counterfactual engine: "none", "random",
   // "learned". Default "none" (kept for the next issue; only recorded).
   std::string intervention = "none";
