@@ -31,6 +31,7 @@ struct BenchIngestArgs {
   uint64_t seed = 1;
   std::string dir;
   int64_t max_backlog = 200000;
+  int linger_ms = 5;
 };
 
 int RunBenchIngest(const BenchIngestArgs& args) {
@@ -97,6 +98,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
                               nullptr);
     ingest::ProducerOptions po;
     po.brokers = brokers;
+    po.linger_ms = args.linger_ms;
     auto producer = ingest::KafkaProducer::Create(po);
     if (!producer.ok()) return 1;
 
@@ -194,6 +196,9 @@ void AddBenchIngestCommand(CLI::App& bench, ExitCode* exit_code) {
                   "Messages per RocksDB WriteBatch")
       ->capture_default_str();
   cmd->add_option("--seed", args->seed, "Generator seed")
+      ->capture_default_str();
+  cmd->add_option("--linger-ms", args->linger_ms,
+                  "Producer linger.ms: larger means larger message sets")
       ->capture_default_str();
   cmd->add_option("--dir", args->dir,
                   "RocksDB directory (default: a temporary one, removed)");
