@@ -90,6 +90,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     }
     ingest::ConsumerOptions co;
     co.brokers = brokers;
+    co.fetch_wait_max_ms = 1;  // the embedded broker
     auto source = ingest::CreateKafkaSource(co);
     if (!source.ok()) return 1;
     ingest::IngestorOptions io;

@@ -156,6 +156,7 @@ int RunServe(const ServeArgs& args) {
 
   ingest::ConsumerOptions co;
   co.brokers = brokers;
+  if (broker) co.fetch_wait_max_ms = 1;  // see ConsumerOptions
   co.topic = args.topic;
   auto source = ingest::CreateKafkaSource(co);
   if (!source.ok()) return Fail("creating the consumer", source.status());

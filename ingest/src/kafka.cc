@@ -352,17 +352,18 @@ Result<std::unique_ptr<MessageSource>> CreateKafkaSource(
   }
   std::unique_ptr<RdKafka::Conf> conf(
       RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  CFREC_RETURN_IF_ERROR(SetAll(
-      conf.get(), {{"bootstrap.servers", options.brokers},
-                   {"group.id", options.group_id},
-                   {"enable.auto.commit", "false"},
-                   {"enable.auto.offset.store", "false"},
-                   // A missing offset is a gap to record, never a silent jump.
-                   {"auto.offset.reset", "error"},
-                   {"enable.partition.eof", "false"},
-                   {"fetch.wait.max.ms", "10"},
-                   {"queued.min.messages", "20000"},
-                   {"log_level", "3"}}));
+  CFREC_RETURN_IF_ERROR(
+      SetAll(conf.get(),
+             {{"bootstrap.servers", options.brokers},
+              {"group.id", options.group_id},
+              {"enable.auto.commit", "false"},
+              {"enable.auto.offset.store", "false"},
+              // A missing offset is a gap to record, never a silent jump.
+              {"auto.offset.reset", "error"},
+              {"enable.partition.eof", "false"},
+              {"fetch.wait.max.ms", std::to_string(options.fetch_wait_max_ms)},
+              {"queued.min.messages", "100000"},
+              {"log_level", "3"}}));
   CFREC_RETURN_IF_ERROR(SetAll(conf.get(), options.extra));
   std::string err;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(

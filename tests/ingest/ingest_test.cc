@@ -44,6 +44,7 @@ class IngestTest : public ::testing::Test {
     store_ = std::move(s).value();
     ConsumerOptions co;
     co.brokers = broker_->bootstrap_servers();
+    co.fetch_wait_max_ms = 1;
     auto source = CreateKafkaSource(co);
     ASSERT_TRUE(source.ok());
     ingestor_ = std::make_unique<Ingestor>(

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   }
   cfrec::ingest::ConsumerOptions co;
   co.brokers = brokers;
+  co.fetch_wait_max_ms = 1;
   co.topic = topic;
   auto source = cfrec::ingest::CreateKafkaSource(co);
   if (!source.ok()) return 1;
