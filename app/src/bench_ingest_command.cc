@@ -45,9 +45,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
       return 2;
     }
     rows = std::move(file->rows);
-    std::stable_sort(
-        rows.begin(), rows.end(),
-        [](const MindRow& a, const MindRow& b) { return a.ts_ms < b.ts_ms; });
+    SortMindRowsByTime(&rows);
     source_name = "file";
   } else {
     eval::MindLikeOptions mo;

@@ -30,9 +30,7 @@ int RunReplay(const ReplayArgs& args) {
   for (size_t i = 0; i < file->errors.size() && i < 10; ++i) {
     LogWarn("replay", "skipped " + file->errors[i]);
   }
-  std::stable_sort(
-      file->rows.begin(), file->rows.end(),
-      [](const MindRow& a, const MindRow& b) { return a.ts_ms < b.ts_ms; });
+  SortMindRowsByTime(&file->rows);
   ingest::ProducerOptions po;
   po.brokers = args.kafka;
   po.topic = args.topic;

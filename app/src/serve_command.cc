@@ -221,9 +221,7 @@ int RunServe(const ServeArgs& args) {
         replay_done = true;
         return;
       }
-      std::stable_sort(
-          file->rows.begin(), file->rows.end(),
-          [](const MindRow& a, const MindRow& b) { return a.ts_ms < b.ts_ms; });
+      SortMindRowsByTime(&file->rows);
       ingest::ProducerOptions po;
       po.brokers = brokers;
       po.topic = args.topic;

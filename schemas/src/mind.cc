@@ -1,5 +1,6 @@
 #include "cfrec/schemas/mind.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -179,6 +180,12 @@ ImpressionEvent MindRowToImpression(const MindRow& row, bool with_clicks) {
     }
   }
   return e;
+}
+
+void SortMindRowsByTime(std::vector<MindRow>* rows) {
+  std::stable_sort(
+      rows->begin(), rows->end(),
+      [](const MindRow& a, const MindRow& b) { return a.ts_ms < b.ts_ms; });
 }
 
 Result<MindFile> ReadMindFile(const std::string& path) {

@@ -584,35 +584,28 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
     CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading pending clicks"));
     b.resolved_pending_impressions.insert(e.impression_id);
   }
+  // A held click that turns out invalid is recorded as a dead letter in its
+  // canonical JSON form (its Kafka origin was consumed batches ago).
+  const auto reject_held = [&](const PendingClick& p, std::string reason) {
+    const std::string payload = SerializeEvent(
+        ClickEvent{e.impression_id, p.user_id, p.item_id, p.ts_ms});
+    ConsumedMessage origin;
+    origin.topic = "(held click)";
+    origin.partition = -1;
+    origin.offset = -1;
+    origin.payload = payload;
+    AddDeadLetter(b, std::move(reason), origin);
+  };
   for (auto& p : held) {
     if (p.user_id != e.user_id) {
-      DeadLetter d;
-      ConsumedMessage origin;
-      const std::string payload = SerializeEvent(
-          ClickEvent{e.impression_id, p.user_id, p.item_id, p.ts_ms});
-      origin.topic = "(held click)";
-      origin.partition = -1;
-      origin.offset = -1;
-      origin.payload = payload;
-      AddDeadLetter(b,
-                    "click user_id '" + p.user_id +
-                        "' differs from its impression's '" + e.user_id + "'",
-                    origin);
+      reject_held(p, "click user_id '" + p.user_id +
+                         "' differs from its impression's '" + e.user_id + "'");
       continue;
     }
     const auto pos = position(p.item_id);
     if (!pos.has_value()) {
-      ConsumedMessage origin;
-      const std::string payload = SerializeEvent(
-          ClickEvent{e.impression_id, p.user_id, p.item_id, p.ts_ms});
-      origin.topic = "(held click)";
-      origin.partition = -1;
-      origin.offset = -1;
-      origin.payload = payload;
-      AddDeadLetter(b,
-                    "clicked item '" + p.item_id + "' is not in impression '" +
-                        e.impression_id + "'",
-                    origin);
+      reject_held(p, "clicked item '" + p.item_id + "' is not in impression '" +
+                         e.impression_id + "'");
       continue;
     }
     if (std::find(clicked.begin(), clicked.end(), *pos) != clicked.end()) {

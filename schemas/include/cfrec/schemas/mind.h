@@ -42,6 +42,10 @@ std::string FormatMindTime(int64_t ts_ms);
 // replay sends them as separate click events).
 ImpressionEvent MindRowToImpression(const MindRow& row, bool with_clicks);
 
+// Sorts rows by event time, keeping file order among equal times (MIND's
+// files are not in time order; replay needs them to be).
+void SortMindRowsByTime(std::vector<MindRow>* rows);
+
 // Reads a whole behaviors.tsv. Lines that fail to parse are reported in
 // `errors` ("line 17: ...") and skipped; an unreadable file is an error.
 struct MindFile {
