@@ -15,6 +15,8 @@ struct ExitCode {
 void AddServeCommand(CLI::App& app, ExitCode* exit_code);
 void AddReplayCommand(CLI::App& app, ExitCode* exit_code);
 void AddBenchIngestCommand(CLI::App& bench, ExitCode* exit_code);
+// `cfrec simulate`: semi-synthetic logs (ACL appendix A.6.3).
+void AddSimulateCommand(CLI::App& app);
 
 // Peak resident set size of this process, in MiB.
 double PeakRssMb();

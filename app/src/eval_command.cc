@@ -9,6 +9,7 @@
 
 #include "cfrec/eval/model.h"
 #include "cfrec/eval/runner.h"
+#include "cfrec/learner/eval_models.h"
 
 namespace cfrec::app {
 namespace {
@@ -54,7 +55,8 @@ void AddEvalCommand(CLI::App& app) {
   cmd->add_option("--config", request->config_path,
                   "JSON file of protocol options and hyper-parameters");
   cmd->callback([request] {
-    const eval::ModelRegistry registry = eval::DefaultRegistry();
+    eval::ModelRegistry registry = eval::DefaultRegistry();
+    learner::RegisterEvalModels(registry);
     eval::ProgressFn progress;
     if (isatty(STDERR_FILENO)) progress = DrawProgress;
     Result<std::string> line =

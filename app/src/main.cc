@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   cfrec::app::AddServeCommand(app, &exit_code);
   cfrec::app::AddReplayCommand(app, &exit_code);
   cfrec::app::AddSynthCommand(app);
+  cfrec::app::AddSimulateCommand(app);
   cfrec::app::AddEvalCommand(app);
   auto* bench = app.add_subcommand(
       "bench", "Benchmarks; each prints one JSON line on stdout");

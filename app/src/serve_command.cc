@@ -35,6 +35,8 @@ struct ServeArgs {
   double replay_speed = 0;
   double click_delay_s = 0;
   std::string config;
+  std::string intervention;  // empty = the config's (default none)
+  std::string trainer;       // empty = the config's (default default)
 };
 
 int Fail(const std::string& what, const Status& s) {
@@ -115,6 +117,35 @@ void RegisterTrainerMetrics(server::MetricsRegistry& m,
   m.AddCallback("cfrec_policy_reward",
                 "Mean reward of the counterfactual policy (CPR eq. 11)", false,
                 [&] { return trainer.Stats().policy_reward; });
+  m.AddCallback("cfrec_policy_baseline",
+                "Running reward baseline of the policy's REINFORCE step", false,
+                [&] { return trainer.Stats().policy_baseline; });
+  auto counter = [&](const char* name, const char* help, auto field) {
+    m.AddCallback(name, help, true, [&trainer, field] {
+      return static_cast<double>(trainer.Counters().*field);
+    });
+  };
+  counter("cfrec_counterfactual_lists_total",
+          "Lists simulated by the counterfactual engine",
+          &learner::TrainerCounters::cf_lists);
+  counter("cfrec_counterfactual_samples_generated_total",
+          "Counterfactual (u, i, j) samples generated",
+          &learner::TrainerCounters::cf_samples_generated);
+  counter("cfrec_counterfactual_policy_updates_total",
+          "REINFORCE steps of the counterfactual policy",
+          &learner::TrainerCounters::cf_policy_updates);
+  counter("cfrec_counterfactual_seconds_total",
+          "Time spent generating counterfactual samples",
+          &learner::TrainerCounters::cf_seconds);
+  counter("cfrec_trainer_events_replayed_total",
+          "Old events revisited from the applied log (idle replay included)",
+          &learner::TrainerCounters::events_replayed);
+  counter("cfrec_trainer_events_idle_replayed_total",
+          "Old events revisited while no new event waited",
+          &learner::TrainerCounters::events_idle_replayed);
+  m.AddCallback("cfrec_counterfactual_mix_ratio",
+                "Achieved counterfactual / observed ranker samples", false,
+                [&] { return trainer.Counters().cf_mix_ratio; });
   m.AddCallback("cfrec_trainer_applied_seq",
                 "Last applied-log sequence number trained on", false, [&] {
                   return static_cast<double>(trainer.Stats().applied_seq);
@@ -166,6 +197,17 @@ int RunServe(const ServeArgs& args) {
     if (!loaded.ok()) return Fail("reading " + args.config, loaded.status());
     trainer_options = std::move(loaded).value();
   }
+  if (!args.intervention.empty()) {
+    trainer_options.intervention = args.intervention;
+    trainer_options.counterfactual.intervention = args.intervention;
+  }
+  if (!args.trainer.empty()) {
+    trainer_options.trainer = args.trainer;
+    trainer_options.learner.trainer = args.trainer;
+  }
+  LogInfo("serve", "learner: ranker " + trainer_options.learner.ranker +
+                       ", intervention " + trainer_options.intervention +
+                       ", trainer " + trainer_options.trainer);
   learner::SnapshotHolder snapshots;
   learner::Trainer trainer(trainer_options, store->get(), &snapshots);
   Status s = trainer.Start();
@@ -348,6 +390,16 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
          "--config", args->config,
          "Learner configuration (JSON); see learner/config/default.json")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--intervention", args->intervention,
+                  "Counterfactual samples: none (observed data only), random "
+                  "(CPR-r: uniformly random lists) or learned (CPR: the "
+                  "Gaussian policy); overrides the config")
+      ->check(CLI::IsMember({"none", "random", "learned"}));
+  cmd->add_option("--trainer", args->trainer,
+                  "Training mode: default, ps (inverse propensity weights) or "
+                  "acl (adversarial counterfactual learning); overrides the "
+                  "config")
+      ->check(CLI::IsMember({"default", "ps", "acl"}));
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }
 

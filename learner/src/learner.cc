@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "acl.h"
 #include "models.h"
 #include "param_set.h"
 #include "snapshot_impl.h"
@@ -103,6 +104,10 @@ class Learner::Impl {
     ranker_adam_ = {o.lr, 0.9, 0.999, 1e-8, o.weight_decay};
     sem_adam_ = {o.sem_lr, 0.9, 0.999, 1e-8, o.weight_decay};
     posterior_adam_ = {o.posterior_lr, 0.9, 0.999, 1e-8, 0};
+    stats_.trainer = o.trainer;
+    if (o.trainer != "default") {
+      acl_ = std::make_unique<ExposureObjective>(o, rng_);
+    }
     GrowTo(0, 0);
   }
 
@@ -118,6 +123,15 @@ class Learner::Impl {
     } catch (const std::exception& e) {
       ClearAllGrads();
       return Status::Internal(std::string("training failed: ") + e.what());
+    }
+  }
+
+  Status EnsureIds(size_t users, size_t items) {
+    try {
+      GrowTo(static_cast<int64_t>(users), static_cast<int64_t>(items));
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      return Status::Internal(std::string("growing the tables: ") + e.what());
     }
   }
 
@@ -246,6 +260,92 @@ class Learner::Impl {
     return ClickedLogProb(logits, lists).mean().item<double>();
   }
 
+  // Counterfactual triples with ids the model has rows for.
+  Triples KnownTriples(std::span<const CounterfactualSample> samples,
+                       std::vector<size_t>* where) const {
+    Triples t;
+    for (size_t n = 0; n < samples.size(); ++n) {
+      const CounterfactualSample& c = samples[n];
+      if (c.user >= num_users_ || c.pos >= num_items_ || c.neg >= num_items_) {
+        continue;
+      }
+      t.u.push_back(c.user);
+      t.pos.push_back(c.pos);
+      t.neg.push_back(c.neg);
+      if (where != nullptr) where->push_back(n);
+    }
+    return t;
+  }
+
+  Status TrainCounterfactual(std::span<const CounterfactualSample> samples) {
+    try {
+      Triples t = KnownTriples(samples, nullptr);
+      size_t batch = static_cast<size_t>(options_.batch_size);
+      for (size_t begin = 0; begin < t.size(); begin += batch) {
+        size_t end = std::min(t.size(), begin + batch);
+        RankerStep(t, begin, end);
+        ++stats_.steps;
+        stats_.counterfactual_samples += end - begin;
+      }
+      return Status::Ok();
+    } catch (const c10::Error& e) {
+      ClearAllGrads();
+      return Status::Internal(std::string("LibTorch: ") +
+                              e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      ClearAllGrads();
+      return Status::Internal(std::string("training failed: ") + e.what());
+    }
+  }
+
+  // Per-sample ranker loss: eq. (1) -log sigma(f_i - f_j), or eq. (2) as
+  // the mean of the positive's and the negative's cross-entropy (so the
+  // mean over samples equals the training loss).
+  void SampleLosses(std::span<const CounterfactualSample> samples,
+                    std::span<float> losses) {
+    at::NoGradGuard no_grad;
+    std::fill(losses.begin(), losses.end(), 0.0f);
+    std::vector<size_t> where;
+    Triples t = KnownTriples(samples, &where);
+    if (t.size() == 0) return;
+    at::Tensor u = LongTensor(t.u);
+    at::Tensor scores = ranker_->Forward(
+        at::cat({u, u}), at::cat({LongTensor(t.pos), LongTensor(t.neg)}),
+        false);
+    int64_t n = static_cast<int64_t>(t.size());
+    at::Tensor si = scores.narrow(0, 0, n), sj = scores.narrow(0, n, n);
+    at::Tensor loss = options_.loss == "pairwise"
+                          ? -at::log_sigmoid(si - sj)
+                          : 0.5 * (at::softplus(-si) + at::softplus(sj));
+    loss = loss.contiguous();
+    const float* data = loss.data_ptr<float>();
+    for (size_t k = 0; k < where.size(); ++k) losses[where[k]] = data[k];
+  }
+
+  SemView sem_view() const {
+    auto ptr = [](const at::Tensor& t) -> const float* {
+      return t.is_contiguous() ? t.data_ptr<float>() : nullptr;
+    };
+    SemView v;
+    v.dim = options_.sem_dim;
+    v.num_users = static_cast<size_t>(num_users_);
+    v.num_items = static_cast<size_t>(num_items_);
+    v.max_positions = options_.max_positions;
+    // Parameter ids in declaration order of models.cc: p_R {P, Q, w_R},
+    // p_S {X, Y, w_S}, posteriors {mu_a, log_sigma_a, mu_b, log_sigma_b}.
+    v.p = ptr(p_r_.params().Value(0));
+    v.q = ptr(p_r_.params().Value(1));
+    v.w_r = ptr(p_r_.params().Value(2));
+    v.x = ptr(p_s_.params().Value(0));
+    v.y = ptr(p_s_.params().Value(1));
+    v.w_s = ptr(p_s_.params().Value(2));
+    v.mu_alpha = ptr(posteriors_.params().Value(0));
+    v.log_sigma_alpha = ptr(posteriors_.params().Value(1));
+    v.mu_beta = ptr(posteriors_.params().Value(2));
+    v.log_sigma_beta = ptr(posteriors_.params().Value(3));
+    return v;
+  }
+
   int SamplesPerClick() const { return options_.num_negatives; }
   const TrainingStats& stats() const { return stats_; }
   uint64_t applied_seq() const { return stats_.applied_seq; }
@@ -286,6 +386,9 @@ class Learner::Impl {
       std::ostringstream rng_text;
       rng_text << rng_;
       meta["rng"] = rng_text.str();
+      // Trainers "ps" and "acl" add meta["acl"] and "acl.*" tensors; a
+      // "default" blob is unchanged (format 1 either way).
+      if (acl_) acl_->Save(archive, meta);
       archive.write("meta", c10::IValue(meta.dump()));
       ranker_->params().Save(archive, "ranker.");
       p_r_.params().Save(archive, "p_r.");
@@ -344,6 +447,14 @@ class Learner::Impl {
       CFREC_RETURN_IF_ERROR(p_r_.params().Load(archive, "p_r."));
       CFREC_RETURN_IF_ERROR(p_s_.params().Load(archive, "p_s."));
       CFREC_RETURN_IF_ERROR(posteriors_.params().Load(archive, "q."));
+      if (acl_) {
+        CFREC_RETURN_IF_ERROR(acl_->Load(archive, meta));
+      } else if (meta.contains("acl")) {
+        return Status::InvalidArgument(
+            "checkpoint was written by trainer '" +
+            meta.at("acl").at("trainer").get<std::string>() +
+            "'; this learner runs trainer 'default'");
+      }
       num_users_ = 0;
       num_items_ = 0;
       GrowTo(meta.at("num_users").get<int64_t>(),
@@ -362,6 +473,7 @@ class Learner::Impl {
       stats_.sem_r_loss = s.at("sem_r_loss");
       stats_.sem_s_loss = s.at("sem_s_loss");
       stats_.elbo = s.at("elbo");
+      if (acl_) acl_->FillStats(stats_);
       std::istringstream rng_text(meta.at("rng").get<std::string>());
       rng_text >> rng_;
       at::Tensor offsets, items, owners;
@@ -455,6 +567,7 @@ class Learner::Impl {
     p_r_.params().ClearGrads();
     p_s_.params().ClearGrads();
     posteriors_.params().ClearGrads();
+    if (acl_) acl_->ClearGrads();
   }
 
   ScoringModel ExportImpressionModel() {
@@ -477,6 +590,7 @@ class Learner::Impl {
     p_r_.EnsureRows(users, items, rng_);
     p_s_.EnsureRows(users, items, rng_);
     posteriors_.EnsureRows(items, rng_);
+    if (acl_) acl_->EnsureRows(users, items, rng_);
     num_users_ = users;
     num_items_ = items;
     clicked_.resize(users);
@@ -671,8 +785,26 @@ class Learner::Impl {
       at::Tensor labels = at::cat({at::ones({n}), at::zeros({n})});
       loss = at::binary_cross_entropy_with_logits(scores, labels);
     }
+    if (acl_) {
+      // ACL objective (8), the f side: per-sample losses weighted by
+      // 1/G_beta(Y, g_psi); pairwise samples carry the click (Y = 1).
+      bool pairwise = options_.loss == "pairwise";
+      at::Tensor labels = at::cat({at::ones({n}), at::zeros({n})});
+      at::Tensor delta = pairwise
+                             ? -at::log_sigmoid(scores.narrow(0, 0, n) -
+                                                scores.narrow(0, n, n))
+                             : at::binary_cross_entropy_with_logits(
+                                   scores, labels, {}, {}, at::Reduction::None);
+      loss = pairwise ? acl_->RankerObjective(u, i, at::ones({n}), delta)
+                      : acl_->RankerObjective(at::cat({u, u}), at::cat({i, j}),
+                                              labels, delta);
+    }
     loss.backward();
     ranker_->params().Step(ranker_adam_);
+    if (acl_) {
+      acl_->StepMinimiser();
+      acl_->FillStats(stats_);
+    }
     ranker_->AfterStep();
     ++ranker_steps_;
     return loss.item<double>();
@@ -758,6 +890,8 @@ class Learner::Impl {
   }
 
   void TrainRound(std::span<const AppliedEvent> events) {
+    // ACL/PS: g_psi's stage-1 fit on the first events it sees.
+    if (acl_) acl_->Pretrain(events, num_users_, num_items_, rng_);
     Triples triples = BuildTriples(events);
     // Shuffle the triples so a mini-batch mixes users and events.
     for (size_t k = triples.size(); k > 1; --k) {
@@ -777,11 +911,16 @@ class Learner::Impl {
         stats_.observed_samples += end - begin;
         stats_.ranker_loss = Ema(stats_.ranker_loss, loss, stats_.steps);
       }
-      if (!options_.train_sems) continue;
-      // The SEMs and posteriors see the same events, split over the steps.
+      // The SEMs, posteriors and g_psi see the same events, split over the
+      // steps.
       size_t e0 = events.size() * s / steps,
              e1 = events.size() * (s + 1) / steps;
       auto chunk = events.subspan(e0, e1 - e0);
+      if (acl_) {
+        acl_->AdversaryStep(chunk, num_users_, num_items_, rng_);
+        acl_->FillStats(stats_);
+      }
+      if (!options_.train_sems) continue;
       ImpressionTerms terms = BuildImpressionTerms(chunk, rng_);
       SelectionLists lists = BuildSelectionLists(chunk);
       if (!terms.user.empty()) {
@@ -813,6 +952,7 @@ class Learner::Impl {
   ImpressionModel p_r_;
   SelectionModel p_s_;
   Posteriors posteriors_;
+  std::unique_ptr<ExposureObjective> acl_;  // trainers "ps" and "acl" only
   AdamOptions ranker_adam_, sem_adam_, posterior_adam_;
 
   int64_t num_users_ = 0;
@@ -848,6 +988,9 @@ Status Learner::Train(std::span<const state::AppliedEvent> events) {
 }
 Status Learner::Replay(std::span<const state::AppliedEvent> events) {
   return impl_->Train(events, /*observe=*/false);
+}
+Status Learner::EnsureIds(size_t num_users, size_t num_items) {
+  return impl_->EnsureIds(num_users, num_items);
 }
 Status Learner::TrainEpochs(std::span<const state::AppliedEvent> events,
                             int epochs) {
@@ -904,6 +1047,36 @@ double Learner::SelectionLogLikelihood(
   return Guard([&] { return impl_->SelectionLogLikelihood(events); },
                std::numeric_limits<double>::quiet_NaN());
 }
+Status Learner::TrainCounterfactual(
+    std::span<const CounterfactualSample> samples) {
+  return impl_->TrainCounterfactual(samples);
+}
+double Learner::RankerLoss(std::span<const CounterfactualSample> samples) {
+  if (samples.empty()) return 0;
+  std::vector<float> losses(samples.size());
+  if (!RankerSampleLosses(samples, losses).ok()) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  double sum = 0;
+  for (float l : losses) sum += l;
+  return sum / static_cast<double>(losses.size());
+}
+Status Learner::RankerSampleLosses(
+    std::span<const CounterfactualSample> samples, std::span<float> losses) {
+  if (losses.size() != samples.size()) {
+    return Status::InvalidArgument("losses and samples differ in size");
+  }
+  try {
+    impl_->SampleLosses(samples, losses);
+    return Status::Ok();
+  } catch (const c10::Error& e) {
+    return Status::Internal(std::string("LibTorch: ") +
+                            e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("ranker loss failed: ") + e.what());
+  }
+}
+SemView Learner::sem_view() const { return impl_->sem_view(); }
 int Learner::SamplesPerClick() const { return impl_->SamplesPerClick(); }
 const TrainingStats& Learner::stats() const { return impl_->stats(); }
 uint64_t Learner::applied_seq() const { return impl_->applied_seq(); }

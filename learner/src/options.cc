@@ -34,6 +34,16 @@ Field Bind(T TrainerOptions::*member) {
       [member](const TrainerOptions& o) { return json(o.*member); }};
 }
 
+template <typename T>
+Field Bind(T CounterfactualOptions::*member) {
+  return {[member](const json& j, TrainerOptions& o) {
+            o.counterfactual.*member = j.get<T>();
+          },
+          [member](const TrainerOptions& o) {
+            return json(o.counterfactual.*member);
+          }};
+}
+
 const std::map<std::string, Field>& Fields() {
   static const std::map<std::string, Field> kFields = {
       {"ranker", Bind(&LearnerOptions::ranker)},
@@ -60,6 +70,14 @@ const std::map<std::string, Field>& Fields() {
       {"max_positions", Bind(&LearnerOptions::max_positions)},
       {"initial_rows", Bind(&LearnerOptions::initial_rows)},
       {"seed", Bind(&LearnerOptions::seed)},
+      {"exposure_model", Bind(&LearnerOptions::exposure_model)},
+      {"exposure_dim", Bind(&LearnerOptions::exposure_dim)},
+      {"acl_alpha", Bind(&LearnerOptions::acl_alpha)},
+      {"acl_r_psi", Bind(&LearnerOptions::acl_r_psi)},
+      {"propensity_clip_min", Bind(&LearnerOptions::propensity_clip_min)},
+      {"propensity_clip_max", Bind(&LearnerOptions::propensity_clip_max)},
+      {"exposure_pretrain_steps",
+       Bind(&LearnerOptions::exposure_pretrain_steps)},
       {"snapshot_interval_ms", Bind(&TrainerOptions::snapshot_interval_ms)},
       {"checkpoint_interval_s", Bind(&TrainerOptions::checkpoint_interval_s)},
       {"checkpoint_name", Bind(&TrainerOptions::checkpoint_name)},
@@ -67,9 +85,36 @@ const std::map<std::string, Field>& Fields() {
       {"queue_capacity", Bind(&TrainerOptions::queue_capacity)},
       {"max_events_per_round", Bind(&TrainerOptions::max_events_per_round)},
       {"replay_ratio", Bind(&TrainerOptions::replay_ratio)},
+      {"idle_replay_passes", Bind(&TrainerOptions::idle_replay_passes)},
+      {"idle_replay_chunk", Bind(&TrainerOptions::idle_replay_chunk)},
       {"nice", Bind(&TrainerOptions::nice)},
       {"intervention", Bind(&TrainerOptions::intervention)},
-      {"trainer", Bind(&TrainerOptions::trainer)},
+      // One key for the mode the learner runs and the trainer records.
+      {"trainer",
+       {[](const json& j, TrainerOptions& o) {
+          o.trainer = j.get<std::string>();
+          o.learner.trainer = o.trainer;
+        },
+        [](const TrainerOptions& o) { return json(o.learner.trainer); }}},
+      {"cf_list_size", Bind(&CounterfactualOptions::list_size)},
+      {"cf_noise_k", Bind(&CounterfactualOptions::noise_k)},
+      {"cf_candidate_pool", Bind(&CounterfactualOptions::candidate_pool)},
+      {"cf_policy_hidden", Bind(&CounterfactualOptions::policy_hidden)},
+      {"cf_policy_lr", Bind(&CounterfactualOptions::policy_lr)},
+      {"cf_policy_std", Bind(&CounterfactualOptions::policy_std)},
+      {"cf_learn_std", Bind(&CounterfactualOptions::learn_std)},
+      {"cf_exploration_std", Bind(&CounterfactualOptions::exploration_std)},
+      {"cf_pretrain_rounds", Bind(&CounterfactualOptions::pretrain_rounds)},
+      {"cf_pretrain_users", Bind(&CounterfactualOptions::pretrain_users)},
+      {"cf_baseline_decay", Bind(&CounterfactualOptions::baseline_decay)},
+      {"cf_mix_ratio", Bind(&CounterfactualOptions::mix_ratio)},
+      {"cf_users_per_round", Bind(&CounterfactualOptions::users_per_round)},
+      {"cf_background", Bind(&CounterfactualOptions::background)},
+      {"cf_refresh_interval_ms",
+       Bind(&CounterfactualOptions::refresh_interval_ms)},
+      {"cf_queue_batches", Bind(&CounterfactualOptions::queue_batches)},
+      {"cf_recent_users", Bind(&CounterfactualOptions::recent_users)},
+      {"cf_seed", Bind(&CounterfactualOptions::seed)},
   };
   return kFields;
 }
@@ -122,6 +167,65 @@ Status ValidateLearnerOptions(const LearnerOptions& o) {
       Positive("sem_negatives_per_positive", o.sem_negatives_per_positive));
   CFREC_RETURN_IF_ERROR(Positive("max_positions", o.max_positions));
   CFREC_RETURN_IF_ERROR(Positive("initial_rows", o.initial_rows));
+  CFREC_RETURN_IF_ERROR(OneOf("trainer", o.trainer, {"default", "ps", "acl"}));
+  CFREC_RETURN_IF_ERROR(
+      OneOf("exposure_model", o.exposure_model, {"gmf", "mlp", "neumf"}));
+  CFREC_RETURN_IF_ERROR(Positive("exposure_dim", o.exposure_dim));
+  CFREC_RETURN_IF_ERROR(Positive("acl_alpha", o.acl_alpha));
+  CFREC_RETURN_IF_ERROR(Positive("acl_r_psi", o.acl_r_psi));
+  if (!(o.propensity_clip_min > 0 && o.propensity_clip_min <= 1)) {
+    return Status::InvalidArgument(
+        "option 'propensity_clip_min' must be in (0, 1]");
+  }
+  if (!(o.propensity_clip_max >= o.propensity_clip_min &&
+        o.propensity_clip_max <= 1)) {
+    return Status::InvalidArgument(
+        "option 'propensity_clip_max' must be in [propensity_clip_min, 1]");
+  }
+  if (o.exposure_pretrain_steps < 0) {
+    return Status::InvalidArgument(
+        "option 'exposure_pretrain_steps' must be >= 0");
+  }
+  return Status::Ok();
+}
+
+Status ValidateCounterfactualOptions(const CounterfactualOptions& o) {
+  CFREC_RETURN_IF_ERROR(
+      OneOf("intervention", o.intervention, {"none", "random", "learned"}));
+  if (o.list_size < 2) {
+    return Status::InvalidArgument("option 'cf_list_size' must be >= 2");
+  }
+  CFREC_RETURN_IF_ERROR(Positive("cf_noise_k", o.noise_k));
+  if (2 * o.noise_k > o.list_size) {
+    return Status::InvalidArgument(
+        "option 'cf_noise_k' must be at most half of 'cf_list_size'");
+  }
+  if (o.candidate_pool != 0 && o.candidate_pool < o.list_size) {
+    return Status::InvalidArgument(
+        "option 'cf_candidate_pool' must be 0 or >= 'cf_list_size'");
+  }
+  CFREC_RETURN_IF_ERROR(Positive("cf_policy_hidden", o.policy_hidden));
+  CFREC_RETURN_IF_ERROR(Positive("cf_policy_lr", o.policy_lr));
+  CFREC_RETURN_IF_ERROR(Positive("cf_policy_std", o.policy_std));
+  if (o.exploration_std < 0) {
+    return Status::InvalidArgument("option 'cf_exploration_std' must be >= 0");
+  }
+  if (o.pretrain_rounds < 0) {
+    return Status::InvalidArgument("option 'cf_pretrain_rounds' must be >= 0");
+  }
+  CFREC_RETURN_IF_ERROR(Positive("cf_pretrain_users", o.pretrain_users));
+  if (o.baseline_decay < 0 || o.baseline_decay >= 1) {
+    return Status::InvalidArgument(
+        "option 'cf_baseline_decay' must be in [0, 1)");
+  }
+  if (o.mix_ratio < 0) {
+    return Status::InvalidArgument("option 'cf_mix_ratio' must be >= 0");
+  }
+  CFREC_RETURN_IF_ERROR(Positive("cf_users_per_round", o.users_per_round));
+  CFREC_RETURN_IF_ERROR(
+      Positive("cf_refresh_interval_ms", o.refresh_interval_ms));
+  CFREC_RETURN_IF_ERROR(Positive("cf_queue_batches", o.queue_batches));
+  CFREC_RETURN_IF_ERROR(Positive("cf_recent_users", o.recent_users));
   return Status::Ok();
 }
 
@@ -147,9 +251,23 @@ Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (o.replay_ratio < 0) {
     return Status::InvalidArgument("option 'replay_ratio' must be >= 0");
   }
+  if (o.idle_replay_passes < 0) {
+    return Status::InvalidArgument("option 'idle_replay_passes' must be >= 0");
+  }
+  if (o.idle_replay_chunk < 1) {
+    return Status::InvalidArgument("option 'idle_replay_chunk' must be >= 1");
+  }
   CFREC_RETURN_IF_ERROR(
       OneOf("intervention", o.intervention, {"none", "random", "learned"}));
   CFREC_RETURN_IF_ERROR(OneOf("trainer", o.trainer, {"default", "ps", "acl"}));
+  if (o.trainer != o.learner.trainer) {
+    return Status::InvalidArgument("option 'trainer' is '" + o.trainer +
+                                   "' for the trainer but '" +
+                                   o.learner.trainer + "' for the learner");
+  }
+  CounterfactualOptions cf = o.counterfactual;
+  cf.intervention = o.intervention;
+  CFREC_RETURN_IF_ERROR(ValidateCounterfactualOptions(cf));
   return Status::Ok();
 }
 

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "cf_feed.h"
 #include "cfrec/learner/learner.h"
 #include "cfrec/state/event_store.h"
 #include "serving_window.h"
@@ -70,6 +71,13 @@ class Trainer::Impl {
     if (!learner.ok()) return learner.status();
     learner_ = std::move(learner).value();
     if (store_ != nullptr) CFREC_RETURN_IF_ERROR(Restore());
+    auto feed = CounterfactualFeed::Create(options_);
+    if (!feed.ok()) return feed.status();
+    feed_ = std::move(feed).value();
+    if (feed_ != nullptr && store_ != nullptr) {
+      CFREC_RETURN_IF_ERROR(RestoreFeed());
+    }
+    if (feed_ != nullptr) feed_->Start(options_.nice);
     {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = false;
@@ -108,6 +116,7 @@ class Trainer::Impl {
     work_cv_.notify_all();
     space_cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (feed_ != nullptr) feed_->Stop();
     std::lock_guard<std::mutex> lock(mu_);
     return first_error_;
   }
@@ -118,7 +127,25 @@ class Trainer::Impl {
   }
   TrainerCounters Counters() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return counters_;
+    TrainerCounters c = counters_;
+    if (feed_ != nullptr) {
+      CounterfactualFeedStats f = feed_->Stats();
+      c.cf_lists = f.engine.lists_generated;
+      c.cf_samples_generated = f.engine.samples_generated;
+      c.cf_samples_trained = f.samples_trained;
+      c.cf_policy_updates = f.engine.policy_updates;
+      c.cf_mix_ratio = f.achieved_ratio;
+      c.cf_seconds = f.engine.seconds;
+      c.cf_refreshes = f.refreshes;
+    }
+    return c;
+  }
+
+  bool WaitUntilQuiet(std::chrono::milliseconds timeout) const {
+    std::unique_lock<std::mutex> lock(mu_);
+    progress_cv_.wait_for(
+        lock, timeout, [&] { return (quiet_ && queue_.empty()) || stopped_; });
+    return quiet_ && queue_.empty();
   }
 
   bool WaitForSeq(uint64_t seq, std::chrono::milliseconds timeout) const {
@@ -148,6 +175,31 @@ class Trainer::Impl {
     return window_.Deserialize(rest.substr(size));
   }
 
+  // The engine's policy is soft state beside the learner checkpoint (a
+  // missing or mismatching one starts a fresh policy).
+  std::string FeedCheckpointName() const {
+    return options_.checkpoint_name + ".counterfactual";
+  }
+  Status RestoreFeed() {
+    Result<std::string> blob = store_->GetCheckpoint(FeedCheckpointName());
+    if (!blob.ok()) {
+      if (blob.status().IsNotFound()) return Status::Ok();
+      return blob.status().WithContext("reading the engine checkpoint");
+    }
+    (void)feed_->RestoreCheckpoint(*blob);
+    return Status::Ok();
+  }
+
+  // Trains the counterfactual samples owed for the observed samples
+  // trained since the last call (CPR Algorithm 1, lines 5-8, online).
+  void MixCounterfactual() {
+    if (feed_ == nullptr) return;
+    Status status = feed_->Mix(*learner_);
+    if (!status.ok()) RecordError(status);
+    std::lock_guard<std::mutex> lock(mu_);
+    PublishStatsLocked();
+  }
+
   void Run() {
     // One intra-op thread: measured faster than two while the other core
     // serves ingest and HTTP.
@@ -170,7 +222,10 @@ class Trainer::Impl {
       bool closing = false;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        work_cv_.wait_until(lock, next_snapshot,
+        // With idle-replay budget left, only look at the queue; otherwise
+        // sleep until work or the next snapshot.
+        work_cv_.wait_until(lock,
+                            IdleReplayDue() ? Clock::now() : next_snapshot,
                             [&] { return closed_ || !queue_.empty(); });
         while (!queue_.empty() &&
                batch.size() < size_t(options_.max_events_per_round)) {
@@ -184,9 +239,21 @@ class Trainer::Impl {
           queue_.pop_front();
         }
         closing = closed_ && queue_.empty();
+        if (!batch.empty()) quiet_ = false;
       }
       space_cv_.notify_all();
-      if (!batch.empty()) TrainNew(std::move(batch));
+      if (!batch.empty()) {
+        TrainNew(std::move(batch));
+        idle_replayed_ = 0;  // a new quiet period starts after these
+      } else if (!closing && IdleReplayDue()) {
+        IdleReplay();
+      }
+      MixCounterfactual();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        quiet_ = queue_.empty() && !IdleReplayDue();
+        if (quiet_) progress_cv_.notify_all();
+      }
       auto now = Clock::now();
       if (now >= next_snapshot) {
         Publish();
@@ -226,6 +293,7 @@ class Trainer::Impl {
       }
       if (events->empty()) return;
       TrainNew(std::move(events).value());
+      MixCounterfactual();
       std::lock_guard<std::mutex> lock(mu_);
       if (closed_) return;
     }
@@ -256,9 +324,10 @@ class Trainer::Impl {
       }
     }
     window_.Observe(batch);
+    if (feed_ != nullptr) feed_->Observe(batch);
     Status status = learner_->Train(batch);
     if (!status.ok()) RecordError(status);
-    Replay(batch.size(), done);
+    Replay(batch.size(), done, options_.replay_ratio);
     std::lock_guard<std::mutex> lock(mu_);
     trained_seq_ = learner_->applied_seq();
     PublishStatsLocked();
@@ -266,12 +335,9 @@ class Trainer::Impl {
   }
 
   // Revisits random old events of the applied log (the replay buffer).
-  void Replay(size_t new_events, uint64_t last_old_seq) {
-    if (store_ == nullptr || options_.replay_ratio <= 0 || last_old_seq == 0) {
-      return;
-    }
-    size_t want =
-        static_cast<size_t>(double(new_events) * options_.replay_ratio);
+  void Replay(size_t new_events, uint64_t last_old_seq, double ratio) {
+    if (store_ == nullptr || ratio <= 0 || last_old_seq == 0) return;
+    size_t want = static_cast<size_t>(double(new_events) * ratio);
     std::vector<AppliedEvent> old;
     std::uniform_int_distribution<uint64_t> pick(1, last_old_seq);
     while (old.size() < want) {
@@ -285,6 +351,33 @@ class Trainer::Impl {
     if (!status.ok()) RecordError(status);
     std::lock_guard<std::mutex> lock(mu_);
     counters_.events_replayed += old.size();
+  }
+
+  // Whether a quiet trainer should keep revisiting the applied log.
+  bool IdleReplayDue() const {
+    if (store_ == nullptr || options_.idle_replay_passes <= 0) return false;
+    const double log_size = double(learner_->applied_seq());
+    return log_size > 0 &&
+           double(idle_replayed_) < options_.idle_replay_passes * log_size;
+  }
+
+  // One round of the idle replay: a chunk of random old events.
+  void IdleReplay() {
+    const uint64_t before = counters_replayed();
+    Replay(size_t(options_.idle_replay_chunk), learner_->applied_seq(),
+           /*ratio=*/1.0);
+    const uint64_t done = counters_replayed() - before;
+    // Count the chunk even when nothing could be read, so a failing store
+    // cannot spin this loop forever.
+    idle_replayed_ += std::max<uint64_t>(done, options_.idle_replay_chunk);
+    std::lock_guard<std::mutex> lock(mu_);
+    counters_.events_idle_replayed += done;
+    PublishStatsLocked();
+  }
+
+  uint64_t counters_replayed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return counters_.events_replayed;
   }
 
   void Publish() {
@@ -323,6 +416,13 @@ class Trainer::Impl {
       RecordError(status.WithContext("writing the learner checkpoint"));
       return;
     }
+    if (feed_ != nullptr) {
+      Result<std::string> engine = feed_->SaveCheckpoint();
+      Status saved = engine.ok()
+                         ? store_->PutCheckpoint(FeedCheckpointName(), *engine)
+                         : engine.status();
+      if (!saved.ok()) RecordError(saved.WithContext("engine checkpoint"));
+    }
     std::lock_guard<std::mutex> lock(mu_);
     ++counters_.checkpoints_written;
     counters_.last_checkpoint_ms = MsSince(start);
@@ -339,6 +439,11 @@ class Trainer::Impl {
     stats_ = learner_->stats();
     stats_.intervention = options_.intervention;
     stats_.trainer = options_.trainer;
+    if (feed_ != nullptr) {
+      CounterfactualFeedStats f = feed_->Stats();
+      stats_.policy_reward = f.engine.mean_reward;
+      stats_.policy_baseline = f.engine.baseline;
+    }
   }
 
   const TrainerOptions options_;
@@ -346,8 +451,11 @@ class Trainer::Impl {
   SnapshotHolder* const snapshots_;
   // Trainer thread only (and Start before the thread exists).
   std::unique_ptr<Learner> learner_;
+  // Counterfactual samples; null for intervention "none". Created in Start.
+  std::unique_ptr<CounterfactualFeed> feed_;
   ServingWindow window_;
   std::mt19937_64 replay_rng_;
+  uint64_t idle_replayed_ = 0;  // old events revisited this quiet period
   std::thread thread_;
 
   mutable std::mutex mu_;             // guards everything below
@@ -358,6 +466,7 @@ class Trainer::Impl {
   size_t queued_ = 0;  // events in queue_
   bool closed_ = false;
   bool stopped_ = false;
+  bool quiet_ = false;  // queue drained and idle replay done
   uint64_t trained_seq_ = 0;
   uint64_t version_ = 0;
   TrainingStats stats_;
@@ -376,6 +485,9 @@ void Trainer::Enqueue(std::vector<state::AppliedEvent> events) {
 Status Trainer::Stop() { return impl_->Stop(); }
 TrainingStats Trainer::Stats() const { return impl_->Stats(); }
 TrainerCounters Trainer::Counters() const { return impl_->Counters(); }
+bool Trainer::WaitUntilQuiet(std::chrono::milliseconds timeout) const {
+  return impl_->WaitUntilQuiet(timeout);
+}
 bool Trainer::WaitForSeq(uint64_t seq,
                          std::chrono::milliseconds timeout) const {
   return impl_->WaitForSeq(seq, timeout);

@@ -68,6 +68,7 @@ TEST(StoreTrainerTest, RestartResumesFromCheckpointAndCatchesUp) {
   o.learner.initial_rows = 16;
   o.snapshot_interval_ms = 50;
   o.checkpoint_interval_s = 0;
+  o.idle_replay_passes = 0;  // the comparison needs the same rounds
   int64_t offset = 0;
   {
     auto store = EventStore::Open(dir.path(), state::StoreOptions{});

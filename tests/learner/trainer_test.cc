@@ -31,6 +31,9 @@ TrainerOptions SmallTrainerOptions() {
   o.snapshot_interval_ms = 20;
   o.checkpoint_interval_s = 0;  // only on Stop
   o.max_events_per_round = 256;
+  // Idle replay trains for as long as the thread happens to wait: off where
+  // a test compares models or counts rounds (IdleReplay* turn it on).
+  o.idle_replay_passes = 0;
   return o;
 }
 
@@ -200,6 +203,38 @@ TEST(TrainerTest, EnqueueBlocksWhenFullAndLosesNothing) {
   producer.join();
   ASSERT_TRUE(trainer.Stop().ok());  // drains the queue first
   EXPECT_EQ(trainer.Stats().events_consumed, log.train.size());
+}
+
+// With the stream quiet, the trainer keeps revisiting the applied log (up to
+// idle_replay_passes passes) and the ranker keeps improving.
+TEST(TrainerTest, IdleReplayKeepsLearningAfterTheStreamStops) {
+  SyntheticLog log = MakeSyntheticLog();
+  FakeStore store;
+  SnapshotHolder holder;
+  TrainerOptions o = SmallTrainerOptions();
+  o.learner.lr = 0.003;
+  o.idle_replay_passes = 8;
+  o.idle_replay_chunk = 256;
+  o.replay_ratio = 0;
+  Trainer trainer(o, &store, &holder);
+  ASSERT_TRUE(trainer.Start().ok());
+  store.Append(log.train);
+  EnqueueInBatches(trainer, log.train, 128);
+  ASSERT_TRUE(trainer.WaitForSeq(log.train.back().seq, kWait));
+  const TrainingStats after_stream = trainer.Stats();
+  ASSERT_TRUE(trainer.WaitUntilQuiet(kWait));
+  const TrainerCounters counters = trainer.Counters();
+  const TrainingStats after_idle = trainer.Stats();
+  ASSERT_TRUE(trainer.Stop().ok());
+  // The budget is spent, and not overspent by more than one chunk.
+  EXPECT_GE(counters.events_idle_replayed, 8 * log.train.size());
+  EXPECT_LE(counters.events_idle_replayed,
+            8 * log.train.size() + size_t(o.idle_replay_chunk));
+  EXPECT_GT(after_idle.steps, after_stream.steps);
+  EXPECT_LT(after_idle.ranker_loss, after_stream.ranker_loss - 0.05)
+      << "loss after the stream " << after_stream.ranker_loss;
+  // Idle replay does not count as consuming events.
+  EXPECT_EQ(after_idle.events_consumed, log.train.size());
 }
 
 }  // namespace

@@ -36,6 +36,36 @@ class EventStore;
 
 namespace cfrec::learner {
 
+// A counterfactual ranker sample (u, i, j) of C(tau): i is among the k
+// items the simulated user most likely clicks, j among the k least likely
+// (CPR section 3.3.3).
+struct CounterfactualSample {
+  uint32_t user = 0;
+  uint32_t pos = 0;
+  uint32_t neg = 0;
+};
+
+// Read-only, row-major float views of p_R (eq. 4), p_S (eq. 5) and the
+// posteriors q(alpha), q(beta), for the counterfactual engine's plain-float
+// kernels. Pointers into the Learner's tables: valid until the next
+// non-const call on that Learner (training may grow or replace them).
+struct SemView {
+  int dim = 0;                      // d_R = d_S (LearnerOptions::sem_dim)
+  size_t num_users = 0;             // rows usable in p, x
+  size_t num_items = 0;             // rows usable in q, w_r, y, alpha tables
+  int max_positions = 0;            // entries of w_s and the beta tables
+  const float* p = nullptr;         // P [num_users, dim]
+  const float* q = nullptr;         // Q [num_items, dim]
+  const float* w_r = nullptr;       // w^R [num_items]
+  const float* mu_alpha = nullptr;  // q(alpha) mean [num_items]
+  const float* log_sigma_alpha = nullptr;  // q(alpha) log std [num_items]
+  const float* x = nullptr;                // X [num_users, dim]
+  const float* y = nullptr;                // Y [num_items, dim]
+  const float* w_s = nullptr;              // w^S [max_positions]
+  const float* mu_beta = nullptr;          // q(beta) mean [max_positions]
+  const float* log_sigma_beta = nullptr;   // q(beta) log std [max_positions]
+};
+
 // What the serving snapshot needs besides the models.
 struct SnapshotInputs {
   uint64_t version = 0;
@@ -66,6 +96,11 @@ class Learner {
   // Train(events) once, then `epochs - 1` Replay passes in shuffled order.
   Status TrainEpochs(std::span<const state::AppliedEvent> events, int epochs);
 
+  // Grows the id space (and every table) to at least these many users and
+  // items, as if events had named them: for callers that know the catalog
+  // up front (evaluation), so items never trained on still get a row.
+  Status EnsureIds(size_t num_users, size_t num_items);
+
   // Ranker scores f(user, items[k]); -inf for ids the model has no row for.
   void Score(uint32_t user, std::span<const uint32_t> items,
              std::span<float> scores);
@@ -92,6 +127,24 @@ class Learner {
   double EvaluateElbo(std::span<const state::AppliedEvent> events);
   // Mean p_S log-likelihood of the clicks in `events` (eq. 7, beta = mean).
   double SelectionLogLikelihood(std::span<const state::AppliedEvent> events);
+
+  // --- Counterfactual samples (CPR Algorithm 1, line 8) ---
+  // Ranker steps on C(tau), in mini-batches of batch_size: pairwise eq. (1)
+  // on (u, i, j), or pointwise eq. (2) with i positive and j negative.
+  // Samples with ids the model has no row for are skipped. Counts
+  // TrainingStats::counterfactual_samples and steps; ranker_loss stays the
+  // loss on observed samples.
+  Status TrainCounterfactual(std::span<const CounterfactualSample> samples);
+  // The ranker's mean loss on `samples` (same loss as training), without
+  // gradients or any state change: the policy's reward (eq. 11). 0 when
+  // empty, NaN on failure.
+  double RankerLoss(std::span<const CounterfactualSample> samples);
+  // The same per sample into `losses` (same size as `samples`); unknown ids
+  // give 0.
+  Status RankerSampleLosses(std::span<const CounterfactualSample> samples,
+                            std::span<float> losses);
+  // Views of the SEMs and posteriors; see SemView for their lifetime.
+  SemView sem_view() const;
 
   // Ranker samples per observed click, for callers sizing budgets.
   int SamplesPerClick() const;

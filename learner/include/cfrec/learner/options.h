@@ -72,6 +72,98 @@ struct LearnerOptions {
   int initial_rows = 1024;
   // Seed of every random choice (init, sampling, shuffling). Default 42.
   uint64_t seed = 42;
+
+  // --- Training mode and exposure model (ACL paper, A.5 and A.6.4) ---
+  // "default" (unweighted ranker loss), "ps" (inverse-propensity weights
+  // from a pre-fitted exposure model g_psi, A.6.4) or "acl" (the minimax
+  // objective (8): g_psi plays against the ranker). In "ps" and "acl" `lr`
+  // is r_theta, the ranker's rate. The JSON key "trainer" sets this field
+  // and TrainerOptions::trainer together. Default "default".
+  std::string trainer = "default";
+  // Exposure model g_psi(u, i): "gmf", "mlp" or "neumf" (its MLP tower uses
+  // mlp_hidden). Default "gmf".
+  std::string exposure_model = "gmf";
+  // Embedding size of g_psi. Default 32 (the appendix's hidden size).
+  int exposure_dim = 32;
+  // alpha of (8): weight of g_psi's exposure-fitting loss against the
+  // weighted ranker loss it maximises; any value > 0 (paper: 0.1, 1, 2).
+  // Default 1.
+  double acl_alpha = 1.0;
+  // r_psi: Adam learning rate of g_psi (two-timescale, A.6.4; larger than
+  // r_theta = lr so g fits the exposure quickly, A.6.6). Default 1e-2.
+  double acl_r_psi = 1e-2;
+  // Propensities G_beta are clipped to [propensity_clip_min,
+  // propensity_clip_max] (0 < min <= max <= 1), so every weight 1/G lies in
+  // [1/max, 1/min]. Defaults 0.05 and 1.
+  double propensity_clip_min = 0.05;
+  double propensity_clip_max = 1.0;
+  // g_psi-only steps (mini-batches of batch_size exposure terms) on the
+  // first events trained, before the ranker's first weighted step: stage 1
+  // of "ps", a warm start for "acl". Default 200.
+  int exposure_pretrain_steps = 200;
+};
+
+// The counterfactual engine (CPR sections 3.1.3-3.3, Algorithms 1-2). In
+// the JSON config these are flat keys with the prefix "cf_" (e.g.
+// "cf_list_size"), except `intervention`: the trainer takes it from
+// TrainerOptions::intervention (the "intervention" key and the CLI flag).
+struct CounterfactualOptions {
+  // "none" (observed data only), "random" (uniform lists: the paper's CPR-r
+  // ablation) or "learned" (CPR's Gaussian policy). Default "none".
+  std::string intervention = "none";
+  // K, the length of a simulated recommendation list. Default 5 (paper 4.1).
+  int list_size = 5;
+  // k of section 3.3.3: the k most and k least likely clicked items of a
+  // list form k*k pairs; needs 2k <= K. Default 1.
+  int noise_k = 1;
+  // Items the action step ranks per list: 0 = the whole catalog, else a
+  // fresh uniform pool of this size per list (pools of more than half the
+  // catalog use the whole catalog). Default 2000: the whole catalog of the
+  // papers' data sets, and on a 20k-item catalog about 7x more lists/s in
+  // learned mode (docs/BENCHMARKS.md).
+  int candidate_pool = 2000;
+  // Hidden units of the two-layer policy network (eq. 11). Default 32
+  // (paper: searched in {16, 32, 64}).
+  int policy_hidden = 32;
+  // Adam learning rate of the policy (gradient ascent on eq. 11).
+  // Default 1e-3.
+  double policy_lr = 1e-3;
+  // Standard deviation of the Gaussian over item centers tau (initial value
+  // when learned). Default 0.1 (p_R's embeddings start at std 0.1).
+  double policy_std = 0.1;
+  // Learn log std per dimension by REINFORCE too. Default false.
+  bool learn_std = false;
+  // Std of the exploration noise N_t added to tau while pretraining
+  // (Algorithm 2, line 5). Default 0.1.
+  double exploration_std = 0.1;
+  // Pretraining episodes (Algorithm 2, outer loop). Default 50.
+  int pretrain_rounds = 50;
+  // Users (actions) per pretraining episode, T of Algorithm 2. Default 256.
+  int pretrain_users = 256;
+  // Weight of the old value in the running reward baseline. Default 0.9.
+  double baseline_decay = 0.9;
+  // Counterfactual ranker samples trained per observed ranker sample.
+  // Default 0.25: at 1, on a MIND-like log, C(tau) from young SEMs pulled
+  // validation NDCG@10 down; at 0.2 CPR's validation NDCG rose above the
+  // base model's (tests/learner/eval_models_test.cc sizes, BPR).
+  double mix_ratio = 0.25;
+  // Users simulated per Generate round (one list each). Default 256.
+  int users_per_round = 256;
+  // Trainer: generate in a background thread against a periodically
+  // refreshed copy of the learner (true), or inline in the trainer's rounds,
+  // deterministically (false). Default true.
+  bool background = true;
+  // Trainer, background mode: the learner copy is refreshed at this
+  // interval. Default 2000 ms.
+  int refresh_interval_ms = 2000;
+  // Trainer, background mode: sample batches (one per round) the queue to
+  // the trainer holds. Default 8.
+  int queue_batches = 8;
+  // Trainer: distinct recently active users simulated from. Default 4096.
+  int recent_users = 4096;
+  // Seed of the engine's random choices (policy init, tau, alpha, beta,
+  // pools). Default 1234.
+  uint64_t seed = 1234;
 };
 
 // The online trainer: LearnerOptions plus the service's own settings.
@@ -96,19 +188,33 @@ struct TrainerOptions {
   // Old events re-read from the applied log per new event trained (replay
   // buffer). Default 0.25.
   double replay_ratio = 0.25;
+  // When no new event is waiting, keep training on random old events of the
+  // applied log, up to this many passes over it per quiet period (the
+  // budget resets when new events arrive). A model that learns only while
+  // events flow barely moves after a short replay; this keeps it learning
+  // between bursts. Default 20; 0 disables (tests that count rounds).
+  double idle_replay_passes = 20;
+  // Old events per idle-replay round; the queue is checked between rounds,
+  // so new events wait at most one round. Default 1024.
+  int idle_replay_chunk = 1024;
   // Nice value of the trainer thread (0-19; 0 = same priority as the rest).
   // Default 10: serving latency before training throughput.
   int nice = 10;
   // Intervention for the counterfactual engine: "none", "random",
-  // "learned". Default "none" (kept for the next issue; only recorded).
+  // "learned" (overrides counterfactual.intervention). Default "none".
   std::string intervention = "none";
-  // Training mode: "default", "ps", "acl". Default "default" (recorded).
+  // The counterfactual engine's settings (JSON keys "cf_*").
+  CounterfactualOptions counterfactual;
+  // Training mode: "default", "ps", "acl". Default "default". Mirrors
+  // learner.trainer (which selects the mode); the JSON key "trainer" sets
+  // both and validation rejects a mismatch.
   std::string trainer = "default";
 };
 
 // Checks ranges and enumerations; the error names the field.
 Status ValidateLearnerOptions(const LearnerOptions& options);
 Status ValidateTrainerOptions(const TrainerOptions& options);
+Status ValidateCounterfactualOptions(const CounterfactualOptions& options);
 
 // Reads a JSON object whose keys are the field names above (one flat
 // object; LearnerOptions fields at the top level too). Missing keys keep

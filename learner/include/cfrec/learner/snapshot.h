@@ -36,6 +36,17 @@ struct TrainingStats {
   double policy_reward = 0;  // mean reward of the policy, CPR eq. (11)
   double policy_baseline = 0;
   double samples_per_sec = 0;
+  // Trainers "ps" and "acl" (ACL paper, objective (8)); zero otherwise.
+  // The ranker's side: its loss weighted by 1/G_beta (EMA).
+  double acl_ranker_objective = 0;
+  // The exposure model's side: weighted loss - alpha * exposure loss (EMA;
+  // "ps" reports -exposure loss, its stage-1 objective).
+  double acl_exposure_objective = 0;
+  double exposure_loss = 0;  // g_psi's exposure-fitting cross-entropy (EMA)
+  // Propensities G_beta of the last weighted mini-batch, after clipping.
+  double propensity_min = 0;
+  double propensity_mean = 0;
+  double propensity_max = 0;
 };
 
 class ModelSnapshot {

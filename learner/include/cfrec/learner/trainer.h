@@ -40,9 +40,18 @@ struct TrainerCounters {
   double last_checkpoint_ms = 0;
   size_t last_checkpoint_bytes = 0;
   uint64_t events_replayed = 0;  // old events revisited from the applied log
-  uint64_t events_skipped = 0;   // duplicates (seq already trained)
-  uint64_t events_dropped = 0;   // enqueued after Stop (re-read on restart)
-  uint64_t errors = 0;           // failed training rounds / checkpoints
+  uint64_t events_idle_replayed = 0;  // of those, while no new event waited
+  uint64_t events_skipped = 0;        // duplicates (seq already trained)
+  uint64_t events_dropped = 0;  // enqueued after Stop (re-read on restart)
+  uint64_t errors = 0;          // failed training rounds / checkpoints
+  // Counterfactual engine (intervention random|learned; 0 for none).
+  uint64_t cf_lists = 0;              // simulated lists
+  uint64_t cf_samples_generated = 0;  // (u, i, j) samples generated
+  uint64_t cf_samples_trained = 0;    // of those, trained by the ranker
+  uint64_t cf_policy_updates = 0;     // REINFORCE steps
+  double cf_mix_ratio = 0;            // achieved: trained cf / observed samples
+  double cf_seconds = 0;              // time spent generating (and pretraining)
+  uint64_t cf_refreshes = 0;          // learner copies handed to the generator
 };
 
 class Trainer {
@@ -73,6 +82,11 @@ class Trainer {
   // Blocks until every event with seq <= `seq` has been trained on, the
   // trainer stopped, or `timeout` passed; returns whether it was trained.
   bool WaitForSeq(uint64_t seq, std::chrono::milliseconds timeout) const;
+  // Blocks until the queue is drained and the idle replay budget is spent
+  // (TrainerOptions::idle_replay_passes), the trainer stopped, or `timeout`
+  // passed; returns whether it is quiet. With a store that keeps receiving
+  // events it may never be.
+  bool WaitUntilQuiet(std::chrono::milliseconds timeout) const;
 
  private:
   class Impl;

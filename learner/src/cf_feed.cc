@@ -1,0 +1,268 @@
+#include "cf_feed.h"
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace cfrec::learner {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Inline mode: most Generate rounds per Mix call, so one call cannot stall
+// the trainer (what is still owed carries over).
+constexpr int kMaxInlineRounds = 16;
+// Owed samples are capped at this many rounds' worth (a long catch-up must
+// not turn into minutes of counterfactual-only training).
+constexpr double kMaxOwedRounds = 64;
+
+CounterfactualOptions EngineOptions(const TrainerOptions& o) {
+  CounterfactualOptions cf = o.counterfactual;
+  cf.intervention = o.intervention;  // the trainer's flag decides
+  return cf;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CounterfactualFeed>> CounterfactualFeed::Create(
+    const TrainerOptions& options) {
+  if (options.intervention == "none") {
+    return std::unique_ptr<CounterfactualFeed>();
+  }
+  auto engine = CounterfactualEngine::Create(EngineOptions(options));
+  if (!engine.ok()) return engine.status();
+  return std::unique_ptr<CounterfactualFeed>(
+      new CounterfactualFeed(options, std::move(engine).value()));
+}
+
+CounterfactualFeed::CounterfactualFeed(
+    const TrainerOptions& options, std::unique_ptr<CounterfactualEngine> engine)
+    : options_(options),
+      cf_(options_.counterfactual),
+      inline_rng_(options.counterfactual.seed + 1),
+      engine_(std::move(engine)) {}
+
+CounterfactualFeed::~CounterfactualFeed() { Stop(); }
+
+void CounterfactualFeed::Start(int nice) {
+  if (!cf_.background || thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = false;
+  }
+  thread_ = std::thread([this, nice] { Loop(nice); });
+}
+
+void CounterfactualFeed::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void CounterfactualFeed::Observe(std::span<const state::AppliedEvent> events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const state::AppliedEvent& e : events) {
+    if (e.kind != state::AppliedEvent::Kind::kImpression) continue;
+    if (!recent_set_.insert(e.user).second) continue;
+    recent_.push_back(e.user);
+    if (recent_.size() > size_t(cf_.recent_users)) {
+      recent_set_.erase(recent_.front());
+      recent_.pop_front();
+    }
+  }
+  cv_.notify_all();
+}
+
+std::vector<uint32_t> CounterfactualFeed::PickUsers(
+    std::mt19937_64& rng) const {
+  std::vector<uint32_t> users;
+  if (recent_.empty()) return users;
+  std::uniform_int_distribution<size_t> pick(0, recent_.size() - 1);
+  users.resize(size_t(cf_.users_per_round));
+  for (uint32_t& u : users) u = recent_[pick(rng)];
+  return users;
+}
+
+void CounterfactualFeed::TrainOwed(Learner& learner,
+                                   std::vector<CounterfactualSample>& pool) {
+  size_t n = std::min(pool.size(), size_t(owed_));
+  if (n == 0) return;
+  Status status = learner.TrainCounterfactual(
+      std::span<const CounterfactualSample>(pool.data(), n));
+  pool.erase(pool.begin(), pool.begin() + n);
+  owed_ -= double(n);
+  if (status.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.samples_trained += n;
+  }
+}
+
+Status CounterfactualFeed::Mix(Learner& learner) {
+  const uint64_t observed = learner.stats().observed_samples;
+  const uint64_t delta =
+      observed >= last_observed_ ? observed - last_observed_ : 0;
+  last_observed_ = observed;
+  const double per_round =
+      double(cf_.users_per_round) * cf_.noise_k * cf_.noise_k;
+  owed_ = std::min(owed_ + cf_.mix_ratio * double(delta),
+                   kMaxOwedRounds * per_round);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.observed_seen += delta;
+  }
+  Status status = Status::Ok();
+  if (cf_.background) {
+    auto now = Clock::now();
+    if (now >= next_refresh_) {
+      next_refresh_ = now + std::chrono::milliseconds(cf_.refresh_interval_ms);
+      auto start = Clock::now();
+      Result<std::string> blob = learner.SaveCheckpoint();
+      if (blob.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        blob_ = std::move(blob).value();
+        new_blob_ = true;
+        ++stats_.refreshes;
+        stats_.refresh_ms =
+            std::chrono::duration<double, std::milli>(Clock::now() - start)
+                .count();
+        cv_.notify_all();
+      } else {
+        status = blob.status();
+      }
+    }
+    while (owed_ >= 1) {
+      if (pending_.empty()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (queue_.empty()) break;
+        pending_ = std::move(queue_.front());
+        queue_.pop_front();
+        cv_.notify_all();  // room in the queue
+      }
+      TrainOwed(learner, pending_);
+    }
+  } else {
+    std::vector<uint32_t> all;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      all.assign(recent_.begin(), recent_.end());
+    }
+    std::lock_guard<std::mutex> engine_lock(engine_mu_);
+    if (!pretrained_ && !all.empty() && owed_ >= 1) {
+      CFREC_RETURN_IF_ERROR(engine_->Pretrain(learner, all));
+      pretrained_ = true;
+    }
+    for (int r = 0; r < kMaxInlineRounds && owed_ >= 1; ++r) {
+      if (pending_.empty()) {
+        std::vector<uint32_t> users;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          users = PickUsers(inline_rng_);
+        }
+        if (users.empty()) break;
+        auto samples = engine_->Generate(learner, users);
+        if (!samples.ok()) return samples.status();
+        if (samples->empty()) break;  // catalog smaller than K
+        pending_ = std::move(samples).value();
+      }
+      TrainOwed(learner, pending_);
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cf_.background) {
+    // The thread copies engine stats in; inline mode does it here.
+  } else {
+    stats_.engine = engine_->stats();
+  }
+  stats_.achieved_ratio =
+      stats_.observed_seen == 0
+          ? 0
+          : double(stats_.samples_trained) / double(stats_.observed_seen);
+  return status;
+}
+
+void CounterfactualFeed::Loop(int nice) {
+  if (nice > 0) {
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice);
+  }
+  std::mt19937_64 rng(cf_.seed + 2);
+  std::unique_ptr<Learner> copy;
+  bool starved = false;  // the copy yields no samples: wait for a new one
+  while (true) {
+    std::string blob;
+    std::vector<uint32_t> users, all;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] {
+        return closed_ || new_blob_ ||
+               (copy && !starved && !recent_.empty() &&
+                queue_.size() < size_t(cf_.queue_batches));
+      });
+      if (closed_) return;
+      if (new_blob_) {
+        blob = std::move(blob_);
+        blob_.clear();
+        new_blob_ = false;
+      }
+      users = PickUsers(rng);
+      all.assign(recent_.begin(), recent_.end());
+    }
+    if (!blob.empty()) {
+      if (!copy) {
+        auto created = Learner::Create(options_.learner);
+        if (!created.ok()) return;  // options were validated: not expected
+        copy = std::move(created).value();
+      }
+      if (!copy->RestoreCheckpoint(blob).ok()) continue;
+      starved = false;
+    }
+    if (!copy || users.empty()) continue;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (queue_.size() >= size_t(cf_.queue_batches)) continue;
+    }
+    std::vector<CounterfactualSample> samples;
+    CounterfactualStats engine_stats;
+    {
+      std::lock_guard<std::mutex> engine_lock(engine_mu_);
+      // Algorithm 2 once, on the first copy (a restored engine was
+      // pretrained before it was saved).
+      if (engine_->stats().pretrain_lists == 0 && !all.empty()) {
+        (void)engine_->Pretrain(*copy, all);  // failure: untrained policy
+      }
+      auto generated = engine_->Generate(*copy, users);
+      if (generated.ok()) samples = std::move(generated).value();
+      engine_stats = engine_->stats();
+    }
+    starved = samples.empty();
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.engine = engine_stats;
+    if (!samples.empty()) queue_.push_back(std::move(samples));
+  }
+}
+
+Result<std::string> CounterfactualFeed::SaveCheckpoint() {
+  std::lock_guard<std::mutex> engine_lock(engine_mu_);
+  return engine_->SaveCheckpoint();
+}
+
+Status CounterfactualFeed::RestoreCheckpoint(std::string_view blob) {
+  std::lock_guard<std::mutex> engine_lock(engine_mu_);
+  CFREC_RETURN_IF_ERROR(engine_->RestoreCheckpoint(blob));
+  // A restored policy was pretrained before it was saved.
+  pretrained_ = engine_->stats().pretrain_lists > 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.engine = engine_->stats();
+  return Status::Ok();
+}
+
+CounterfactualFeedStats CounterfactualFeed::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace cfrec::learner

@@ -1,0 +1,111 @@
+// CounterfactualFeed: the trainer's side of the counterfactual engine
+// (CPR Algorithm 1 run online). It remembers recently active users, keeps a
+// CounterfactualEngine generating C(tau) for them, and trains the trainer's
+// learner on those samples at options.counterfactual.mix_ratio
+// counterfactual samples per observed ranker sample.
+//
+// Two modes (CounterfactualOptions::background):
+//  - background: a thread owns the engine and a read-only Learner copy,
+//    restored from a checkpoint blob the trainer hands over every
+//    refresh_interval_ms (the policy lives with the engine); it pretrains
+//    the policy on the first copy and then fills a bounded queue of sample
+//    batches, which Mix drains.
+//  - inline: Mix generates on the trainer's own learner, on the calling
+//    thread; deterministic (tests, evaluation).
+//
+// Thread-safety: every method but Stats() is called from the trainer
+// thread (Create/Start/Stop from the thread that starts and stops the
+// trainer, before and after that thread runs). Stats() is safe anywhere.
+#ifndef CFREC_LEARNER_SRC_CF_FEED_H_
+#define CFREC_LEARNER_SRC_CF_FEED_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "cfrec/learner/counterfactual.h"
+#include "cfrec/learner/learner.h"
+#include "cfrec/learner/options.h"
+#include "cfrec/state/applied_event.h"
+
+namespace cfrec::learner {
+
+struct CounterfactualFeedStats {
+  CounterfactualStats engine;
+  uint64_t samples_trained = 0;  // counterfactual samples the ranker took
+  uint64_t observed_seen = 0;    // observed ranker samples since start
+  double achieved_ratio = 0;     // samples_trained / observed_seen
+  uint64_t refreshes = 0;        // learner copies handed to the thread
+  double refresh_ms = 0;         // last checkpoint+restore cost
+};
+
+class CounterfactualFeed {
+ public:
+  // Null (and Ok) when options.intervention is "none".
+  static Result<std::unique_ptr<CounterfactualFeed>> Create(
+      const TrainerOptions& options);
+  ~CounterfactualFeed();  // Stops the thread.
+
+  // Starts the background thread (background mode); `nice` as the trainer.
+  void Start(int nice);
+  void Stop();
+
+  // Users of newly trained events become candidates for simulation.
+  void Observe(std::span<const state::AppliedEvent> events);
+  // Trains `learner` on counterfactual samples owed for the observed ranker
+  // samples counted by learner.stats().observed_samples since the last
+  // call. In background mode also hands the thread a fresh copy of the
+  // learner when refresh_interval_ms has passed.
+  Status Mix(Learner& learner);
+
+  // Engine state (policy, baseline, generator).
+  Result<std::string> SaveCheckpoint();
+  Status RestoreCheckpoint(std::string_view blob);
+
+  CounterfactualFeedStats Stats() const;
+
+ private:
+  CounterfactualFeed(const TrainerOptions& options,
+                     std::unique_ptr<CounterfactualEngine> engine);
+  std::vector<uint32_t> PickUsers(std::mt19937_64& rng) const;  // mu_ held
+  void Loop(int nice);
+  void TrainOwed(Learner& learner, std::vector<CounterfactualSample>& pool);
+
+  const TrainerOptions options_;
+  const CounterfactualOptions& cf_;
+
+  // Trainer thread only.
+  uint64_t last_observed_ = 0;
+  double owed_ = 0;                            // counterfactual samples due
+  std::vector<CounterfactualSample> pending_;  // generated, not yet trained
+  std::chrono::steady_clock::time_point next_refresh_{};
+  bool pretrained_ = false;  // inline mode
+  std::mt19937_64 inline_rng_;
+
+  mutable std::mutex engine_mu_;  // the engine (background thread + saves)
+  std::unique_ptr<CounterfactualEngine> engine_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;
+  std::deque<uint32_t> recent_;  // oldest first
+  std::unordered_set<uint32_t> recent_set_;
+  std::deque<std::vector<CounterfactualSample>> queue_;
+  std::string blob_;  // newest learner copy for the thread
+  bool new_blob_ = false;
+  bool closed_ = false;
+  CounterfactualFeedStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace cfrec::learner
+
+#endif  // CFREC_LEARNER_SRC_CF_FEED_H_

@@ -1,0 +1,335 @@
+#include "cfrec/learner/eval_models.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cfrec/learner/counterfactual.h"
+#include "cfrec/learner/learner.h"
+#include "cfrec/learner/options.h"
+#include "cfrec/state/applied_event.h"
+
+namespace cfrec::learner {
+namespace {
+
+using state::AppliedEvent;
+
+constexpr int kDefaultEpochs = 30;
+constexpr int kDefaultCfStartEpoch = 3;
+
+// SplitMix64: independent streams from one seed.
+uint64_t MixSeed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+struct Settings {
+  TrainerOptions trainer;  // learner + counterfactual options
+  int epochs = kDefaultEpochs;
+  // First epoch that adds counterfactual samples: the SEMs train alone with
+  // the ranker before, so C(tau) is not drawn from untrained models.
+  int cf_start_epoch = kDefaultCfStartEpoch;
+};
+
+Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
+  Settings settings;
+  nlohmann::json hyper;
+  try {
+    hyper =
+        nlohmann::json::parse(spec.hyper_json.empty() ? "{}" : spec.hyper_json);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::InvalidArgument("models." + spec.ranker + ": " + e.what());
+  }
+  if (!hyper.is_object()) {
+    return Status::InvalidArgument("models." + spec.ranker +
+                                   " must be a JSON object");
+  }
+  for (auto [key, field] :
+       {std::pair{"epochs", &settings.epochs},
+        std::pair{"cf_start_epoch", &settings.cf_start_epoch}}) {
+    if (!hyper.contains(key)) continue;
+    const nlohmann::json& e = hyper[key];
+    if (!e.is_number_integer() || e.get<int64_t>() < 1 ||
+        e.get<int64_t>() > 10000) {
+      return Status::InvalidArgument("models." + spec.ranker + "." + key +
+                                     " must be an integer in [1, 10000]");
+    }
+    *field = e.get<int>();
+    hyper.erase(key);
+  }
+  // The request decides these; the config may not contradict it.
+  for (const char* key : {"ranker", "intervention", "trainer"}) {
+    if (hyper.contains(key)) {
+      return Status::InvalidArgument("models." + spec.ranker + "." + key +
+                                     ": set it on the command line (--" + key +
+                                     "), not in the config");
+    }
+  }
+  Result<TrainerOptions> options = ParseTrainerOptions(hyper.dump());
+  if (!options.ok()) {
+    return options.status().WithContext("models." + spec.ranker);
+  }
+  settings.trainer = std::move(options).value();
+  settings.trainer.learner.ranker = spec.ranker;
+  settings.trainer.learner.trainer = spec.trainer;
+  settings.trainer.trainer = spec.trainer;
+  settings.trainer.intervention = spec.intervention;
+  settings.trainer.counterfactual.intervention = spec.intervention;
+  CFREC_RETURN_IF_ERROR(ValidateTrainerOptions(settings.trainer)
+                            .WithContext("models." + spec.ranker));
+  return settings;
+}
+
+// A Learner (plus a CounterfactualEngine with an intervention) behind
+// eval::Model.
+class LearnerModel final : public eval::Model {
+ public:
+  LearnerModel(eval::ModelSpec spec, Settings settings)
+      : spec_(std::move(spec)), settings_(std::move(settings)) {}
+
+  std::string name() const override {
+    std::string n = spec_.ranker;
+    if (spec_.intervention == "random") n += "+cpr-r";
+    if (spec_.intervention == "learned") n += "+cpr";
+    if (spec_.trainer != "default") n += "+" + spec_.trainer;
+    return n;
+  }
+
+  Status Fit(const eval::TrainData& data,
+             const eval::FitContext& context) override {
+    LearnerOptions options = settings_.trainer.learner;
+    options.seed = context.seed;
+    Result<std::unique_ptr<Learner>> learner = Learner::Create(options);
+    if (!learner.ok()) return learner.status();
+    learner_ = std::move(learner).value();
+    CFREC_RETURN_IF_ERROR(learner_->EnsureIds(data.num_users, data.num_items));
+    engine_.reset();
+    if (settings_.trainer.counterfactual.intervention != "none") {
+      CounterfactualOptions cf = settings_.trainer.counterfactual;
+      cf.seed = MixSeed(context.seed, 1);
+      Result<std::unique_ptr<CounterfactualEngine>> engine =
+          CounterfactualEngine::Create(cf);
+      if (!engine.ok()) return engine.status();
+      engine_ = std::move(engine).value();
+    }
+    next_seq_ = 1;
+    users_with_history_.assign(data.num_users, false);
+    std::vector<AppliedEvent> events = ToEvents(data);
+    active_users_ = ActiveUsers(events);
+    std::mt19937_64 rng(MixSeed(context.seed, 2));
+    std::optional<std::string> best;
+    for (int epoch = 1; epoch <= settings_.epochs; ++epoch) {
+      const uint64_t observed_before = learner_->stats().observed_samples;
+      if (epoch == 1) {
+        CFREC_RETURN_IF_ERROR(learner_->Train(events));
+      } else {
+        std::shuffle(events.begin(), events.end(), rng);
+        CFREC_RETURN_IF_ERROR(learner_->Replay(events));
+      }
+      if (engine_ != nullptr && epoch >= settings_.cf_start_epoch) {
+        if (epoch == settings_.cf_start_epoch) {
+          // Algorithm 2 needs trained SEMs and a ranker to reward against.
+          CFREC_RETURN_IF_ERROR(engine_->Pretrain(*learner_, active_users_));
+        }
+        CFREC_RETURN_IF_ERROR(Counterfactual(
+            learner_->stats().observed_samples - observed_before, rng));
+      }
+      if (!context.on_epoch) continue;
+      const eval::EpochVerdict verdict =
+          context.on_epoch({epoch, learner_->stats().ranker_loss});
+      if (verdict == eval::EpochVerdict::kBest) {
+        Result<std::string> blob = learner_->SaveCheckpoint();
+        if (!blob.ok()) return blob.status();
+        best = std::move(blob).value();
+      } else if (verdict == eval::EpochVerdict::kStop) {
+        break;
+      }
+    }
+    // Model selection: the epoch validation liked best, not the last one.
+    if (best.has_value()) {
+      CFREC_RETURN_IF_ERROR(learner_->RestoreCheckpoint(*best));
+    }
+    return Status::Ok();
+  }
+
+  // The prequential "then train" step: one pass over the new events (and
+  // their counterfactual samples), as the online trainer would.
+  Status Update(const eval::TrainData& increment) override {
+    if (learner_ == nullptr) return Status::FailedPrecondition("not fitted");
+    CFREC_RETURN_IF_ERROR(
+        learner_->EnsureIds(increment.num_users, increment.num_items));
+    if (users_with_history_.size() < increment.num_users) {
+      users_with_history_.resize(increment.num_users, false);
+    }
+    std::vector<AppliedEvent> events = ToEvents(increment);
+    const uint64_t observed_before = learner_->stats().observed_samples;
+    CFREC_RETURN_IF_ERROR(learner_->Train(events));
+    if (engine_ != nullptr) {
+      std::vector<uint32_t> recent = ActiveUsers(events);
+      active_users_.swap(recent);
+      std::mt19937_64 rng(MixSeed(next_seq_, 3));
+      Status st = Counterfactual(
+          learner_->stats().observed_samples - observed_before, rng);
+      active_users_.swap(recent);
+      CFREC_RETURN_IF_ERROR(st);
+    }
+    return Status::Ok();
+  }
+
+  void Score(uint32_t user, std::span<const uint32_t> items,
+             std::span<float> out) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (learner_ == nullptr) {
+      std::fill(out.begin(), out.end(), 0.0f);
+      return;
+    }
+    learner_->Score(user, items, out);
+    // Ids beyond the tables (a user first seen in a later window): a finite
+    // score below every real one, as eval::Model requires.
+    for (float& s : out) {
+      if (!std::isfinite(s)) s = -1e30f;
+    }
+  }
+
+ private:
+  // eval's dense log as applied events: one impression event per shown
+  // list (clicked positions from the labels), the user's history positives
+  // attached to their first event (or to an empty event when the user has
+  // no list in `data`).
+  std::vector<AppliedEvent> ToEvents(const eval::TrainData& data) {
+    std::vector<std::vector<uint32_t>> history(data.num_users);
+    for (const eval::Interaction& x : data.positives) {
+      if (x.ts_ms == eval::kHistoryTimestamp && x.user < data.num_users &&
+          !users_with_history_[x.user]) {
+        history[x.user].push_back(x.item);
+      }
+    }
+    std::vector<AppliedEvent> events;
+    events.reserve(data.impressions.size());
+    auto take_history = [&](uint32_t user, AppliedEvent& e) {
+      if (!history[user].empty()) {
+        e.history = std::move(history[user]);
+        history[user].clear();
+        users_with_history_[user] = true;
+      }
+    };
+    std::vector<bool> has_list(data.num_users, false);
+    for (const eval::Impression& imp : data.impressions) {
+      if (imp.user < data.num_users) has_list[imp.user] = true;
+    }
+    for (uint32_t u = 0; u < data.num_users; ++u) {
+      // Users with a history but no list in `data` get an event of their
+      // own, ordered first like MIND's history column.
+      if (history[u].empty() || has_list[u]) continue;
+      AppliedEvent e;
+      e.seq = next_seq_++;
+      e.user = u;
+      e.ts_ms = 0;
+      take_history(u, e);
+      events.push_back(std::move(e));
+    }
+    for (const eval::Impression& imp : data.impressions) {
+      AppliedEvent e;
+      e.seq = next_seq_++;
+      e.user = imp.user;
+      e.ts_ms = imp.ts_ms;
+      e.items = imp.items;
+      for (size_t k = 0; k < imp.clicked.size() && k < imp.items.size(); ++k) {
+        if (imp.clicked[k]) e.clicked.push_back(static_cast<uint16_t>(k));
+      }
+      if (imp.user < data.num_users) take_history(imp.user, e);
+      events.push_back(std::move(e));
+    }
+    return events;
+  }
+
+  static std::vector<uint32_t> ActiveUsers(
+      const std::vector<AppliedEvent>& events) {
+    std::vector<uint32_t> users;
+    users.reserve(events.size());
+    for (const AppliedEvent& e : events) users.push_back(e.user);
+    std::sort(users.begin(), users.end());
+    users.erase(std::unique(users.begin(), users.end()), users.end());
+    return users;
+  }
+
+  // CPR Algorithm 1, lines 5-8: simulate lists for users in a fresh order
+  // and train the ranker on C(tau) until the counterfactual samples number
+  // mix_ratio times the observed ones of this pass.
+  Status Counterfactual(uint64_t observed, std::mt19937_64& rng) {
+    const CounterfactualOptions& cf = engine_->options();
+    const auto target = static_cast<uint64_t>(double(observed) * cf.mix_ratio);
+    if (target == 0 || active_users_.empty()) return Status::Ok();
+    std::vector<uint32_t> order = active_users_;
+    std::shuffle(order.begin(), order.end(), rng);
+    const size_t per_round =
+        std::max<size_t>(1, static_cast<size_t>(cf.users_per_round));
+    uint64_t produced = 0;
+    size_t at = 0;
+    int empty_rounds = 0;
+    while (produced < target) {
+      if (at >= order.size()) {
+        std::shuffle(order.begin(), order.end(), rng);
+        at = 0;
+      }
+      const size_t n = std::min(per_round, order.size() - at);
+      Result<std::vector<CounterfactualSample>> samples = engine_->Generate(
+          *learner_, std::span<const uint32_t>(order).subspan(at, n));
+      at += n;
+      if (!samples.ok()) return samples.status();
+      if (samples->empty()) {
+        // Users without rows or a catalog shorter than K: nothing to gain
+        // from spinning.
+        if (++empty_rounds >= 3) break;
+        continue;
+      }
+      empty_rounds = 0;
+      if (samples->size() > target - produced) {
+        samples->resize(static_cast<size_t>(target - produced));
+      }
+      CFREC_RETURN_IF_ERROR(learner_->TrainCounterfactual(*samples));
+      produced += samples->size();
+    }
+    return Status::Ok();
+  }
+
+  const eval::ModelSpec spec_;
+  const Settings settings_;
+  // Learner::Score is not thread-safe; eval::Model allows concurrent Score
+  // calls (Fit and Update have exclusive access by contract).
+  mutable std::mutex mu_;
+  std::unique_ptr<Learner> learner_;
+  std::unique_ptr<CounterfactualEngine> engine_;
+  std::vector<uint32_t> active_users_;  // users simulated from
+  std::vector<bool> users_with_history_;
+  uint64_t next_seq_ = 1;
+};
+
+}  // namespace
+
+void RegisterEvalModels(eval::ModelRegistry& registry) {
+  for (const char* ranker : {"bpr", "gmf", "mlp", "neumf", "lightgcn"}) {
+    registry.Register(
+        ranker,
+        [](const eval::ModelSpec& spec)
+            -> Result<std::unique_ptr<eval::Model>> {
+          Result<Settings> settings = ParseSettings(spec);
+          if (!settings.ok()) return settings.status();
+          return std::unique_ptr<eval::Model>(std::make_unique<LearnerModel>(
+              spec, std::move(settings).value()));
+        });
+  }
+}
+
+}  // namespace cfrec::learner
