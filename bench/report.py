@@ -83,27 +83,43 @@ def combos(rankers):
 
 
 class Runner:
-    def __init__(self, cfrec, config, log):
+    def __init__(self, cfrec, config, log, cache=None):
         self.cfrec = cfrec
         self.config = os.path.abspath(config) if config else ""
         self.log = log  # file of raw JSON lines
         self.unavailable = set()
+        # --resume: earlier runs of the same command line, by run key.
+        self.cache = cache or {}
 
     def synth(self, out_dir, seed, dim, response):
         cmd = [self.cfrec, "synth", "--out", out_dir, "--seed", str(seed),
                "--dim", str(dim), "--response", response]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
-    def eval(self, data, ranker, intervention, protocol, seed, tags):
+    def simulate(self, data, out_dir, seed, term, strength):
+        cmd = [self.cfrec, "simulate", "--data", data, "--out", out_dir,
+               "--seed", str(seed), "--exposure-term", term,
+               "--exposure-strength", str(strength)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    def eval(self, data, ranker, intervention, protocol, seed, tags,
+             trainer="default", config=None):
         """Returns the parsed JSON line, or None when the ranker is missing."""
         if (ranker, intervention) in self.unavailable:
             return None
         data = os.path.relpath(data, repo_root())
         cmd = [self.cfrec, "eval", "--data", data, "--ranker", ranker,
                "--intervention", intervention, "--protocol", protocol,
-               "--seed", str(seed)]
-        if self.config:
-            cmd += ["--config", self.config]
+               "--seed", str(seed), "--trainer", trainer]
+        config = self.config if config is None else config
+        if config:
+            cmd += ["--config", os.path.relpath(config, repo_root())]
+        key = run_key(cmd[2:], config)
+        if key in self.cache:
+            result = self.cache[key]
+            self.log.write(json.dumps(result) + "\n")
+            self.log.flush()
+            return result
         start = time.time()
         # Relative paths from the repository root keep machine paths out of
         # the committed JSON lines.
@@ -120,9 +136,31 @@ class Runner:
         result = json.loads(line)
         result["wall_seconds"] = wall
         result["tags"] = tags
+        result["run_key"] = key
         self.log.write(json.dumps(result) + "\n")
         self.log.flush()
         return result
+
+
+def run_key(argv, config):
+    """The command line of a run (without the binary) and the content of its
+    config file, as a cache key."""
+    text = ""
+    if config:
+        with open(config) as f:
+            text = json.dumps(json.load(f), sort_keys=True)
+    return " ".join(argv) + " " + text
+
+
+def load_cache(path):
+    cache = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                if "run_key" in r:
+                    cache[r["run_key"]] = r
+    return cache
 
 
 # ----------------------------------------------------------------- tables
@@ -308,7 +346,24 @@ def main():
                         help="JSON config passed to every cfrec eval")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--skip-mind", action="store_true")
+    parser.add_argument("--skip-acl", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the runs in OUT/runs.jsonl whose command "
+                        "line matches instead of running them again")
+    parser.add_argument("--mind-seeds", type=int, nargs="+", default=None,
+                        help="seeds of the MIND runs (default: --seeds)")
+    parser.add_argument("--mind-rankers", nargs="+", default=None,
+                        choices=RANKERS,
+                        help="rankers of the MIND runs (default: --rankers)")
+    parser.add_argument("--mind-protocols", nargs="+", default=[
+        "loo", "impressions", "prequential"],
+        choices=["loo", "impressions", "prequential"])
+    parser.add_argument("--mind-config", default=None,
+                        help="JSON config of the MIND runs (default: "
+                        "--config)")
     args = parser.parse_args()
+    args.mind_seeds = args.mind_seeds or args.seeds
+    args.mind_rankers = args.mind_rankers or args.rankers
 
     if not os.access(args.cfrec, os.X_OK):
         sys.exit("cfrec binary not found at %s (use --cfrec or CFREC=)" %
@@ -322,11 +377,17 @@ def main():
     if not args.skip_synthetic:
         total += len(args.seeds) * (len(SETTINGS) * (len(grid) + 1) +
                                     len(grid))
+    mind_grid = combos(args.mind_rankers)
     if do_mind:
-        total += 3 * len(args.seeds) * len(grid)
+        total += len(args.mind_protocols) * len(args.mind_seeds) * \
+            len(mind_grid)
+    if not args.skip_acl:
+        total += len(args.seeds) * (2 + len(ACL_VARIANTS))
     progress = Progress(total)
-    log = open(os.path.join(args.out, "runs.jsonl"), "w")
-    runner = Runner(args.cfrec, args.config, log)
+    runs_path = os.path.join(args.out, "runs.jsonl")
+    cache = load_cache(runs_path) if args.resume else {}
+    log = open(runs_path, "w")
+    runner = Runner(args.cfrec, args.config, log, cache)
     started = time.time()
     synthetic = []   # leave-one-out results
     synthetic_preq = []  # prequential results on PREQUENTIAL_SETTING
@@ -353,12 +414,13 @@ def main():
                         progress.step("%s d=%d s%d %s %s" % (
                             response, dim, seed, protocol,
                             model_label(ranker, intervention)))
+    acl = run_acl(args, runner, progress)
     if do_mind:
-        for protocol in ("loo", "impressions", "prequential"):
-            for seed in args.seeds:
-                for ranker, intervention in grid:
+        for protocol in args.mind_protocols:
+            for seed in args.mind_seeds:
+                for ranker, intervention in mind_grid:
                     r = runner.eval(mind, ranker, intervention, protocol, seed,
-                                    {"data": "mind"})
+                                    {"data": "mind"}, config=args.mind_config)
                     if r:
                         real.append(r)
                     progress.step("mind %s s%d %s" % (
@@ -366,17 +428,112 @@ def main():
     log.close()
     elapsed = time.time() - started
     write_report(args, grid, synthetic, synthetic_preq, real,
-                 runner.unavailable, do_mind, mind, elapsed)
+                 runner.unavailable, do_mind, mind, elapsed, acl, mind_grid)
+
+
+# ACL appendix A.6.3-A.6.4: base GMF at dimension d and 2d (the appendix
+# doubles the base model's hidden size), the propensity-score two-stage
+# baseline and ACL, on a semi-synthetic log whose exposure adds an item term.
+ACL_DIM = 32
+ACL_VARIANTS = [  # (label, trainer, dim)
+    ("GMF (d=%d)" % ACL_DIM, "default", ACL_DIM),
+    ("GMF (d=%d, doubled)" % (2 * ACL_DIM), "default", 2 * ACL_DIM),
+    ("PS-GMF", "ps", ACL_DIM),
+    ("ACL-GMF", "acl", ACL_DIM),
+]
+ACL_EXPOSURE = ("item", 1.5)
+
+
+def acl_config(work, dim):
+    path = os.path.join(work, "acl_gmf_d%d.json" % dim)
+    with open(path, "w") as f:
+        json.dump({"models": {"gmf": {
+            "lr": 0.003, "batch_size": 1024, "dim": dim, "exposure_dim": 32,
+            "train_sems": False, "weight_decay": 0.0001, "epochs": 15}}}, f)
+    return path
+
+
+def run_acl(args, runner, progress):
+    """Base vs PS vs ACL on `cfrec simulate` logs built from CPR synthetic
+    data (one per seed); leave-last-two-out."""
+    results = []
+    if args.skip_acl:
+        return results
+    configs = {d: acl_config(args.work, d) for _, _, d in ACL_VARIANTS}
+    for seed in args.seeds:
+        src = os.path.join(args.work, "acl_synth_s%d" % seed)
+        runner.synth(src, seed, 16, "linear")
+        progress.step("acl synth seed %d" % seed)
+        sim = os.path.join(args.work, "acl_sim_s%d" % seed)
+        runner.simulate(os.path.join(src, "behaviors.tsv"), sim, seed,
+                        *ACL_EXPOSURE)
+        progress.step("acl simulate seed %d" % seed)
+        for label, trainer, dim in ACL_VARIANTS:
+            r = runner.eval(os.path.join(sim, "behaviors.tsv"), "gmf", "none",
+                            "loo", seed, {"acl": label}, trainer=trainer,
+                            config=configs[dim])
+            if r:
+                results.append(r)
+            progress.step("acl seed %d %s" % (seed, label))
+    return results
+
+
+def write_acl(md, args, acl):
+    if not acl:
+        return
+    md.append("")
+    md.append("## ACL: base vs propensity scores vs adversarial (ACL "
+              "appendix A.6.3-A.6.4)")
+    md.append("")
+    md.append("Data: per seed, `cfrec synth --seed S --dim 16 --response "
+              "linear`, then `cfrec simulate --exposure-term %s "
+              "--exposure-strength %s` (A.6.3: relevance and exposure models "
+              "fitted on the log, clicks regenerated with an added exposure "
+              "term). Leave-last-two-out (A.6.2), GMF as f and g, 15 epochs, "
+              "model selection on validation; mean ± std over seeds %s. "
+              "Config: `build/report/acl_gmf_d*.json` as written by "
+              "`bench/report.py`." % (ACL_EXPOSURE[0], ACL_EXPOSURE[1],
+                                      ", ".join(map(str, args.seeds))))
+    md.append("")
+    md.append("| Model | HR@10 | NDCG@10 | AUC |")
+    md.append("|---|---|---|---|")
+    stats = {}
+    for label, _, _ in ACL_VARIANTS:
+        sel = [r for r in acl if r["tags"]["acl"] == label]
+        stats[label] = [mean_std(collect(sel, m))
+                        for m in ("hr@10", "ndcg@10", "auc")]
+        md.append("| %s | %s |" % (label, " | ".join(fmt(x) for x in
+                                                     stats[label])))
+    base = stats[ACL_VARIANTS[0][0]]
+    notes = []
+    for label in ("PS-GMF", "ACL-GMF"):
+        for name, ms, b in zip(("HR@10", "NDCG@10", "AUC"), stats[label],
+                               base):
+            if ms is not None and b is not None and ms[0] <= b[0]:
+                notes.append("- %s %s %.4f does not beat the base GMF's "
+                             "%.4f." % (label, name, ms[0], b[0]))
+    md.append("")
+    if notes:
+        md.append("Where PS or ACL does not beat the base model:")
+        md.append("")
+        md.extend(notes)
+    else:
+        md.append("PS and ACL beat the base model in every column.")
+    md.append("")
+    md.append("Leave-last-two-out scores the next logged click, which the "
+              "same biased exposure produced, so a debiased ranker is not "
+              "expected to win there; docs/ACL.md has the preference-recovery "
+              "test, which scores against the true relevance instead.")
 
 
 def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
-                 do_mind, mind, elapsed):
+                 do_mind, mind, elapsed, acl, mind_grid):
     out = args.out
     md = ["# cfrec evaluation report", ""]
     md.append("Generated by `bench/report.py` from %d runs of `cfrec eval` "
               "(seeds %s); raw JSON lines in `runs.jsonl`. Wall time of the "
               "whole grid: %.0f s." % (len(synthetic) + len(synthetic_preq) +
-                                      len(real),
+                                      len(real) + len(acl),
                                       ", ".join(map(str, args.seeds)),
                                       elapsed))
     md.append("")
@@ -488,7 +645,9 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
                     md.append("![prequential %s](%s)" % (name, fname))
                     md.append("")
 
+    write_acl(md, args, acl)
     if real:
+        rows_spec = [(model_label(r, i), r, i) for r, i in mind_grid]
         md.append("")
         md.append("## Real data (CPR Table 3 layout)")
         md.append("")
@@ -497,6 +656,15 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
         md.append("Data: `%s` (%d impressions, %d users, %d items, %d clicks "
                   "of %d shown)." % (shown, ds["rows"], ds["users"],
                                      ds["items"], ds["clicks"], ds["shown"]))
+        md.append("")
+        md.append("Seeds %s; config `%s`. A neural run on this log costs "
+                  "minutes (long MIND histories make many samples per "
+                  "epoch), so the MIND grid is smaller than the synthetic "
+                  "one: rows that read \"not run\" were left out of this "
+                  "report's budget, not failed." % (
+                      ", ".join(map(str, args.mind_seeds)),
+                      os.path.relpath(args.mind_config, repo_root())
+                      if args.mind_config else "defaults"))
 
         def rstats(ranker, intervention, col, protocol="loo"):
             metric = col[1]
@@ -540,7 +708,7 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
         for protocol, cols in (("loo", loo_cols), ("impressions", imp_cols),
                                ("prequential", imp_cols)):
             notes += comparisons(
-                args.rankers,
+                args.mind_rankers,
                 lambda r, i, c, protocol=protocol: rstats(r, i, c, protocol),
                 cols, "MIND " + protocol)
         md.append("")
@@ -588,7 +756,8 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
         f.write("\n".join(md) + "\n")
     print(json.dumps({"tool": "bench/report.py", "report":
                       os.path.join(out, "REPORT.md"),
-                      "runs": len(synthetic) + len(synthetic_preq) + len(real),
+                      "runs": len(synthetic) + len(synthetic_preq) + len(real)
+                      + len(acl),
                       "not_run": sorted("%s/%s" % x for x in unavailable),
                       "seconds": round(elapsed, 1)}))
 

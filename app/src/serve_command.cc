@@ -143,6 +143,27 @@ void RegisterTrainerMetrics(server::MetricsRegistry& m,
   counter("cfrec_trainer_events_idle_replayed_total",
           "Old events revisited while no new event waited",
           &learner::TrainerCounters::events_idle_replayed);
+  // ACL (--trainer acl|ps): both sides of the minimax objective (8) and
+  // the clipped propensities G_beta.
+  auto gauge = [&](const char* name, const char* help, auto field) {
+    m.AddCallback(name, help, false, [&trainer, field] {
+      return static_cast<double>(trainer.Stats().*field);
+    });
+  };
+  gauge("cfrec_acl_ranker_objective",
+        "ACL: the ranker's propensity-weighted loss (minimised)",
+        &learner::TrainingStats::acl_ranker_objective);
+  gauge("cfrec_acl_exposure_objective",
+        "ACL: the exposure model's objective (maximised)",
+        &learner::TrainingStats::acl_exposure_objective);
+  gauge("cfrec_exposure_loss", "Exposure model g_psi's fitting loss",
+        &learner::TrainingStats::exposure_loss);
+  gauge("cfrec_propensity_min", "Smallest propensity of the last step",
+        &learner::TrainingStats::propensity_min);
+  gauge("cfrec_propensity_mean", "Mean propensity of the last step",
+        &learner::TrainingStats::propensity_mean);
+  gauge("cfrec_propensity_max", "Largest propensity of the last step",
+        &learner::TrainingStats::propensity_max);
   m.AddCallback("cfrec_counterfactual_mix_ratio",
                 "Achieved counterfactual / observed ranker samples", false,
                 [&] { return trainer.Counters().cf_mix_ratio; });

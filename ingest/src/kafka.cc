@@ -4,7 +4,9 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -101,10 +103,15 @@ class DeliveryCounter : public RdKafka::DeliveryReportCb {
       }
     } else {
       delivered.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard lock(mu);
+      int64_t& next = next_offsets[message.partition()];
+      next = std::max(next, message.offset() + 1);
     }
   }
   std::atomic<uint64_t> failures{0};
   std::atomic<uint64_t> delivered{0};
+  mutable std::mutex mu;
+  std::map<int32_t, int64_t> next_offsets;  // guarded by mu
 };
 }  // namespace
 
@@ -188,6 +195,14 @@ uint64_t KafkaProducer::delivery_failures() const {
 }
 uint64_t KafkaProducer::delivered() const {
   return impl_->reports.delivered.load();
+}
+std::map<int32_t, int64_t> KafkaProducer::DeliveredNextOffsets() const {
+  impl_->producer->poll(0);
+  std::lock_guard lock(impl_->reports.mu);
+  return impl_->reports.next_offsets;
+}
+size_t KafkaProducer::outstanding() const {
+  return static_cast<size_t>(std::max(0, impl_->producer->outq_len()));
 }
 
 // -------------------------------------------------------------- consumer

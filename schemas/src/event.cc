@@ -377,6 +377,234 @@ bool ParseDigits(std::string_view s, size_t pos, size_t n, int64_t* out) {
   return true;
 }
 
+// The fast path of ParseEventView: one pass over the bytes for the layout
+// producers actually send (a flat object, ASCII strings without escapes,
+// integer or RFC 3339 ts, each known key once), validating while it reads and
+// keeping views into the message instead of copies. It returns false for
+// anything else and for anything invalid; the caller then runs the general
+// parser, which gives the exact error. So it accepts only documents the
+// general parser accepts, with the same result.
+class FastParser {
+ public:
+  FastParser(std::string_view text, const EventLimits& limits, EventView* out)
+      : p_(text.data()),
+        end_(text.data() + text.size()),
+        limits_(limits),
+        out_(out) {}
+
+  bool Parse() {
+    out_->items.clear();
+    out_->clicks.clear();
+    out_->history.clear();
+    out_->item_id = {};
+    std::string_view type;
+    unsigned seen = 0;
+    if (!Consume('{')) return false;
+    SkipWs();
+    if (p_ < end_ && *p_ == '}') return false;  // empty: the general path
+    do {
+      std::string_view key;
+      if (!String(&key) || !Consume(':')) return false;
+      const int field = FieldOf(key);
+      if (field < 0 || (seen & (1u << field))) return false;
+      seen |= 1u << field;
+      switch (field) {
+        case kType:
+          if (!String(&type)) return false;
+          break;
+        case kImpressionId:
+          if (!Id(&out_->impression_id)) return false;
+          break;
+        case kUserId:
+          if (!Id(&out_->user_id)) return false;
+          break;
+        case kItemId:
+          if (!Id(&out_->item_id)) return false;
+          break;
+        case kTs:
+          if (!Timestamp(&out_->ts_ms)) return false;
+          break;
+        case kItems:
+          if (!IdArray(&out_->items, limits_.max_list_length)) return false;
+          break;
+        case kClicks:
+          if (!IdArray(&out_->clicks, limits_.max_list_length)) return false;
+          break;
+        case kHistory:
+          if (!IdArray(&out_->history, limits_.max_history_length)) {
+            return false;
+          }
+          break;
+        default:
+          return false;
+      }
+    } while (Consume(','));
+    if (!Consume('}')) return false;
+    SkipWs();
+    if (p_ != end_) return false;
+
+    constexpr unsigned kCommon =
+        (1u << kType) | (1u << kImpressionId) | (1u << kUserId) | (1u << kTs);
+    if (type == "impression") {
+      if ((seen & (kCommon | (1u << kItems))) != (kCommon | (1u << kItems)) ||
+          (seen & (1u << kItemId))) {
+        return false;
+      }
+      out_->kind = EventView::Kind::kImpression;
+      return ImpressionListsValid();
+    }
+    if (type == "click") {
+      if (seen != (kCommon | (1u << kItemId))) return false;
+      out_->kind = EventView::Kind::kClick;
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  static int FieldOf(std::string_view key) {
+    for (int i = 0; i < kNumFields; ++i) {
+      if (key == kFieldNames[i]) return i;
+    }
+    return -1;
+  }
+  void SkipWs() {
+    while (p_ < end_ &&
+           (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) {
+      ++p_;
+    }
+  }
+  bool Consume(char c) {
+    SkipWs();
+    if (p_ < end_ && *p_ == c) {
+      ++p_;
+      return true;
+    }
+    return false;
+  }
+  // A string of printable ASCII without escapes. Control characters, DEL,
+  // escapes and non-ASCII bytes all go to the general parser (which decodes
+  // escapes, validates UTF-8 and names the field of a bad id).
+  bool String(std::string_view* out) {
+    SkipWs();
+    if (p_ >= end_ || *p_ != '"') return false;
+    const char* start = ++p_;
+    while (p_ < end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        *out = std::string_view(start, static_cast<size_t>(p_ - start));
+        ++p_;
+        return true;
+      }
+      if (c < 0x20 || c >= 0x7f || c == '\\') return false;
+      ++p_;
+    }
+    return false;
+  }
+  bool Id(std::string_view* out) {
+    return String(out) && !out->empty() && out->size() <= limits_.max_id_bytes;
+  }
+  bool IdArray(std::vector<std::string_view>* out, size_t max_len) {
+    if (!Consume('[')) return false;
+    SkipWs();
+    if (p_ < end_ && *p_ == ']') {
+      ++p_;
+      return true;
+    }
+    do {
+      std::string_view id;
+      if (!Id(&id) || out->size() >= max_len) return false;
+      out->push_back(id);
+    } while (Consume(','));
+    return Consume(']');
+  }
+  bool Timestamp(int64_t* out) {
+    SkipWs();
+    if (p_ >= end_) return false;
+    if (*p_ == '"') {
+      std::string_view text;
+      if (!String(&text)) return false;
+      auto ms = ParseRfc3339Ms(text);
+      if (!ms.ok()) return false;
+      *out = *ms;
+      return true;
+    }
+    // A non-negative integer in JSON's grammar (no leading zeros), short
+    // enough not to overflow; fractions and exponents go the general way.
+    const char* start = p_;
+    int64_t v = 0;
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9' && p_ - start < 16) {
+      v = v * 10 + (*p_ - '0');
+      ++p_;
+    }
+    const size_t digits = static_cast<size_t>(p_ - start);
+    if (digits == 0 || (digits > 1 && *start == '0')) return false;
+    if (p_ < end_ && ((*p_ >= '0' && *p_ <= '9') || *p_ == '.' || *p_ == 'e' ||
+                      *p_ == 'E')) {
+      return false;
+    }
+    if (v > internal::kMaxTimestampMs) return false;
+    *out = v;
+    return true;
+  }
+  // ValidateImpressionLists' checks (the per-id ones were made while
+  // reading), without building its error messages.
+  bool ImpressionListsValid() {
+    const auto& items = out_->items;
+    const auto& clicks = out_->clicks;
+    if (items.empty() || clicks.size() > items.size()) return false;
+    auto& sorted = out_->scratch;
+    sorted.assign(items.begin(), items.end());
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+      return false;
+    }
+    for (size_t i = 0; i < clicks.size(); ++i) {
+      if (!std::binary_search(sorted.begin(), sorted.end(), clicks[i])) {
+        return false;
+      }
+      for (size_t j = 0; j < i; ++j) {
+        if (clicks[j] == clicks[i]) return false;
+      }
+    }
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+  const EventLimits& limits_;
+  EventView* out_;
+};
+
+void ViewOf(const Event& event, EventView* out) {
+  out->items.clear();
+  out->clicks.clear();
+  out->history.clear();
+  if (const auto* imp = std::get_if<ImpressionEvent>(&event)) {
+    out->kind = EventView::Kind::kImpression;
+    out->impression_id = imp->impression_id;
+    out->user_id = imp->user_id;
+    out->item_id = {};
+    out->ts_ms = imp->ts_ms;
+    out->items.assign(imp->items.begin(), imp->items.end());
+    out->clicks.assign(imp->clicks.begin(), imp->clicks.end());
+    out->history.assign(imp->history.begin(), imp->history.end());
+  } else {
+    const auto& c = std::get<ClickEvent>(event);
+    out->kind = EventView::Kind::kClick;
+    out->impression_id = c.impression_id;
+    out->user_id = c.user_id;
+    out->item_id = c.item_id;
+    out->ts_ms = c.ts_ms;
+  }
+}
+
+Status MessageSizeError(size_t size, const EventLimits& limits) {
+  return Status::InvalidArgument("message of " + std::to_string(size) +
+                                 " bytes exceeds the limit of " +
+                                 std::to_string(limits.max_message_bytes));
+}
+
 }  // namespace
 
 const std::string& EventUserId(const Event& event) {
@@ -469,12 +697,45 @@ Status ValidateEvent(const Event& event, const EventLimits& limits) {
   return ValidateClick(std::get<ClickEvent>(event), limits);
 }
 
+Status ParseEventView(std::string_view text, const EventLimits& limits,
+                      EventView* out) {
+  if (text.size() > limits.max_message_bytes) {
+    return MessageSizeError(text.size(), limits);
+  }
+  if (FastParser(text, limits, out).Parse()) return Status::Ok();
+  auto event = internal::ParseEventGeneral(text, limits);
+  if (!event.ok()) return event.status();
+  out->owned = std::make_unique<Event>(std::move(event).value());
+  ViewOf(*out->owned, out);
+  return Status::Ok();
+}
+
+Event ToEvent(const EventView& v) {
+  if (v.kind == EventView::Kind::kClick) {
+    return ClickEvent{std::string(v.impression_id), std::string(v.user_id),
+                      std::string(v.item_id), v.ts_ms};
+  }
+  ImpressionEvent e;
+  e.impression_id = v.impression_id;
+  e.user_id = v.user_id;
+  e.ts_ms = v.ts_ms;
+  e.items.assign(v.items.begin(), v.items.end());
+  e.clicks.assign(v.clicks.begin(), v.clicks.end());
+  e.history.assign(v.history.begin(), v.history.end());
+  return e;
+}
+
 Result<Event> ParseEvent(std::string_view text, const EventLimits& limits) {
   if (text.size() > limits.max_message_bytes) {
-    return Status::InvalidArgument("message of " + std::to_string(text.size()) +
-                                   " bytes exceeds the limit of " +
-                                   std::to_string(limits.max_message_bytes));
+    return MessageSizeError(text.size(), limits);
   }
+  EventView view;
+  if (FastParser(text, limits, &view).Parse()) return ToEvent(view);
+  return internal::ParseEventGeneral(text, limits);
+}
+
+Result<Event> internal::ParseEventGeneral(std::string_view text,
+                                          const EventLimits& limits) {
   FlatEvent doc;
   FlatSax sax(&doc,
               std::max(limits.max_list_length, limits.max_history_length));
@@ -545,7 +806,118 @@ Result<Event> ParseEvent(std::string_view text, const EventLimits& limits) {
                                 "' (expected \"impression\" or \"click\")");
 }
 
-std::string SerializeEvent(const Event& event) {
+namespace {
+
+// True when `s` is valid UTF-8 (what nlohmann's dump accepts).
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+        (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// Appends `s` as a JSON string, escaped exactly as nlohmann's dump() does
+// (short escapes for \b \t \n \f \r, \u00xx for other control characters,
+// UTF-8 kept as is).
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  size_t plain = 0;  // start of the run not yet copied
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(s.data() + plain, i - plain);
+    plain = i + 1;
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\b':
+        out->append("\\b");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\f':
+        out->append("\\f");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        out->append(buf);
+      }
+    }
+  }
+  out->append(s.data() + plain, s.size() - plain);
+  out->push_back('"');
+}
+
+void AppendJsonArray(std::string* out, const std::vector<std::string>& v) {
+  out->push_back('[');
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendJsonString(out, v[i]);
+  }
+  out->push_back(']');
+}
+
+bool AllUtf8(const Event& event) {
+  if (const auto* imp = std::get_if<ImpressionEvent>(&event)) {
+    const auto ok = [](const std::vector<std::string>& v) {
+      return std::all_of(v.begin(), v.end(), IsUtf8);
+    };
+    return IsUtf8(imp->impression_id) && IsUtf8(imp->user_id) &&
+           ok(imp->items) && ok(imp->clicks) && ok(imp->history);
+  }
+  const auto& c = std::get<ClickEvent>(event);
+  return IsUtf8(c.impression_id) && IsUtf8(c.user_id) && IsUtf8(c.item_id);
+}
+
+}  // namespace
+
+// The DOM serialiser: the reference for the layout below, and the path for
+// strings that are not UTF-8 (nlohmann throws type_error 316 on those).
+std::string internal::SerializeEventDom(const Event& event) {
   json j;
   if (const auto* imp = std::get_if<ImpressionEvent>(&event)) {
     j["type"] = "impression";
@@ -564,6 +936,55 @@ std::string SerializeEvent(const Event& event) {
     j["ts"] = c.ts_ms;
   }
   return j.dump();
+}
+
+// Writes the bytes nlohmann's dump() of the DOM would (keys in sorted order,
+// no spaces) without building the DOM: the replay producer serialises every
+// event, and the DOM cost more than the rest of producing.
+std::string SerializeEvent(const Event& event) {
+  if (!AllUtf8(event)) return internal::SerializeEventDom(event);
+  std::string out;
+  if (const auto* imp = std::get_if<ImpressionEvent>(&event)) {
+    size_t bytes = 128 + imp->impression_id.size() + imp->user_id.size();
+    for (const auto* v : {&imp->items, &imp->clicks, &imp->history}) {
+      for (const auto& id : *v) bytes += id.size() + 3;
+    }
+    out.reserve(bytes);
+    out.push_back('{');
+    if (!imp->clicks.empty()) {
+      out.append("\"clicks\":");
+      AppendJsonArray(&out, imp->clicks);
+      out.push_back(',');
+    }
+    if (!imp->history.empty()) {
+      out.append("\"history\":");
+      AppendJsonArray(&out, imp->history);
+      out.push_back(',');
+    }
+    out.append("\"impression_id\":");
+    AppendJsonString(&out, imp->impression_id);
+    out.append(",\"items\":");
+    AppendJsonArray(&out, imp->items);
+    out.append(",\"ts\":");
+    out.append(std::to_string(imp->ts_ms));
+    out.append(",\"type\":\"impression\",\"user_id\":");
+    AppendJsonString(&out, imp->user_id);
+    out.push_back('}');
+    return out;
+  }
+  const auto& c = std::get<ClickEvent>(event);
+  out.reserve(96 + c.impression_id.size() + c.user_id.size() +
+              c.item_id.size());
+  out.append("{\"impression_id\":");
+  AppendJsonString(&out, c.impression_id);
+  out.append(",\"item_id\":");
+  AppendJsonString(&out, c.item_id);
+  out.append(",\"ts\":");
+  out.append(std::to_string(c.ts_ms));
+  out.append(",\"type\":\"click\",\"user_id\":");
+  AppendJsonString(&out, c.user_id);
+  out.push_back('}');
+  return out;
 }
 
 }  // namespace cfrec

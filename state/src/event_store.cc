@@ -94,18 +94,52 @@ void AddStats(const ItemStats& d, ItemStats* s) {
   s->last_impression_ms = std::max(s->last_impression_ms, d.last_impression_ms);
 }
 
+// Item stat deltas, dense by item, with the list of items touched: a hash
+// map of deltas cost as much as the rest of the bookkeeping per batch.
+// Reused across batches (Clear keeps the capacity).
+class StatsDelta {
+ public:
+  ItemStats& At(ItemIndex item) {
+    if (item >= by_item_.size()) {
+      by_item_.resize(std::max<size_t>(item + 1, by_item_.size() * 2));
+      seen_.resize(by_item_.size(), 0);
+    }
+    if (!seen_[item]) {
+      seen_[item] = 1;
+      touched_.push_back(item);
+    }
+    return by_item_[item];
+  }
+  // The delta of `item`; zero when untouched.
+  ItemStats Get(ItemIndex item) const {
+    return item < by_item_.size() ? by_item_[item] : ItemStats{};
+  }
+  const std::vector<ItemIndex>& touched() const { return touched_; }
+  void Clear() {
+    for (ItemIndex item : touched_) {
+      by_item_[item] = ItemStats{};
+      seen_[item] = 0;
+    }
+    touched_.clear();
+  }
+
+ private:
+  std::vector<ItemStats> by_item_;
+  std::vector<uint8_t> seen_;
+  std::vector<ItemIndex> touched_;
+};
+
 // What one applied event adds to the item stats.
-void FoldStats(const AppliedEvent& ev,
-               std::unordered_map<ItemIndex, ItemStats>* out) {
+void FoldStats(const AppliedEvent& ev, StatsDelta* out) {
   if (ev.kind == AppliedEvent::Kind::kImpression) {
     for (ItemIndex item : ev.items) {
-      auto& s = (*out)[item];
+      auto& s = out->At(item);
       ++s.impressions;
       s.last_impression_ms = std::max(s.last_impression_ms, ev.ts_ms);
     }
   }
   for (uint16_t pos : ev.clicked) {
-    if (pos < ev.items.size()) ++(*out)[ev.items[pos]].clicks;
+    if (pos < ev.items.size()) ++out->At(ev.items[pos]).clicks;
   }
 }
 
@@ -323,11 +357,13 @@ class RocksEventStore final : public EventStore {
   // The state of one ApplyBatch call.
   struct BatchState;
 
-  Status ApplyImpression(BatchState& b, const ImpressionEvent& e);
-  Status ApplyClick(BatchState& b, const ClickEvent& e,
+  Status ApplyImpression(BatchState& b, const EventView& e);
+  Status ApplyClick(BatchState& b, const EventView& e,
                     const ConsumedMessage& msg);
-  Result<std::optional<ImpressionRecord>> LookupImpression(
-      BatchState& b, const std::string& impression_id);
+  // The impression applied earlier (in this batch or before), or nullptr.
+  // `scratch` holds a record read from the store.
+  Result<const ImpressionRecord*> LookupImpression(
+      BatchState& b, std::string_view impression_id, ImpressionRecord* scratch);
   void AddDeadLetter(BatchState& b, std::string reason,
                      const ConsumedMessage& msg);
   Result<StoredImpression> ReadStoredImpression(std::string_view id,
@@ -349,21 +385,46 @@ class RocksEventStore final : public EventStore {
   StoreCounters counters_;
   uint64_t next_dead_letter_seq_ = 1;  // apply thread only
 
-  void ApplyStatsLocked(const std::unordered_map<ItemIndex, ItemStats>& d) {
-    for (const auto& [item, delta] : d) {
-      if (item >= item_stats_.size()) item_stats_.resize(item + 1);
-      AddStats(delta, &item_stats_[item]);
+  void ApplyStatsLocked(const StatsDelta& d) {
+    for (ItemIndex item : d.touched()) {
+      if (item >= item_stats_.size()) {
+        item_stats_.resize(std::max<size_t>(item + 1, item_stats_.size() * 2));
+      }
+      AddStats(d.Get(item), &item_stats_[item]);
     }
   }
+  void MarkDirty(const StatsDelta& d) {
+    for (ItemIndex item : d.touched()) {
+      if (item >= stats_dirty_flag_.size()) {
+        stats_dirty_flag_.resize(
+            std::max<size_t>(item + 1, stats_dirty_flag_.size() * 2), 0);
+      }
+      if (!stats_dirty_flag_[item]) {
+        stats_dirty_flag_[item] = 1;
+        stats_dirty_.push_back(item);
+      }
+    }
+  }
+  void ClearDirty() {
+    for (ItemIndex item : stats_dirty_) stats_dirty_flag_[item] = 0;
+    stats_dirty_.clear();
+  }
   mutable std::mutex stats_mu_;
-  std::vector<ItemStats> item_stats_;          // by ItemIndex
-  std::unordered_set<ItemIndex> stats_dirty_;  // touched since last flush
-  int batches_since_stats_flush_ = 0;          // apply thread only
+  // By ItemIndex; may be longer than the published dictionary.
+  std::vector<ItemStats> item_stats_;
+  std::vector<ItemIndex> stats_dirty_;     // touched since last flush
+  std::vector<uint8_t> stats_dirty_flag_;  // by ItemIndex
+  int batches_since_stats_flush_ = 0;      // apply thread only
+  StatsDelta deltas_;                      // apply thread only
 
   // Impression ids with held clicks (apply thread only). Lets an arriving
   // impression skip the pending-clicks scan in the common case.
   std::unordered_set<std::string, StringHash, std::equal_to<>>
       pending_impressions_;
+
+  // The parsed messages of the batch being applied (apply thread only);
+  // kept across batches so that their vectors keep their capacity.
+  std::vector<EventView> views_;
 };
 
 struct RocksEventStore::BatchState {
@@ -372,13 +433,13 @@ struct RocksEventStore::BatchState {
   StoreCounters counters;  // copy, committed on success
   uint64_t next_dead_letter_seq = 0;
   std::map<std::pair<std::string, int32_t>, int64_t> next_offsets;
-  // Impressions applied in this batch, with their clicked positions.
+  // Impressions applied in this batch, with their clicked positions. The
+  // keys view the batch's parsed messages, which outlive the BatchState.
   struct Overlay {
     ImpressionRecord record;
     std::vector<uint16_t> clicked;
   };
-  std::unordered_map<std::string, Overlay, StringHash, std::equal_to<>>
-      impressions;
+  std::unordered_map<std::string_view, Overlay> impressions;
   // Clicks held in this batch, by impression id.
   std::unordered_map<std::string, std::vector<PendingClick>, StringHash,
                      std::equal_to<>>
@@ -469,9 +530,9 @@ Status RocksEventStore::Load() {
     auto events = ReadApplied(from, 10000);
     if (!events.ok()) return events.status();
     if (events->empty()) break;
-    std::unordered_map<ItemIndex, ItemStats> deltas;
+    StatsDelta deltas;
     for (const auto& ev : *events) FoldStats(ev, &deltas);
-    for (const auto& [item, d] : deltas) stats_dirty_.insert(item);
+    MarkDirty(deltas);
     ApplyStatsLocked(deltas);
     from = events->back().seq + 1;
   }
@@ -500,26 +561,27 @@ void RocksEventStore::AddDeadLetter(BatchState& b, std::string reason,
   ++b.counters.dead_letters;
 }
 
-Result<std::optional<ImpressionRecord>> RocksEventStore::LookupImpression(
-    BatchState& b, const std::string& impression_id) {
+Result<const ImpressionRecord*> RocksEventStore::LookupImpression(
+    BatchState& b, std::string_view impression_id, ImpressionRecord* scratch) {
   if (auto it = b.impressions.find(impression_id); it != b.impressions.end()) {
-    return std::optional<ImpressionRecord>(it->second.record);
+    return &it->second.record;
   }
   std::string value;
   auto s =
       db_->Get(rocksdb::ReadOptions(), cf(kImpressions), impression_id, &value);
-  if (s.IsNotFound()) return std::optional<ImpressionRecord>();
+  if (s.IsNotFound()) return static_cast<const ImpressionRecord*>(nullptr);
   CFREC_RETURN_IF_ERROR(FromRocks(s, "reading impression"));
   auto rec = DecodeImpression(value);
   if (!rec.ok()) return rec.status();
-  return std::optional<ImpressionRecord>(std::move(rec).value());
+  *scratch = std::move(rec).value();
+  return static_cast<const ImpressionRecord*>(scratch);
 }
 
-Status RocksEventStore::ApplyImpression(BatchState& b,
-                                        const ImpressionEvent& e) {
-  auto existing = LookupImpression(b, e.impression_id);
+Status RocksEventStore::ApplyImpression(BatchState& b, const EventView& e) {
+  ImpressionRecord scratch;
+  auto existing = LookupImpression(b, e.impression_id, &scratch);
   if (!existing.ok()) return existing.status();
-  if (existing->has_value()) {
+  if (*existing != nullptr) {
     ++b.outcome.duplicates;
     ++b.counters.duplicates;
     return Status::Ok();
@@ -562,7 +624,8 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
     }
   }
   if (pending_impressions_.contains(e.impression_id)) {
-    const std::string prefix = e.impression_id + kSep;
+    std::string prefix(e.impression_id);
+    prefix.push_back(kSep);
     std::unique_ptr<rocksdb::Iterator> it(
         db_->NewIterator(rocksdb::ReadOptions(), cf(kPendingClicks)));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
@@ -582,13 +645,13 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
       --b.counters.clicks_pending;
     }
     CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading pending clicks"));
-    b.resolved_pending_impressions.insert(e.impression_id);
+    b.resolved_pending_impressions.emplace(e.impression_id);
   }
   // A held click that turns out invalid is recorded as a dead letter in its
   // canonical JSON form (its Kafka origin was consumed batches ago).
   const auto reject_held = [&](const PendingClick& p, std::string reason) {
-    const std::string payload = SerializeEvent(
-        ClickEvent{e.impression_id, p.user_id, p.item_id, p.ts_ms});
+    const std::string payload = SerializeEvent(ClickEvent{
+        std::string(e.impression_id), p.user_id, p.item_id, p.ts_ms});
     ConsumedMessage origin;
     origin.topic = "(held click)";
     origin.partition = -1;
@@ -599,13 +662,14 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
   for (auto& p : held) {
     if (p.user_id != e.user_id) {
       reject_held(p, "click user_id '" + p.user_id +
-                         "' differs from its impression's '" + e.user_id + "'");
+                         "' differs from its impression's '" +
+                         std::string(e.user_id) + "'");
       continue;
     }
     const auto pos = position(p.item_id);
     if (!pos.has_value()) {
       reject_held(p, "clicked item '" + p.item_id + "' is not in impression '" +
-                         e.impression_id + "'");
+                         std::string(e.impression_id) + "'");
       continue;
     }
     if (std::find(clicked.begin(), clicked.end(), *pos) != clicked.end()) {
@@ -620,7 +684,7 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
   }
 
   // Writes.
-  const std::string& id = e.impression_id;
+  const std::string_view id = e.impression_id;
   b.wb.Put(cf(kImpressions), id, EncodeImpression(rec)).PermitUncheckedError();
   b.wb.Put(cf(kUserLog), UserLogKey(rec.user, rec.ts_ms, id), "")
       .PermitUncheckedError();
@@ -655,14 +719,22 @@ Status RocksEventStore::ApplyImpression(BatchState& b,
   return Status::Ok();
 }
 
-Status RocksEventStore::ApplyClick(BatchState& b, const ClickEvent& e,
+Status RocksEventStore::ApplyClick(BatchState& b, const EventView& e,
                                    const ConsumedMessage& msg) {
-  auto found = LookupImpression(b, e.impression_id);
+  ImpressionRecord scratch;
+  auto found = LookupImpression(b, e.impression_id, &scratch);
   if (!found.ok()) return found.status();
-  if (!found->has_value()) {
+  if (*found == nullptr) {
     // Hold it until the impression arrives.
     const std::string key = PendingKey(e.impression_id, e.item_id);
-    auto& held = b.pending[e.impression_id];
+    auto pending_it = b.pending.find(e.impression_id);
+    if (pending_it == b.pending.end()) {
+      pending_it = b.pending
+                       .emplace(std::string(e.impression_id),
+                                std::vector<PendingClick>{})
+                       .first;
+    }
+    auto& held = pending_it->second;
     bool seen = std::any_of(held.begin(), held.end(), [&](const auto& p) {
       return p.item_id == e.item_id;
     });
@@ -679,10 +751,11 @@ Status RocksEventStore::ApplyClick(BatchState& b, const ClickEvent& e,
       ++b.counters.duplicates;
       return Status::Ok();
     }
-    held.push_back(PendingClick{e.item_id, e.user_id, e.ts_ms});
+    held.push_back(
+        PendingClick{std::string(e.item_id), std::string(e.user_id), e.ts_ms});
     b.wb.Put(cf(kPendingClicks), key, EncodePending(e.user_id, e.ts_ms))
         .PermitUncheckedError();
-    b.new_pending_impressions.insert(e.impression_id);
+    b.new_pending_impressions.emplace(e.impression_id);
     ++b.outcome.clicks_pending;
     ++b.counters.clicks_pending;
     return Status::Ok();
@@ -691,9 +764,9 @@ Status RocksEventStore::ApplyClick(BatchState& b, const ClickEvent& e,
   const auto click_user = users_.WriterFind(e.user_id);
   if (!click_user.has_value() || *click_user != rec.user) {
     AddDeadLetter(b,
-                  "click user_id '" + e.user_id +
+                  "click user_id '" + std::string(e.user_id) +
                       "' differs from the user of impression '" +
-                      e.impression_id + "'",
+                      std::string(e.impression_id) + "'",
                   msg);
     return Status::Ok();
   }
@@ -703,8 +776,9 @@ Status RocksEventStore::ApplyClick(BatchState& b, const ClickEvent& e,
                  : rec.items.end();
   if (pos_it == rec.items.end()) {
     AddDeadLetter(b,
-                  "clicked item '" + e.item_id + "' is not in impression '" +
-                      e.impression_id + "'",
+                  "clicked item '" + std::string(e.item_id) +
+                      "' is not in impression '" +
+                      std::string(e.impression_id) + "'",
                   msg);
     return Status::Ok();
   }
@@ -760,6 +834,7 @@ Result<ApplyOutcome> RocksEventStore::ApplyBatch(
   b.outcome.events.reserve(batch.size());
 
   Status failure;
+  size_t parsed = 0;
   for (const ConsumedMessage& msg : batch) {
     std::pair<std::string, int32_t> part{std::string(msg.topic), msg.partition};
     auto next_it = b.next_offsets.find(part);
@@ -777,16 +852,19 @@ Result<ApplyOutcome> RocksEventStore::ApplyBatch(
     }
     b.next_offsets[part] = msg.offset + 1;
 
-    auto event = ParseEvent(msg.payload, options_.limits);
-    if (!event.ok()) {
-      AddDeadLetter(b, event.status().message(), msg);
+    // One EventView per message: the batch state keeps views into them.
+    if (parsed == views_.size()) views_.emplace_back();
+    EventView& event = views_[parsed++];
+    Status parse = ParseEventView(msg.payload, options_.limits, &event);
+    if (!parse.ok()) {
+      AddDeadLetter(b, parse.message(), msg);
       continue;
     }
     Status s;
-    if (const auto* imp = std::get_if<ImpressionEvent>(&*event)) {
-      s = ApplyImpression(b, *imp);
+    if (event.kind == EventView::Kind::kImpression) {
+      s = ApplyImpression(b, event);
     } else {
-      s = ApplyClick(b, std::get<ClickEvent>(*event), msg);
+      s = ApplyClick(b, event, msg);
     }
     if (!s.ok()) {
       failure = s;
@@ -800,16 +878,16 @@ Result<ApplyOutcome> RocksEventStore::ApplyBatch(
   }
 
   // Item stats: this batch's deltas; flushed with the dirty set now and then.
-  std::unordered_map<ItemIndex, ItemStats> deltas;
+  StatsDelta& deltas = deltas_;
+  deltas.Clear();
   for (const AppliedEvent& ev : b.outcome.events) FoldStats(ev, &deltas);
   const bool flush_stats = ++batches_since_stats_flush_ >= kStatsFlushBatches;
   if (flush_stats) {
     std::lock_guard lock(stats_mu_);
-    for (const auto& [item, d] : deltas) stats_dirty_.insert(item);
+    MarkDirty(deltas);
     for (ItemIndex item : stats_dirty_) {
       ItemStats v = item < item_stats_.size() ? item_stats_[item] : ItemStats{};
-      if (auto it = deltas.find(item); it != deltas.end())
-        AddStats(it->second, &v);
+      AddStats(deltas.Get(item), &v);
       std::string key;
       coding::PutBE32(&key, item);
       b.wb.Put(cf(kItemStats), key, EncodeItemStats(v)).PermitUncheckedError();
@@ -864,10 +942,10 @@ Result<ApplyOutcome> RocksEventStore::ApplyBatch(
     std::lock_guard lock(stats_mu_);
     ApplyStatsLocked(deltas);
     if (flush_stats) {
-      stats_dirty_.clear();
+      ClearDirty();
       batches_since_stats_flush_ = 0;
     } else {
-      for (const auto& [item, d] : deltas) stats_dirty_.insert(item);
+      MarkDirty(deltas);
     }
   }
   for (const auto& id : b.resolved_pending_impressions) {
@@ -1071,6 +1149,12 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(
     cf_options.table_factory = table_factory;
     cf_options.compression = rocksdb::kLZ4Compression;
     cf_options.write_buffer_size = 32 << 20;
+    if (i == kImpressions || i == kClicks || i == kPendingClicks) {
+      // Point lookups that usually miss (is this impression or click new?):
+      // a memtable bloom filter answers them without a skiplist search.
+      cf_options.memtable_prefix_bloom_size_ratio = 0.05;
+      cf_options.memtable_whole_key_filtering = true;
+    }
     families.emplace_back(kCfNames[i], cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

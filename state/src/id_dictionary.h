@@ -4,16 +4,21 @@
 // The writer stages new ids during a batch (Stage) without taking the lock and
 // publishes them after the batch is durable (Publish); readers only ever see
 // published ids, i.e. ids whose assignment is on disk.
+//
+// Lookups go through a flat open-addressing table of (hash tag, index) pairs
+// whose keys are the names themselves, so a lookup costs one probe into the
+// table and one string compare, with no node per id (an unordered_map's
+// nodes made interning about a fifth of ingest's CPU).
 #ifndef CFREC_STATE_SRC_ID_DICTIONARY_H_
 #define CFREC_STATE_SRC_ID_DICTIONARY_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace cfrec::state {
@@ -25,14 +30,84 @@ struct StringHash {
   }
 };
 
+// Index from string to uint32 over names stored elsewhere (`names[i]` is the
+// key of index i - `base`). A slot holds a 32-bit hash tag in its high half
+// and index + 1 in its low half (0 = empty); the tag also picks the slot, so
+// growing needs no rehash of the names. Linear probing, load <= 1/2.
+class FlatIdIndex {
+ public:
+  static uint32_t Tag(std::string_view id) {
+    const uint64_t h = std::hash<std::string_view>{}(id);
+    return static_cast<uint32_t>(h ^ (h >> 32));
+  }
+
+  std::optional<uint32_t> Find(std::string_view id, uint32_t tag,
+                               const std::vector<std::string>& names,
+                               uint32_t base) const {
+    if (slots_.empty()) return std::nullopt;
+    const size_t mask = slots_.size() - 1;
+    for (size_t pos = tag & mask;; pos = (pos + 1) & mask) {
+      const uint64_t slot = slots_[pos];
+      if (slot == 0) return std::nullopt;
+      if (static_cast<uint32_t>(slot >> 32) == tag) {
+        const auto index = static_cast<uint32_t>(slot) - 1;
+        if (names[index - base] == id) return index;
+      }
+    }
+  }
+
+  // `index` must not be present yet.
+  void Insert(uint32_t tag, uint32_t index) {
+    if ((size_ + 1) * 2 > slots_.size()) Grow(std::max<size_t>(64, size_ * 4));
+    Place(tag, index);
+    ++size_;
+  }
+
+  // Makes room for `n` entries without growing.
+  void Reserve(size_t n) {
+    if (n * 2 > slots_.size()) Grow(n * 2);
+  }
+
+  // Empties the index, keeping its capacity.
+  void Clear() {
+    if (size_ == 0) return;
+    std::fill(slots_.begin(), slots_.end(), 0);
+    size_ = 0;
+  }
+
+  size_t size() const { return size_; }
+
+ private:
+  void Place(uint32_t tag, uint32_t index) {
+    const size_t mask = slots_.size() - 1;
+    size_t pos = tag & mask;
+    while (slots_[pos] != 0) pos = (pos + 1) & mask;
+    slots_[pos] = (uint64_t{tag} << 32) | (uint64_t{index} + 1);
+  }
+  void Grow(size_t min_slots) {
+    size_t n = 64;
+    while (n < min_slots) n *= 2;
+    std::vector<uint64_t> old(n, 0);
+    old.swap(slots_);
+    for (uint64_t slot : old) {
+      if (slot != 0) {
+        Place(static_cast<uint32_t>(slot >> 32),
+              static_cast<uint32_t>(slot) - 1);
+      }
+    }
+  }
+
+  std::vector<uint64_t> slots_;
+  size_t size_ = 0;
+};
+
 class IdDictionary {
  public:
   // Readers (any thread).
   std::optional<uint32_t> Find(std::string_view id) const {
+    const uint32_t tag = FlatIdIndex::Tag(id);
     std::shared_lock lock(mu_);
-    auto it = index_.find(id);
-    if (it == index_.end()) return std::nullopt;
-    return it->second;
+    return index_.Find(id, tag, names_, 0);
   }
   std::string Name(uint32_t index) const {
     std::shared_lock lock(mu_);
@@ -48,57 +123,63 @@ class IdDictionary {
   uint32_t Stage(std::string_view id, bool* is_new) {
     // The writer is the only thread that mutates names_/index_, so it may
     // read them without the lock.
-    if (auto it = index_.find(id); it != index_.end()) {
+    const uint32_t tag = FlatIdIndex::Tag(id);
+    if (auto found = index_.Find(id, tag, names_, 0)) {
       *is_new = false;
-      return it->second;
+      return *found;
     }
-    if (auto it = staged_index_.find(id); it != staged_index_.end()) {
+    const auto base = static_cast<uint32_t>(names_.size());
+    if (auto found = staged_index_.Find(id, tag, staged_, base)) {
       *is_new = false;
-      return it->second;
+      return *found;
     }
     const auto index = static_cast<uint32_t>(names_.size() + staged_.size());
     staged_.emplace_back(id);
-    staged_index_.emplace(staged_.back(), index);
+    staged_tags_.push_back(tag);
+    staged_index_.Insert(tag, index);
     *is_new = true;
     return index;
   }
   // Writer only: the index of a published or staged id, without staging.
   std::optional<uint32_t> WriterFind(std::string_view id) const {
-    if (auto it = index_.find(id); it != index_.end()) return it->second;
-    if (auto it = staged_index_.find(id); it != staged_index_.end()) {
-      return it->second;
-    }
-    return std::nullopt;
+    const uint32_t tag = FlatIdIndex::Tag(id);
+    if (auto found = index_.Find(id, tag, names_, 0)) return found;
+    return staged_index_.Find(id, tag, staged_,
+                              static_cast<uint32_t>(names_.size()));
   }
   // Writer only: the ids staged since the last Publish/Discard, in order.
   const std::vector<std::string>& staged() const { return staged_; }
   uint32_t staged_base() const { return static_cast<uint32_t>(names_.size()); }
   void Publish() {
+    if (staged_.empty()) return;
     std::unique_lock lock(mu_);
-    for (auto& name : staged_) {
-      index_.emplace(name, static_cast<uint32_t>(names_.size()));
-      names_.push_back(std::move(name));
+    names_.reserve(names_.size() + staged_.size());
+    index_.Reserve(names_.size() + staged_.size());
+    for (size_t k = 0; k < staged_.size(); ++k) {
+      index_.Insert(staged_tags_[k], static_cast<uint32_t>(names_.size()));
+      names_.push_back(std::move(staged_[k]));
     }
-    staged_.clear();
-    staged_index_.clear();
+    lock.unlock();
+    Discard();
   }
   void Discard() {
     staged_.clear();
-    staged_index_.clear();
+    staged_tags_.clear();
+    staged_index_.Clear();
   }
   // Loading at open, before any reader exists.
   void LoadAppend(std::string name) {
-    index_.emplace(name, static_cast<uint32_t>(names_.size()));
+    index_.Insert(FlatIdIndex::Tag(name), static_cast<uint32_t>(names_.size()));
     names_.push_back(std::move(name));
   }
 
  private:
   mutable std::shared_mutex mu_;
   std::vector<std::string> names_;
-  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> index_;
+  FlatIdIndex index_;  // over names_
   std::vector<std::string> staged_;
-  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>>
-      staged_index_;
+  std::vector<uint32_t> staged_tags_;
+  FlatIdIndex staged_index_;  // over staged_, indexes from names_.size()
 };
 
 }  // namespace cfrec::state

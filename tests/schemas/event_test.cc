@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace cfrec {
 namespace {
@@ -183,6 +186,150 @@ TEST(Rfc3339, ParsesAndFormats) {
   EXPECT_EQ(*ParseRfc3339Ms("2020-02-29T00:00:00Z"), 1582934400000);
   EXPECT_EQ(FormatRfc3339Ms(1573568086250), "2019-11-12T14:14:46.250Z");
   EXPECT_FALSE(ParseRfc3339Ms("2019-11-12 14:14").ok());
+}
+
+}  // namespace
+}  // namespace cfrec
+
+namespace cfrec {
+namespace {
+
+// ParseEvent reads the common layout in one pass and hands everything else
+// to the general parser; both must agree on every input. Documents built
+// from random pieces (some valid, most broken in one place) pin that down.
+std::string RandomId(std::mt19937_64& rng) {
+  static constexpr std::string_view kPieces[] = {
+      "N1", "a",  "u-7", "x\\\"y", "\\u00e9", "\xc3\xa9", "\x7f",
+      "",   "\t", "\\n", "b",      "N2",      "long",     "id"};
+  std::string id;
+  const int n = 1 + static_cast<int>(rng() % 3);
+  for (int i = 0; i < n; ++i) id += kPieces[rng() % std::size(kPieces)];
+  return id;
+}
+
+std::string RandomDocument(std::mt19937_64& rng) {
+  static constexpr std::string_view kTs[] = {"1573568086000",
+                                             "0",
+                                             "-1",
+                                             "1.5",
+                                             "01",
+                                             "1e3",
+                                             "\"2019-11-12T14:14:46Z\"",
+                                             "\"2019-02-30T00:00:00Z\"",
+                                             "null",
+                                             "99999999999999999999"};
+  const bool impression = rng() % 4 != 0;
+  std::vector<std::pair<std::string, std::string>> fields;
+  fields.emplace_back(
+      "type", rng() % 20 == 0 ? "\"view\""
+                              : (impression ? "\"impression\"" : "\"click\""));
+  fields.emplace_back("impression_id", "\"" + RandomId(rng) + "\"");
+  fields.emplace_back("user_id",
+                      rng() % 30 == 0 ? "5" : "\"" + RandomId(rng) + "\"");
+  fields.emplace_back("ts", std::string(kTs[rng() % std::size(kTs)]));
+  const auto list = [&](int max) {
+    std::string out = "[";
+    const int n = static_cast<int>(rng() % (max + 1));
+    for (int i = 0; i < n; ++i) {
+      if (i > 0) out += rng() % 2 ? "," : " , ";
+      out += rng() % 40 == 0 ? "7" : "\"" + RandomId(rng) + "\"";
+    }
+    return out + "]";
+  };
+  if (impression) {
+    fields.emplace_back("items", list(6));
+    if (rng() % 2) fields.emplace_back("clicks", list(2));
+    if (rng() % 2) fields.emplace_back("history", list(4));
+  } else {
+    fields.emplace_back("item_id", "\"" + RandomId(rng) + "\"");
+  }
+  if (rng() % 15 == 0) fields.emplace_back("extra", "1");
+  if (rng() % 15 == 0) fields.push_back(fields[rng() % fields.size()]);
+  if (rng() % 10 == 0) fields.erase(fields.begin() + rng() % fields.size());
+  std::shuffle(fields.begin(), fields.end(), rng);
+  std::string doc = rng() % 10 == 0 ? " {\n" : "{";
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) doc += rng() % 8 == 0 ? " ,\r\n" : ",";
+    doc += "\"" + fields[i].first + "\":" + fields[i].second;
+  }
+  doc += "}";
+  if (rng() % 25 == 0) doc += " x";
+  if (rng() % 25 == 0) doc.resize(rng() % doc.size());
+  return doc;
+}
+
+TEST(ParseEvent, FastPathAgreesWithTheGeneralParser) {
+  std::mt19937_64 rng(20261123);
+  EventLimits limits;
+  limits.max_id_bytes = 8;
+  limits.max_list_length = 5;
+  limits.max_history_length = 3;
+  int accepted = 0;
+  EventView view;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string doc = RandomDocument(rng);
+    auto fast = ParseEvent(doc, limits);
+    auto general = internal::ParseEventGeneral(doc, limits);
+    ASSERT_EQ(fast.ok(), general.ok()) << doc;
+    Status via_view = ParseEventView(doc, limits, &view);
+    ASSERT_EQ(via_view.ok(), general.ok()) << doc;
+    if (general.ok()) {
+      ++accepted;
+      EXPECT_EQ(*fast, *general) << doc;
+      EXPECT_EQ(ToEvent(view), *general) << doc;
+    } else {
+      EXPECT_EQ(fast.status().message(), general.status().message()) << doc;
+      EXPECT_EQ(via_view.message(), general.status().message()) << doc;
+    }
+  }
+  // The corpus must exercise both outcomes.
+  EXPECT_GT(accepted, 200);
+  EXPECT_LT(accepted, 19000);
+}
+
+TEST(SerializeEvent, WritesWhatTheDomSerializerWrites) {
+  std::mt19937_64 rng(7);
+  const auto id = [&] {
+    static constexpr std::string_view kPieces[] = {"N1",
+                                                   "\"",
+                                                   "\\",
+                                                   "\b",
+                                                   "\f",
+                                                   "\n",
+                                                   "\r",
+                                                   "\t",
+                                                   std::string_view("\0", 1),
+                                                   "\x1f",
+                                                   "\x7f",
+                                                   "\xc3\xa9",
+                                                   "\xe7\x94\xa8",
+                                                   "\xf0\x9f\x98\x80",
+                                                   "/",
+                                                   "x"};
+    std::string out;
+    for (int i = 0, n = 1 + static_cast<int>(rng() % 4); i < n; ++i) {
+      out += kPieces[rng() % std::size(kPieces)];
+    }
+    return out;
+  };
+  for (int i = 0; i < 2000; ++i) {
+    Event event;
+    if (rng() % 2) {
+      ImpressionEvent e;
+      e.impression_id = id();
+      e.user_id = id();
+      e.ts_ms = static_cast<int64_t>(rng() % 2000000000000);
+      for (int k = 0, n = static_cast<int>(rng() % 4); k < n; ++k)
+        e.items.push_back(id());
+      if (rng() % 2 && !e.items.empty()) e.clicks.push_back(e.items[0]);
+      for (int k = 0, n = static_cast<int>(rng() % 3); k < n; ++k)
+        e.history.push_back(id());
+      event = e;
+    } else {
+      event = ClickEvent{id(), id(), id(), static_cast<int64_t>(rng() % 1000)};
+    }
+    ASSERT_EQ(SerializeEvent(event), internal::SerializeEventDom(event));
+  }
 }
 
 }  // namespace

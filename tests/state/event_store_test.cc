@@ -286,3 +286,66 @@ TEST(AppliedEventCoding, RoundTrips) {
 
 }  // namespace
 }  // namespace cfrec::state
+
+namespace cfrec::state {
+namespace {
+
+// Thousands of ids across batches: the dictionary's table grows several
+// times, and every id must map back to itself before and after reopen, with
+// indexes in arrival order.
+TEST_F(EventStoreTest, ManyIdsRoundTripThroughGrowthAndReopen) {
+  constexpr int kBatches = 4;
+  constexpr int kPerBatch = 300;
+  constexpr int kItemsPerList = 10;
+  int64_t offset = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    Batch batch;
+    for (int i = 0; i < kPerBatch; ++i) {
+      const int n = b * kPerBatch + i;
+      ImpressionEvent e;
+      e.impression_id = "imp-" + std::to_string(n);
+      e.user_id = "user-" + std::to_string(n % 997);
+      e.ts_ms = 1000 + n;
+      // Each list shares half its items with the previous list.
+      for (int k = 0; k < kItemsPerList; ++k) {
+        e.items.push_back("item-" + std::to_string(n * kItemsPerList / 2 + k));
+      }
+      e.clicks.push_back(e.items[n % kItemsPerList]);
+      batch.Impression(0, offset++, e);
+    }
+    EXPECT_EQ(Apply(batch).impressions, static_cast<size_t>(kPerBatch));
+  }
+  const int total = kBatches * kPerBatch;
+  const size_t items =
+      static_cast<size_t>((total - 1) * kItemsPerList / 2 + kItemsPerList);
+  const auto check = [&] {
+    ASSERT_EQ(store_->NumItems(), items);
+    ASSERT_EQ(store_->NumUsers(), 997u);
+    for (size_t i = 0; i < items; ++i) {
+      const std::string id = "item-" + std::to_string(i);
+      ASSERT_EQ(store_->FindItem(id), std::optional<ItemIndex>(i)) << id;
+      ASSERT_EQ(store_->ItemId(static_cast<ItemIndex>(i)), id);
+    }
+    for (int u = 0; u < 997; ++u) {
+      const std::string id = "user-" + std::to_string(u);
+      ASSERT_EQ(store_->FindUser(id), std::optional<UserIndex>(u)) << id;
+    }
+    EXPECT_FALSE(store_->FindItem("item-" + std::to_string(items)));
+    auto stats = store_->AllItemStats();
+    ASSERT_TRUE(stats.ok());
+    ASSERT_EQ(stats->size(), items);
+    uint64_t impressions = 0, clicks = 0;
+    for (const auto& s : *stats) {
+      impressions += s.impressions;
+      clicks += s.clicks;
+    }
+    EXPECT_EQ(impressions, static_cast<uint64_t>(total * kItemsPerList));
+    EXPECT_EQ(clicks, static_cast<uint64_t>(total));
+  };
+  check();
+  Reopen();
+  check();
+}
+
+}  // namespace
+}  // namespace cfrec::state

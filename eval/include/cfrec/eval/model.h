@@ -4,8 +4,9 @@
 //
 // Neural rankers (BPR, GMF, MLP, NeuMF, LightGCN) with intervention
 // none / random / learned and trainers default / ps / acl live in learner/
-// and plug in by registering a factory under their name; until they do, the
-// registry answers kUnsupported for those names.
+// and plug in by registering a factory under their name
+// (cfrec::learner::RegisterEvalModels); until they do, the registry answers
+// kUnsupported for those names.
 #ifndef CFREC_EVAL_MODEL_H_
 #define CFREC_EVAL_MODEL_H_
 

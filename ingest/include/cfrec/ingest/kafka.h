@@ -76,6 +76,12 @@ class KafkaProducer : public EventSink {
   // Messages whose delivery failed (after librdkafka's retries).
   uint64_t delivery_failures() const;
   uint64_t delivered() const;
+  // Per partition, the offset after the highest one delivered so far (for
+  // pacing a producer against a consumer partition by partition). Serves
+  // pending delivery reports first.
+  std::map<int32_t, int64_t> DeliveredNextOffsets() const;
+  // Messages queued or in flight, not yet reported delivered.
+  size_t outstanding() const;
 
  private:
   struct Impl;

@@ -25,7 +25,8 @@ struct ReplayOptions {
   bool progress_bar = false;   // draw a bar on stderr (a terminal)
   // When set, the replay waits while backlog() exceeds max_backlog: the
   // embedded broker drops old messages, so a producer must not run far
-  // ahead of the consumer. backlog() is typically produced - applied.
+  // ahead of the consumer. backlog() is typically produced - applied. It is
+  // consulted every 64 events.
   std::function<int64_t()> backlog;
   int64_t max_backlog = 50000;
 };

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -68,6 +69,37 @@ const std::string& EventUserId(const Event& event);
 Result<Event> ParseEvent(std::string_view json,
                          const EventLimits& limits = EventLimits{});
 
+// An event parsed without copying its strings: the views point into the
+// parsed message, or into `owned` when the message needed the general parser
+// (escapes, non-ASCII ids, unusual layout). Valid while both the message and
+// this object live and until the next ParseEventView into it. Reuse one
+// EventView for many messages: its vectors keep their capacity, so the
+// common case allocates nothing.
+struct EventView {
+  enum class Kind : uint8_t { kImpression, kClick };
+  Kind kind = Kind::kImpression;
+  std::string_view impression_id;
+  std::string_view user_id;
+  std::string_view item_id;  // kClick only
+  int64_t ts_ms = 0;
+  std::vector<std::string_view> items;    // kImpression only
+  std::vector<std::string_view> clicks;   // kImpression only
+  std::vector<std::string_view> history;  // kImpression only
+
+  // Storage for the general parser's result (heap-held so that moving the
+  // EventView keeps the views valid); not part of the event.
+  std::unique_ptr<Event> owned;
+  std::vector<std::string_view> scratch;
+};
+
+// Parses and validates like ParseEvent (same acceptance, same errors) into
+// `out`. Thread-compatible: concurrent calls need distinct EventViews.
+Status ParseEventView(std::string_view json, const EventLimits& limits,
+                      EventView* out);
+
+// Copies a view into an owning event.
+Event ToEvent(const EventView& view);
+
 // Serialises an event to its canonical JSON (ts as epoch ms, empty optional
 // arrays omitted). ParseEvent(SerializeEvent(e)) == e for every valid e.
 std::string SerializeEvent(const Event& event);
@@ -76,6 +108,15 @@ std::string SerializeEvent(const Event& event);
 // ParseEvent enforces (non-empty ids, clicks subset of items, ...).
 Status ValidateEvent(const Event& event,
                      const EventLimits& limits = EventLimits{});
+
+namespace internal {
+// The reference implementations that ParseEvent's single-pass fast path and
+// SerializeEvent's direct writer must agree with; exposed for the tests that
+// pin them together. ParseEventGeneral skips the message size check.
+Result<Event> ParseEventGeneral(std::string_view json,
+                                const EventLimits& limits);
+std::string SerializeEventDom(const Event& event);
+}  // namespace internal
 
 // Parses an RFC 3339 timestamp ("2019-11-12T14:14:46Z", with optional
 // fraction and +hh:mm offset) into epoch milliseconds.
