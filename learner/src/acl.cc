@@ -74,7 +74,7 @@ ExposureObjective::ExposureObjective(const LearnerOptions& options, Rng& rng)
   g.ranker = options.exposure_model;
   g.dim = options.exposure_dim;
   g_ = MakeRanker(g, rng);
-  beta_ = beta_params_.AddDense("beta", at::zeros({2}, at::kFloat));
+  beta_ = beta_params_.AddDense("beta", at::zeros({1}, at::kFloat));
   psi_adam_ = {options.acl_r_psi, 0.9, 0.999, 1e-8, options.weight_decay};
   // beta descends with the ranker, at r_theta (A.6.4: "minimize over
   // f_theta, beta").
@@ -105,18 +105,14 @@ void ExposureObjective::CountLists(std::span<const AppliedEvent> events) {
 at::Tensor ExposureObjective::Propensity(const at::Tensor& g,
                                          const at::Tensor& outcomes,
                                          bool beta_grad) {
-  // Only beta_1 (the outcome's effect) is live: beta_0 and, when every
-  // outcome is 1 (pairwise samples carry the click), beta_1 too shift all
-  // log-propensities alike, which the self-normalisation cancels except
-  // through the clip, where minimising would only push G to its upper
-  // bound (the unweighted loss).
+  // beta learns only from batches with both outcomes (see the header).
   bool both = outcomes.numel() > 0 && outcomes.min().item<float>() == 0 &&
               outcomes.max().item<float>() == 1;
   at::Tensor beta = beta_grad && both ? beta_params_.Dense(beta_)
                                       : beta_params_.Value(beta_).detach();
   // A.17: G_beta(Y, g_psi(X, Z)), log-linear in beta; the clip keeps 1/G
   // finite.
-  return (at::log_sigmoid(g + Offset()) + beta[1] * outcomes)
+  return (at::log_sigmoid(g + Offset()) + beta[0] * outcomes)
       .exp()
       .clamp(options_.propensity_clip_min, options_.propensity_clip_max);
 }

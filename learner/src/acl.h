@@ -7,22 +7,26 @@
 //     E_Pn[ delta(Y, f_theta(X, Z)) / G_beta(Y, g_psi(X, Z)) ]
 //       - alpha * E_Pn[ delta(O, g_psi(X, Z)) ]                        (8)
 //
-// G_beta(y, g) = clip(sigma(g + c + beta_0 + beta_1 * y), c_min, c_max): g_psi
-// carries the role of the features X, Z in the exposure mechanism and beta
-// the outcome's, as A.5 derives from Tukey's factorisation (A.16, A.17);
-// without the beta_1 * y term it is the appendix's "no outcome" ablation
-// sigma(g_psi). The exposure-fitting loss delta(O, g) is the cross-entropy
-// of g on what the log says was shown: impressed items (O = 1) against
-// catalog items the same list did not show (O = 0). With k sampled
-// negatives per shown item, g's odds are those of "shown in a list" times
-// items / (k * mean list length); c = log(k * mean list length / items)
-// undoes that, so G is the probability that a list shows the item.
+// log G_beta(y, g) = log sigma(g + c) + beta * y, clipped to [c_min, c_max]:
+// g_psi carries the role of the features X, Z in the exposure mechanism
+// and beta the outcome's, as A.5 derives from Tukey's factorisation (A.16,
+// A.17); without the beta * y term it is the appendix's "no outcome"
+// ablation sigma(g_psi). The exposure-fitting loss delta(O, g) is the
+// cross-entropy of g on what the log says was shown: impressed items
+// (O = 1) against catalog items the same list did not show (O = 0). With k
+// sampled negatives per shown item, g's odds are those of "shown in a list"
+// times items / (k * mean list length); c = log(k * mean list length /
+// items) undoes that, so G is the probability that a list shows the item.
 //
 // The weighted expectation is self-normalised within a mini-batch
-// (sum w delta / sum w, w = 1/G): with plain means, raising beta_0 lowers
-// every weight and the minimiser would drive G to its upper clip, i.e. back
-// to the unweighted loss; normalised, beta and g only move weight between
-// samples, which is the part of (8) that matters.
+// (sum w delta / sum w, w = 1/G): with plain means, the minimiser could
+// lower every weight at once (G up to its clip, i.e. back to the unweighted
+// loss) whenever the rarely exposed samples are the hard ones. Normalised,
+// a common shift of log G cancels, so beta only moves weight between
+// clicked and not-clicked samples; it has a gradient only when a batch
+// holds both outcomes (the pointwise loss; pairwise samples all carry the
+// click, Y = 1, and beta * y would be a common shift, live only through
+// the clip, where minimising pushes G to its upper bound).
 //
 // "ps" (A.6.4): g_psi first fits the exposure alone for
 // exposure_pretrain_steps steps (stage 1), then the ranker trains on the
@@ -117,7 +121,7 @@ class ExposureObjective {
               const nlohmann::json& meta);
 
  private:
-  // clip(sigma(g + beta_0 + beta_1 * y)); beta with or without its graph.
+  // clip(sigma(g + c) * exp(beta * y)); beta with or without its graph.
   at::Tensor Propensity(const at::Tensor& g, const at::Tensor& outcomes,
                         bool beta_grad);
   at::Tensor ExposureLoss(const ExposureTerms& terms);
@@ -125,7 +129,7 @@ class ExposureObjective {
   LearnerOptions options_;
   bool adversarial_;
   std::unique_ptr<Ranker> g_;  // g_psi: a GMF/MLP/NeuMF logit
-  ParamSet beta_params_;       // beta = (beta_0, beta_1)
+  ParamSet beta_params_;       // beta, the outcome's effect on log G
   int beta_ = 0;
   AdamOptions psi_adam_, beta_adam_;
 

@@ -15,8 +15,10 @@ using Clock = std::chrono::steady_clock;
 // the trainer (what is still owed carries over).
 constexpr int kMaxInlineRounds = 16;
 // Owed samples are capped at this many rounds' worth (a long catch-up must
-// not turn into minutes of counterfactual-only training).
-constexpr double kMaxOwedRounds = 64;
+// not turn into minutes of counterfactual-only training). Large enough that
+// one idle-replay chunk of history-heavy events (MIND: ~100k observed
+// samples per 1024 events) is owed in full.
+constexpr double kMaxOwedRounds = 256;
 
 CounterfactualOptions EngineOptions(const TrainerOptions& o) {
   CounterfactualOptions cf = o.counterfactual;
@@ -100,6 +102,11 @@ void CounterfactualFeed::TrainOwed(Learner& learner,
     std::lock_guard<std::mutex> lock(mu_);
     stats_.samples_trained += n;
   }
+}
+
+bool CounterfactualFeed::Behind() const {
+  return cf_.background &&
+         owed_ >= double(cf_.users_per_round) * cf_.noise_k * cf_.noise_k;
 }
 
 Status CounterfactualFeed::Mix(Learner& learner) {

@@ -67,6 +67,12 @@ class CounterfactualFeed {
   // learner when refresh_interval_ms has passed.
   Status Mix(Learner& learner);
 
+  // Background mode: whether at least one generator round's worth of
+  // counterfactual samples is owed. Optional work (the trainer's idle
+  // replay) waits while it is, so the configured ratio holds when the
+  // generator is slower than the trainer. Always false inline.
+  bool Behind() const;
+
   // Engine state (policy, baseline, generator).
   Result<std::string> SaveCheckpoint();
   Status RestoreCheckpoint(std::string_view blob);

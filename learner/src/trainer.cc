@@ -27,6 +27,9 @@ using state::AppliedEvent;
 
 constexpr size_t kCatchUpChunk = 4096;
 constexpr size_t kReplayRun = 8;  // consecutive old events read per lookup
+// How often an idle trainer that waits for counterfactual samples looks
+// for them.
+constexpr std::chrono::milliseconds kGeneratorPoll(10);
 
 double MsSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start)
@@ -225,7 +228,10 @@ class Trainer::Impl {
         // With idle-replay budget left, only look at the queue; otherwise
         // sleep until work or the next snapshot.
         work_cv_.wait_until(lock,
-                            IdleReplayDue() ? Clock::now() : next_snapshot,
+                            IdleReplayDue() ? Clock::now()
+                            : WaitingForGenerator()
+                                ? Clock::now() + kGeneratorPoll
+                                : next_snapshot,
                             [&] { return closed_ || !queue_.empty(); });
         while (!queue_.empty() &&
                batch.size() < size_t(options_.max_events_per_round)) {
@@ -251,7 +257,7 @@ class Trainer::Impl {
       MixCounterfactual();
       {
         std::lock_guard<std::mutex> lock(mu_);
-        quiet_ = queue_.empty() && !IdleReplayDue();
+        quiet_ = queue_.empty() && !IdleBudgetLeft();
         if (quiet_) progress_cv_.notify_all();
       }
       auto now = Clock::now();
@@ -354,7 +360,18 @@ class Trainer::Impl {
   }
 
   // Whether a quiet trainer should keep revisiting the applied log.
+  // Idle replay is optional work: with counterfactual samples owed that the
+  // background generator has not produced yet, it waits for them, so the
+  // configured mix ratio holds while the trainer is faster than the
+  // generator.
   bool IdleReplayDue() const {
+    return IdleBudgetLeft() && (feed_ == nullptr || !feed_->Behind());
+  }
+  bool WaitingForGenerator() const {
+    return IdleBudgetLeft() && feed_ != nullptr && feed_->Behind();
+  }
+
+  bool IdleBudgetLeft() const {
     if (store_ == nullptr || options_.idle_replay_passes <= 0) return false;
     const double log_size = double(learner_->applied_seq());
     return log_size > 0 &&
