@@ -75,7 +75,8 @@ ExposureObjective::ExposureObjective(const LearnerOptions& options, Rng& rng)
   g.dim = options.exposure_dim;
   g_ = MakeRanker(g, rng);
   beta_ = beta_params_.AddDense("beta", at::zeros({1}, at::kFloat));
-  psi_adam_ = {options.acl_r_psi, 0.9, 0.999, 1e-8, options.weight_decay};
+  psi_adam_ = {options.acl_r_psi, 0.9, 0.999, 1e-8,
+               options.weight_decay / options.batch_size};
   // beta descends with the ranker, at r_theta (A.6.4: "minimize over
   // f_theta, beta").
   beta_adam_ = {options.lr, 0.9, 0.999, 1e-8, 0};

@@ -101,8 +101,11 @@ class Learner::Impl {
         posteriors_(o, rng_) {
     stats_.ranker = o.ranker;
     stats_.loss = o.loss;
-    ranker_adam_ = {o.lr, 0.9, 0.999, 1e-8, o.weight_decay};
-    sem_adam_ = {o.sem_lr, 0.9, 0.999, 1e-8, o.weight_decay};
+    // The losses are batch means: the regulariser is divided by the batch
+    // size too (see LearnerOptions::weight_decay).
+    const double decay = o.weight_decay / o.batch_size;
+    ranker_adam_ = {o.lr, 0.9, 0.999, 1e-8, decay};
+    sem_adam_ = {o.sem_lr, 0.9, 0.999, 1e-8, decay};
     posterior_adam_ = {o.posterior_lr, 0.9, 0.999, 1e-8, 0};
     stats_.trainer = o.trainer;
     if (o.trainer != "default") {
