@@ -83,13 +83,16 @@ def combos(rankers):
 
 
 class Runner:
-    def __init__(self, cfrec, config, log, cache=None):
+    def __init__(self, cfrec, config, log, cache=None, cache_only=False):
         self.cfrec = cfrec
         self.config = os.path.abspath(config) if config else ""
         self.log = log  # file of raw JSON lines
         self.unavailable = set()
         # --resume: earlier runs of the same command line, by run key.
         self.cache = cache or {}
+        # --cache-only: runs not in the cache are left out, not run.
+        self.cache_only = cache_only
+        self.skipped = set()
 
     def synth(self, out_dir, seed, dim, response):
         cmd = [self.cfrec, "synth", "--out", out_dir, "--seed", str(seed),
@@ -116,10 +119,10 @@ class Runner:
             cmd += ["--config", os.path.relpath(config, repo_root())]
         key = run_key(cmd[2:], config)
         if key in self.cache:
-            result = self.cache[key]
-            self.log.write(json.dumps(result) + "\n")
-            self.log.flush()
-            return result
+            return self.cache[key]  # already in the log (see main)
+        if self.cache_only:
+            self.skipped.add((ranker, intervention))
+            return None
         start = time.time()
         # Relative paths from the repository root keep machine paths out of
         # the committed JSON lines.
@@ -166,17 +169,20 @@ def load_cache(path):
 # ----------------------------------------------------------------- tables
 
 def mean_std(values):
+    """(mean, std, n) or None."""
     if not values:
         return None
     m = statistics.fmean(values)
     s = statistics.stdev(values) if len(values) > 1 else 0.0
-    return m, s
+    return m, s, len(values)
 
 
 def fmt(ms):
     if ms is None:
         return "not run"
-    return "%.4f ± %.4f" % ms
+    if ms[2] == 1:
+        return "%.4f (1 seed)" % ms[0]
+    return "%.4f ± %.4f" % ms[:2]
 
 
 def lift(cpr, base):
@@ -347,6 +353,12 @@ def main():
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--skip-mind", action="store_true")
     parser.add_argument("--skip-acl", action="store_true")
+    parser.add_argument("--settings", nargs="+", default=None,
+                        help="synthetic settings RESPONSE:DIM to run "
+                        "(default: all four)")
+    parser.add_argument("--cache-only", action="store_true",
+                        help="run nothing: report the runs in "
+                        "OUT/runs.jsonl, listing the rest as not run")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the runs in OUT/runs.jsonl whose command "
                         "line matches instead of running them again")
@@ -363,6 +375,15 @@ def main():
                         "--config)")
     args = parser.parse_args()
     args.mind_seeds = args.mind_seeds or args.seeds
+    settings = SETTINGS
+    if args.settings:
+        settings = []
+        for spec in args.settings:
+            response, _, dim = spec.partition(":")
+            if (response, int(dim or 0)) not in SETTINGS:
+                sys.exit("--settings: %s is not one of %s" % (spec, ", ".join(
+                    "%s:%d" % x for x in SETTINGS)))
+            settings.append((response, int(dim)))
     args.mind_rankers = args.mind_rankers or args.rankers
 
     if not os.access(args.cfrec, os.X_OK):
@@ -375,29 +396,35 @@ def main():
     grid = combos(args.rankers)
     total = 0
     if not args.skip_synthetic:
-        total += len(args.seeds) * (len(SETTINGS) * (len(grid) + 1) +
+        total += len(args.seeds) * (len(settings) * (len(grid) + 1) +
                                     len(grid))
     mind_grid = combos(args.mind_rankers)
     if do_mind:
         total += len(args.mind_protocols) * len(args.mind_seeds) * \
             len(mind_grid)
     if not args.skip_acl:
-        total += len(args.seeds) * (2 + len(ACL_VARIANTS))
+        total += len(args.seeds) * (1 + len(ACL_VARIANTS))
     progress = Progress(total)
     runs_path = os.path.join(args.out, "runs.jsonl")
-    cache = load_cache(runs_path) if args.resume else {}
+    cache = load_cache(runs_path) if args.resume or args.cache_only else {}
     log = open(runs_path, "w")
-    runner = Runner(args.cfrec, args.config, log, cache)
+    # The log keeps every earlier run, whether this invocation uses it or
+    # not; new runs are appended.
+    for r in cache.values():
+        log.write(json.dumps(r) + "\n")
+    log.flush()
+    runner = Runner(args.cfrec, args.config, log, cache, args.cache_only)
     started = time.time()
     synthetic = []   # leave-one-out results
     synthetic_preq = []  # prequential results on PREQUENTIAL_SETTING
     real = []
     if not args.skip_synthetic:
-        for response, dim in SETTINGS:
+        for response, dim in settings:
             for seed in args.seeds:
                 data_dir = os.path.join(args.work, "synth_%s_d%d_s%d" % (
                     response, dim, seed))
-                runner.synth(data_dir, seed, dim, response)
+                if not args.cache_only:
+                    runner.synth(data_dir, seed, dim, response)
                 progress.step("synth %s d=%d seed %d" % (response, dim, seed))
                 data = os.path.join(data_dir, "behaviors.tsv")
                 protocols = ["loo"]
@@ -428,7 +455,8 @@ def main():
     log.close()
     elapsed = time.time() - started
     write_report(args, grid, synthetic, synthetic_preq, real,
-                 runner.unavailable, do_mind, mind, elapsed, acl, mind_grid)
+                 runner.unavailable, do_mind, mind, elapsed, acl, mind_grid,
+                 runner.skipped)
 
 
 # ACL appendix A.6.3-A.6.4: base GMF at dimension d and 2d (the appendix
@@ -462,12 +490,12 @@ def run_acl(args, runner, progress):
     configs = {d: acl_config(args.work, d) for _, _, d in ACL_VARIANTS}
     for seed in args.seeds:
         src = os.path.join(args.work, "acl_synth_s%d" % seed)
-        runner.synth(src, seed, 16, "linear")
-        progress.step("acl synth seed %d" % seed)
         sim = os.path.join(args.work, "acl_sim_s%d" % seed)
-        runner.simulate(os.path.join(src, "behaviors.tsv"), sim, seed,
-                        *ACL_EXPOSURE)
-        progress.step("acl simulate seed %d" % seed)
+        if not args.cache_only:
+            runner.synth(src, seed, 16, "linear")
+            runner.simulate(os.path.join(src, "behaviors.tsv"), sim, seed,
+                            *ACL_EXPOSURE)
+        progress.step("acl synth seed %d" % seed)
         for label, trainer, dim in ACL_VARIANTS:
             r = runner.eval(os.path.join(sim, "behaviors.tsv"), "gmf", "none",
                             "loo", seed, {"acl": label}, trainer=trainer,
@@ -527,15 +555,15 @@ def write_acl(md, args, acl):
 
 
 def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
-                 do_mind, mind, elapsed, acl, mind_grid):
+                 do_mind, mind, elapsed, acl, mind_grid, skipped=()):
     out = args.out
     md = ["# cfrec evaluation report", ""]
+    used = synthetic + synthetic_preq + real + acl
     md.append("Generated by `bench/report.py` from %d runs of `cfrec eval` "
-              "(seeds %s); raw JSON lines in `runs.jsonl`. Wall time of the "
-              "whole grid: %.0f s." % (len(synthetic) + len(synthetic_preq) +
-                                      len(real) + len(acl),
-                                      ", ".join(map(str, args.seeds)),
-                                      elapsed))
+              "(seeds %s); raw JSON lines in `runs.jsonl`. Sum of the runs' "
+              "wall times: %.0f s on a 2-core machine." % (
+                  len(used), ", ".join(map(str, args.seeds)),
+                  sum(r.get("wall_seconds", 0) for r in used)))
     md.append("")
     if unavailable:
         names = sorted({model_label(r, i) for r, i in unavailable})
@@ -543,6 +571,13 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
                   + ", ".join(names) + ". Their rows read \"not run\"; no "
                   "statement about CPR versus its base model can be made "
                   "from this report for them.")
+        md.append("")
+    if skipped:
+        names = sorted({model_label(r, i) for r, i in skipped})
+        md.append("**Partly not run** (left out of this report's compute "
+                  "budget, not failed): " + ", ".join(names) + ". Their "
+                  "cells read \"not run\" where no run exists; the per-run "
+                  "times below say what they cost.")
         md.append("")
     rows_spec = [(model_label(r, i), r, i) for r, i in grid]
 
