@@ -114,11 +114,12 @@ class Learner::Impl {
     GrowTo(0, 0);
   }
 
-  Status Train(std::span<const AppliedEvent> events, bool observe) {
+  // Runs a training step, turning exceptions into a Status; gradients
+  // half-accumulated by a failed step are dropped.
+  template <typename F>
+  Status Guarded(F&& step) {
     try {
-      if (observe) Observe(events);
-      TrainRound(events);
-      return Status::Ok();
+      return step();
     } catch (const c10::Error& e) {
       ClearAllGrads();
       return Status::Internal(std::string("LibTorch: ") +
@@ -127,6 +128,14 @@ class Learner::Impl {
       ClearAllGrads();
       return Status::Internal(std::string("training failed: ") + e.what());
     }
+  }
+
+  Status Train(std::span<const AppliedEvent> events, bool observe) {
+    return Guarded([&] {
+      if (observe) Observe(events);
+      TrainRound(events);
+      return Status::Ok();
+    });
   }
 
   Status EnsureIds(size_t users, size_t items) {
@@ -281,7 +290,7 @@ class Learner::Impl {
   }
 
   Status TrainCounterfactual(std::span<const CounterfactualSample> samples) {
-    try {
+    return Guarded([&] {
       Triples t = KnownTriples(samples, nullptr);
       size_t batch = static_cast<size_t>(options_.batch_size);
       for (size_t begin = 0; begin < t.size(); begin += batch) {
@@ -291,14 +300,7 @@ class Learner::Impl {
         stats_.counterfactual_samples += end - begin;
       }
       return Status::Ok();
-    } catch (const c10::Error& e) {
-      ClearAllGrads();
-      return Status::Internal(std::string("LibTorch: ") +
-                              e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      ClearAllGrads();
-      return Status::Internal(std::string("training failed: ") + e.what());
-    }
+    });
   }
 
   // Per-sample ranker loss: eq. (1) -log sigma(f_i - f_j), or eq. (2) as
