@@ -70,6 +70,7 @@ struct ExposureTerms {
 // Up to `positives_per_list` shown items of every impression event (a
 // random subset of long lists), each with `negatives_per_positive` catalog
 // items the list did not show. Events with unknown users are skipped.
+// p_R's negative-sampling terms of CPR eq. (6) are drawn the same way.
 ExposureTerms BuildExposureTerms(std::span<const state::AppliedEvent> events,
                                  int64_t num_users, int64_t num_items,
                                  int positives_per_list,

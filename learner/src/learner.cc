@@ -48,10 +48,9 @@ struct Triples {
 
 // Flat p_R terms of eq. (6): shown items (label 1) and sampled non-shown
 // items (label 0).
-struct ImpressionTerms {
-  std::vector<int64_t> user, item;
-  std::vector<float> label;
-};
+// p_R's terms of eq. (6): shown items (1) and catalog items the list did
+// not show (0), sampled like g_psi's exposure terms (acl.h).
+using ImpressionTerms = ExposureTerms;
 
 // Flat p_S data of eq. (7): every entry of every clicked list, the list
 // (segment) it belongs to, and the flat indices of the clicked entries.
@@ -694,42 +693,10 @@ class Learner::Impl {
 
   ImpressionTerms BuildImpressionTerms(std::span<const AppliedEvent> events,
                                        Rng& rng) {
-    ImpressionTerms t;
-    std::vector<uint32_t> shown, sorted;
-    for (const AppliedEvent& e : events) {
-      if (e.kind != AppliedEvent::Kind::kImpression || e.items.empty() ||
-          e.user >= num_users_) {
-        continue;
-      }
-      shown = e.items;
-      size_t keep =
-          std::min<size_t>(shown.size(), options_.sem_positives_per_list);
-      for (size_t k = 0; k < keep; ++k) {  // partial Fisher-Yates
-        size_t r =
-            std::uniform_int_distribution<size_t>(k, shown.size() - 1)(rng);
-        std::swap(shown[k], shown[r]);
-      }
-      sorted = e.items;
-      std::sort(sorted.begin(), sorted.end());
-      for (size_t k = 0; k < keep; ++k) {
-        t.user.push_back(e.user);
-        t.item.push_back(shown[k]);
-        t.label.push_back(1);
-        for (int n = 0; n < options_.sem_negatives_per_positive; ++n) {
-          // Negatives of eq. (6) come from the non-recommended items.
-          std::uniform_int_distribution<int64_t> any(0, num_items_ - 1);
-          int64_t j = any(rng);
-          for (int tries = 0; tries < 8 && Contains(sorted, uint32_t(j));
-               ++tries) {
-            j = any(rng);
-          }
-          t.user.push_back(e.user);
-          t.item.push_back(j);
-          t.label.push_back(0);
-        }
-      }
-    }
-    return t;
+    // Negatives of eq. (6) come from the non-recommended items.
+    return BuildExposureTerms(events, num_users_, num_items_,
+                              options_.sem_positives_per_list,
+                              options_.sem_negatives_per_positive, rng);
   }
 
   SelectionLists BuildSelectionLists(std::span<const AppliedEvent> events) {
@@ -826,7 +793,7 @@ class Learner::Impl {
     at::Tensor logits =
         p_r_.Logits(LongTensor(t.user), LongTensor(t.item), alpha, true);
     at::Tensor labels =
-        at::tensor(at::ArrayRef<float>(t.label)).unsqueeze(0).expand_as(logits);
+        at::tensor(at::ArrayRef<float>(t.shown)).unsqueeze(0).expand_as(logits);
     at::Tensor loss = at::binary_cross_entropy_with_logits(logits, labels);
     loss.backward();
     p_r_.params().Step(sem_adam_);
@@ -869,7 +836,7 @@ class Learner::Impl {
     at::Tensor alpha = posteriors_.Alpha(items, eps, train);
     at::Tensor logits = p_r_.Logits(LongTensor(t.user), items, alpha, false);
     at::Tensor labels =
-        at::tensor(at::ArrayRef<float>(t.label)).unsqueeze(0).expand_as(logits);
+        at::tensor(at::ArrayRef<float>(t.shown)).unsqueeze(0).expand_as(logits);
     at::Tensor loglik = -at::binary_cross_entropy_with_logits(logits, labels);
     at::Tensor kl_items =
         all_items ? at::arange(num_items_, at::kLong)
