@@ -3,6 +3,7 @@
 // consumes, parses, validates and applies them to RocksDB (WAL on) in
 // WriteBatches; the clock runs from the first produce to the last applied
 // message. Prints one JSON line.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -39,7 +42,156 @@ struct BenchIngestArgs {
   int batch_messages = 10000;  // producer batch.num.messages
   int fetch_wait_ms = 1;       // consumer fetch.wait.max.ms
   bool apply_only = false;     // skip Kafka: time ApplyBatch alone
+  // What the consumer does with what it reads: "store" (the real ingestor),
+  // "parse" (validate, then drop) or "discard". The last two measure the
+  // ceiling the broker and the Kafka clients set on this machine.
+  std::string sink = "store";
 };
+
+// User plus system CPU time of the whole process so far, in seconds: the
+// broker, the Kafka clients, the producer and the store share the cores.
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const auto sec = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
+// The consumer side without the store: polls the embedded broker on its own
+// thread, optionally parses each message, and keeps per-partition next
+// offsets for the producer's pacing.
+class BareConsumer {
+ public:
+  BareConsumer(std::unique_ptr<ingest::MessageSource> source, bool parse,
+               size_t max_batch)
+      : source_(std::move(source)), parse_(parse), max_batch_(max_batch) {}
+  ~BareConsumer() { Stop(); }
+
+  Status Start() {
+    CFREC_RETURN_IF_ERROR(source_->Assign({}));
+    thread_ = std::thread([this] { Loop(); });
+    return Status::Ok();
+  }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  uint64_t messages() const { return messages_.load(); }
+  uint64_t invalid() const { return invalid_.load(); }
+  std::map<int32_t, int64_t> NextOffsets() const {
+    std::lock_guard lock(mu_);
+    return next_;
+  }
+
+ private:
+  void Loop() {
+    std::vector<ingest::SourceMessage> buffer;
+    EventView view;
+    const EventLimits limits;
+    while (!stop_.load()) {
+      buffer.clear();
+      if (!source_->Poll(max_batch_, std::chrono::milliseconds(100), &buffer)
+               .ok()) {
+        continue;
+      }
+      uint64_t bad = 0;
+      for (const auto& m : buffer) {
+        if (parse_ && !ParseEventView(m.payload, limits, &view).ok()) ++bad;
+      }
+      {
+        std::lock_guard lock(mu_);
+        for (const auto& m : buffer) next_[m.partition] = m.offset + 1;
+      }
+      invalid_ += bad;
+      messages_ += buffer.size();
+    }
+  }
+
+  std::unique_ptr<ingest::MessageSource> source_;
+  const bool parse_;
+  const size_t max_batch_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> messages_{0};
+  std::atomic<uint64_t> invalid_{0};
+  mutable std::mutex mu_;
+  std::map<int32_t, int64_t> next_;
+};
+
+// Produces `rows` into the embedded broker and consumes them without a
+// store; prints one JSON line.
+int RunBareSink(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
+                uint64_t total_clicks, const char* source_name) {
+  using Clock = std::chrono::steady_clock;
+  auto broker = ingest::EmbeddedBroker::Start();
+  if (!broker.ok()) return 1;
+  const std::string topic(ingest::kDefaultTopic);
+  if (!(*broker)->CreateTopic(topic, args.partitions).ok()) return 1;
+  const std::string brokers = (*broker)->bootstrap_servers();
+  ingest::ConsumerOptions co;
+  co.brokers = brokers;
+  co.fetch_wait_max_ms = args.fetch_wait_ms;
+  auto source = ingest::CreateKafkaSource(co);
+  if (!source.ok()) return 1;
+  BareConsumer consumer(std::move(source).value(), args.sink == "parse",
+                        args.max_batch);
+  ingest::ProducerOptions po;
+  po.brokers = brokers;
+  po.linger_ms = args.linger_ms;
+  po.extra["batch.num.messages"] = std::to_string(args.batch_messages);
+  auto producer = ingest::KafkaProducer::Create(po);
+  if (!producer.ok()) return 1;
+  const uint64_t expected = rows.size() + total_clicks;
+  const double cpu_start = ProcessCpuSeconds();
+  const auto start = Clock::now();
+  if (!consumer.Start().ok()) return 1;
+  ingest::ReplayOptions ro;
+  ro.progress_bar = false;
+  ro.max_backlog = args.max_backlog;
+  ro.backlog = [&, p = producer->get()] {
+    const auto consumed = consumer.NextOffsets();
+    int64_t worst = 0;
+    for (const auto& [partition, next] : p->DeliveredNextOffsets()) {
+      auto it = consumed.find(partition);
+      worst = std::max(worst, next - (it == consumed.end() ? 0 : it->second));
+    }
+    return worst + static_cast<int64_t>(p->outstanding());
+  };
+  auto summary = ingest::Replay(rows, producer->get(), ro);
+  if (!summary.ok()) {
+    std::fprintf(stderr, "%s\n", summary.status().ToString().c_str());
+    return 1;
+  }
+  const double produce_seconds =
+      std::chrono::duration<double>(Clock::now() - start).count();
+  // Not a test: polling the counter here is the measurement loop.
+  while (consumer.messages() < expected) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (std::chrono::duration<double>(Clock::now() - start).count() > 600) {
+      std::fprintf(stderr, "timed out: %llu of %llu messages consumed\n",
+                   static_cast<unsigned long long>(consumer.messages()),
+                   static_cast<unsigned long long>(expected));
+      return 1;
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_start;
+  consumer.Stop();
+  std::printf(
+      "{\"bench\":\"ingest_%s\",\"source\":\"%s\",\"impressions\":%zu,"
+      "\"clicks\":%llu,\"messages\":%llu,\"invalid\":%llu,"
+      "\"partitions\":%d,\"seconds\":%.3f,\"produce_seconds\":%.3f,"
+      "\"cpu_seconds\":%.3f,\"events_per_sec\":%.0f,"
+      "\"messages_per_sec\":%.0f,\"peak_rss_mb\":%.1f}\n",
+      args.sink.c_str(), source_name, rows.size(),
+      static_cast<unsigned long long>(total_clicks),
+      static_cast<unsigned long long>(consumer.messages()),
+      static_cast<unsigned long long>(consumer.invalid()), args.partitions,
+      seconds, produce_seconds, cpu_seconds, rows.size() / seconds,
+      consumer.messages() / seconds, PeakRssMb());
+  return consumer.invalid() == 0 ? 0 : 1;
+}
 
 // The store's share alone: the same events, serialised up front, applied in
 // batches of max_batch with made-up offsets (16 partitions), no broker and
@@ -133,6 +285,9 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     if (args.dir.empty()) std::filesystem::remove_all(dir);
     return rc;
   }
+  if (args.sink != "store") {
+    return RunBareSink(args, rows, total_clicks, source_name.c_str());
+  }
   auto broker = ingest::EmbeddedBroker::Start();
   if (!broker.ok()) return 1;
   const std::string topic(ingest::kDefaultTopic);
@@ -142,6 +297,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
   double seconds = 0, produce_seconds = 0, apply_seconds = 0, poll_seconds = 0;
   uint64_t batches = 0;
   double idle_seconds = 0;
+  double cpu_seconds = 0;
   {
     auto store = state::EventStore::Open(dir, state::StoreOptions{});
     if (!store.ok()) {
@@ -165,6 +321,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     if (!producer.ok()) return 1;
 
     const uint64_t expected = rows.size() + total_clicks;
+    cpu_seconds = ProcessCpuSeconds();
     const auto start = Clock::now();
     if (!ingestor.Start().ok()) return 1;
 
@@ -203,6 +360,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
       }
     }
     seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    cpu_seconds = ProcessCpuSeconds() - cpu_seconds;
     ingestor.Stop();
     const auto st = ingestor.Stats();
     const auto c = (*store)->Counters();
@@ -231,8 +389,8 @@ int RunBenchIngest(const BenchIngestArgs& args) {
       "\"clicks\":%llu,\"messages\":%llu,\"mean_list_length\":%.1f,"
       "\"partitions\":%d,\"max_batch\":%zu,\"seconds\":%.3f,"
       "\"produce_seconds\":%.3f,\"apply_seconds\":%.3f,"
-      "\"poll_seconds\":%.3f,\"idle_seconds\":%.3f,\"batches\":%llu,\"events_"
-      "per_sec\":%.0f,"
+      "\"poll_seconds\":%.3f,\"idle_seconds\":%.3f,\"cpu_seconds\":%.3f,"
+      "\"batches\":%llu,\"events_per_sec\":%.0f,"
       "\"clicks_per_sec\":%.0f,\"messages_per_sec\":%.0f,"
       "\"peak_rss_mb\":%.1f,\"wal\":true}\n",
       source_name.c_str(), static_cast<unsigned long long>(applied_impressions),
@@ -240,9 +398,9 @@ int RunBenchIngest(const BenchIngestArgs& args) {
       static_cast<unsigned long long>(messages),
       rows.empty() ? 0.0 : static_cast<double>(total_items) / rows.size(),
       args.partitions, args.max_batch, seconds, produce_seconds, apply_seconds,
-      poll_seconds, idle_seconds, static_cast<unsigned long long>(batches),
-      applied_impressions / seconds, applied_clicks / seconds,
-      messages / seconds, PeakRssMb());
+      poll_seconds, idle_seconds, cpu_seconds,
+      static_cast<unsigned long long>(batches), applied_impressions / seconds,
+      applied_clicks / seconds, messages / seconds, PeakRssMb());
   return 0;
 }
 
@@ -286,6 +444,12 @@ void AddBenchIngestCommand(CLI::App& bench, ExitCode* exit_code) {
   cmd->add_flag("--apply-only", args->apply_only,
                 "No broker, no producer: time EventStore::ApplyBatch alone on "
                 "the same events");
+  cmd->add_option("--sink", args->sink,
+                  "What the consumer does with the messages: store (the "
+                  "ingestor and RocksDB), parse (validate and drop) or "
+                  "discard; the last two measure the broker and clients alone")
+      ->check(CLI::IsMember({"store", "parse", "discard"}))
+      ->capture_default_str();
   cmd->add_option("--dir", args->dir,
                   "RocksDB directory (default: a temporary one, removed)");
   cmd->callback(

@@ -119,6 +119,8 @@ struct KafkaProducer::Impl {
   ProducerOptions options;
   DeliveryCounter reports;
   std::unique_ptr<RdKafka::Producer> producer;
+  // Declared after `producer`: destroyed before it.
+  std::unique_ptr<RdKafka::Topic> topic;
 };
 
 KafkaProducer::KafkaProducer(std::unique_ptr<Impl> impl)
@@ -156,6 +158,20 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(
   impl->producer.reset(RdKafka::Producer::create(conf.get(), err));
   if (!impl->producer) {
     return Status::Unavailable("creating Kafka producer: " + err);
+  }
+  // Learn the topic's partitions now. Otherwise librdkafka (2.0) asks for
+  // them only on its once-a-second topic scan, and holds the first messages
+  // back until then: a second lost at every start of `serve --replay`,
+  // `cfrec replay` and the ingest benchmark. On failure (broker unreachable,
+  // topic not created yet) the scan still fills them in later.
+  impl->topic.reset(RdKafka::Topic::create(impl->producer.get(), options.topic,
+                                           nullptr, err));
+  if (impl->topic) {
+    RdKafka::Metadata* metadata = nullptr;
+    if (impl->producer->metadata(false, impl->topic.get(), &metadata, 2000) ==
+        RdKafka::ERR_NO_ERROR) {
+      delete metadata;
+    }
   }
   return std::unique_ptr<KafkaProducer>(new KafkaProducer(std::move(impl)));
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -285,6 +286,42 @@ TEST(ParseEvent, FastPathAgreesWithTheGeneralParser) {
   // The corpus must exercise both outcomes.
   EXPECT_GT(accepted, 200);
   EXPECT_LT(accepted, 19000);
+}
+
+// Long lists exercise the fast path's duplicate check (a hash table, with
+// probing once ids collide) where the random corpus above keeps lists short.
+TEST(ParseEvent, FastPathFindsDuplicatesInLongLists) {
+  std::mt19937_64 rng(11);
+  EventView view;
+  for (int round = 0; round < 200; ++round) {
+    const int n = 1 + static_cast<int>(rng() % 300);
+    std::vector<std::string> items;
+    for (int i = 0; i < n; ++i) items.push_back("N" + std::to_string(i * 7));
+    std::shuffle(items.begin(), items.end(), rng);
+    std::vector<std::string> clicks;
+    const int mode = static_cast<int>(rng() % 3);
+    if (mode == 1 && n > 1) items[rng() % n] = items[rng() % n];  // maybe dup
+    clicks.push_back(items[rng() % n]);
+    if (mode == 2) clicks.push_back("N" + std::to_string(7 * n + 1));
+    std::string doc =
+        R"({"type":"impression","impression_id":"i","user_id":"u","ts":1,"items":[)";
+    for (int i = 0; i < n; ++i) doc += (i ? ",\"" : "\"") + items[i] + "\"";
+    doc += "],\"clicks\":[";
+    for (size_t i = 0; i < clicks.size(); ++i)
+      doc += (i ? ",\"" : "\"") + clicks[i] + "\"";
+    doc += "]}";
+    const std::set<std::string> distinct(items.begin(), items.end());
+    const bool expect_ok = distinct.size() == items.size() && mode != 2;
+    auto general = internal::ParseEventGeneral(doc, EventLimits{});
+    ASSERT_EQ(general.ok(), expect_ok) << doc;
+    Status fast = ParseEventView(doc, EventLimits{}, &view);
+    ASSERT_EQ(fast.ok(), expect_ok) << doc;
+    if (!expect_ok) {
+      EXPECT_EQ(fast.message(), general.status().message());
+    } else {
+      EXPECT_EQ(ToEvent(view), *general);
+    }
+  }
 }
 
 TEST(SerializeEvent, WritesWhatTheDomSerializerWrites) {
