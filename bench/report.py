@@ -93,6 +93,7 @@ class Runner:
         # --cache-only: runs not in the cache are left out, not run.
         self.cache_only = cache_only
         self.skipped = set()
+        self.used = set()  # run keys this report asked for
 
     def synth(self, out_dir, seed, dim, response):
         cmd = [self.cfrec, "synth", "--out", out_dir, "--seed", str(seed),
@@ -118,6 +119,7 @@ class Runner:
         if config:
             cmd += ["--config", os.path.relpath(config, repo_root())]
         key = run_key(cmd[2:], config)
+        self.used.add(key)
         if key in self.cache:
             return self.cache[key]  # already in the log (see main)
         if self.cache_only:
@@ -373,6 +375,10 @@ def main():
     parser.add_argument("--mind-config", default=None,
                         help="JSON config of the MIND runs (default: "
                         "--config)")
+    parser.add_argument("--prune", action="store_true",
+                        help="drop the runs of OUT/runs.jsonl that this "
+                        "report does not use (other configs, rankers or "
+                        "seeds) instead of keeping them")
     args = parser.parse_args()
     args.mind_seeds = args.mind_seeds or args.seeds
     settings = SETTINGS
@@ -453,6 +459,12 @@ def main():
                     progress.step("mind %s s%d %s" % (
                         protocol, seed, model_label(ranker, intervention)))
     log.close()
+    if args.prune:
+        kept = [r for r in load_cache(runs_path).values()
+                if r["run_key"] in runner.used]
+        with open(runs_path, "w") as f:
+            for r in kept:
+                f.write(json.dumps(r) + "\n")
     elapsed = time.time() - started
     write_report(args, grid, synthetic, synthetic_preq, real,
                  runner.unavailable, do_mind, mind, elapsed, acl, mind_grid,
@@ -708,9 +720,13 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
                    r["protocol"] == protocol]
             return mean_std(collect(sel, metric))
 
-        loo_cols = [("HR@10", "hr@10"), ("NDCG@10", "ndcg@10"),
-                    ("HR@10 all", "hr@10_all"), ("NDCG@10 all",
-                                                   "ndcg@10_all")]
+        loo_cols = [("HR@10", "hr@10"), ("NDCG@10", "ndcg@10")]
+        # Ranking against the whole catalog is a config choice (loo
+        # all_items); show it only when the runs computed it.
+        if any("hr@10_all" in r["metrics"] for r in real
+               if r["protocol"] == "loo"):
+            loo_cols += [("HR@10 all", "hr@10_all"),
+                         ("NDCG@10 all", "ndcg@10_all")]
 
         def loo_cell(ranker, intervention, col):
             s = rstats(ranker, intervention, col)
