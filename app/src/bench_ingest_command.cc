@@ -352,6 +352,15 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     // Not a test: polling the counter here is the measurement loop.
     while (ingestor.Stats().messages < expected) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (const uint64_t gap = ingestor.Stats().gap_messages; gap > 0) {
+        // The messages are gone from the broker: waiting cannot finish.
+        std::fprintf(stderr,
+                     "the embedded broker dropped %llu messages before they "
+                     "were consumed (it keeps 5 MiB per partition); lower "
+                     "--max-backlog\n",
+                     static_cast<unsigned long long>(gap));
+        return 1;
+      }
       if (std::chrono::duration<double>(Clock::now() - start).count() > 600) {
         std::fprintf(stderr, "timed out: %llu of %llu messages applied\n",
                      static_cast<unsigned long long>(ingestor.Stats().messages),
