@@ -350,8 +350,10 @@ def main():
     parser.add_argument("--mind", default=os.path.join(
         root, "../shared/data/mind-small-subset/behaviors.tsv"),
         help="MIND behaviors.tsv for the real-data tables")
-    parser.add_argument("--config", default="",
-                        help="JSON config passed to every cfrec eval")
+    parser.add_argument("--config", default=os.path.join(
+        root, "bench/report_config.json"),
+        help="JSON config passed to every cfrec eval (default: "
+        "bench/report_config.json; empty for cfrec's defaults)")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--skip-mind", action="store_true")
     parser.add_argument("--skip-acl", action="store_true")
@@ -372,15 +374,17 @@ def main():
     parser.add_argument("--mind-protocols", nargs="+", default=[
         "loo", "impressions", "prequential"],
         choices=["loo", "impressions", "prequential"])
-    parser.add_argument("--mind-config", default=None,
-                        help="JSON config of the MIND runs (default: "
-                        "--config)")
+    parser.add_argument("--mind-config", default=os.path.join(
+        root, "bench/report_mind_config.json"),
+        help="JSON config of the MIND runs (default: "
+        "bench/report_mind_config.json; empty for --config)")
     parser.add_argument("--prune", action="store_true",
                         help="drop the runs of OUT/runs.jsonl that this "
                         "report does not use (other configs, rankers or "
                         "seeds) instead of keeping them")
     args = parser.parse_args()
     args.mind_seeds = args.mind_seeds or args.seeds
+    args.mind_config = args.mind_config or args.config
     settings = SETTINGS
     if args.settings:
         settings = []
