@@ -1,6 +1,7 @@
 // cfrec: a streaming online-learning recommendation service.
 #include <CLI/CLI.hpp>
 
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include "bench_train_command.h"
@@ -16,9 +17,22 @@ double PeakRssMb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB on Linux
 }
 
+// LibTorch allocates and frees tensors of a few megabytes at every training
+// step (LightGCN's propagation: 4.7 MB per layer and direction on the CPR
+// linear data). With glibc's defaults many of them became fresh mmaps, and
+// the kernel zeroing those pages was 60% of a LightGCN run (sys time 32 s of
+// 54 s). Blocks below 32 MiB (the largest threshold glibc accepts) now come
+// from the heap, and the heap keeps up to 256 MiB of free memory at its top.
+// Only speed changes: the same run gives the same metrics.
+void TuneMalloc() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 }  // namespace cfrec::app
 
 int main(int argc, char** argv) {
+  cfrec::app::TuneMalloc();
   CLI::App app{
       "cfrec: consumes impression and click events from Kafka, stores them in "
       "RocksDB, learns a recommender online (with counterfactual samples) "
