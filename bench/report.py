@@ -237,6 +237,47 @@ def verdict(notes, results):
     return "CPR and CPR-r beat their base model in every cell of this table."
 
 
+def selected_before_cf(results, where):
+    """Sentences on CPR runs whose selected model is their base model's: the
+    validation peak came before counterfactual samples entered training
+    (cf_start_epoch), so the CPR row repeats the base row."""
+    base = {}
+    for r in results:
+        if r["intervention"] == "none" and r.get("trainer", "default") == \
+                "default":
+            base[(r["data"], r["ranker"], r["protocol"], r["seed"])] = r
+    groups = {}
+    for r in results:
+        if r["intervention"] == "none" or "best_epoch" not in r:
+            continue
+        b = base.get((r["data"], r["ranker"], r["protocol"], r["seed"]))
+        if b is None:
+            continue
+        same = all(r["metrics"].get(k) == v for k, v in b["metrics"].items()
+                   if not k.startswith("valid_"))
+        key = (r["ranker"], r["intervention"], r["protocol"])
+        g = groups.setdefault(key, [0, 0, set()])
+        g[1] += 1
+        if same:
+            g[0] += 1
+            g[2].add(r["best_epoch"])
+    notes = []
+    for (ranker, intervention, protocol), (same, total, epochs) in sorted(
+            groups.items()):
+        if same:
+            notes.append(
+                "- %s, %s %s: in %d of %d runs validation peaked at epoch "
+                "%s, before counterfactual samples enter training "
+                "(`cf_start_epoch`, default 3), so the selected model and "
+                "its test metrics are %s's." % (
+                    model_label(ranker, intervention), where, protocol, same,
+                    total, "/".join(map(str, sorted(epochs))),
+                    model_label(ranker, "none")))
+    if not notes:
+        return ""
+    return ("CPR rows that repeat their base row:\n\n" + "\n".join(notes))
+
+
 # ------------------------------------------------------------------ plots
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -655,6 +696,10 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
                 columns, "synthetic" + (" (all items)" if suffix else ""))
             md.append("")
             md.append(verdict(notes, synthetic))
+        repeated = selected_before_cf(synthetic, "synthetic")
+        if repeated:
+            md.append("")
+            md.append(repeated)
         md.append("")
         md.append("### Time per run (synthetic, leave-one-out)")
         md.append("")
@@ -772,6 +817,10 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
                 cols, "MIND " + protocol)
         md.append("")
         md.append(verdict(notes, real))
+        repeated = selected_before_cf(real, "MIND")
+        if repeated:
+            md.append("")
+            md.append(repeated)
         # Coldness (CPR Table 4 layout).
         md.append("")
         md.append("### Coldness of the test item (CPR Table 4 layout, "
