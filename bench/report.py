@@ -792,6 +792,18 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
         md.append("### Leave-one-out")
         md.append("")
         md.append(table(rows_spec, loo_cols, loo_cell))
+        split = [r["train"] for r in real if r["protocol"] == "loo" and
+                 "impressions" in r.get("train", {})]
+        if split:
+            md.append("")
+            md.append(
+                "The leave-one-out training split keeps %d of the %d "
+                "impression lists (and %d positives, mostly History "
+                "clicks): the list that holds a user's validation click and "
+                "every later list of that user leave training, and most "
+                "users of this log have one impression. CPR's p_R and p_S learn from those lists "
+                "only." % (split[0]["impressions"], ds["rows"],
+                           split[0]["positives"]))
         imp_cols = [("AUC", "auc"), ("MRR", "mrr"), ("nDCG@5", "ndcg@5"),
                     ("nDCG@10", "ndcg@10")]
         for protocol, title in (("impressions", "Impression ranking on the "
