@@ -62,6 +62,59 @@ class FastLinear : public torch::autograd::Function<FastLinear> {
   }
 };
 
+// out[to[e]] += w[e] * src[from[e]] over the edges e in order, as one loop:
+// LightGCN's propagation step on one side of the bipartite graph. It does
+// what zeros.index_add(0, to, src.index_select(0, from) * w.unsqueeze(1))
+// does, with the same float operations in the same order (a product, then a
+// sum per edge; the gradient likewise), so results are bit-identical; but it
+// materialises no edges x d tensors. Those temporaries (three per step and
+// direction, forward and backward) were most of a LightGCN run.
+class SpreadEdgesFn : public torch::autograd::Function<SpreadEdgesFn> {
+ public:
+  static torch::autograd::variable_list forward(
+      torch::autograd::AutogradContext* ctx, const at::Tensor& src_in,
+      const at::Tensor& from, const at::Tensor& to, const at::Tensor& w,
+      int64_t out_rows) {
+    at::Tensor src = src_in.contiguous();
+    at::Tensor out = at::zeros({out_rows, src.size(1)}, at::kFloat);
+    Spread(src, from, to, w, &out);
+    ctx->save_for_backward({from, to, w});
+    ctx->saved_data["src_rows"] = src.size(0);
+    return {out};
+  }
+
+  static torch::autograd::variable_list backward(
+      torch::autograd::AutogradContext* ctx,
+      torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    at::Tensor grad_out = grads[0].contiguous();
+    at::Tensor grad_src = at::zeros(
+        {ctx->saved_data["src_rows"].toInt(), grad_out.size(1)}, at::kFloat);
+    // d out[to[e]] / d src[from[e]] = w[e]: spread back along reversed edges.
+    Spread(grad_out, saved[1], saved[0], saved[2], &grad_src);
+    return {grad_src, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+
+ private:
+  static void Spread(const at::Tensor& src, const at::Tensor& from,
+                     const at::Tensor& to, const at::Tensor& w,
+                     at::Tensor* out) {
+    const int64_t d = src.size(1);
+    const int64_t edges = from.numel();
+    const float* s = src.data_ptr<float>();
+    const int64_t* f = from.data_ptr<int64_t>();
+    const int64_t* t = to.data_ptr<int64_t>();
+    const float* wv = w.data_ptr<float>();
+    float* o = out->data_ptr<float>();
+    for (int64_t e = 0; e < edges; ++e) {
+      const float* in = s + f[e] * d;
+      float* acc = o + t[e] * d;
+      const float we = wv[e];
+      for (int64_t k = 0; k < d; ++k) acc[k] += in[k] * we;
+    }
+  }
+};
+
 // Xavier-uniform init drawn from the seeded generator.
 at::Tensor Xavier(Rng& rng, int64_t out, int64_t in) {
   return RandUniform(rng, {out, in}, std::sqrt(6.0 / double(in + out)));
@@ -192,6 +245,12 @@ class EmbeddingRanker : public Ranker {
 
 }  // namespace
 
+at::Tensor SpreadEdges(const at::Tensor& src, const at::Tensor& from,
+                       const at::Tensor& to, const at::Tensor& w,
+                       int64_t out_rows) {
+  return SpreadEdgesFn::apply(src, from, to, w, out_rows)[0];
+}
+
 std::unique_ptr<Ranker> MakeEmbeddingRanker(const LearnerOptions& options,
                                             Rng& rng) {
   return std::make_unique<EmbeddingRanker>(options, rng);
@@ -258,13 +317,12 @@ at::Tensor LightGcn::Propagate(const at::Tensor& e0) const {
     return e0;
   }
   at::Tensor sum_u = eu, sum_i = ei;
-  at::Tensor w = graph_.vals.unsqueeze(1);
   for (int k = 0; k < layers_; ++k) {
     // E_k = A_hat E_{k-1} on the bipartite graph, one side at a time.
-    at::Tensor nu = at::zeros_like(eu).index_add(
-        0, graph_.rows, ei.index_select(0, graph_.cols) * w);
-    at::Tensor ni = at::zeros_like(ei).index_add(
-        0, graph_.cols, eu.index_select(0, graph_.rows) * w);
+    at::Tensor nu =
+        SpreadEdges(ei, graph_.cols, graph_.rows, graph_.vals, eu.size(0));
+    at::Tensor ni =
+        SpreadEdges(eu, graph_.rows, graph_.cols, graph_.vals, ei.size(0));
     eu = nu;
     ei = ni;
     sum_u = sum_u + eu;

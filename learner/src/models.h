@@ -55,6 +55,15 @@ struct ClickGraph {
   int64_t num_items = 0;
   at::Tensor rows, cols, vals;  // both directions; empty = no edges
 };
+// LightGCN's propagation step on one side of the bipartite graph:
+// out[to[e]] += w[e] * src[from[e]] over the edges in order (out has
+// `out_rows` rows), differentiable in `src`. Bit-identical to
+// zeros.index_add(0, to, src.index_select(0, from) * w.unsqueeze(1)) and its
+// gradient, without the edges x d temporaries.
+at::Tensor SpreadEdges(const at::Tensor& src, const at::Tensor& from,
+                       const at::Tensor& to, const at::Tensor& w,
+                       int64_t out_rows);
+
 ClickGraph BuildClickGraph(int64_t num_users, int64_t num_items,
                            const std::vector<std::vector<uint32_t>>& clicked);
 
