@@ -57,6 +57,32 @@ double ProcessCpuSeconds() {
   return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
+// The benchmark's producer settings.
+ingest::ProducerOptions BenchProducerOptions(const BenchIngestArgs& args,
+                                             const std::string& brokers) {
+  ingest::ProducerOptions po;
+  po.brokers = brokers;
+  po.linger_ms = args.linger_ms;
+  po.extra["batch.num.messages"] = std::to_string(args.batch_messages);
+  return po;
+}
+
+// What the producer's pacing waits on: the worst partition's delivered but
+// not yet consumed messages, plus those not yet delivered (which may land on
+// any partition). Per partition, because the embedded broker keeps at most
+// 5 MiB of each and evicts whole message sets beyond that, and users (the
+// key) are skewed: a global backlog let the busiest partitions run out of
+// retention before the consumer fetched them.
+int64_t Backlog(ingest::KafkaProducer* producer,
+                const std::map<int32_t, int64_t>& consumed) {
+  int64_t worst = 0;
+  for (const auto& [partition, next] : producer->DeliveredNextOffsets()) {
+    auto it = consumed.find(partition);
+    worst = std::max(worst, next - (it == consumed.end() ? 0 : it->second));
+  }
+  return worst + static_cast<int64_t>(producer->outstanding());
+}
+
 // The consumer side without the store: polls the embedded broker on its own
 // thread, optionally parses each message, and keeps per-partition next
 // offsets for the producer's pacing.
@@ -135,11 +161,8 @@ int RunBareSink(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
   if (!source.ok()) return 1;
   BareConsumer consumer(std::move(source).value(), args.sink == "parse",
                         args.max_batch);
-  ingest::ProducerOptions po;
-  po.brokers = brokers;
-  po.linger_ms = args.linger_ms;
-  po.extra["batch.num.messages"] = std::to_string(args.batch_messages);
-  auto producer = ingest::KafkaProducer::Create(po);
+  auto producer =
+      ingest::KafkaProducer::Create(BenchProducerOptions(args, brokers));
   if (!producer.ok()) return 1;
   const uint64_t expected = rows.size() + total_clicks;
   const double cpu_start = ProcessCpuSeconds();
@@ -149,13 +172,7 @@ int RunBareSink(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
   ro.progress_bar = false;
   ro.max_backlog = args.max_backlog;
   ro.backlog = [&, p = producer->get()] {
-    const auto consumed = consumer.NextOffsets();
-    int64_t worst = 0;
-    for (const auto& [partition, next] : p->DeliveredNextOffsets()) {
-      auto it = consumed.find(partition);
-      worst = std::max(worst, next - (it == consumed.end() ? 0 : it->second));
-    }
-    return worst + static_cast<int64_t>(p->outstanding());
+    return Backlog(p, consumer.NextOffsets());
   };
   auto summary = ingest::Replay(rows, producer->get(), ro);
   if (!summary.ok()) {
@@ -313,11 +330,8 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     io.max_batch = args.max_batch;
     ingest::Ingestor ingestor(io, std::move(source).value(), store->get(),
                               nullptr);
-    ingest::ProducerOptions po;
-    po.brokers = brokers;
-    po.linger_ms = args.linger_ms;
-    po.extra["batch.num.messages"] = std::to_string(args.batch_messages);
-    auto producer = ingest::KafkaProducer::Create(po);
+    auto producer =
+        ingest::KafkaProducer::Create(BenchProducerOptions(args, brokers));
     if (!producer.ok()) return 1;
 
     const uint64_t expected = rows.size() + total_clicks;
@@ -328,19 +342,8 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     ingest::ReplayOptions ro;
     ro.progress_bar = false;
     ro.max_backlog = args.max_backlog;
-    // Paced per partition: the embedded broker keeps at most 5 MiB of each
-    // partition and evicts whole message sets beyond that, and users (the
-    // key) are skewed, so a global backlog let the busiest partitions run
-    // out of retention before the consumer fetched them.
     ro.backlog = [&, p = producer->get(), s = store->get()] {
-      const auto applied = s->NextOffsets(topic);
-      int64_t worst = 0;
-      for (const auto& [partition, next] : p->DeliveredNextOffsets()) {
-        auto it = applied.find(partition);
-        worst = std::max(worst, next - (it == applied.end() ? 0 : it->second));
-      }
-      // Messages not yet delivered may land on any partition.
-      return worst + static_cast<int64_t>(p->outstanding());
+      return Backlog(p, s->NextOffsets(topic));
     };
     auto summary = ingest::Replay(rows, producer->get(), ro);
     if (!summary.ok()) {
