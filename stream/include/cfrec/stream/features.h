@@ -1,0 +1,65 @@
+// The features of one (user, item) pair at one moment of event time: what
+// the stream model combines. Item features come from ItemCounters; user
+// features from what the caller knows of the user; the ranker's score
+// f(u, i) is one feature among them.
+#ifndef CFREC_STREAM_FEATURES_H_
+#define CFREC_STREAM_FEATURES_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "cfrec/stream/item_counters.h"
+
+namespace cfrec::stream {
+
+enum Feature : int {
+  // log-odds of the item's decayed CTR, shrunk towards the stream's decayed
+  // CTR (prior strength kPriorShows impressions), one per half-life.
+  kCtr0 = 0,
+  kClicks0 = kCtr0 + kHalfLives,    // log(1 + decayed clicks), per half-life
+  kShows0 = kClicks0 + kHalfLives,  // log(1 + decayed impressions)
+  kAge = kShows0 + kHalfLives,      // log(1 + hours since first shown)
+  kNeverShown,                      // 1 when the stream never showed the item
+  kNeverClicked,                    // 1 when it was never clicked
+  kSinceClick,    // log(1 + hours since the last click), 0 if never
+  kTotalClicks,   // log(1 + all-time clicks)
+  kTotalCtr,      // log((clicks + 0.1) / (shows + 3)), all time
+  kHistoryUsers,  // log(1 + users with the item in their history)
+  kUserClicked,   // 1 when the user clicked / read the item before
+  kRanker,        // the ranker's f(u, i), clipped; 0 without a user term
+  kNumFeatures
+};
+
+// Item-only features end before kUserClicked: they are what a snapshot can
+// precompute once per item.
+inline constexpr int kNumItemFeatures = kUserClicked;
+inline constexpr double kPriorShows = 5;
+inline constexpr float kRankerClip = 8;
+
+std::string_view FeatureName(int feature);
+
+using FeatureRow = std::array<float, kNumFeatures>;
+
+// Writes the item features (0 .. kNumItemFeatures-1) of `counts` (null: an
+// item the stream never named) at `now_ms`, given the stream-wide counts.
+void ItemFeatures(const ItemCounts* counts, const ItemCounts& global,
+                  int64_t now_ms, std::span<float, kNumItemFeatures> out);
+
+// The user features of the row: whether the user clicked the item before,
+// and the ranker's score (nullopt: no user term, i.e. an unknown user or
+// item, or no ranker).
+inline void UserFeatures(bool user_clicked, std::optional<float> ranker,
+                         FeatureRow& row) {
+  row[kUserClicked] = user_clicked ? 1.0f : 0.0f;
+  float r = ranker.value_or(0.0f);
+  if (!(r >= -kRankerClip)) r = -kRankerClip;  // NaN and -inf too
+  if (r > kRankerClip) r = kRankerClip;
+  row[kRanker] = r;
+}
+
+}  // namespace cfrec::stream
+
+#endif  // CFREC_STREAM_FEATURES_H_

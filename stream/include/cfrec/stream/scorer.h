@@ -1,0 +1,72 @@
+// StreamScorer: the immutable, serving half of the stream model. Built from
+// a StreamModel at one moment of event time, it holds each item's
+// item-only score (the feature model's weights times the item's features at
+// that moment) and the weights of the user terms, so scoring an item is a
+// lookup and two multiply-adds.
+//
+// Thread-safe after construction.
+#ifndef CFREC_STREAM_SCORER_H_
+#define CFREC_STREAM_SCORER_H_
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "cfrec/stream/feature_model.h"
+#include "cfrec/stream/features.h"
+
+namespace cfrec::stream {
+
+class StreamScorer {
+ public:
+  StreamScorer(int64_t now_ms, const Weights& weights,
+               std::unordered_map<uint32_t, float> item_scores,
+               float unseen_score)
+      : now_ms_(now_ms),
+        weights_(weights),
+        item_scores_(std::move(item_scores)),
+        unseen_score_(unseen_score) {}
+
+  // The event time the item scores refer to.
+  int64_t now_ms() const { return now_ms_; }
+  const Weights& weights() const { return weights_; }
+
+  // The item-only part: the item's score, or the prior of an item the stream
+  // never named (new items are not pushed to the end: the prior is what the
+  // model learned of never-shown items).
+  float ItemScore(uint32_t item) const {
+    auto it = item_scores_.find(item);
+    return it == item_scores_.end() ? unseen_score_ : it->second;
+  }
+  float unseen_score() const { return unseen_score_; }
+
+  // The whole score: the item part plus the user terms. `ranker` is the
+  // ranker's f(u, i), nullopt for an unknown user (no user term).
+  float Score(float item_score, bool user_clicked,
+              std::optional<float> ranker) const {
+    FeatureRow row{};
+    UserFeatures(user_clicked, ranker, row);
+    return item_score + weights_[kUserClicked] * row[kUserClicked] +
+           weights_[kRanker] * row[kRanker];
+  }
+
+  // Scores a list: `user_clicked` is the user's clicked items, ascending
+  // (empty for an unknown user); `ranker` is f(u, items[k]) or empty.
+  void ScoreItems(std::span<const uint32_t> items,
+                  std::span<const uint32_t> user_clicked,
+                  std::span<const float> ranker, std::span<float> out) const;
+
+  size_t num_items() const { return item_scores_.size(); }
+
+ private:
+  int64_t now_ms_;
+  Weights weights_;
+  std::unordered_map<uint32_t, float> item_scores_;
+  float unseen_score_;
+};
+
+}  // namespace cfrec::stream
+
+#endif  // CFREC_STREAM_SCORER_H_
