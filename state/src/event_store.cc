@@ -50,6 +50,7 @@ constexpr char kSep = '\0';  // ids never contain control characters
 constexpr std::string_view kCountersKey = "counters";
 constexpr std::string_view kStatsSeqKey = "item_stats_seq";
 constexpr int kStatsFlushBatches = 64;
+constexpr std::string_view kLogIdKey = "log_id";  // + kSep + topic
 constexpr std::string_view kFormatKey = "format";
 constexpr std::string_view kFormatVersion = "cfrec-state-1";
 
@@ -236,6 +237,13 @@ std::string OffsetKey(std::string_view topic, int32_t partition) {
   return k;
 }
 
+std::string LogIdKey(std::string_view topic) {
+  std::string k(kLogIdKey);
+  k.push_back(kSep);
+  k.append(topic);
+  return k;
+}
+
 std::string ClickKey(std::string_view impression_id, ItemIndex item) {
   std::string k(impression_id);
   k.push_back(kSep);
@@ -315,8 +323,13 @@ class RocksEventStore final : public EventStore {
   Result<ApplyOutcome> ApplyBatch(
       std::span<const ConsumedMessage> batch) override;
   Status PutCheckpoint(std::string_view name, std::string_view blob) override;
+  Status SetLogId(std::string_view topic, std::string_view log_id,
+                  bool discard_offsets) override;
+  Status DiscardOffsets(std::string_view topic,
+                        std::span<const int32_t> partitions) override;
 
   std::map<int32_t, int64_t> NextOffsets(std::string_view topic) const override;
+  Result<std::string> LogId(std::string_view topic) const override;
   std::optional<UserIndex> FindUser(std::string_view id) const override {
     return users_.Find(id);
   }
@@ -368,6 +381,11 @@ class RocksEventStore final : public EventStore {
                      const ConsumedMessage& msg);
   Result<StoredImpression> ReadStoredImpression(std::string_view id,
                                                 std::string_view value) const;
+  // Deletes the offsets of `partitions` of `topic` (and, when `log_id` is
+  // set, records it) in one write.
+  Status WriteOffsetReset(std::string_view topic,
+                          std::span<const int32_t> partitions,
+                          const std::string* log_id);
 
   rocksdb::ColumnFamilyHandle* cf(Cf c) const { return cf_[c]; }
 
@@ -978,6 +996,49 @@ Result<std::string> RocksEventStore::GetCheckpoint(
   return value;
 }
 
+Status RocksEventStore::WriteOffsetReset(std::string_view topic,
+                                         std::span<const int32_t> partitions,
+                                         const std::string* log_id) {
+  rocksdb::WriteBatch wb;
+  for (int32_t p : partitions) {
+    wb.Delete(cf(kOffsets), OffsetKey(topic, p)).PermitUncheckedError();
+  }
+  if (log_id != nullptr) {
+    wb.Put(cf(kMeta), LogIdKey(topic), *log_id).PermitUncheckedError();
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  CFREC_RETURN_IF_ERROR(
+      FromRocks(db_->Write(wo, &wb), "resetting offsets of a topic"));
+  std::lock_guard lock(offsets_mu_);
+  for (int32_t p : partitions) offsets_.erase({std::string(topic), p});
+  return Status::Ok();
+}
+
+Status RocksEventStore::SetLogId(std::string_view topic,
+                                 std::string_view log_id,
+                                 bool discard_offsets) {
+  std::vector<int32_t> partitions;
+  if (discard_offsets) {
+    for (const auto& [p, next] : NextOffsets(topic)) partitions.push_back(p);
+  }
+  const std::string id(log_id);
+  return WriteOffsetReset(topic, partitions, &id);
+}
+
+Status RocksEventStore::DiscardOffsets(std::string_view topic,
+                                       std::span<const int32_t> partitions) {
+  return WriteOffsetReset(topic, partitions, nullptr);
+}
+
+Result<std::string> RocksEventStore::LogId(std::string_view topic) const {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), cf(kMeta), LogIdKey(topic), &value);
+  if (s.IsNotFound()) return std::string();
+  CFREC_RETURN_IF_ERROR(FromRocks(s, "reading the log id"));
+  return value;
+}
+
 std::map<int32_t, int64_t> RocksEventStore::NextOffsets(
     std::string_view topic) const {
   std::map<int32_t, int64_t> out;
@@ -1121,6 +1182,18 @@ Result<std::vector<DeadLetter>> RocksEventStore::ReadDeadLetters(
 }
 
 }  // namespace
+
+Status EventStore::SetLogId(std::string_view, std::string_view, bool) {
+  return Status::Unsupported("this store keeps no log identities");
+}
+
+Status EventStore::DiscardOffsets(std::string_view, std::span<const int32_t>) {
+  return Status::Unsupported("this store keeps no log identities");
+}
+
+Result<std::string> EventStore::LogId(std::string_view) const {
+  return Status::Unsupported("this store keeps no log identities");
+}
 
 Result<std::unique_ptr<EventStore>> EventStore::Open(
     const std::string& dir, const StoreOptions& options) {

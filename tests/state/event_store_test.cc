@@ -273,6 +273,82 @@ TEST_F(EventStoreTest, ItemStatsSurviveReopenAcrossFlushes) {
   EXPECT_EQ(*store_->AllItemStats(), before);
 }
 
+TEST_F(EventStoreTest, LogIdIsRecordedPerTopicAndSurvivesReopen) {
+  EXPECT_EQ(*store_->LogId(kTopic), "");
+  ASSERT_TRUE(store_->SetLogId(kTopic, "embedded:01", false).ok());
+  ASSERT_TRUE(store_->SetLogId("other", "kafka:c1/other", false).ok());
+  Reopen();
+  EXPECT_EQ(*store_->LogId(kTopic), "embedded:01");
+  EXPECT_EQ(*store_->LogId("other"), "kafka:c1/other");
+  EXPECT_EQ(*store_->LogId("third"), "");
+}
+
+// The restart of the embedded broker: the stored offsets belong to the log
+// of the previous start; the new log's messages start again at offset 0.
+TEST_F(EventStoreTest, NewLogIdDiscardsTheTopicsOffsetsAndItsLogIsApplied) {
+  ASSERT_TRUE(store_->SetLogId(kTopic, "embedded:01", false).ok());
+  Batch old_log;
+  old_log.Impression(0, 0, {"a1", "u", 10, {"n1", "n2"}, {}, {}})
+      .Click(0, 1, {"a1", "u", "n1", 11})
+      .Impression(0, 2, {"a2", "v", 12, {"n2"}, {}, {}})
+      .Impression(1, 0, {"a3", "v", 13, {"n3"}, {}, {}});
+  ASSERT_EQ(Apply(old_log).impressions, 3u);
+  // Another topic's offsets are not touched.
+  const std::string payload =
+      SerializeEvent(ImpressionEvent{"x1", "w", 14, {"n9"}, {}, {}});
+  std::vector<ConsumedMessage> other = {{"other", 0, 40, "", payload}};
+  ASSERT_TRUE(store_->ApplyBatch(other).ok());
+
+  ASSERT_TRUE(store_->SetLogId(kTopic, "embedded:02", true).ok());
+  EXPECT_TRUE(store_->NextOffsets(kTopic).empty());
+  EXPECT_EQ(store_->NextOffsets("other"),
+            (std::map<int32_t, int64_t>{{0, 41}}));
+  Reopen();  // one durable write: id and offsets together
+  EXPECT_EQ(*store_->LogId(kTopic), "embedded:02");
+  EXPECT_TRUE(store_->NextOffsets(kTopic).empty());
+  EXPECT_EQ(store_->NextOffsets("other").at(0), 41);
+
+  // The new log: one event already stored (re-sent), then new ones at the
+  // offsets the old log had used.
+  Batch new_log;
+  new_log.Impression(0, 0, {"a2", "v", 12, {"n2"}, {}, {}})
+      .Impression(0, 1, {"b1", "u", 20, {"n1", "n4"}, {}, {}})
+      .Click(0, 2, {"b1", "u", "n4", 21})
+      .Impression(1, 0, {"b2", "v", 22, {"n3"}, {}, {}});
+  auto out = Apply(new_log);
+  EXPECT_EQ(out.redelivered, 0u);
+  EXPECT_EQ(out.impressions, 2u);
+  EXPECT_EQ(out.clicks_joined, 1u);
+  EXPECT_EQ(out.duplicates, 1u);  // a2, recognised by its impression id
+  const auto c = store_->Counters();
+  EXPECT_EQ(c.impressions, 6u);  // a1 a2 a3, x1 (other topic), b1 b2
+  EXPECT_EQ(c.clicks_joined, 2u);
+  EXPECT_EQ(store_->NextOffsets(kTopic),
+            (std::map<int32_t, int64_t>{{0, 3}, {1, 1}}));
+}
+
+TEST_F(EventStoreTest, DiscardOffsetsForgetsOnlyTheGivenPartitions) {
+  Batch b;
+  b.Impression(0, 100, {"i1", "u", 10, {"n1"}, {}, {}})
+      .Impression(1, 200, {"i2", "u", 11, {"n1"}, {}, {}})
+      .Impression(2, 300, {"i3", "u", 12, {"n1"}, {}, {}});
+  Apply(b);
+  const std::vector<int32_t> restarted = {0, 2};
+  ASSERT_TRUE(store_->DiscardOffsets(kTopic, restarted).ok());
+  EXPECT_EQ(store_->NextOffsets(kTopic),
+            (std::map<int32_t, int64_t>{{1, 201}}));
+  Reopen();
+  EXPECT_EQ(store_->NextOffsets(kTopic),
+            (std::map<int32_t, int64_t>{{1, 201}}));
+  // Partition 0 is read from its start again; partition 1 still skips.
+  Batch again;
+  again.Impression(0, 0, {"i4", "u", 13, {"n1"}, {}, {}})
+      .Impression(1, 0, {"i5", "u", 14, {"n1"}, {}, {}});
+  auto out = Apply(again);
+  EXPECT_EQ(out.impressions, 1u);
+  EXPECT_EQ(out.redelivered, 1u);
+}
+
 TEST(AppliedEventCoding, RoundTrips) {
   AppliedEvent e{123456789,       AppliedEvent::Kind::kClick,
                  70000,           1573568086000,

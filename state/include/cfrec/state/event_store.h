@@ -13,12 +13,21 @@
 //   checkpoints     name|chunk               -> blob          (learner)
 //   dead_letters    seq                      -> reason, origin, raw bytes
 //   meta            key                      -> value
+//                   (incl. log_id|topic      -> identity of the log the
+//                    topic's offsets belong to)
 //
 // Exactly-once application: ApplyBatch writes the events of a consumed batch
 // and the next offset of every partition it touched in ONE WriteBatch, and
 // skips any message whose offset is below the stored next offset. A consumer
 // that seeks to NextOffsets() after a crash therefore re-reads at most what
 // was not applied, and applies nothing twice.
+//
+// Offsets only mean something in the log they were read from. The store
+// keeps, per topic, the identity of that log (SetLogId). When the broker
+// serves another log (the embedded broker starts empty at every start; a
+// topic was recreated), the ingest side discards the topic's offsets and
+// reads the new log from its start: events already stored are recognised by
+// their impression id (clicks by impression and item) and not applied again.
 //
 // Thread-safety: ApplyBatch and the other writers must be called from one
 // thread at a time (the ingest thread); every const method may be called
@@ -134,11 +143,25 @@ class EventStore {
   virtual Status PutCheckpoint(std::string_view name,
                                std::string_view blob) = 0;
 
+  // Records `log_id` as the identity of the log that `topic`'s offsets
+  // belong to. With `discard_offsets`, the stored next offsets of every
+  // partition of `topic` are deleted in the same atomic write, so that the
+  // log is consumed from its start. Stores that keep no log identities
+  // (test doubles) return Unsupported.
+  virtual Status SetLogId(std::string_view topic, std::string_view log_id,
+                          bool discard_offsets);
+  // Deletes the stored next offsets of `partitions` of `topic` in one atomic
+  // write (their log restarted: they are consumed from its start again).
+  virtual Status DiscardOffsets(std::string_view topic,
+                                std::span<const int32_t> partitions);
+
   // --- Readers (thread-safe) ------------------------------------------
 
   // Next offset to consume for each partition of `topic` that was applied.
   virtual std::map<int32_t, int64_t> NextOffsets(
       std::string_view topic) const = 0;
+  // The identity recorded by SetLogId for `topic`; empty when none was.
+  virtual Result<std::string> LogId(std::string_view topic) const;
 
   virtual std::optional<UserIndex> FindUser(std::string_view id) const = 0;
   virtual std::optional<ItemIndex> FindItem(std::string_view id) const = 0;
