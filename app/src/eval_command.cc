@@ -33,9 +33,11 @@ void AddEvalCommand(CLI::App& app) {
       "eval", "Evaluate a ranker on a MIND-format log; prints one JSON line");
   cmd->add_option("--data", request->data_path, "behaviors.tsv to evaluate on")
       ->required();
-  cmd->add_option("--ranker", request->ranker, "Ranker")
-      ->check(CLI::IsMember(
-          {"bpr", "gmf", "mlp", "neumf", "lightgcn", "itempop", "itemknn"}))
+  cmd->add_option("--ranker", request->ranker,
+                  "Ranker; none = the stream features alone (--protocol "
+                  "stream)")
+      ->check(CLI::IsMember({"bpr", "gmf", "mlp", "neumf", "lightgcn",
+                             "itempop", "itemknn", "none"}))
       ->capture_default_str();
   cmd->add_option("--intervention", request->intervention,
                   "none (plain ranker), random (CPR-r) or learned (CPR)")
@@ -46,10 +48,20 @@ void AddEvalCommand(CLI::App& app) {
       ->check(CLI::IsMember({"default", "ps", "acl"}))
       ->capture_default_str();
   cmd->add_option("--protocol", request->protocol,
-                  "loo (leave-one-out), impressions (time split) or "
-                  "prequential")
-      ->check(CLI::IsMember({"loo", "impressions", "prequential"}))
+                  "loo (leave-one-out), impressions (time split), "
+                  "prequential, or stream (time order through the service's "
+                  "scoring: each impression scored by the snapshot of its "
+                  "moment, then learned; baselines beside)")
+      ->check(CLI::IsMember({"loo", "impressions", "prequential", "stream"}))
       ->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--stream-features",
+         [request](const std::string& v) {
+           request->stream_features = v == "on";
+         },
+         "on: combine the ranker with the stream features (default); off: "
+         "the ranker alone (--protocol stream)")
+      ->check(CLI::IsMember({"on", "off"}));
   cmd->add_option("--seed", request->seed, "Seed of sampling and training")
       ->capture_default_str();
   cmd->add_option("--config", request->config_path,

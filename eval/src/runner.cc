@@ -8,6 +8,7 @@
 
 #include "cfrec/eval/dataset.h"
 #include "cfrec/eval/split.h"
+#include "cfrec/eval/stream_protocol.h"
 #include "cfrec/schemas/mind.h"
 
 namespace cfrec::eval {
@@ -19,6 +20,7 @@ struct Config {
   LooProtocolOptions loo;
   TimeSplitProtocolOptions time_split;
   PrequentialOptions prequential;
+  StreamProtocolOptions stream;
   json models = json::object();
 };
 
@@ -41,13 +43,14 @@ Result<Config> ReadConfig(const std::string& path, uint64_t seed) {
   c.loo.split.seed = seed;
   c.time_split.seed = seed;
   c.prequential.seed = seed;
+  c.stream.seed = seed;
   if (path.empty()) return c;
   std::ifstream in(path);
   if (!in) return Status::NotFound("cannot open config '" + path + "'");
   try {
     const json j = json::parse(in);
-    CFREC_RETURN_IF_ERROR(
-        CheckKeys(j, "config", {"loo", "time_split", "prequential", "models"}));
+    CFREC_RETURN_IF_ERROR(CheckKeys(
+        j, "config", {"loo", "time_split", "prequential", "stream", "models"}));
     if (j.contains("loo")) {
       const json& l = j["loo"];
       CFREC_RETURN_IF_ERROR(CheckKeys(l, "loo",
@@ -78,6 +81,30 @@ Result<Config> ReadConfig(const std::string& path, uint64_t seed) {
       c.prequential.num_windows =
           p.value("num_windows", c.prequential.num_windows);
     }
+    if (j.contains("stream")) {
+      const json& p = j["stream"];
+      CFREC_RETURN_IF_ERROR(CheckKeys(
+          p, "stream",
+          {"refresh_events", "refresh_minutes", "half_life_hours",
+           "curve_points", "learning_rate", "l2", "evict_after_hours"}));
+      StreamProtocolOptions& o = c.stream;
+      o.refresh_events = p.value("refresh_events", o.refresh_events);
+      o.refresh_minutes = p.value("refresh_minutes", o.refresh_minutes);
+      o.half_life_hours = p.value("half_life_hours", o.half_life_hours);
+      o.curve_points = p.value("curve_points", o.curve_points);
+      o.stream.model.learning_rate =
+          p.value("learning_rate", o.stream.model.learning_rate);
+      o.stream.model.l2 = p.value("l2", o.stream.model.l2);
+      o.stream.evict_after_ms = static_cast<int64_t>(
+          p.value("evict_after_hours", o.stream.evict_after_ms / 3.6e6) *
+          3.6e6);
+      if (o.refresh_events < 1 || o.half_life_hours <= 0 ||
+          o.refresh_minutes < 0) {
+        return Status::InvalidArgument(
+            "stream: refresh_events >= 1, refresh_minutes >= 0 and "
+            "half_life_hours > 0 are required");
+      }
+    }
     if (j.contains("models")) {
       if (!j["models"].is_object()) {
         return Status::InvalidArgument("models: expected a JSON object");
@@ -105,6 +132,14 @@ json ConfigJson(const Config& c) {
             {"validation_fraction", c.time_split.split.validation_fraction},
             {"patience", c.time_split.patience}}},
           {"prequential", {{"num_windows", c.prequential.num_windows}}},
+          {"stream",
+           {{"refresh_events", c.stream.refresh_events},
+            {"refresh_minutes", c.stream.refresh_minutes},
+            {"half_life_hours", c.stream.half_life_hours},
+            {"curve_points", c.stream.curve_points},
+            {"learning_rate", c.stream.stream.model.learning_rate},
+            {"l2", c.stream.stream.model.l2},
+            {"evict_after_hours", c.stream.stream.evict_after_ms / 3.6e6}}},
           {"models", c.models}};
 }
 
@@ -144,9 +179,13 @@ Result<std::string> RunEvaluation(const EvalRequest& request,
     return Status::InvalidArgument("--data is required");
   }
   if (request.protocol != "loo" && request.protocol != "impressions" &&
-      request.protocol != "prequential") {
+      request.protocol != "prequential" && request.protocol != "stream") {
     return Status::InvalidArgument(
-        "--protocol must be loo, impressions or prequential");
+        "--protocol must be loo, impressions, prequential or stream");
+  }
+  if (request.ranker == "none" && request.protocol != "stream") {
+    return Status::InvalidArgument(
+        "--ranker none (stream features alone) needs --protocol stream");
   }
   Result<Config> config = ReadConfig(request.config_path, request.seed);
   if (!config.ok()) return config.status();
@@ -158,7 +197,8 @@ Result<std::string> RunEvaluation(const EvalRequest& request,
   spec.hyper_json = config->models.contains(request.ranker)
                         ? config->models[request.ranker].dump()
                         : "{}";
-  Result<std::unique_ptr<Model>> model = registry.Create(spec);
+  Result<std::unique_ptr<Model>> model = std::unique_ptr<Model>();
+  if (request.ranker != "none") model = registry.Create(spec);
   if (!model.ok()) return model.status();
 
   Result<MindFile> file = ReadMindFile(request.data_path);
@@ -222,6 +262,50 @@ Result<std::string> RunEvaluation(const EvalRequest& request,
                     {"train_impressions", r->train_impressions}};
     seconds["fit"] = r->fit_seconds;
     seconds["eval"] = r->eval_seconds;
+  } else if (request.protocol == "stream") {
+    StreamProtocolOptions options = config->stream;
+    options.stream_features = request.stream_features;
+    Result<StreamResult> r = RunStream(model->get(), *data, options, progress);
+    if (!r.ok()) return r.status();
+    metrics = ImpressionJson(r->model);
+    metrics["returning_users"] = ImpressionJson(r->returning_users);
+    metrics["new_users"] = ImpressionJson(r->new_users);
+    json baselines;
+    for (const auto& [name, b] : r->baselines) {
+      baselines[name] = ImpressionJson(b);
+    }
+    out["baselines"] = baselines;
+    out["best_baseline"] = r->best_baseline;
+    if (!r->best_baseline.empty()) {
+      const ImpressionSummary& b = r->baselines.at(r->best_baseline);
+      out["lift_over_best_baseline"] = {
+          {"auc", r->model.auc.value() - b.auc.value()},
+          {"ndcg@10", r->model.ndcg10.value() - b.ndcg10.value()}};
+    }
+    json curve = json::array();
+    for (const StreamCurvePoint& p : r->curve) {
+      curve.push_back({{"start_ms", p.start_ms},
+                       {"end_ms", p.end_ms},
+                       {"impressions", p.model.auc.count()},
+                       {"auc", p.model.auc.value()},
+                       {"ndcg@10", p.model.ndcg10.value()},
+                       {"ctr_decayed_auc", p.ctr_decayed.auc.value()},
+                       {"ctr_decayed_ndcg@10", p.ctr_decayed.ndcg10.value()}});
+    }
+    out["curve"] = curve;
+    out["stream_features"] = request.stream_features;
+    json weights;
+    for (size_t f = 0; f < r->weights.size(); ++f) {
+      weights[std::string(stream::FeatureName(static_cast<int>(f)))] =
+          r->weights[f];
+    }
+    out["stream"] = {{"refreshes", r->refreshes},
+                     {"lists_trained", r->stream_stats.lists_trained},
+                     {"items", r->stream_stats.items},
+                     {"users", r->stream_stats.users},
+                     {"loss", r->stream_stats.loss},
+                     {"weights", weights}};
+    seconds["ranker"] = r->ranker_seconds;
   } else {
     Result<PrequentialResult> r =
         RunPrequential(**model, *data, config->prequential, progress);

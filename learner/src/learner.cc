@@ -533,6 +533,7 @@ class Learner::Impl {
     d.num_items = num_items_;
     d.candidates = std::move(in.candidates);
     d.popular = std::move(in.popular);
+    d.stream = std::move(in.stream);
     d.ranker = ranker_->Export(num_users_, num_items_);
     if (ranker_->IsDotProduct()) {
       // Retrieval reads the ranker's own vectors (no second copy).

@@ -96,6 +96,9 @@ const std::map<std::string, Field>& Fields() {
           o.learner.trainer = o.trainer;
         },
         [](const TrainerOptions& o) { return json(o.learner.trainer); }}},
+      {"stream_features", Bind(&TrainerOptions::stream_features)},
+      {"stream_learning_rate", Bind(&TrainerOptions::stream_learning_rate)},
+      {"stream_evict_after_ms", Bind(&TrainerOptions::stream_evict_after_ms)},
       {"cf_list_size", Bind(&CounterfactualOptions::list_size)},
       {"cf_noise_k", Bind(&CounterfactualOptions::noise_k)},
       {"cf_candidate_pool", Bind(&CounterfactualOptions::candidate_pool)},
@@ -240,6 +243,10 @@ Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (o.checkpoint_name.empty()) {
     return Status::InvalidArgument("option 'checkpoint_name' is empty");
   }
+  CFREC_RETURN_IF_ERROR(
+      Positive("stream_learning_rate", o.stream_learning_rate));
+  CFREC_RETURN_IF_ERROR(Positive("stream_evict_after_ms",
+                                 static_cast<double>(o.stream_evict_after_ms)));
   CFREC_RETURN_IF_ERROR(Positive("candidate_window_ms",
                                  static_cast<double>(o.candidate_window_ms)));
   CFREC_RETURN_IF_ERROR(Positive("queue_capacity", o.queue_capacity));

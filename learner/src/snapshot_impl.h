@@ -33,6 +33,7 @@ struct SnapshotData {
   std::vector<uint64_t> clicked_offsets;  // num_users + 1
   std::vector<uint32_t> clicked_items;
   ScoringModel ranker;
+  std::shared_ptr<const stream::StreamScorer> stream;  // null: off
 };
 
 class ModelSnapshotImpl final : public ModelSnapshot {
@@ -58,6 +59,9 @@ class ModelSnapshotImpl final : public ModelSnapshot {
   void Score(uint32_t user, std::span<const uint32_t> items,
              std::span<float> scores) const override {
     d_.ranker.Score(user, items, scores);
+  }
+  const stream::StreamScorer* stream() const override {
+    return d_.stream.get();
   }
 
  private:

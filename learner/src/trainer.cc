@@ -18,6 +18,7 @@
 #include "cfrec/learner/learner.h"
 #include "cfrec/state/event_store.h"
 #include "serving_window.h"
+#include "stream_step.h"
 
 namespace cfrec::learner {
 namespace {
@@ -36,14 +37,33 @@ double MsSince(Clock::time_point start) {
       .count();
 }
 
-// Checkpoint blob: [u64 learner size][learner blob][serving window].
+// Checkpoint blob: [u64 learner size][learner blob], then either the
+// serving window alone (checkpoints without stream features), or
+// kStreamMark [u64 window size][serving window][stream model]. The learner
+// and the stream parts are written together so that both resume from the
+// same applied seq.
+constexpr std::string_view kStreamMark = "cfrec.stream.1";
+
+void PutSize(std::string* out, uint64_t size) {
+  char b[sizeof(size)];
+  std::memcpy(b, &size, sizeof(size));
+  out->append(b, sizeof(size));
+}
+
 std::string FrameCheckpoint(const std::string& learner,
-                            const std::string& window) {
-  std::string out(sizeof(uint64_t), '\0');
-  uint64_t size = learner.size();
-  std::memcpy(out.data(), &size, sizeof(size));
+                            const std::string& window,
+                            const std::string* stream) {
+  std::string out;
+  PutSize(&out, learner.size());
   out += learner;
+  if (stream == nullptr) {
+    out += window;
+    return out;
+  }
+  out += kStreamMark;
+  PutSize(&out, window.size());
   out += window;
+  out += *stream;
   return out;
 }
 
@@ -57,7 +77,14 @@ class Trainer::Impl {
         store_(store),
         snapshots_(snapshots),
         window_(options.candidate_window_ms),
-        replay_rng_(options.learner.seed + 1) {}
+        replay_rng_(options.learner.seed + 1) {
+    if (options.stream_features) {
+      stream::StreamOptions so;
+      so.model.learning_rate = options.stream_learning_rate;
+      so.evict_after_ms = options.stream_evict_after_ms;
+      stream_ = std::make_unique<StreamStep>(so);
+    }
+  }
 
   ~Impl() {
     if (thread_.joinable()) (void)Stop();
@@ -175,7 +202,25 @@ class Trainer::Impl {
     std::string_view rest(b);
     rest.remove_prefix(sizeof(size));
     CFREC_RETURN_IF_ERROR(learner_->RestoreCheckpoint(rest.substr(0, size)));
-    return window_.Deserialize(rest.substr(size));
+    rest.remove_prefix(size);
+    if (!rest.starts_with(kStreamMark)) {
+      // Written without stream features: the stream starts empty.
+      return window_.Deserialize(rest);
+    }
+    rest.remove_prefix(kStreamMark.size());
+    uint64_t window_size = 0;
+    if (rest.size() < sizeof(window_size)) {
+      return Status::Corruption("checkpoint frame: stream part truncated");
+    }
+    std::memcpy(&window_size, rest.data(), sizeof(window_size));
+    rest.remove_prefix(sizeof(window_size));
+    if (rest.size() < window_size) {
+      return Status::Corruption("checkpoint frame: window truncated");
+    }
+    CFREC_RETURN_IF_ERROR(window_.Deserialize(rest.substr(0, window_size)));
+    if (stream_ == nullptr) return Status::Ok();  // turned off since
+    return stream_->Deserialize(rest.substr(window_size))
+        .WithContext("stream part of the learner checkpoint");
   }
 
   // The engine's policy is soft state beside the learner checkpoint (a
@@ -330,6 +375,7 @@ class Trainer::Impl {
       }
     }
     window_.Observe(batch);
+    if (stream_ != nullptr) stream_->Observe(batch, *learner_);
     if (feed_ != nullptr) feed_->Observe(batch);
     Status status = learner_->Train(batch);
     if (!status.ok()) RecordError(status);
@@ -408,6 +454,7 @@ class Trainer::Impl {
     in.ids = store_;
     in.candidates = window_.Candidates();
     in.popular = window_.Popular();
+    if (stream_ != nullptr) in.stream = stream_->MakeScorer();
     Result<std::shared_ptr<const ModelSnapshot>> snapshot =
         learner_->MakeSnapshot(std::move(in));
     if (!snapshot.ok()) {
@@ -427,7 +474,11 @@ class Trainer::Impl {
       RecordError(blob.status());
       return;
     }
-    std::string framed = FrameCheckpoint(*blob, window_.Serialize());
+    const std::string stream_part =
+        stream_ != nullptr ? stream_->Serialize() : std::string();
+    std::string framed =
+        FrameCheckpoint(*blob, window_.Serialize(),
+                        stream_ != nullptr ? &stream_part : nullptr);
     Status status = store_->PutCheckpoint(options_.checkpoint_name, framed);
     if (!status.ok()) {
       RecordError(status.WithContext("writing the learner checkpoint"));
@@ -471,6 +522,8 @@ class Trainer::Impl {
   // Counterfactual samples; null for intervention "none". Created in Start.
   std::unique_ptr<CounterfactualFeed> feed_;
   ServingWindow window_;
+  // Stream-aware scoring; null with stream_features off.
+  std::unique_ptr<StreamStep> stream_;
   std::mt19937_64 replay_rng_;
   uint64_t idle_replayed_ = 0;  // old events revisited this quiet period
   std::thread thread_;

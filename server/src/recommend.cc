@@ -95,6 +95,24 @@ std::shared_ptr<const CandidateIndex> CandidateIndex::Build(
     const size_t d_max = std::min(v.size(), static_cast<size_t>(dim));
     for (size_t d = 0; d < d_max; ++d) block[d * kBlock + lane] = v[d];
   }
+  if (const stream::StreamScorer* sc = snapshot.stream(); sc != nullptr) {
+    index->stream_scores_.resize(n);
+    std::vector<uint32_t> order(n);
+    for (size_t i = 0; i < n; ++i) {
+      index->stream_scores_[i] = Sanitize(sc->ItemScore(index->items_[i]));
+      order[i] = static_cast<uint32_t>(i);
+    }
+    const size_t keep = std::min(n, kStreamShortlist);
+    const auto& scores = index->stream_scores_;
+    const auto& items = index->items_;
+    std::partial_sort(
+        order.begin(), order.begin() + keep, order.end(),
+        [&](uint32_t a, uint32_t b) {
+          return Better({scores[a], items[a]}, {scores[b], items[b]});
+        });
+    order.resize(keep);
+    index->stream_order_ = std::move(order);
+  }
   return index;
 }
 
@@ -212,6 +230,19 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
                          size_t n, const RecommendOptions& options) {
   Recommendation result;
   const std::optional<uint32_t> user = snapshot.FindUser(user_id);
+  const stream::StreamScorer* sc = snapshot.stream();
+  if ((!user.has_value() || *user >= snapshot.num_users()) && sc != nullptr) {
+    // Stream features without the user term: the best of the pool by the
+    // item part of the score.
+    result.no_user_term = true;
+    const std::span<const uint32_t> order = index.stream_order();
+    const size_t take = std::min(n, order.size());
+    for (size_t i = 0; i < take; ++i) {
+      result.items.push_back(
+          {index.items()[order[i]], index.stream_scores()[order[i]]});
+    }
+    return result;
+  }
   if (!user.has_value() || *user >= snapshot.num_users()) {
     result.popularity_fallback = true;
     const std::span<const uint32_t> popular = snapshot.PopularItems();
@@ -267,15 +298,43 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
     });
   }
   KeepBest(candidates, k);
+  // With stream features, retrieval also takes the best of the pool by
+  // the stream score (what is trending now), whatever the user's vector.
+  std::vector<float> item_part;
+  if (sc != nullptr) {
+    std::vector<uint32_t> have;
+    have.reserve(candidates.size());
+    for (const Candidate& c : candidates) have.push_back(c.item);
+    std::sort(have.begin(), have.end());
+    size_t added = 0;
+    for (const uint32_t pos : index.stream_order()) {
+      if (added >= k) break;
+      const uint32_t item = index.items()[pos];
+      if (std::binary_search(have.begin(), have.end(), item) ||
+          std::binary_search(clicked.begin(), clicked.end(), item)) {
+        continue;
+      }
+      candidates.push_back({0.0f, item});
+      ++added;
+    }
+    item_part.reserve(candidates.size());
+    for (const Candidate& c : candidates) {
+      item_part.push_back(sc->ItemScore(c.item));
+    }
+  }
   if (candidates.empty()) return result;
 
-  // Stage 2, ranking by the active ranker.
+  // Stage 2, ranking by the active ranker (and the stream features).
   std::vector<uint32_t> items(candidates.size());
   for (size_t i = 0; i < candidates.size(); ++i) items[i] = candidates[i].item;
   std::vector<float> scores(items.size());
   snapshot.Score(*user, items, scores);
   for (size_t i = 0; i < candidates.size(); ++i) {
-    candidates[i].score = Sanitize(scores[i]);
+    const float ranker = std::isfinite(scores[i])
+                             ? scores[i]
+                             : std::numeric_limits<float>::quiet_NaN();
+    candidates[i].score = Sanitize(
+        sc != nullptr ? sc->Score(item_part[i], false, ranker) : scores[i]);
   }
   const size_t take = std::min(n, candidates.size());
   std::partial_sort(candidates.begin(), candidates.begin() + take,
@@ -306,7 +365,58 @@ Recommendation RankItems(const learner::ModelSnapshot& snapshot,
     }
   }
   const std::optional<uint32_t> user = snapshot.FindUser(user_id);
-  if (!user.has_value() || *user >= snapshot.num_users()) {
+  const bool user_known = user.has_value() && *user < snapshot.num_users();
+  if (const stream::StreamScorer* sc = snapshot.stream(); sc != nullptr) {
+    // Every item gets a score, unknown ones the stream's prior for an item
+    // never seen (new is often good in news: not the end of the list).
+    std::vector<uint32_t> dense(known.size());
+    for (size_t i = 0; i < known.size(); ++i) dense[i] = known[i].item;
+    std::vector<float> ranker(dense.size(),
+                              std::numeric_limits<float>::quiet_NaN());
+    std::span<const uint32_t> clicked;
+    if (user_known) {
+      if (!dense.empty()) snapshot.Score(*user, dense, ranker);
+      clicked = snapshot.ClickedItems(*user);
+    } else {
+      result.no_user_term = true;
+    }
+    struct Ranked {
+      float score;
+      size_t input;  // position in `items`
+      uint32_t item;
+      bool known;
+    };
+    std::vector<Ranked> ranked;
+    ranked.reserve(items.size());
+    size_t next_known = 0;
+    for (size_t i = 0, u = 0; i < items.size(); ++i) {
+      if (u < unknown.size() && unknown[u] == i) {
+        ++u;
+        ranked.push_back(
+            {Sanitize(sc->Score(sc->unseen_score(), false, std::nullopt)), i, 0,
+             false});
+        continue;
+      }
+      const size_t k = next_known++;
+      const float r = std::isfinite(ranker[k])
+                          ? ranker[k]
+                          : std::numeric_limits<float>::quiet_NaN();
+      const bool was_clicked =
+          std::binary_search(clicked.begin(), clicked.end(), dense[k]);
+      ranked.push_back(
+          {Sanitize(sc->Score(sc->ItemScore(dense[k]), was_clicked, r)), i,
+           dense[k], true});
+    }
+    std::stable_sort(
+        ranked.begin(), ranked.end(),
+        [](const Ranked& a, const Ranked& b) { return a.score > b.score; });
+    for (const Ranked& r : ranked) {
+      result.items.push_back({r.item, r.score, r.known});
+      ids->push_back(r.known ? snapshot.ItemId(r.item) : items[r.input]);
+    }
+    return result;
+  }
+  if (!user_known) {
     result.popularity_fallback = true;
     // Popularity rank of each requested known item; one pass over the list.
     std::unordered_map<uint32_t, size_t> rank;

@@ -154,8 +154,9 @@ HttpResponse GetRecommendations(const ServiceContext& context,
   }
   json doc = {{"user_id", user_id},
               {"model_version", ModelVersionJson(*snapshot)},
-              {"fallback",
-               rec.popularity_fallback ? json("popularity") : json(nullptr)},
+              {"fallback", rec.popularity_fallback ? json("popularity")
+                           : rec.no_user_term      ? json("stream_features")
+                                                   : json(nullptr)},
               {"items", std::move(items)}};
   return JsonResponse(200, doc);
 }
@@ -220,8 +221,9 @@ HttpResponse PostRank(const ServiceContext& context, const HttpRequest& request,
   }
   json out = {{"user_id", user_id},
               {"model_version", ModelVersionJson(*snapshot)},
-              {"fallback",
-               rec.popularity_fallback ? json("popularity") : json(nullptr)},
+              {"fallback", rec.popularity_fallback ? json("popularity")
+                           : rec.no_user_term      ? json("stream_features")
+                                                   : json(nullptr)},
               {"items", std::move(out_items)}};
   return JsonResponse(200, out);
 }

@@ -9,6 +9,10 @@
 //     "time_split":  {"test_fraction": 0.2, "validation_fraction": 0.1,
 //                     "patience": 5},
 //     "prequential": {"num_windows": 10},
+//     "stream":      {"refresh_events": 200, "refresh_minutes": 10,
+//                     "half_life_hours": 6, "curve_points": 24,
+//                     "learning_rate": 0.1, "l2": 1e-4,
+//                     "evict_after_hours": 72},
 //     "models":      {"itemknn": {"k": 50, "shrink": 0}, "<ranker>": {...}}
 //   }
 #ifndef CFREC_EVAL_RUNNER_H_
@@ -25,10 +29,12 @@ namespace cfrec::eval {
 
 struct EvalRequest {
   std::string data_path;              // behaviors.tsv; required
-  std::string ranker = "itemknn";     // Default itemknn.
+  std::string ranker = "itemknn";  // or "none" with protocol stream.
   std::string intervention = "none";  // none|random|learned. Default none.
   std::string trainer = "default";    // default|ps|acl. Default default.
-  std::string protocol = "loo";       // loo|impressions|prequential.
+  std::string protocol = "loo";  // loo|impressions|prequential|stream.
+  // --protocol stream: combine the ranker with the stream features.
+  bool stream_features = true;
   uint64_t seed = 1;                  // Default 1.
   std::string config_path;            // JSON file; empty = defaults
 };

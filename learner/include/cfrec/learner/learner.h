@@ -74,6 +74,8 @@ struct SnapshotInputs {
   const state::EventStore* ids = nullptr;
   std::vector<uint32_t> candidates;  // live candidate pool
   std::vector<uint32_t> popular;     // most clicked first
+  // Stream-aware scoring at this moment; null when stream features are off.
+  std::shared_ptr<const stream::StreamScorer> stream;
   TrainingStats stats;
 };
 

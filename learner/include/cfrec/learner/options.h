@@ -215,6 +215,17 @@ struct TrainerOptions {
   // learner.trainer (which selects the mode); the JSON key "trainer" sets
   // both and validation rejects a mismatch.
   std::string trainer = "default";
+  // Stream-aware scoring (cfrec::stream): event-time item counters and an
+  // online feature model that combines them with the ranker's f(u, i);
+  // what /v1/rank and /v1/recommendations rank by. false keeps the ranker
+  // alone and the popularity list for unknown users (for ablation).
+  // Default true.
+  bool stream_features = true;
+  // AdaGrad step of the stream feature model. Default 0.1.
+  double stream_learning_rate = 0.1;
+  // Items and users the stream has not named for this long (event time)
+  // are forgotten. Default 72 h.
+  int64_t stream_evict_after_ms = 72LL * 3600 * 1000;
 };
 
 // Checks ranges and enumerations; the error names the field.

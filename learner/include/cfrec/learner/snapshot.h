@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cfrec/stream/scorer.h"
+
 namespace cfrec::learner {
 
 // What the trainer has done so far; copied into every snapshot.
@@ -86,6 +88,12 @@ class ModelSnapshot {
   // better. items and scores have the same size.
   virtual void Score(uint32_t user, std::span<const uint32_t> items,
                      std::span<float> scores) const = 0;
+
+  // Stream-aware scoring: the stream features and the feature model that
+  // combines them with Score()'s f(u, i). What serving ranks by when set;
+  // null when stream features are off (then Score() alone ranks, and
+  // unknown users get PopularItems()).
+  virtual const stream::StreamScorer* stream() const { return nullptr; }
 };
 
 // Holds the latest snapshot. Thread-safe: Publish and Get may be called from

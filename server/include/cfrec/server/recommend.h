@@ -40,6 +40,9 @@ struct Recommendation {
   // True when the user is unknown to the snapshot and `items` are the most
   // popular candidates instead of a personal ranking.
   bool popularity_fallback = false;
+  // True when the snapshot has stream features and the user is unknown:
+  // `items` are ranked by the stream features without a user term.
+  bool no_user_term = false;
   std::vector<ScoredItem> items;  // best first, at most n
 };
 
@@ -61,6 +64,12 @@ class CandidateIndex {
   void DotAll(std::span<const float> user, float* out) const;
 
   std::span<const uint32_t> items() const { return items_; }
+  // With stream features: the item part of the stream score of each of
+  // items() (same order), and the positions of the best of them by that
+  // score, best first (at most kStreamShortlist). Empty otherwise.
+  static constexpr size_t kStreamShortlist = 1000;
+  std::span<const float> stream_scores() const { return stream_scores_; }
+  std::span<const uint32_t> stream_order() const { return stream_order_; }
   size_t padded_size() const { return num_blocks_ * kBlock; }
   int dim() const { return dim_; }
 
@@ -69,6 +78,8 @@ class CandidateIndex {
   bool use_avx2_ = false;  // the CPU has AVX2 and FMA
   size_t num_blocks_ = 0;
   std::vector<uint32_t> items_;
+  std::vector<float> stream_scores_;
+  std::vector<uint32_t> stream_order_;
   std::vector<float> blocks_;  // num_blocks_ * dim_ * kBlock
 };
 

@@ -6,6 +6,7 @@
 #define CFREC_STREAM_FEATURES_H_
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -49,13 +50,14 @@ void ItemFeatures(const ItemCounts* counts, const ItemCounts& global,
                   int64_t now_ms, std::span<float, kNumItemFeatures> out);
 
 // The user features of the row: whether the user clicked the item before,
-// and the ranker's score (nullopt: no user term, i.e. an unknown user or
-// item, or no ranker).
+// and the ranker's score (nullopt or NaN: no user term, i.e. an unknown user
+// or item, or no ranker).
 inline void UserFeatures(bool user_clicked, std::optional<float> ranker,
                          FeatureRow& row) {
   row[kUserClicked] = user_clicked ? 1.0f : 0.0f;
   float r = ranker.value_or(0.0f);
-  if (!(r >= -kRankerClip)) r = -kRankerClip;  // NaN and -inf too
+  if (std::isnan(r)) r = 0.0f;
+  if (r < -kRankerClip) r = -kRankerClip;
   if (r > kRankerClip) r = kRankerClip;
   row[kRanker] = r;
 }
