@@ -65,6 +65,10 @@ class FakeSnapshot : public learner::ModelSnapshot {
   void set_created_unix_ms(int64_t ms) { created_ms_ = ms; }
   void set_version(uint64_t version) { version_ = version; }
   learner::TrainingStats& mutable_stats() { return stats_; }
+  void set_stream(std::shared_ptr<const stream::StreamScorer> scorer) {
+    stream_ = std::move(scorer);
+  }
+  const stream::StreamScorer* stream() const override { return stream_.get(); }
 
   // --- ModelSnapshot ----------------------------------------------------
   uint64_t version() const override { return version_; }
@@ -110,6 +114,7 @@ class FakeSnapshot : public learner::ModelSnapshot {
   }
 
  private:
+  std::shared_ptr<const stream::StreamScorer> stream_;
   uint64_t version_;
   int dim_;
   int64_t created_ms_ = 0;
