@@ -1,5 +1,6 @@
 #include "cfrec/ingest/ingestor.h"
 
+#include <algorithm>
 #include <string>
 
 #include "cfrec/schemas/log.h"
@@ -17,7 +18,110 @@ Ingestor::Ingestor(const IngestorOptions& options,
 Ingestor::~Ingestor() { Stop(); }
 
 Status Ingestor::Assign() {
+  CFREC_RETURN_IF_ERROR(CheckLogId());
+  CFREC_RETURN_IF_ERROR(CheckOffsetsWithinLog());
   return source_->Assign(store_->NextOffsets(options_.topic));
+}
+
+namespace {
+
+std::string DescribeOffsets(const std::map<int32_t, int64_t>& next) {
+  int64_t sum = 0;
+  for (const auto& [p, n] : next) sum += n;
+  return std::to_string(next.size()) + " partitions, next offsets summing to " +
+         std::to_string(sum);
+}
+
+}  // namespace
+
+Status Ingestor::CheckLogId() {
+  std::string log_id = options_.log_id;
+  if (log_id.empty()) {
+    auto from_source = source_->LogId();
+    if (!from_source.ok()) return from_source.status();
+    log_id = std::move(from_source).value();
+  }
+  const std::string& topic = options_.topic;
+  if (log_id.empty()) {
+    LogWarn("ingest",
+            "the broker does not identify its log (no cluster id); "
+            "the stored offsets of " +
+                topic + " are used as they are");
+    return Status::Ok();
+  }
+  auto stored = store_->LogId(topic);
+  if (!stored.ok()) return stored.status();
+  if (*stored == log_id) return Status::Ok();
+  const auto next = store_->NextOffsets(topic);
+  if (next.empty()) {
+    return store_->SetLogId(topic, log_id, /*discard_offsets=*/false);
+  }
+  if (stored->empty() && !options_.discard_unidentified_offsets) {
+    LogInfo("ingest", "topic " + topic + ": recording log " + log_id +
+                          " for the stored offsets (" + DescribeOffsets(next) +
+                          ")");
+    return store_->SetLogId(topic, log_id, /*discard_offsets=*/false);
+  }
+  const std::string old =
+      stored->empty() ? std::string("a log before this one (no id recorded)")
+                      : "log " + *stored;
+  CFREC_RETURN_IF_ERROR(store_->SetLogId(topic, log_id,
+                                         /*discard_offsets=*/true));
+  LogWarn("ingest",
+          "topic " + topic + ": the stored offsets (" + DescribeOffsets(next) +
+              ") belong to " + old + ", not to log " + log_id +
+              " that the broker serves; discarded them: the new log is read "
+              "from its start, events already stored are recognised by id "
+              "and not applied twice");
+  std::lock_guard lock(stats_mu_);
+  ++stats_.log_changes;
+  return Status::Ok();
+}
+
+Status Ingestor::CheckOffsetsWithinLog() {
+  const auto next = store_->NextOffsets(options_.topic);
+  if (next.empty()) return Status::Ok();
+  auto high = source_->HighWatermarks();
+  if (!high.ok()) {
+    LogWarn("ingest", "cannot check the stored offsets against the log: " +
+                          high.status().ToString());
+    return Status::Ok();
+  }
+  std::vector<int32_t> restarted;
+  for (const auto& [p, n] : next) {
+    auto it = high->find(p);
+    if (it == high->end() || n <= it->second) continue;
+    restarted.push_back(p);
+    LogError("ingest",
+             "topic " + options_.topic + " partition " + std::to_string(p) +
+                 ": the stored next offset " + std::to_string(n) +
+                 " is past the end of the log (high watermark " +
+                 std::to_string(it->second) +
+                 "): the log restarted (topic recreated?); reading it again "
+                 "from its start; nothing is lost, events already stored are "
+                 "not applied twice");
+  }
+  if (restarted.empty()) return Status::Ok();
+  CFREC_RETURN_IF_ERROR(store_->DiscardOffsets(options_.topic, restarted));
+  std::lock_guard lock(stats_mu_);
+  stats_.partition_restarts += restarted.size();
+  return Status::Ok();
+}
+
+Status Ingestor::HandleRestartedPartitions() {
+  for (int32_t p : source_->TakeRestartedPartitions()) {
+    if (std::find(restarted_.begin(), restarted_.end(), p) ==
+        restarted_.end()) {
+      restarted_.push_back(p);
+    }
+  }
+  if (restarted_.empty()) return Status::Ok();
+  // Kept until discarded: a failure is retried before the next batch.
+  CFREC_RETURN_IF_ERROR(store_->DiscardOffsets(options_.topic, restarted_));
+  std::lock_guard lock(stats_mu_);
+  stats_.partition_restarts += restarted_.size();
+  restarted_.clear();
+  return Status::Ok();
 }
 
 Status Ingestor::Start() {
@@ -36,8 +140,18 @@ Result<size_t> Ingestor::RunOnce() {
   using Clock = std::chrono::steady_clock;
   buffer_.clear();
   const auto t0 = Clock::now();
+  CFREC_RETURN_IF_ERROR(HandleRestartedPartitions());
   CFREC_RETURN_IF_ERROR(
       source_->Poll(options_.max_batch, options_.poll_timeout, &buffer_));
+  if (Status s = HandleRestartedPartitions(); !s.ok()) {
+    {
+      std::lock_guard lock(stats_mu_);
+      ++stats_.storage_errors;
+    }
+    // Re-read the batch once the offsets are discarded.
+    CFREC_RETURN_IF_ERROR(source_->Assign(store_->NextOffsets(options_.topic)));
+    return s;
+  }
   const auto t1 = Clock::now();
   if (buffer_.empty()) {
     std::lock_guard lock(stats_mu_);
@@ -108,7 +222,9 @@ Status Ingestor::UpdateLag() {
   int64_t lag = 0;
   for (const auto& [p, h] : *high) {
     auto it = next.find(p);
-    lag += h - (it == next.end() ? 0 : it->second);
+    // A stored offset past the high watermark is not negative lag: it
+    // belongs to another log (see CheckOffsetsWithinLog).
+    lag += std::max<int64_t>(0, h - (it == next.end() ? 0 : it->second));
   }
   std::lock_guard lock(stats_mu_);
   stats_.consumer_lag = lag;

@@ -6,9 +6,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cinttypes>
+#include <cstdio>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "cfrec/schemas/log.h"
 
@@ -40,9 +44,24 @@ struct EmbeddedBroker::Impl {
   }
 };
 
+namespace {
+
+// "embedded:" and 64 random bits in hex. The mock cluster's own id is
+// derived from its address in memory, which a later start may reuse.
+std::string NewEmbeddedLogId() {
+  std::random_device device;
+  const uint64_t bits = (static_cast<uint64_t>(device()) << 32) ^ device();
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016" PRIx64, bits);
+  return std::string("embedded:") + hex;
+}
+
+}  // namespace
+
 EmbeddedBroker::EmbeddedBroker(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)),
-      bootstraps_(rd_kafka_mock_cluster_bootstraps(impl_->cluster)) {}
+      bootstraps_(rd_kafka_mock_cluster_bootstraps(impl_->cluster)),
+      log_id_(NewEmbeddedLogId()) {}
 
 EmbeddedBroker::~EmbeddedBroker() = default;
 
@@ -234,6 +253,7 @@ class KafkaSource final : public MessageSource {
   ~KafkaSource() override { consumer_->close(); }
 
   Status Assign(const std::map<int32_t, int64_t>& next_offsets) override {
+    if (assigned_) return Rewind(next_offsets);
     CFREC_RETURN_IF_ERROR(LoadPartitions());
     next_ = {};
     for (int32_t p : partitions_) {
@@ -241,7 +261,17 @@ class KafkaSource final : public MessageSource {
       next_[p] = it == next_offsets.end() ? RdKafka::Topic::OFFSET_BEGINNING
                                           : it->second;
     }
-    return Reassign();
+    std::vector<RdKafka::TopicPartition*> parts;
+    for (const auto& [p, off] : next_) {
+      parts.push_back(RdKafka::TopicPartition::create(options_.topic, p, off));
+    }
+    auto err = consumer_->assign(parts);
+    RdKafka::TopicPartition::destroy(parts);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      return Status::Unavailable("assign: " + RdKafka::err2str(err));
+    }
+    assigned_ = true;
+    return Status::Ok();
   }
 
   Status Poll(size_t max, std::chrono::milliseconds timeout,
@@ -270,7 +300,7 @@ class KafkaSource final : public MessageSource {
           return Status::Ok();
         case RdKafka::ERR__AUTO_OFFSET_RESET:
         case RdKafka::ERR_OFFSET_OUT_OF_RANGE:
-          CFREC_RETURN_IF_ERROR(HandleGap(msg->partition()));
+          CFREC_RETURN_IF_ERROR(HandleGap(msg->partition(), msg->offset()));
           return Status::Ok();
         default:
           // Transport errors, broker down, ...: librdkafka reconnects by
@@ -304,6 +334,18 @@ class KafkaSource final : public MessageSource {
 
   uint64_t gap_messages() const override { return gap_messages_; }
 
+  Result<std::string> LogId() override {
+    // The metadata request of LoadPartitions caches the cluster id.
+    if (partitions_.empty()) CFREC_RETURN_IF_ERROR(LoadPartitions());
+    const std::string cluster = consumer_->clusterid(5000);
+    if (cluster.empty()) return std::string();
+    return "kafka:" + cluster + "/" + options_.topic;
+  }
+
+  std::vector<int32_t> TakeRestartedPartitions() override {
+    return std::exchange(restarted_, {});
+  }
+
  private:
   Status LoadPartitions() {
     // Metadata of the topic; retried because a fresh broker may not know it
@@ -331,45 +373,125 @@ class KafkaSource final : public MessageSource {
                                "' has no partitions at " + options_.brokers);
   }
 
-  Status Reassign() {
-    std::vector<RdKafka::TopicPartition*> parts;
-    for (const auto& [p, off] : next_) {
-      parts.push_back(RdKafka::TopicPartition::create(options_.topic, p, off));
-    }
-    auto err = consumer_->assign(parts);
-    RdKafka::TopicPartition::destroy(parts);
-    if (err != RdKafka::ERR_NO_ERROR) {
-      return Status::Unavailable("assign: " + RdKafka::err2str(err));
+  // Moves every partition to `next_offsets` (after a failed apply, to
+  // re-read what was not stored). seek() keeps the assignment: a second
+  // assign() while librdkafka 2.0.2 still stops the fetchers of the first
+  // can stop a partition twice and abort the process
+  // (rd_kafka_assignment_partition_stopped: assert rktp_started).
+  Status Rewind(const std::map<int32_t, int64_t>& next_offsets) {
+    for (auto& [p, next] : next_) {
+      auto it = next_offsets.find(p);
+      const int64_t to = it == next_offsets.end()
+                             ? RdKafka::Topic::OFFSET_BEGINNING
+                             : it->second;
+      std::unique_ptr<RdKafka::TopicPartition> tp(
+          RdKafka::TopicPartition::create(options_.topic, p, to));
+      auto err = consumer_->seek(*tp, 5000);
+      if (err == RdKafka::ERR_NO_ERROR) {
+        next = to;
+      } else if (err == RdKafka::ERR__STATE ||
+                 err == RdKafka::ERR__PREV_IN_PROGRESS) {
+        // Being restarted by HandleGap at the oldest offset the log has,
+        // which is where a re-read can start at the earliest.
+        LogWarn("consumer", "partition " + std::to_string(p) +
+                                " is restarting after a gap; not rewound (" +
+                                RdKafka::err2str(err) + ")");
+      } else {
+        return Status::Unavailable("seek of partition " + std::to_string(p) +
+                                   ": " + RdKafka::err2str(err));
+      }
     }
     return Status::Ok();
   }
 
-  // The offset we need is no longer in the log (the broker dropped it).
-  // Record the gap and continue at the oldest offset the broker has: losing
-  // it silently is not an option, stalling forever is not either.
-  Status HandleGap(int32_t partition) {
+  // Restarts the fetcher of one partition at `offset`. After an offset
+  // error librdkafka has stopped fetching it (fetch state NONE), where
+  // seek() fails with ERR__STATE; only a new assignment restarts it. The
+  // incremental calls touch this partition alone: it is started (it just
+  // fetched) and no stop of it is outstanding, so it is stopped once.
+  // A full assign() here stopped every partition again, also those whose
+  // stop from the previous assign() was still in flight; with several
+  // partitions out of range at once that aborted the process in
+  // rd_kafka_assignment_partition_stopped (assert rktp_started).
+  Status RestartPartition(int32_t partition, int64_t offset) {
+    std::vector<RdKafka::TopicPartition*> parts = {
+        RdKafka::TopicPartition::create(options_.topic, partition, offset)};
+    std::unique_ptr<RdKafka::Error> error(
+        consumer_->incremental_unassign(parts));
+    if (!error) error.reset(consumer_->incremental_assign(parts));
+    RdKafka::TopicPartition::destroy(parts);
+    if (error) {
+      return Status::Unavailable("restarting partition " +
+                                 std::to_string(partition) + ": " +
+                                 error->str());
+    }
+    next_[partition] = offset;
+    return Status::Ok();
+  }
+
+  // The offset asked for is not in the log. Either messages were dropped
+  // before they were read (a gap: recorded as lost, reading continues at
+  // the oldest offset the broker has: losing them silently is not an
+  // option, stalling forever is not either), or the offset is past the end
+  // of the log: the log restarted (topic recreated), and the partition is
+  // read again from its start; nothing is lost.
+  Status HandleGap(int32_t partition, int64_t error_offset) {
+    const int64_t wanted = next_[partition];
+    if (wanted >= 0 && error_offset >= 0 && error_offset != wanted) {
+      // About a position this partition has already left.
+      return Status::Ok();
+    }
     int64_t low = 0, high = 0;
     auto err = consumer_->query_watermark_offsets(options_.topic, partition,
                                                   &low, &high, 5000);
     if (err != RdKafka::ERR_NO_ERROR) {
-      return Status::Ok();  // retried on the next poll
+      LogWarn("consumer", "partition " + std::to_string(partition) +
+                              ": offset " + std::to_string(wanted) +
+                              " is out of range and the watermarks are "
+                              "unknown (" +
+                              RdKafka::err2str(err) + "); retrying there");
+      return RestartPartition(partition, wanted);
     }
-    const int64_t wanted = next_[partition];
-    const int64_t lost = wanted >= 0 && low > wanted ? low - wanted : 0;
-    gap_messages_ += static_cast<uint64_t>(lost);
-    LogError("consumer",
-             "partition " + std::to_string(partition) + ": offsets " +
-                 std::to_string(wanted) + ".." + std::to_string(low - 1) +
-                 " are gone from the log (" + std::to_string(lost) +
-                 " messages lost); continuing at " + std::to_string(low));
-    next_[partition] = wanted > high ? high : low;
-    return Reassign();
+    const std::string where = "partition " + std::to_string(partition) + ": ";
+    if (wanted > high) {
+      restarted_.push_back(partition);
+      LogError("consumer",
+               where + "offset " + std::to_string(wanted) +
+                   " is past the end of the log (high watermark " +
+                   std::to_string(high) +
+                   "): the log restarted (topic recreated?); reading it "
+                   "again from its start (offset " +
+                   std::to_string(low) +
+                   "); nothing is lost, events already stored are not "
+                   "applied twice");
+      return RestartPartition(partition, low);
+    }
+    if (wanted >= 0 && wanted < low) {
+      const int64_t lost = low - wanted;
+      gap_messages_ += static_cast<uint64_t>(lost);
+      LogError("consumer",
+               where + "offsets " + std::to_string(wanted) + ".." +
+                   std::to_string(low - 1) + " are gone from the log (" +
+                   std::to_string(lost) + " messages lost); continuing at " +
+                   std::to_string(low));
+      return RestartPartition(partition, low);
+    }
+    // Within [low, high] now (the log moved under the fetch, or a logical
+    // start offset): nothing was skipped.
+    const int64_t at = wanted >= 0 ? wanted : low;
+    LogWarn("consumer", where + "offset " + std::to_string(at) +
+                            " was reported out of range but is in the log (" +
+                            std::to_string(low) + ".." + std::to_string(high) +
+                            "); retrying there");
+    return RestartPartition(partition, at);
   }
 
   ConsumerOptions options_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::vector<int32_t> partitions_;
   std::map<int32_t, int64_t> next_;
+  bool assigned_ = false;
+  std::vector<int32_t> restarted_;  // see TakeRestartedPartitions
   uint64_t gap_messages_ = 0;
   uint64_t errors_ = 0;
 };

@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
+#include <set>
 
 #include "cfrec/ingest/ingestor.h"
 #include "cfrec/ingest/kafka.h"
@@ -125,6 +127,129 @@ TEST_F(IngestTest, SurvivesABrokerOutage) {
   ASSERT_TRUE(counter_.WaitFor(2, std::chrono::seconds(30)));
   EXPECT_EQ(store_->Counters().impressions, 2u);
   EXPECT_EQ(producer_->delivery_failures(), 0u);
+}
+
+// `n` MIND rows imp<first>.. of users U0..U22, one click each.
+std::vector<MindRow> Rows(int first, int n) {
+  std::vector<MindRow> rows;
+  for (int i = first; i < first + n; ++i) {
+    rows.push_back(
+        {"imp" + std::to_string(i),
+         "U" + std::to_string(i % 23),
+         1000 + i,
+         {},
+         {"N" + std::to_string(i % 40), "N" + std::to_string(i % 7 + 40)},
+         {0, 1}});
+  }
+  return rows;
+}
+
+// The restart of `cfrec serve`: a new embedded broker (empty log, offsets
+// from 0 again) over a store that holds the previous broker's offsets.
+TEST(EmbeddedBrokerRestart, NewBrokerOverAnExistingStoreStoresEveryMessage) {
+  cfrec::testing::TempDir dir;
+  auto opened = state::EventStore::Open(dir.path(), {});
+  ASSERT_TRUE(opened.ok());
+  std::unique_ptr<state::EventStore> store = std::move(opened).value();
+  // Both halves spread over 16 partitions, as in `cfrec serve`.
+  const std::vector<std::vector<MindRow>> halves = {Rows(0, 300),
+                                                    Rows(300, 250)};
+  size_t impressions = 0;
+  for (size_t run = 0; run < halves.size(); ++run) {
+    const auto& rows = halves[run];
+    impressions += rows.size();
+    auto broker = EmbeddedBroker::Start();
+    ASSERT_TRUE(broker.ok());
+    ASSERT_TRUE((*broker)->CreateTopic(kDefaultTopic, 16).ok());
+    ConsumerOptions co;
+    co.brokers = (*broker)->bootstrap_servers();
+    co.fetch_wait_max_ms = 1;
+    auto source = CreateKafkaSource(co);
+    ASSERT_TRUE(source.ok());
+    IngestorOptions io;
+    io.log_id = (*broker)->log_id();
+    io.discard_unidentified_offsets = true;
+    AppliedCounter counter;
+    Ingestor ingestor(io, std::move(source).value(), store.get(),
+                      [&](std::vector<state::AppliedEvent>&& events) {
+                        counter.Add(events.size());
+                      });
+    ASSERT_TRUE(ingestor.Start().ok());
+    ProducerOptions po;
+    po.brokers = (*broker)->bootstrap_servers();
+    auto producer = KafkaProducer::Create(po);
+    ASSERT_TRUE(producer.ok());
+    auto summary = Replay(rows, producer->get(), ReplayOptions{});
+    ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+    // Every impression and its click, as two applied events.
+    ASSERT_TRUE(counter.WaitFor(2 * rows.size(), std::chrono::seconds(30)))
+        << "stored " << store->Counters().impressions << " impressions of "
+        << impressions;
+    ASSERT_TRUE(ingestor.UpdateLag().ok());
+    const auto st = ingestor.Stats();
+    EXPECT_EQ(st.consumer_lag, 0);
+    EXPECT_EQ(st.gap_messages, 0u);
+    EXPECT_EQ(st.redelivered, 0u);
+    EXPECT_EQ(st.log_changes, run == 0 ? 0u : 1u);
+    EXPECT_EQ(*store->LogId(kDefaultTopic), (*broker)->log_id());
+    ingestor.Stop();
+  }
+  const auto c = store->Counters();
+  EXPECT_EQ(c.impressions, impressions);
+  EXPECT_EQ(c.clicks_joined, impressions);
+  EXPECT_EQ(c.dead_letters, 0u);
+}
+
+// A position past the end of every partition's log (what a restarted
+// broker presented before the store kept log ids): each partition is read
+// again from its start, one at a time, and nothing counts as lost. Reading
+// them again used to re-assign all partitions per partition in error, which
+// aborted librdkafka 2.0.2 (rd_kafka_assignment_partition_stopped: assert
+// rktp_started) when the errors came in quick succession.
+TEST(KafkaSource, PositionsPastTheEndOfTheLogRestartEachPartition) {
+  constexpr int kPartitions = 16;
+  auto broker = EmbeddedBroker::Start();
+  ASSERT_TRUE(broker.ok());
+  ASSERT_TRUE((*broker)->CreateTopic(kDefaultTopic, kPartitions).ok());
+  ProducerOptions po;
+  po.brokers = (*broker)->bootstrap_servers();
+  auto producer = KafkaProducer::Create(po);
+  ASSERT_TRUE(producer.ok());
+  const auto rows = Rows(0, 200);
+  ASSERT_TRUE(Replay(rows, producer->get(), ReplayOptions{}).ok());
+  const size_t produced = 2 * rows.size();
+
+  ConsumerOptions co;
+  co.brokers = (*broker)->bootstrap_servers();
+  co.fetch_wait_max_ms = 1;
+  auto source = CreateKafkaSource(co);
+  ASSERT_TRUE(source.ok());
+  std::map<int32_t, int64_t> past_the_end;
+  for (int32_t p = 0; p < kPartitions; ++p) past_the_end[p] = 1000;
+  ASSERT_TRUE((*source)->Assign(past_the_end).ok());
+
+  std::set<std::pair<int32_t, int64_t>> seen;
+  std::set<int32_t> restarted;
+  std::vector<SourceMessage> batch;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((seen.size() < produced || restarted.size() < kPartitions) &&
+         std::chrono::steady_clock::now() < deadline) {
+    batch.clear();
+    ASSERT_TRUE(
+        (*source)->Poll(1000, std::chrono::milliseconds(50), &batch).ok());
+    for (const auto& m : batch) seen.insert({m.partition, m.offset});
+    for (int32_t p : (*source)->TakeRestartedPartitions()) restarted.insert(p);
+  }
+  EXPECT_EQ(seen.size(), produced);
+  EXPECT_EQ(restarted.size(), static_cast<size_t>(kPartitions));
+  EXPECT_EQ((*source)->gap_messages(), 0u);
+  // Read from the start: each partition's offsets are 0, 1, ...
+  std::map<int32_t, int64_t> next;
+  for (const auto& [p, off] : seen) {
+    EXPECT_EQ(off, next[p]) << "partition " << p;
+    next[p] = off + 1;
+  }
 }
 
 }  // namespace

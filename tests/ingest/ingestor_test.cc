@@ -19,7 +19,8 @@ namespace {
 // Serves a fixed list of messages from the assigned offsets on.
 class FakeSource : public MessageSource {
  public:
-  explicit FakeSource(std::vector<SourceMessage> log) : log_(std::move(log)) {}
+  explicit FakeSource(std::vector<SourceMessage> log, std::string log_id = "")
+      : log_(std::move(log)), log_id_(std::move(log_id)) {}
   Status Assign(const std::map<int32_t, int64_t>& next) override {
     auto it = next.find(0);
     pos_ = it == next.end() ? 0 : static_cast<size_t>(it->second);
@@ -36,15 +37,18 @@ class FakeSource : public MessageSource {
     return std::map<int32_t, int64_t>{{0, static_cast<int64_t>(log_.size())}};
   }
   uint64_t gap_messages() const override { return 0; }
+  Result<std::string> LogId() override { return log_id_; }
 
  private:
   std::vector<SourceMessage> log_;
+  std::string log_id_;
   size_t pos_ = 0;
 };
 
-std::vector<SourceMessage> MakeLog(int impressions) {
+// `impressions` impressions imp<first>.., a click on every third.
+std::vector<SourceMessage> MakeLog(int impressions, int first = 0) {
   std::vector<SourceMessage> log;
-  for (int i = 0; i < impressions; ++i) {
+  for (int i = first; i < first + impressions; ++i) {
     const std::string user = "u" + std::to_string(i % 37);
     const std::string imp = "imp" + std::to_string(i);
     ImpressionEvent e{
@@ -166,6 +170,110 @@ TEST(Ingestor, RestartResumesAtTheStoredOffsets) {
   EXPECT_EQ((*store)->Counters().impressions, 500u);
   EXPECT_EQ((*store)->Counters().clicks_joined, 167u);
   EXPECT_EQ((*store)->Counters().duplicates, 0u);
+}
+
+// The embedded broker restarted: its new log numbers its messages from 0
+// again while the store holds the old log's offsets. 700 new messages at
+// offsets 0..699 lie partly below the stored 400, which the store would
+// skip as redelivered if the offsets were kept.
+TEST(Ingestor, NewLogOverAnExistingStoreIsReadFromItsStart) {
+  cfrec::testing::TempDir dir;
+  IngestorOptions options;
+  options.topic = "t";
+  options.max_batch = 64;
+  const auto first = MakeLog(300);        // 400 messages
+  const auto second = MakeLog(525, 300);  // 700 messages
+  {
+    auto store = state::EventStore::Open(dir.path(), {});
+    ASSERT_TRUE(store.ok());
+    options.log_id = "embedded:01";
+    Ingestor ingestor(options, std::make_unique<FakeSource>(first),
+                      store->get(), nullptr);
+    RunToEnd(ingestor);
+    EXPECT_EQ((*store)->NextOffsets("t").at(0), 400);
+  }
+  auto store = state::EventStore::Open(dir.path(), {});
+  ASSERT_TRUE(store.ok());
+  options.log_id = "embedded:02";
+  Ingestor ingestor(options, std::make_unique<FakeSource>(second), store->get(),
+                    nullptr);
+  RunToEnd(ingestor);
+  const auto st = ingestor.Stats();
+  EXPECT_EQ(st.log_changes, 1u);
+  EXPECT_EQ(st.redelivered, 0u);
+  EXPECT_EQ(st.messages, second.size());
+  EXPECT_EQ((*store)->Counters().impressions, 825u);
+  EXPECT_EQ((*store)->Counters().clicks_joined, 100u + 175u);
+  EXPECT_EQ(*(*store)->LogId("t"), "embedded:02");
+  ASSERT_TRUE(ingestor.UpdateLag().ok());
+  EXPECT_EQ(ingestor.Stats().consumer_lag, 0);
+}
+
+// Offsets stored before log ids were kept: with the embedded broker they
+// cannot be its log's; from a real cluster they are taken to be.
+TEST(Ingestor, OffsetsWithoutLogIdAreDiscardedOnlyWhenAsked) {
+  for (bool discard : {true, false}) {
+    SCOPED_TRACE(discard ? "embedded" : "cluster");
+    cfrec::testing::TempDir dir;
+    IngestorOptions options;
+    options.topic = "t";
+    const auto log = MakeLog(30);  // 40 messages
+    auto store = state::EventStore::Open(dir.path(), {});
+    ASSERT_TRUE(store.ok());
+    {
+      Ingestor ingestor(options, std::make_unique<FakeSource>(log),
+                        store->get(), nullptr);
+      RunToEnd(ingestor);
+      EXPECT_EQ(*(*store)->LogId("t"), "");  // the source has no id
+    }
+    options.log_id = "log-1";
+    options.discard_unidentified_offsets = discard;
+    Ingestor ingestor(options, std::make_unique<FakeSource>(log), store->get(),
+                      nullptr);
+    RunToEnd(ingestor);
+    EXPECT_EQ(*(*store)->LogId("t"), "log-1");
+    const auto st = ingestor.Stats();
+    EXPECT_EQ(st.log_changes, discard ? 1u : 0u);
+    EXPECT_EQ(st.messages, discard ? log.size() : 0u);
+    // Re-read or not, nothing is stored twice.
+    EXPECT_EQ((*store)->Counters().impressions, 30u);
+    EXPECT_EQ((*store)->Counters().clicks_joined, 10u);
+    EXPECT_EQ(st.duplicates, discard ? 40u : 0u);
+  }
+}
+
+// Same log id, but the log is shorter than the stored offset (the topic was
+// recreated): read again from its start, counted as a restart, not a loss;
+// the lag is never negative.
+TEST(Ingestor, StoredOffsetPastTheEndOfTheLogRestartsThePartition) {
+  cfrec::testing::TempDir dir;
+  IngestorOptions options;
+  options.topic = "t";
+  auto store = state::EventStore::Open(dir.path(), {});
+  ASSERT_TRUE(store.ok());
+  {
+    Ingestor ingestor(options,
+                      std::make_unique<FakeSource>(MakeLog(300), "kafka:c1/t"),
+                      store->get(), nullptr);
+    RunToEnd(ingestor);
+  }
+  const auto shorter = MakeLog(60, 1000);  // 80 messages
+  Ingestor ingestor(options,
+                    std::make_unique<FakeSource>(shorter, "kafka:c1/t"),
+                    store->get(), nullptr);
+  // Before Assign, the stored 400 is past the log's 80: no negative lag.
+  ASSERT_TRUE(ingestor.UpdateLag().ok());
+  EXPECT_EQ(ingestor.Stats().consumer_lag, 0);
+  RunToEnd(ingestor);
+  const auto st = ingestor.Stats();
+  EXPECT_EQ(st.partition_restarts, 1u);
+  EXPECT_EQ(st.log_changes, 0u);
+  EXPECT_EQ(st.gap_messages, 0u);
+  EXPECT_EQ(st.messages, shorter.size());
+  EXPECT_EQ((*store)->Counters().impressions, 360u);
+  EXPECT_EQ((*store)->NextOffsets("t").at(0), 80);
+  ASSERT_TRUE(ingestor.UpdateLag().ok());
+  EXPECT_EQ(ingestor.Stats().consumer_lag, 0);
 }
 
 }  // namespace

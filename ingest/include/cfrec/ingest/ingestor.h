@@ -4,7 +4,13 @@
 // EventStore::ApplyBatch (events + offsets in one WriteBatch), and passes the
 // applied events to a callback (the learner's bounded queue). On Start it
 // assigns the source at the store's stored offsets, so a restart after a
-// crash resumes exactly where the durable state ends.
+// crash resumes exactly where the durable state ends -- provided the offsets
+// belong to the log being read. Assign() checks that first: when the
+// broker's log is not the one the offsets were stored for (the embedded
+// broker starts empty at every start), or a partition's stored offset is
+// past the end of its log (topic recreated), those offsets are discarded and
+// the log is read from its start; events already stored are recognised by
+// id and not applied twice.
 #ifndef CFREC_INGEST_INGESTOR_H_
 #define CFREC_INGEST_INGESTOR_H_
 
@@ -28,6 +34,15 @@ struct IngestorOptions {
   std::chrono::milliseconds poll_timeout{50};  // default 50 ms
   // Backoff after a storage failure before the batch is re-read. Default 1 s.
   std::chrono::milliseconds retry_backoff{1000};
+  // Identity of the log read, kept with the stored offsets. Empty (default):
+  // the source's (Kafka's cluster id and the topic). For the embedded broker
+  // EmbeddedBroker::log_id(), which is new at every start.
+  std::string log_id;
+  // Whether offsets stored without a log id are from another log and must
+  // be discarded. Set for the embedded broker, whose log never outlives the
+  // process. Default false: they are taken to be this log's (a store written
+  // before log ids were recorded) and the id is recorded for them.
+  bool discard_unidentified_offsets = false;
 };
 
 struct IngestStats {
@@ -41,7 +56,15 @@ struct IngestStats {
   uint64_t dead_letters = 0;
   uint64_t storage_errors = 0;
   uint64_t gap_messages = 0;
-  int64_t consumer_lag = 0;  // high watermark - next offset, summed
+  // Times the stored offsets were discarded because the broker serves
+  // another log than the one they were stored for (the embedded broker at
+  // every start over a store that already has offsets).
+  uint64_t log_changes = 0;
+  // Partitions whose stored offset was past the end of their log (the log
+  // restarted: topic recreated); read again from their start, not lost.
+  uint64_t partition_restarts = 0;
+  // High watermark - next offset, summed over partitions, each at least 0.
+  int64_t consumer_lag = 0;
   double poll_seconds = 0;   // time in MessageSource::Poll
   double apply_seconds = 0;  // time in EventStore::ApplyBatch
   double idle_seconds = 0;   // time in polls that returned nothing
@@ -77,12 +100,20 @@ class Ingestor {
 
  private:
   void Loop();
+  // Binds the store's offsets of the topic to the log read (see the file
+  // comment); discards them when they belong to another log.
+  Status CheckLogId();
+  // Discards stored offsets past the end of their partition's log.
+  Status CheckOffsetsWithinLog();
+  // Discards the stored offsets of partitions the source found restarted.
+  Status HandleRestartedPartitions();
 
   IngestorOptions options_;
   std::unique_ptr<MessageSource> source_;
   state::EventStore* store_;
   AppliedCallback on_applied_;
   std::vector<SourceMessage> buffer_;
+  std::vector<int32_t> restarted_;  // offsets still to discard
 
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -26,7 +26,9 @@ inline constexpr std::string_view kDefaultTopic = "cfrec.events";
 //
 // Limits of the mock (librdkafka 2.0.2): it keeps at most 5 MiB and 100,000
 // message sets per partition and drops older ones silently, so a producer
-// must not run far ahead of the consumer (replay paces on lag).
+// must not run far ahead of the consumer (replay paces on lag). Its log
+// lives in memory: every start begins with an empty log, which log_id()
+// tells apart from the logs of earlier starts.
 class EmbeddedBroker {
  public:
   struct Options {
@@ -41,6 +43,9 @@ class EmbeddedBroker {
 
   // "127.0.0.1:PORT[,...]"
   const std::string& bootstrap_servers() const { return bootstraps_; }
+  // "embedded:<16 random hex digits>", new at every start: the identity of
+  // this broker's log (see IngestorOptions::log_id).
+  const std::string& log_id() const { return log_id_; }
   Status CreateTopic(std::string_view topic, int partitions);
   // Simulates a broker outage (tests).
   Status SetBrokerDown(int32_t broker_id);
@@ -51,6 +56,7 @@ class EmbeddedBroker {
   explicit EmbeddedBroker(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
   std::string bootstraps_;
+  std::string log_id_;
 };
 
 struct ProducerOptions {
@@ -114,6 +120,14 @@ class MessageSource {
   virtual Result<std::map<int32_t, int64_t>> HighWatermarks() = 0;
   // Offsets found missing from the log (the broker dropped them).
   virtual uint64_t gap_messages() const = 0;
+  // Identity of the log read: "kafka:<cluster id>/<topic>". Empty when it
+  // cannot be told (the default; brokers that send no cluster id).
+  virtual Result<std::string> LogId() { return std::string(); }
+  // Partitions whose log was found to have restarted behind the position
+  // asked for (the offset is past the log's end: topic recreated) since the
+  // last call. The source already reads them again from their start; their
+  // stored offsets must be discarded before messages from them are applied.
+  virtual std::vector<int32_t> TakeRestartedPartitions() { return {}; }
 };
 
 struct ConsumerOptions {
