@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -93,6 +94,54 @@ void RegisterIngestMetrics(server::MetricsRegistry& m,
       "cfrec_ingest_gap_messages_total",
       "Offsets the broker no longer had when they were needed", true,
       [&] { return static_cast<double>(ingestor.Stats().gap_messages); });
+  m.AddCallback(
+      "cfrec_ingest_log_changes_total",
+      "Times the stored offsets were discarded because the broker serves "
+      "another log (the embedded broker's log is new at every start)",
+      true, [&] { return static_cast<double>(ingestor.Stats().log_changes); });
+  m.AddCallback(
+      "cfrec_ingest_partition_restarts_total",
+      "Partitions whose stored offset was past the end of their log (topic "
+      "recreated), read again from their start",
+      true,
+      [&] { return static_cast<double>(ingestor.Stats().partition_restarts); });
+}
+
+// Before ingest stops: what the embedded broker holds dies with the process,
+// so it is applied first. Flushes the POST /v1/events producer, then waits
+// (at most `limit`) until the stored offsets reach the high watermarks.
+void DrainEmbeddedBroker(ingest::KafkaProducer* events_producer,
+                         ingest::Ingestor& ingestor,
+                         std::chrono::seconds limit) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  Status s = events_producer->Flush(std::chrono::seconds(10));
+  if (!s.ok()) LogError("serve", "flushing accepted events: " + s.ToString());
+  auto last_report = start;
+  while (true) {
+    s = ingestor.UpdateLag();
+    const int64_t lag = ingestor.Stats().consumer_lag;
+    const auto now = Clock::now();
+    const double waited = std::chrono::duration<double>(now - start).count();
+    if (s.ok() && lag == 0) {
+      LogInfo("serve", "drained the embedded broker in " +
+                           std::to_string(waited) + " s");
+      return;
+    }
+    const std::string left =
+        s.ok() ? std::to_string(lag) + " messages" : s.ToString();
+    if (now - start >= limit) {
+      LogError("serve", "the embedded broker still holds " + left + " after " +
+                            std::to_string(limit.count()) +
+                            " s; stopping anyway: they are lost");
+      return;
+    }
+    if (now - last_report >= std::chrono::seconds(1)) {
+      LogInfo("serve", "draining the embedded broker: " + left + " to apply");
+      last_report = now;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void RegisterTrainerMetrics(server::MetricsRegistry& m,
@@ -202,8 +251,13 @@ int RunServe(const ServeArgs& args) {
     brokers = broker->bootstrap_servers();
     LogInfo("serve", "embedded Kafka broker at " + brokers + " (topic " +
                          args.topic + ", " + std::to_string(args.partitions) +
-                         " partitions); feed it with: cfrec replay --kafka " +
-                         brokers + " FILE");
+                         " partitions, log " + broker->log_id() +
+                         "); feed it with: cfrec replay --kafka " + brokers +
+                         " FILE");
+    LogInfo("serve",
+            "the embedded broker keeps its log in memory: SIGTERM/SIGINT "
+            "apply what it holds before stopping, SIGKILL loses what is not "
+            "applied yet");
   }
 
   ingest::ConsumerOptions co;
@@ -236,6 +290,11 @@ int RunServe(const ServeArgs& args) {
 
   ingest::IngestorOptions io;
   io.topic = args.topic;
+  if (broker) {
+    // Its log is new: offsets stored by an earlier start are of another log.
+    io.log_id = broker->log_id();
+    io.discard_unidentified_offsets = true;
+  }
   ingest::Ingestor ingestor(
       io, std::move(source).value(), store->get(),
       [&trainer](std::vector<state::AppliedEvent>&& events) {
@@ -353,15 +412,21 @@ int RunServe(const ServeArgs& args) {
                        ", shutting down");
   stopping = true;
   status_thread.join();
-  // Order: stop accepting HTTP and finish requests in flight; stop ingest
-  // (the last batch is applied); stop the learner (final checkpoint); the
-  // store closes when it goes out of scope, then the broker.
+  // Order: stop accepting HTTP and finish requests in flight; with the
+  // embedded broker, apply everything it holds (its log dies with the
+  // process); stop ingest (the last batch is applied); stop the learner
+  // (final checkpoint); the store closes when it goes out of scope, then
+  // the broker.
   http.Drain();
   if (replay_thread.joinable()) {
     if (!replay_done.load()) {
       LogWarn("serve", "waiting for the replay to finish producing");
     }
     replay_thread.join();
+  }
+  if (broker) {
+    DrainEmbeddedBroker(events_producer->get(), ingestor,
+                        std::chrono::seconds(30));
   }
   ingestor.Stop();
   s = trainer.Stop();
