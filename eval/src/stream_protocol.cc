@@ -238,7 +238,8 @@ Result<StreamResult> RunStream(Model* ranker, const Dataset& data,
     }
     if (options.stream_features) {
       live.OnImpression(imp.user, imp.ts_ms, imp.items, clicked_pos, history,
-                        ranker_scores);
+                        ranker_scores,
+                        options.train_on_served_rows ? scorer.get() : nullptr);
     }
     for (size_t j = 0; j < k; ++j) {
       for (DecayedCounts& d : decayed) {

@@ -420,4 +420,312 @@ Result<std::vector<MindRow>> GenerateMindLike(const MindLikeOptions& o) {
   return rows;
 }
 
+double NewsLifetime(const NewsItem& item, double rise_hours, int64_t now_ms) {
+  if (now_ms < item.birth_ms) return 0.0;
+  const double age = static_cast<double>(now_ms - item.birth_ms) / 3.6e6;
+  const double rise = rise_hours > 0 ? 1.0 - std::exp(-age / rise_hours) : 1.0;
+  return rise * std::exp2(-age / item.half_life_hours);
+}
+
+double NewsClickProbability(const NewsOptions& o, const NewsItem& item,
+                            const NewsUser& user, int64_t now_ms) {
+  const double life = NewsLifetime(item, o.rise_hours, now_ms);
+  if (life <= 0) return 0.0;
+  const bool on_topic =
+      std::binary_search(user.topics.begin(), user.topics.end(), item.topic);
+  const double z = o.base_logit + item.quality +
+                   (item.trending ? o.trending_boost : 0.0) +
+                   (on_topic ? o.topic_boost : 0.0) + std::log(life);
+  return Sigmoid(z);
+}
+
+Result<NewsData> GenerateNews(const NewsOptions& o) {
+  if (o.num_impressions == 0 || !(o.days > 0) || !(o.items_per_hour > 0) ||
+      !(o.warmup_hours >= 0) || o.num_topics == 0 || o.max_user_topics == 0 ||
+      !(o.trending_share >= 0 && o.trending_share <= 1) ||
+      !(o.quality_std >= 0) || !(o.half_life_hours > 0) ||
+      !(o.half_life_sigma >= 0) || !(o.rise_hours >= 0) ||
+      !(o.shelf_hours > 0) || !(o.stale_share >= 0 && o.stale_share <= 1) ||
+      !(o.return_share >= 0 && o.return_share <= 1) || !(o.return_tail > 0) ||
+      o.max_user_impressions < 2 || !(o.median_list_length > 0) ||
+      !(o.list_length_sigma >= 0) || o.min_list_length == 0 ||
+      o.min_list_length > o.max_list_length || !(o.mean_history_length >= 0)) {
+    return Status::InvalidArgument("news: invalid options");
+  }
+  constexpr double kHourMs = 3.6e6;
+  const int64_t duration_ms = static_cast<int64_t>(o.days * 24 * kHourMs);
+  const int64_t end_ms = o.start_ms + duration_ms;
+  const int64_t first_birth_ms =
+      o.start_ms - static_cast<int64_t>(o.warmup_hours * kHourMs);
+  NewsData data;
+  data.options = o;
+
+  // Items: Poisson births until the end of the stream. The first
+  // min_list_length items are born no later than the start, so every list
+  // has enough items to choose from.
+  const AliasTable topic_draw(ZipfWeights(o.num_topics, o.topic_zipf));
+  {
+    Rng rng(MixSeed(o.seed, 20));
+    const double mean_gap_ms = kHourMs / o.items_per_hour;
+    double t = static_cast<double>(first_birth_ms);
+    while (true) {
+      t += -std::log(1.0 - rng.Uniform()) * mean_gap_ms;
+      // Whole seconds, as MIND's time stamps.
+      int64_t birth = static_cast<int64_t>(t / 1000) * 1000;
+      if (data.items.size() < o.min_list_length) {
+        birth = std::min(birth, o.start_ms);
+      } else if (birth >= end_ms) {
+        break;
+      }
+      NewsItem item;
+      item.birth_ms = birth;
+      item.topic = topic_draw.Draw(rng);
+      item.trending = rng.Uniform() < o.trending_share;
+      item.half_life_hours =
+          o.half_life_hours * std::exp(o.half_life_sigma * rng.Normal());
+      item.quality = o.quality_std * rng.Normal();
+      data.items.push_back(item);
+    }
+    // The clamp above can only move births earlier; keep birth order.
+    std::stable_sort(data.items.begin(), data.items.end(),
+                     [](const NewsItem& a, const NewsItem& b) {
+                       return a.birth_ms < b.birth_ms;
+                     });
+  }
+  const uint32_t n_items = static_cast<uint32_t>(data.items.size());
+  std::vector<int64_t> births(n_items);
+  for (uint32_t j = 0; j < n_items; ++j) births[j] = data.items[j].birth_ms;
+  // Exposure weight 2^(-age / shelf) is 2^(-t / shelf) * 2^(birth / shelf):
+  // among the items born by t, proportional to 2^((birth - end) / shelf), so
+  // one prefix sum serves every moment.
+  std::vector<double> exposure_cum(n_items);
+  {
+    double sum = 0;
+    for (uint32_t j = 0; j < n_items; ++j) {
+      sum += std::exp2(static_cast<double>(births[j] - end_ms) /
+                       (o.shelf_hours * kHourMs));
+      exposure_cum[j] = sum;
+    }
+  }
+  // Items born before the stream, by topic: the histories' pool.
+  std::vector<std::vector<uint32_t>> old_by_topic(o.num_topics);
+  for (uint32_t j = 0; j < n_items && births[j] < o.start_ms; ++j) {
+    old_by_topic[data.items[j].topic].push_back(j);
+  }
+
+  // Users and the moments of their lists.
+  struct Session {
+    int64_t ts;
+    uint32_t user;
+  };
+  std::vector<Session> sessions;
+  sessions.reserve(o.num_impressions);
+  {
+    Rng rng(MixSeed(o.seed, 21));
+    const uint32_t user_topics = std::min(o.max_user_topics, o.num_topics);
+    const double geometric_p = 1.0 / (1.0 + o.mean_history_length);
+    std::vector<uint32_t> pool;
+    while (sessions.size() < o.num_impressions) {
+      const uint32_t index = static_cast<uint32_t>(data.users.size());
+      NewsUser user;
+      const uint32_t k = 1 + static_cast<uint32_t>(rng.Below(user_topics));
+      while (user.topics.size() < k) {
+        const uint32_t topic = topic_draw.Draw(rng);
+        if (std::find(user.topics.begin(), user.topics.end(), topic) ==
+            user.topics.end()) {
+          user.topics.push_back(topic);
+        }
+      }
+      std::sort(user.topics.begin(), user.topics.end());
+      uint64_t lists = 1;
+      if (rng.Uniform() < o.return_share) {
+        user.returning = true;
+        const double pareto =
+            std::pow(1.0 - rng.Uniform(), -1.0 / o.return_tail);
+        lists = 1 + static_cast<uint64_t>(std::min(
+                        pareto, static_cast<double>(o.max_user_impressions)));
+        lists = std::min<uint64_t>(lists, o.max_user_impressions);
+        // History: geometric length (mean mean_history_length), distinct
+        // items of the user's topics born before the stream.
+        const double u = 1.0 - rng.Uniform();
+        const uint64_t len =
+            o.mean_history_length > 0
+                ? static_cast<uint64_t>(std::log(u) / std::log1p(-geometric_p))
+                : 0;
+        pool.clear();
+        for (uint32_t topic : user.topics) {
+          pool.insert(pool.end(), old_by_topic[topic].begin(),
+                      old_by_topic[topic].end());
+        }
+        const uint64_t take = std::min<uint64_t>(len, pool.size());
+        for (uint64_t h = 0; h < take; ++h) {
+          std::swap(pool[h], pool[h + rng.Below(pool.size() - h)]);
+        }
+        user.history.assign(pool.begin(), pool.begin() + take);
+        std::sort(user.history.begin(), user.history.end());
+      }
+      lists = std::min<uint64_t>(lists, o.num_impressions - sessions.size());
+      user.impressions = static_cast<uint32_t>(lists);
+      for (uint64_t s = 0; s < lists; ++s) {
+        const int64_t offset_s = static_cast<int64_t>(
+            rng.Uniform() * static_cast<double>(duration_ms / 1000));
+        sessions.push_back({o.start_ms + offset_s * 1000, index});
+      }
+      data.users.push_back(std::move(user));
+    }
+    std::sort(sessions.begin(), sessions.end(),
+              [](const Session& a, const Session& b) {
+                return a.ts != b.ts ? a.ts < b.ts : a.user < b.user;
+              });
+  }
+
+  // The lists, in time order.
+  Rng rng(MixSeed(o.seed, 22));
+  const uint32_t max_len = std::min(o.max_list_length, n_items);
+  std::vector<uint8_t> in_list(n_items, 0);
+  std::vector<uint32_t> list;
+  std::vector<uint8_t> clicked;
+  std::vector<double> prob;
+  data.rows.reserve(sessions.size());
+  for (size_t n = 0; n < sessions.size(); ++n) {
+    const Session& session = sessions[n];
+    const NewsUser& user = data.users[session.user];
+    const uint32_t born = static_cast<uint32_t>(
+        std::upper_bound(births.begin(), births.end(), session.ts) -
+        births.begin());
+    const double raw =
+        o.median_list_length * std::exp(o.list_length_sigma * rng.Normal());
+    const uint32_t len = std::min(
+        born, std::clamp<uint32_t>(static_cast<uint32_t>(std::lround(raw)),
+                                   o.min_list_length, max_len));
+    constexpr int kMaxDraws = 100;
+    for (int attempt = 0; attempt < kMaxDraws; ++attempt) {
+      list.clear();
+      if (len == born) {
+        for (uint32_t j = 0; j < born; ++j) list.push_back(j);
+        for (uint32_t i = born; i > 1; --i) {
+          std::swap(list[i - 1], list[rng.Below(i)]);
+        }
+      } else {
+        while (list.size() < len) {
+          uint32_t pick = born;
+          if (rng.Uniform() >= o.stale_share) {
+            // Fresh: a few tries by exposure weight, then any unused item.
+            for (int tries = 0; tries < 32 && pick == born; ++tries) {
+              const double target = rng.Uniform() * exposure_cum[born - 1];
+              const uint32_t j = static_cast<uint32_t>(
+                  std::upper_bound(exposure_cum.begin(),
+                                   exposure_cum.begin() + born, target) -
+                  exposure_cum.begin());
+              if (j < born && !in_list[j]) pick = j;
+            }
+          }
+          while (pick == born) {
+            const uint32_t j = static_cast<uint32_t>(rng.Below(born));
+            if (!in_list[j]) pick = j;
+          }
+          in_list[pick] = 1;
+          list.push_back(pick);
+        }
+        for (uint32_t j : list) in_list[j] = 0;
+      }
+      clicked.assign(len, 0);
+      prob.resize(len);
+      bool any = false;
+      for (uint32_t i = 0; i < len; ++i) {
+        prob[i] =
+            NewsClickProbability(o, data.items[list[i]], user, session.ts);
+        clicked[i] = rng.Uniform() < prob[i] ? 1 : 0;
+        any = any || clicked[i];
+      }
+      if (any) break;
+      if (attempt + 1 == kMaxDraws) {
+        // Practically never: click the likeliest item of the last draw.
+        clicked[std::max_element(prob.begin(), prob.end()) - prob.begin()] = 1;
+      }
+    }
+    MindRow row;
+    row.impression_id = std::to_string(n + 1);
+    row.user_id = UserId(session.user);
+    row.ts_ms = session.ts;
+    for (uint32_t j : user.history) row.history.push_back(ItemId(j));
+    row.items.reserve(len);
+    for (uint32_t j : list) row.items.push_back(ItemId(j));
+    row.clicked = clicked;
+    data.rows.push_back(std::move(row));
+  }
+  return data;
+}
+
+Status WriteNews(const NewsData& data, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return Status::IOError("cannot create '" + dir + "': " + ec.message());
+  }
+  CFREC_RETURN_IF_ERROR(WriteMindFile(data.rows, dir + "/behaviors.tsv"));
+  const NewsOptions& o = data.options;
+  nlohmann::json j;
+  j["generator"] = "news";
+  j["options"] = {{"num_impressions", o.num_impressions},
+                  {"days", o.days},
+                  {"items_per_hour", o.items_per_hour},
+                  {"warmup_hours", o.warmup_hours},
+                  {"num_topics", o.num_topics},
+                  {"topic_zipf", o.topic_zipf},
+                  {"max_user_topics", o.max_user_topics},
+                  {"topic_boost", o.topic_boost},
+                  {"trending_share", o.trending_share},
+                  {"trending_boost", o.trending_boost},
+                  {"quality_std", o.quality_std},
+                  {"base_logit", o.base_logit},
+                  {"half_life_hours", o.half_life_hours},
+                  {"half_life_sigma", o.half_life_sigma},
+                  {"rise_hours", o.rise_hours},
+                  {"shelf_hours", o.shelf_hours},
+                  {"stale_share", o.stale_share},
+                  {"return_share", o.return_share},
+                  {"return_tail", o.return_tail},
+                  {"max_user_impressions", o.max_user_impressions},
+                  {"median_list_length", o.median_list_length},
+                  {"list_length_sigma", o.list_length_sigma},
+                  {"min_list_length", o.min_list_length},
+                  {"max_list_length", o.max_list_length},
+                  {"mean_history_length", o.mean_history_length},
+                  {"seed", o.seed},
+                  {"start_ms", o.start_ms}};
+  j["click_model"] =
+      "sigmoid(base_logit + quality + trending_boost [trending] + "
+      "topic_boost [topic in user topics] + log life(age)), life(a) = (1 - "
+      "exp(-a / rise_hours)) 2^(-a / half_life_hours); lists without a click "
+      "are drawn again";
+  j["user_ids_are"] = "U<index+1>";
+  j["item_ids_are"] = "N<index+1>";
+  nlohmann::json items = nlohmann::json::array();
+  for (size_t i = 0; i < data.items.size(); ++i) {
+    const NewsItem& item = data.items[i];
+    items.push_back({{"id", ItemId(static_cast<uint32_t>(i))},
+                     {"birth_ms", item.birth_ms},
+                     {"topic", item.topic},
+                     {"trending", item.trending},
+                     {"half_life_hours", item.half_life_hours},
+                     {"quality", item.quality}});
+  }
+  j["items"] = std::move(items);
+  nlohmann::json users = nlohmann::json::array();
+  for (size_t i = 0; i < data.users.size(); ++i) {
+    const NewsUser& user = data.users[i];
+    users.push_back({{"id", UserId(static_cast<uint32_t>(i))},
+                     {"topics", user.topics},
+                     {"impressions", user.impressions},
+                     {"returning", user.returning}});
+  }
+  j["users"] = std::move(users);
+  std::ofstream out(dir + "/ground_truth.json", std::ios::trunc);
+  if (!out) return Status::IOError("cannot create ground_truth.json");
+  out << j.dump() << '\n';
+  if (!out) return Status::IOError("error writing ground_truth.json");
+  return Status::Ok();
+}
+
 }  // namespace cfrec::eval

@@ -6,7 +6,7 @@
 namespace cfrec::learner {
 
 void StreamStep::Observe(std::span<const state::AppliedEvent> events,
-                         Learner& learner) {
+                         Learner& learner, const stream::StreamScorer* served) {
   constexpr float kAbsent = std::numeric_limits<float>::quiet_NaN();
   for (const state::AppliedEvent& e : events) {
     if (e.kind == state::AppliedEvent::Kind::kClick) {
@@ -27,8 +27,8 @@ void StreamStep::Observe(std::span<const state::AppliedEvent> events,
         }
       }
     }
-    model_.OnImpression(e.user, e.ts_ms, e.items, e.clicked, e.history,
-                        ranker_);
+    model_.OnImpression(e.user, e.ts_ms, e.items, e.clicked, e.history, ranker_,
+                        served);
   }
 }
 

@@ -20,8 +20,10 @@ class StreamStep {
  public:
   explicit StreamStep(const stream::StreamOptions& options) : model_(options) {}
 
-  // Step: call before learner.Train(events).
-  void Observe(std::span<const state::AppliedEvent> events, Learner& learner);
+  // Step: call before learner.Train(events). `served` is the stream scorer
+  // of the snapshot being served (null: none yet); lists train on its rows.
+  void Observe(std::span<const state::AppliedEvent> events, Learner& learner,
+               const stream::StreamScorer* served);
   // Snapshot part.
   std::shared_ptr<const stream::StreamScorer> MakeScorer() const {
     return model_.MakeScorer();

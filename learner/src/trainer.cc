@@ -17,6 +17,7 @@
 #include "cf_feed.h"
 #include "cfrec/learner/learner.h"
 #include "cfrec/state/event_store.h"
+#include "online_quality.h"
 #include "serving_window.h"
 #include "stream_step.h"
 
@@ -375,7 +376,12 @@ class Trainer::Impl {
       }
     }
     window_.Observe(batch);
-    if (stream_ != nullptr) stream_->Observe(batch, *learner_);
+    const std::shared_ptr<const ModelSnapshot> served = snapshots_->Get();
+    quality_.Observe(batch, served.get());
+    if (stream_ != nullptr) {
+      stream_->Observe(batch, *learner_,
+                       served != nullptr ? served->stream() : nullptr);
+    }
     if (feed_ != nullptr) feed_->Observe(batch);
     Status status = learner_->Train(batch);
     if (!status.ok()) RecordError(status);
@@ -507,6 +513,7 @@ class Trainer::Impl {
     stats_ = learner_->stats();
     stats_.intervention = options_.intervention;
     stats_.trainer = options_.trainer;
+    quality_.Fill(&stats_);
     if (feed_ != nullptr) {
       CounterfactualFeedStats f = feed_->Stats();
       stats_.policy_reward = f.engine.mean_reward;
@@ -524,6 +531,7 @@ class Trainer::Impl {
   ServingWindow window_;
   // Stream-aware scoring; null with stream_features off.
   std::unique_ptr<StreamStep> stream_;
+  OnlineQuality quality_;
   std::mt19937_64 replay_rng_;
   uint64_t idle_replayed_ = 0;  // old events revisited this quiet period
   std::thread thread_;

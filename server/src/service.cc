@@ -313,31 +313,39 @@ HttpResponse GetModel(const ServiceContext& context, const HttpRequest&,
   const learner::TrainingStats& s = snapshot->stats();
   const int64_t age_ms = std::max<int64_t>(
       0, NowMs(context.now_unix_ms) - snapshot->created_unix_ms());
-  json doc = {{"model_version", snapshot->version()},
-              {"created_at", FormatRfc3339Ms(snapshot->created_unix_ms())},
-              {"age_seconds", static_cast<double>(age_ms) / 1000.0},
-              {"ranker", s.ranker},
-              {"loss", s.loss},
-              {"intervention", s.intervention},
-              {"trainer", s.trainer},
-              {"users", snapshot->num_users()},
-              {"items", snapshot->num_items()},
-              {"dim", snapshot->dim()},
-              {"candidate_pool", snapshot->CandidateItems().size()},
-              {"training",
-               {{"events_consumed", s.events_consumed},
-                {"applied_seq", s.applied_seq},
-                {"observed_samples", s.observed_samples},
-                {"counterfactual_samples", s.counterfactual_samples},
-                {"steps", s.steps},
-                {"samples_per_sec", s.samples_per_sec}}},
-              {"losses",
-               {{"ranker", s.ranker_loss},
-                {"sem_r", s.sem_r_loss},
-                {"sem_s", s.sem_s_loss},
-                {"elbo", s.elbo}}},
-              {"policy",
-               {{"reward", s.policy_reward}, {"baseline", s.policy_baseline}}}};
+  json doc = {
+      {"model_version", snapshot->version()},
+      {"created_at", FormatRfc3339Ms(snapshot->created_unix_ms())},
+      {"age_seconds", static_cast<double>(age_ms) / 1000.0},
+      {"ranker", s.ranker},
+      {"loss", s.loss},
+      {"intervention", s.intervention},
+      {"trainer", s.trainer},
+      {"users", snapshot->num_users()},
+      {"items", snapshot->num_items()},
+      {"dim", snapshot->dim()},
+      {"candidate_pool", snapshot->CandidateItems().size()},
+      {"training",
+       {{"events_consumed", s.events_consumed},
+        {"applied_seq", s.applied_seq},
+        {"observed_samples", s.observed_samples},
+        {"counterfactual_samples", s.counterfactual_samples},
+        {"steps", s.steps},
+        {"samples_per_sec", s.samples_per_sec}}},
+      {"losses",
+       {{"ranker", s.ranker_loss},
+        {"sem_r", s.sem_r_loss},
+        {"sem_s", s.sem_s_loss},
+        {"elbo", s.elbo}}},
+      {"policy",
+       {{"reward", s.policy_reward}, {"baseline", s.policy_baseline}}},
+      {"stream_features", snapshot->stream() != nullptr},
+      {"online_quality",
+       {{"lists_judged", s.online_lists},
+        {"model", {{"auc", s.online_auc}, {"ndcg@10", s.online_ndcg10}}},
+        {"ctr_decayed_6h",
+         {{"auc", s.online_baseline_auc},
+          {"ndcg@10", s.online_baseline_ndcg10}}}}}};
   return JsonResponse(200, doc);
 }
 
@@ -534,6 +542,44 @@ bool RegisterModelMetrics(MetricsRegistry& metrics,
       "Mean reward of the counterfactual policy (CPR eq. 11)", false,
       stat([](const learner::ModelSnapshot& s) {
         return s.stats().policy_reward;
+      }));
+  // Online quality (the service scoring arriving lists before it learns
+  // them), beside the decayed-CTR baseline on the same lists.
+  struct OnlineGauge {
+    const char* name;
+    const char* help;
+    double learner::TrainingStats::*model;
+    double learner::TrainingStats::*baseline;
+  };
+  for (const OnlineGauge& g :
+       {OnlineGauge{"cfrec_online_auc",
+                    "Rolling impression AUC of the served model on arriving "
+                    "lists, and of the decayed-CTR baseline",
+                    &learner::TrainingStats::online_auc,
+                    &learner::TrainingStats::online_baseline_auc},
+        OnlineGauge{"cfrec_online_ndcg10",
+                    "Rolling nDCG@10 of the served model on arriving lists, "
+                    "and of the decayed-CTR baseline",
+                    &learner::TrainingStats::online_ndcg10,
+                    &learner::TrainingStats::online_baseline_ndcg10}}) {
+    ok &= metrics.AddCallback(
+        g.name, g.help, false,
+        stat([f = g.model](const learner::ModelSnapshot& s) {
+          return s.stats().*f;
+        }),
+        {"scorer"}, {"model"});
+    ok &= metrics.AddCallback(
+        g.name, g.help, false,
+        stat([f = g.baseline](const learner::ModelSnapshot& s) {
+          return s.stats().*f;
+        }),
+        {"scorer"}, {"ctr_decayed_6h"});
+  }
+  ok &= metrics.AddCallback(
+      "cfrec_online_lists_judged_total",
+      "Arriving impression lists scored before training and judged", true,
+      stat([](const learner::ModelSnapshot& s) {
+        return static_cast<double>(s.stats().online_lists);
       }));
   ok &= metrics.AddCallback("cfrec_ranker_loss",
                             "Moving average of the ranker's training loss",

@@ -49,15 +49,21 @@ std::span<const uint32_t> StreamModel::UserClicked(uint32_t user) const {
 
 void StreamModel::Rows(uint32_t user, std::span<const uint32_t> items,
                        std::span<const float> ranker,
+                       const StreamScorer* served,
                        std::vector<FeatureRow>* rows) const {
   const std::span<const uint32_t> clicked = UserClicked(user);
   const int64_t now = counters_.now();
   rows->resize(items.size());
   for (size_t k = 0; k < items.size(); ++k) {
     FeatureRow& row = (*rows)[k];
-    ItemFeatures(
-        counters_.Find(items[k]), counters_.global(), now,
-        std::span<float, kNumItemFeatures>(row.data(), kNumItemFeatures));
+    if (served != nullptr) {
+      const StreamScorer::ItemRow& r = served->ItemFeatureRow(items[k]);
+      std::copy(r.begin(), r.end(), row.begin());
+    } else {
+      ItemFeatures(
+          counters_.Find(items[k]), counters_.global(), now,
+          std::span<float, kNumItemFeatures>(row.data(), kNumItemFeatures));
+    }
     std::optional<float> r;
     if (k < ranker.size()) r = ranker[k];
     UserFeatures(std::binary_search(clicked.begin(), clicked.end(), items[k]),
@@ -69,7 +75,8 @@ void StreamModel::OnImpression(uint32_t user, int64_t ts_ms,
                                std::span<const uint32_t> items,
                                std::span<const uint16_t> clicked,
                                std::span<const uint32_t> history,
-                               std::span<const float> ranker) {
+                               std::span<const float> ranker,
+                               const StreamScorer* served) {
   ++stats_.impressions;
   // The clock first (features are taken at the list's own moment), then the
   // rows, then the list's own counts.
@@ -86,7 +93,7 @@ void StreamModel::OnImpression(uint32_t user, int64_t ts_ms,
   PendingList list;
   list.user = user;
   list.items.assign(items.begin(), items.end());
-  Rows(user, items, ranker, &list.rows);
+  Rows(user, items, ranker, served, &list.rows);
   list.clicked.assign(items.size(), 0);
   for (uint16_t p : clicked) {
     if (p < items.size()) list.clicked[p] = 1;
@@ -146,22 +153,20 @@ void StreamModel::Evict() {
 std::shared_ptr<const StreamScorer> StreamModel::MakeScorer() const {
   const int64_t now = counters_.now();
   const Weights& w = model_.weights();
-  auto item_part = [&](const ItemCounts* c) {
-    FeatureRow row{};
-    ItemFeatures(
-        c, counters_.global(), now,
-        std::span<float, kNumItemFeatures>(row.data(), kNumItemFeatures));
-    float s = 0;
-    for (int f = 0; f < kNumItemFeatures; ++f) s += w[f] * row[f];
-    return s;
+  auto item = [&](const ItemCounts* c) {
+    StreamScorer::Item out;
+    ItemFeatures(c, counters_.global(), now, out.row);
+    out.score = 0;
+    for (int f = 0; f < kNumItemFeatures; ++f) out.score += w[f] * out.row[f];
+    return out;
   };
-  std::unordered_map<uint32_t, float> scores;
-  scores.reserve(counters_.size());
-  for (const auto& [item, counts] : counters_.items()) {
-    scores.emplace(item, item_part(&counts));
+  std::unordered_map<uint32_t, StreamScorer::Item> items;
+  items.reserve(counters_.size());
+  for (const auto& [id, counts] : counters_.items()) {
+    items.emplace(id, item(&counts));
   }
-  return std::make_shared<StreamScorer>(now, w, std::move(scores),
-                                        item_part(nullptr));
+  return std::make_shared<StreamScorer>(now, w, std::move(items),
+                                        item(nullptr));
 }
 
 StreamStats StreamModel::Stats() const {

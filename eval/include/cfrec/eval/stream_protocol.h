@@ -39,6 +39,9 @@ struct StreamProtocolOptions {
   // list (the service's behaviour without stream features).
   bool stream_features = true;
   stream::StreamOptions stream;
+  // Train the feature model on the item rows the snapshot served (as the
+  // service does) rather than on rows of the list's own moment.
+  bool train_on_served_rows = true;
   // Snapshot refresh: every this many impressions... Default 200.
   uint32_t refresh_events = 200;
   // ...or this much event time, whichever comes first (0: events only).

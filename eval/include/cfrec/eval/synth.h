@@ -27,6 +27,10 @@
 //    Zipf-skewed activity and popularity, log-normal list lengths (median
 //    ~24, clamped to [2, 300]) and about 4% clicks, with a history column.
 //
+// 3. A news stream (`--mode news`) for the stream features: items are born
+//    over time, peak and fade; a few trend; users have topics and most are
+//    seen once. See NewsOptions.
+//
 // All generators are deterministic for a given seed and thread-compatible
 // (no shared state).
 #ifndef CFREC_EVAL_SYNTH_H_
@@ -136,6 +140,101 @@ struct MindLikeOptions {
 // among the shown ones with probability rising with a latent user-item
 // affinity, so there is signal to learn.
 Result<std::vector<MindRow>> GenerateMindLike(const MindLikeOptions& options);
+
+// The news stream. Items are born as a Poisson process (`items_per_hour`),
+// from `warmup_hours` before the first list until the last one, and get ids
+// "N1".. in order of birth. Item j has a topic (Zipf-skewed topic
+// popularity), a quality q_j ~ N(0, quality_std^2), a half-life h_j
+// (log-normal around `half_life_hours`) and, with probability
+// `trending_share`, a trending flag. Its appeal at age a (hours) is
+//   life_j(a) = (1 - exp(-a / rise_hours)) * 2^(-a / h_j),   0 before birth,
+// and a user u shown it at that moment clicks with probability
+//   sigmoid(base_logit + q_j + trending_boost [j trending]
+//           + topic_boost [topic_j in topics_u] + log life_j(a)),
+// independently per shown item. A list without a click is drawn again (items
+// and clicks): MIND logs only lists with a click.
+//
+// Users have 1..max_user_topics topics (by topic popularity). A share
+// `return_share` of them return: they get 1 + floor(Pareto(return_tail))
+// lists (at least 2, heavy-tailed, capped at max_user_impressions) and a
+// history column of items born before the stream, of their topics (mean
+// length `mean_history_length`); the others are seen once, without history.
+// Users are made until their lists add up to `num_impressions`; each list
+// goes out at a uniform moment (whole seconds, as in MIND; several lists may
+// share one) of the `days`-long stream.
+//
+// A list holds distinct items born before its moment: each slot is, with
+// probability `stale_share`, any such item (uniformly), else an item drawn
+// with weight 2^(-age / shelf_hours), so fresh items dominate. Exposure does
+// not depend on the user or on appeal; only clicks do. List lengths are
+// log-normal as in GenerateMindLike.
+struct NewsOptions {
+  uint64_t num_impressions = 100000;  // Lists. Default 100,000.
+  double days = 6;                    // Stream length. Default 6.
+  double items_per_hour = 6;          // Item births. Default 6 per hour.
+  // Items are born from this long before the first list, so the first
+  // lists and the histories have items. Default 48 h.
+  double warmup_hours = 48;
+  uint32_t num_topics = 15;      // Default 15 (MIND has 17 categories).
+  double topic_zipf = 0.7;       // Skew of topic popularity. Default 0.7.
+  uint32_t max_user_topics = 3;  // A user has 1..this many. Default 3.
+  double topic_boost = 1.5;      // Click log-odds on the user's topics.
+  double trending_share = 0.03;  // Share of trending items. Default 0.03.
+  double trending_boost = 2.0;   // Click log-odds of trending. Default 2.
+  double quality_std = 0.5;      // Std of q_j. Default 0.5.
+  double base_logit = -3.0;      // Default -3 (about 5% clicks).
+  double half_life_hours = 6;    // Median appeal half-life. Default 6 h.
+  double half_life_sigma = 0.5;  // Its log-normal sigma. Default 0.5.
+  double rise_hours = 0.5;       // Time constant of the rise. Default 0.5 h.
+  double shelf_hours = 8;        // Half-life of exposure. Default 8 h.
+  double stale_share = 0.1;      // Slots drawn from any born item. 0.1.
+  double return_share = 0.3;     // Share of users who return. Default 0.3.
+  double return_tail = 1.5;      // Pareto exponent of their lists. 1.5.
+  uint32_t max_user_impressions = 300;  // Default 300.
+  double median_list_length = 20;       // Log-normal median. Default 20.
+  double list_length_sigma = 0.8;       // Default 0.8.
+  uint32_t min_list_length = 2;         // Default 2.
+  uint32_t max_list_length = 300;       // Default 300.
+  double mean_history_length = 5;       // Returning users' history. Default 5.
+  uint64_t seed = 1;                    // Default 1.
+  int64_t start_ms = 1573257600000;     // Default 2019-11-09T00:00:00Z.
+};
+
+struct NewsItem {
+  int64_t birth_ms = 0;
+  uint32_t topic = 0;
+  bool trending = false;
+  double half_life_hours = 0;
+  double quality = 0;  // q_j, in click log-odds
+};
+
+struct NewsUser {
+  std::vector<uint32_t> topics;   // sorted
+  std::vector<uint32_t> history;  // item indices, sorted
+  uint32_t impressions = 0;       // lists in the stream
+  bool returning = false;
+};
+
+struct NewsData {
+  NewsOptions options;
+  std::vector<NewsItem> items;  // index j is "N<j+1>", in order of birth
+  std::vector<NewsUser> users;  // index i is "U<i+1>"
+  std::vector<MindRow> rows;    // in time order, whole seconds
+};
+
+// life_j(a) at `now_ms` (0 before birth).
+double NewsLifetime(const NewsItem& item, double rise_hours, int64_t now_ms);
+// P(click) of `item` shown to `user` at `now_ms`, before the redraw of lists
+// without a click.
+double NewsClickProbability(const NewsOptions& options, const NewsItem& item,
+                            const NewsUser& user, int64_t now_ms);
+
+Result<NewsData> GenerateNews(const NewsOptions& options);
+
+// Writes dir/behaviors.tsv and dir/ground_truth.json (the options, every
+// item's birth, topic, trending flag, half-life and quality, and every
+// user's topics), creating `dir` if needed.
+Status WriteNews(const NewsData& data, const std::string& dir);
 
 }  // namespace cfrec::eval
 

@@ -49,6 +49,15 @@ struct TrainingStats {
   double propensity_min = 0;
   double propensity_mean = 0;
   double propensity_max = 0;
+  // Online quality: arriving impression lists scored by the snapshot served
+  // at that moment, before training on them, and judged once their clicks
+  // are in; means over the most recent lists (OnlineQuality). The baseline
+  // is the decayed CTR (clicks + 0.1) / (shows + 3) at a 6 h half-life.
+  uint64_t online_lists = 0;  // lists judged so far
+  double online_auc = 0;
+  double online_ndcg10 = 0;
+  double online_baseline_auc = 0;
+  double online_baseline_ndcg10 = 0;
 };
 
 class ModelSnapshot {

@@ -8,6 +8,7 @@
 #ifndef CFREC_STREAM_SCORER_H_
 #define CFREC_STREAM_SCORER_H_
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -21,13 +22,18 @@ namespace cfrec::stream {
 
 class StreamScorer {
  public:
+  using ItemRow = std::array<float, kNumItemFeatures>;
+  struct Item {
+    float score;  // the item part of the score
+    ItemRow row;  // the item features it came from
+  };
+
   StreamScorer(int64_t now_ms, const Weights& weights,
-               std::unordered_map<uint32_t, float> item_scores,
-               float unseen_score)
+               std::unordered_map<uint32_t, Item> items, const Item& unseen)
       : now_ms_(now_ms),
         weights_(weights),
-        item_scores_(std::move(item_scores)),
-        unseen_score_(unseen_score) {}
+        items_(std::move(items)),
+        unseen_(unseen) {}
 
   // The event time the item scores refer to.
   int64_t now_ms() const { return now_ms_; }
@@ -36,11 +42,11 @@ class StreamScorer {
   // The item-only part: the item's score, or the prior of an item the stream
   // never named (new items are not pushed to the end: the prior is what the
   // model learned of never-shown items).
-  float ItemScore(uint32_t item) const {
-    auto it = item_scores_.find(item);
-    return it == item_scores_.end() ? unseen_score_ : it->second;
-  }
-  float unseen_score() const { return unseen_score_; }
+  float ItemScore(uint32_t item) const { return Find(item).score; }
+  float unseen_score() const { return unseen_.score; }
+  // The item features as of now_ms() (an unseen item's for unknown ids):
+  // the rows serving used, which is what the stream model trains on.
+  const ItemRow& ItemFeatureRow(uint32_t item) const { return Find(item).row; }
 
   // The whole score: the item part plus the user terms. `ranker` is the
   // ranker's f(u, i), nullopt for an unknown user (no user term).
@@ -58,13 +64,18 @@ class StreamScorer {
                   std::span<const uint32_t> user_clicked,
                   std::span<const float> ranker, std::span<float> out) const;
 
-  size_t num_items() const { return item_scores_.size(); }
+  size_t num_items() const { return items_.size(); }
 
  private:
+  const Item& Find(uint32_t item) const {
+    auto it = items_.find(item);
+    return it == items_.end() ? unseen_ : it->second;
+  }
+
   int64_t now_ms_;
   Weights weights_;
-  std::unordered_map<uint32_t, float> item_scores_;
-  float unseen_score_;
+  std::unordered_map<uint32_t, Item> items_;
+  Item unseen_;
 };
 
 }  // namespace cfrec::stream

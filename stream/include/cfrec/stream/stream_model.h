@@ -63,19 +63,26 @@ class StreamModel {
   // A list as it is shown. `clicked` holds the positions already known to
   // be clicked; `history` the user's reads from before the stream (counted
   // once per user); `ranker` is f(u, items[k]) from the current ranker, or
-  // empty when there is no user term (unknown user, no ranker).
+  // empty when there is no user term (unknown user, no ranker). `served`,
+  // when given, is the scorer that served the list: its item rows (as
+  // stale as serving was) are what the list trains on, so the model learns
+  // weights for the features it is actually served with. Null: the rows
+  // of this moment.
   void OnImpression(uint32_t user, int64_t ts_ms,
                     std::span<const uint32_t> items,
                     std::span<const uint16_t> clicked,
                     std::span<const uint32_t> history,
-                    std::span<const float> ranker);
+                    std::span<const float> ranker,
+                    const StreamScorer* served = nullptr);
   // A click on position `pos` of a list shown earlier.
   void OnClick(uint32_t user, int64_t ts_ms, std::span<const uint32_t> items,
                uint16_t pos);
 
-  // The feature rows of `items` for `user` now (what a click would train).
+  // The feature rows of `items` for `user`: item rows from `served` if
+  // given, else of this moment (what a click would train).
   void Rows(uint32_t user, std::span<const uint32_t> items,
-            std::span<const float> ranker, std::vector<FeatureRow>* rows) const;
+            std::span<const float> ranker, const StreamScorer* served,
+            std::vector<FeatureRow>* rows) const;
 
   // The serving half, at the newest event time seen.
   std::shared_ptr<const StreamScorer> MakeScorer() const;
