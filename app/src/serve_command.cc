@@ -36,8 +36,9 @@ struct ServeArgs {
   double replay_speed = 0;
   double click_delay_s = 0;
   std::string config;
-  std::string intervention;  // empty = the config's (default none)
-  std::string trainer;       // empty = the config's (default default)
+  std::string intervention;     // empty = the config's (default none)
+  std::string trainer;          // empty = the config's (default default)
+  std::string stream_features;  // empty = the config's (default on)
 };
 
 int Fail(const std::string& what, const Status& s) {
@@ -280,7 +281,12 @@ int RunServe(const ServeArgs& args) {
     trainer_options.trainer = args.trainer;
     trainer_options.learner.trainer = args.trainer;
   }
+  if (!args.stream_features.empty()) {
+    trainer_options.stream_features = args.stream_features == "on";
+  }
   LogInfo("serve", "learner: ranker " + trainer_options.learner.ranker +
+                       ", stream features " +
+                       (trainer_options.stream_features ? "on" : "off") +
                        ", intervention " + trainer_options.intervention +
                        ", trainer " + trainer_options.trainer);
   learner::SnapshotHolder snapshots;
@@ -486,6 +492,13 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "acl (adversarial counterfactual learning); overrides the "
                   "config")
       ->check(CLI::IsMember({"default", "ps", "acl"}));
+  cmd->add_option("--stream-features", args->stream_features,
+                  "on (default): rank by the stream features (decayed item "
+                  "counts and CTR, item age, the user's reads) combined with "
+                  "the ranker by a model learned online; off: the ranker "
+                  "alone, popularity for unknown users (ablation); overrides "
+                  "the config")
+      ->check(CLI::IsMember({"on", "off"}));
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }
 
