@@ -291,6 +291,7 @@ class KafkaSource final : public MessageSource {
           m.payload.assign(static_cast<const char*>(msg->payload()),
                            msg->len());
           next_[m.partition] = m.offset + 1;
+          if (!restarting_.empty()) restarting_.erase(m.partition);
           out->push_back(std::move(m));
           ++got;
           break;
@@ -389,6 +390,7 @@ class KafkaSource final : public MessageSource {
       auto err = consumer_->seek(*tp, 5000);
       if (err == RdKafka::ERR_NO_ERROR) {
         next = to;
+        restarting_.erase(p);
       } else if (err == RdKafka::ERR__STATE ||
                  err == RdKafka::ERR__PREV_IN_PROGRESS) {
         // Being restarted by HandleGap at the oldest offset the log has,
@@ -426,6 +428,7 @@ class KafkaSource final : public MessageSource {
                                  error->str());
     }
     next_[partition] = offset;
+    restarting_[partition] = offset;
     return Status::Ok();
   }
 
@@ -436,11 +439,15 @@ class KafkaSource final : public MessageSource {
   // of the log: the log restarted (topic recreated), and the partition is
   // read again from its start; nothing is lost.
   Status HandleGap(int32_t partition, int64_t error_offset) {
-    const int64_t wanted = next_[partition];
-    if (wanted >= 0 && error_offset >= 0 && error_offset != wanted) {
-      // About a position this partition has already left.
+    if (auto it = restarting_.find(partition);
+        it != restarting_.end() && it->second >= 0 && error_offset >= 0 &&
+        error_offset != it->second) {
+      // About the position before the restart: the restarted fetcher
+      // starts at it->second, so its own errors name that offset.
       return Status::Ok();
     }
+    // The offset fetched (past control records the consumer never sees).
+    const int64_t wanted = error_offset >= 0 ? error_offset : next_[partition];
     int64_t low = 0, high = 0;
     auto err = consumer_->query_watermark_offsets(options_.topic, partition,
                                                   &low, &high, 5000);
@@ -492,6 +499,9 @@ class KafkaSource final : public MessageSource {
   std::map<int32_t, int64_t> next_;
   bool assigned_ = false;
   std::vector<int32_t> restarted_;  // see TakeRestartedPartitions
+  // Partitions restarted by RestartPartition at the given offset that have
+  // delivered nothing since.
+  std::map<int32_t, int64_t> restarting_;
   uint64_t gap_messages_ = 0;
   uint64_t errors_ = 0;
 };

@@ -252,5 +252,45 @@ TEST(KafkaSource, PositionsPastTheEndOfTheLogRestartEachPartition) {
   }
 }
 
+// The embedded broker keeps at most 5 MiB per partition: 7 MB written
+// before the consumer starts lose the oldest. The consumer names and counts
+// exactly the offsets it can no longer read and continues after them.
+TEST(KafkaSource, OffsetsDroppedByTheBrokerAreCountedAsLost) {
+  auto broker = EmbeddedBroker::Start();
+  ASSERT_TRUE(broker.ok());
+  ASSERT_TRUE((*broker)->CreateTopic(kDefaultTopic, 1).ok());
+  ProducerOptions po;
+  po.brokers = (*broker)->bootstrap_servers();
+  auto producer = KafkaProducer::Create(po);
+  ASSERT_TRUE(producer.ok());
+  constexpr int kMessages = 70;
+  const std::string payload(100 * 1000, 'x');
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE((*producer)->SendBlocking("k", payload).ok());
+    // One message set each, so that the broker drops whole messages.
+    ASSERT_TRUE((*producer)->Flush(std::chrono::seconds(10)).ok());
+  }
+
+  ConsumerOptions co;
+  co.brokers = (*broker)->bootstrap_servers();
+  co.fetch_wait_max_ms = 1;
+  auto source = CreateKafkaSource(co);
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE((*source)->Assign({{0, 0}}).ok());
+  std::vector<SourceMessage> got;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((got.empty() || got.back().offset + 1 < kMessages) &&
+         std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE((*source)->Poll(100, std::chrono::milliseconds(50), &got).ok());
+  }
+  ASSERT_FALSE(got.empty());
+  const uint64_t lost = (*source)->gap_messages();
+  EXPECT_GT(lost, 0u);
+  EXPECT_EQ(got.front().offset, static_cast<int64_t>(lost));
+  EXPECT_EQ(got.size() + lost, static_cast<size_t>(kMessages));
+  EXPECT_TRUE((*source)->TakeRestartedPartitions().empty());
+}
+
 }  // namespace
 }  // namespace cfrec::ingest
