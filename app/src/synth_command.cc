@@ -19,6 +19,7 @@ struct SynthFlags {
   std::string response = "linear";
   eval::SynthOptions cpr;
   eval::MindLikeOptions mind;
+  eval::NewsOptions news;
   uint64_t seed = 1;
 };
 
@@ -67,8 +68,35 @@ Status RunSynth(const SynthFlags& flags) {
                        {"impressions", options.num_impressions},
                        {"median_list_length", options.median_list_length},
                        {"click_rate", options.click_rate}};
+  } else if (flags.mode == "news") {
+    eval::NewsOptions options = flags.news;
+    options.seed = flags.seed;
+    Result<eval::NewsData> news = eval::GenerateNews(options);
+    if (!news.ok()) return news.status();
+    CFREC_RETURN_IF_ERROR(eval::WriteNews(*news, flags.out));
+    mind_rows = std::move(news->rows);
+    rows = &mind_rows;
+    size_t returning = 0;
+    size_t trending = 0;
+    for (const eval::NewsUser& user : news->users) returning += user.returning;
+    for (const eval::NewsItem& item : news->items) trending += item.trending;
+    line["ground_truth"] = flags.out + "/ground_truth.json";
+    line["users"] = news->users.size();
+    line["returning_users"] = returning;
+    line["items"] = news->items.size();
+    line["trending_items"] = trending;
+    line["options"] = {{"impressions", options.num_impressions},
+                       {"days", options.days},
+                       {"items_per_hour", options.items_per_hour},
+                       {"topics", options.num_topics},
+                       {"trending_share", options.trending_share},
+                       {"return_share", options.return_share},
+                       {"half_life_hours", options.half_life_hours},
+                       {"stale_share", options.stale_share},
+                       {"median_list_length", options.median_list_length},
+                       {"history_length", options.mean_history_length}};
   } else {
-    return Status::InvalidArgument("--mode must be cpr or mind-like");
+    return Status::InvalidArgument("--mode must be cpr, mind-like or news");
   }
   size_t shown = 0;
   size_t clicks = 0;
@@ -89,10 +117,13 @@ Status RunSynth(const SynthFlags& flags) {
 void AddSynthCommand(CLI::App& app) {
   auto flags = std::make_shared<SynthFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "synth", "Write a synthetic MIND-format log (CPR eq. 12 or MIND-like)");
+      "synth",
+      "Write a synthetic MIND-format log (CPR eq. 12, MIND-like or news)");
   cmd->add_option("--out", flags->out, "Output directory")->required();
   cmd->add_option("--mode", flags->mode,
-                  "cpr (CPR section 4.1.1) or mind-like (large stream)")
+                  "cpr (CPR section 4.1.1), mind-like (large stream) or news "
+                  "(items born over time that peak and fade, trending items, "
+                  "user topics, mostly one-time users)")
       ->capture_default_str();
   cmd->add_option("--seed", flags->seed, "Random seed")->capture_default_str();
   cmd->add_option("--dim", flags->cpr.dim, "cpr: vector size d (16 or 32)")
@@ -125,6 +156,39 @@ void AddSynthCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--ml-click-rate", flags->mind.click_rate,
                   "mind-like: target click rate")
+      ->capture_default_str();
+  cmd->add_option("--impressions", flags->news.num_impressions,
+                  "news: impression lists")
+      ->capture_default_str();
+  cmd->add_option("--days", flags->news.days,
+                  "news: days of event time the lists span")
+      ->capture_default_str();
+  cmd->add_option("--items-per-hour", flags->news.items_per_hour,
+                  "news: items born per hour of event time (also during the "
+                  "48 h before the stream)")
+      ->capture_default_str();
+  cmd->add_option("--half-life", flags->news.half_life_hours,
+                  "news: median hours in which an item's click appeal halves")
+      ->capture_default_str();
+  cmd->add_option("--trending-share", flags->news.trending_share,
+                  "news: share of items that trend (much higher appeal)")
+      ->capture_default_str();
+  cmd->add_option("--topics", flags->news.num_topics,
+                  "news: topics of items and users")
+      ->capture_default_str();
+  cmd->add_option("--return-share", flags->news.return_share,
+                  "news: share of users who return (heavy-tailed number of "
+                  "lists, with a history column); the others are seen once")
+      ->capture_default_str();
+  cmd->add_option("--stale-share", flags->news.stale_share,
+                  "news: share of list slots given to any earlier item "
+                  "rather than a fresh one")
+      ->capture_default_str();
+  cmd->add_option("--median-length", flags->news.median_list_length,
+                  "news: median list length")
+      ->capture_default_str();
+  cmd->add_option("--history-length", flags->news.mean_history_length,
+                  "news: mean history length of returning users")
       ->capture_default_str();
   cmd->callback([flags] {
     const Status st = RunSynth(*flags);

@@ -514,18 +514,18 @@ Result<NewsData> GenerateNews(const NewsOptions& o) {
   }
 
   // Users and the moments of their lists.
-  struct Session {
+  struct Visit {
     int64_t ts;
     uint32_t user;
   };
-  std::vector<Session> sessions;
-  sessions.reserve(o.num_impressions);
+  std::vector<Visit> visits;
+  visits.reserve(o.num_impressions);
   {
     Rng rng(MixSeed(o.seed, 21));
     const uint32_t user_topics = std::min(o.max_user_topics, o.num_topics);
     const double geometric_p = 1.0 / (1.0 + o.mean_history_length);
     std::vector<uint32_t> pool;
-    while (sessions.size() < o.num_impressions) {
+    while (visits.size() < o.num_impressions) {
       const uint32_t index = static_cast<uint32_t>(data.users.size());
       NewsUser user;
       const uint32_t k = 1 + static_cast<uint32_t>(rng.Below(user_topics));
@@ -564,19 +564,18 @@ Result<NewsData> GenerateNews(const NewsOptions& o) {
         user.history.assign(pool.begin(), pool.begin() + take);
         std::sort(user.history.begin(), user.history.end());
       }
-      lists = std::min<uint64_t>(lists, o.num_impressions - sessions.size());
+      lists = std::min<uint64_t>(lists, o.num_impressions - visits.size());
       user.impressions = static_cast<uint32_t>(lists);
       for (uint64_t s = 0; s < lists; ++s) {
         const int64_t offset_s = static_cast<int64_t>(
             rng.Uniform() * static_cast<double>(duration_ms / 1000));
-        sessions.push_back({o.start_ms + offset_s * 1000, index});
+        visits.push_back({o.start_ms + offset_s * 1000, index});
       }
       data.users.push_back(std::move(user));
     }
-    std::sort(sessions.begin(), sessions.end(),
-              [](const Session& a, const Session& b) {
-                return a.ts != b.ts ? a.ts < b.ts : a.user < b.user;
-              });
+    std::sort(visits.begin(), visits.end(), [](const Visit& a, const Visit& b) {
+      return a.ts != b.ts ? a.ts < b.ts : a.user < b.user;
+    });
   }
 
   // The lists, in time order.
@@ -586,12 +585,12 @@ Result<NewsData> GenerateNews(const NewsOptions& o) {
   std::vector<uint32_t> list;
   std::vector<uint8_t> clicked;
   std::vector<double> prob;
-  data.rows.reserve(sessions.size());
-  for (size_t n = 0; n < sessions.size(); ++n) {
-    const Session& session = sessions[n];
-    const NewsUser& user = data.users[session.user];
+  data.rows.reserve(visits.size());
+  for (size_t n = 0; n < visits.size(); ++n) {
+    const Visit& visit = visits[n];
+    const NewsUser& user = data.users[visit.user];
     const uint32_t born = static_cast<uint32_t>(
-        std::upper_bound(births.begin(), births.end(), session.ts) -
+        std::upper_bound(births.begin(), births.end(), visit.ts) -
         births.begin());
     const double raw =
         o.median_list_length * std::exp(o.list_length_sigma * rng.Normal());
@@ -633,8 +632,7 @@ Result<NewsData> GenerateNews(const NewsOptions& o) {
       prob.resize(len);
       bool any = false;
       for (uint32_t i = 0; i < len; ++i) {
-        prob[i] =
-            NewsClickProbability(o, data.items[list[i]], user, session.ts);
+        prob[i] = NewsClickProbability(o, data.items[list[i]], user, visit.ts);
         clicked[i] = rng.Uniform() < prob[i] ? 1 : 0;
         any = any || clicked[i];
       }
@@ -646,8 +644,8 @@ Result<NewsData> GenerateNews(const NewsOptions& o) {
     }
     MindRow row;
     row.impression_id = std::to_string(n + 1);
-    row.user_id = UserId(session.user);
-    row.ts_ms = session.ts;
+    row.user_id = UserId(visit.user);
+    row.ts_ms = visit.ts;
     for (uint32_t j : user.history) row.history.push_back(ItemId(j));
     row.items.reserve(len);
     for (uint32_t j : list) row.items.push_back(ItemId(j));
