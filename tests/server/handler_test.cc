@@ -126,7 +126,12 @@ TEST_F(ServiceTest, ModelDescribesSnapshotAndTraining) {
         {"samples_per_sec", 0.0}}},
       {"losses",
        {{"ranker", 0.5}, {"sem_r", 0.0}, {"sem_s", 0.0}, {"elbo", 0.0}}},
-      {"policy", {{"reward", 0.25}, {"baseline", 0.0}}}};
+      {"policy", {{"reward", 0.25}, {"baseline", 0.0}}},
+      {"stream_features", false},
+      {"online_quality",
+       {{"lists_judged", 300},
+        {"model", {{"auc", 0.75}, {"ndcg@10", 0.5}}},
+        {"ctr_decayed_6h", {{"auc", 0.625}, {"ndcg@10", 0.375}}}}}};
   EXPECT_EQ(Json(r), expected);
 }
 
@@ -140,6 +145,10 @@ TEST_F(ServiceTest, MetricsExposeModelGauges) {
   for (const char* line :
        {"cfrec_model_version 7\n", "cfrec_model_age_seconds 2.5\n",
         "cfrec_policy_reward 0.25\n",
+        "cfrec_online_auc{scorer=\"model\"} 0.75\n",
+        "cfrec_online_auc{scorer=\"ctr_decayed_6h\"} 0.625\n",
+        "cfrec_online_ndcg10{scorer=\"model\"} 0.5\n",
+        "cfrec_online_lists_judged_total 300\n",
         "cfrec_training_samples_total{source=\"observed\"} 1000\n",
         "cfrec_training_samples_total{source=\"counterfactual\"} 250\n",
         "cfrec_http_requests_total{route=\"/v1/model\",method=\"GET\","

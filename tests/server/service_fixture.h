@@ -57,6 +57,11 @@ class ServiceTest : public ::testing::Test {
     stats.events_consumed = 40;
     stats.ranker_loss = 0.5;
     stats.policy_reward = 0.25;
+    stats.online_lists = 300;
+    stats.online_auc = 0.75;
+    stats.online_ndcg10 = 0.5;
+    stats.online_baseline_auc = 0.625;
+    stats.online_baseline_ndcg10 = 0.375;
     snapshot_ = snap;
     holder_.Publish(snapshot_);
 
