@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <numeric>
@@ -136,6 +137,49 @@ TEST(TrainerTest, RestartResumesFromCheckpointAndCatchesUp) {
   EXPECT_EQ(stats.applied_seq, log.train.back().seq);
   EXPECT_EQ(trainer.Counters().events_skipped, rest.size());
   EXPECT_GT(trainer.Counters().events_replayed, 0u);
+}
+
+// The stream features are part of the checkpoint: a restarted trainer
+// serves the same stream scores before it trains anything new; with stream
+// features off a snapshot carries none.
+TEST(TrainerTest, StreamFeaturesSurviveARestart) {
+  SyntheticLog log = MakeSyntheticLog();
+  FakeStore store;
+  TrainerOptions o = SmallTrainerOptions();
+  std::vector<float> before;
+  {
+    SnapshotHolder holder;
+    Trainer trainer(o, &store, &holder);
+    ASSERT_TRUE(trainer.Start().ok());
+    store.Append(log.train);
+    EnqueueInBatches(trainer, log.train, 128);
+    ASSERT_TRUE(trainer.WaitForSeq(log.train.back().seq, kWait));
+    ASSERT_TRUE(trainer.Stop().ok());
+    const stream::StreamScorer* sc = holder.Get()->stream();
+    ASSERT_NE(sc, nullptr);
+    EXPECT_GT(sc->num_items(), 0u);
+    for (uint32_t item = 0; item < 160; ++item) {
+      before.push_back(sc->ItemScore(item));
+    }
+    EXPECT_NE(*std::max_element(before.begin(), before.end()),
+              *std::min_element(before.begin(), before.end()));
+  }
+  SnapshotHolder holder;
+  Trainer trainer(o, &store, &holder);
+  ASSERT_TRUE(trainer.Start().ok());
+  const stream::StreamScorer* sc = holder.Get()->stream();
+  ASSERT_NE(sc, nullptr);
+  for (uint32_t item = 0; item < 160; ++item) {
+    EXPECT_FLOAT_EQ(sc->ItemScore(item), before[item]) << item;
+  }
+  ASSERT_TRUE(trainer.Stop().ok());
+
+  o.stream_features = false;
+  SnapshotHolder off_holder;
+  Trainer off(o, &store, &off_holder);
+  ASSERT_TRUE(off.Start().ok());  // reads the checkpoint, ignores its stream
+  EXPECT_EQ(off_holder.Get()->stream(), nullptr);
+  ASSERT_TRUE(off.Stop().ok());
 }
 
 // Readers hold snapshots while the trainer swaps new ones in: each snapshot
