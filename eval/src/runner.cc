@@ -275,6 +275,7 @@ Result<std::string> RunEvaluation(const EvalRequest& request,
       baselines[name] = ImpressionJson(b);
     }
     out["baselines"] = baselines;
+    out["reference_ctr_hindsight"] = ImpressionJson(r->ctr_hindsight);
     out["best_baseline"] = r->best_baseline;
     if (!r->best_baseline.empty()) {
       const ImpressionSummary& b = r->baselines.at(r->best_baseline);

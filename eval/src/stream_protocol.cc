@@ -111,6 +111,15 @@ Result<StreamResult> RunStream(Model* ranker, const Dataset& data,
   const std::string clicks_decayed_name =
       "clicks_decayed_" + HoursName(options.half_life_hours);
 
+  // The hindsight reference: whole-log counts.
+  std::vector<float> log_shows(num_items, 0.0f), log_clicks(num_items, 0.0f);
+  for (const Impression& imp : imps) {
+    for (size_t j = 0; j < imp.items.size(); ++j) {
+      log_shows[imp.items[j]] += 1;
+      log_clicks[imp.items[j]] += imp.clicked[j] != 0;
+    }
+  }
+
   // Curve buckets.
   const int64_t t0 = imps.front().ts_ms;
   const int64_t t1 = imps.back().ts_ms;
@@ -205,6 +214,12 @@ Result<StreamResult> RunStream(Model* ranker, const Dataset& data,
     base.resize(k);
     for (size_t j = 0; j < k; ++j) base[j] = uniform(rng);
     result.baselines["random"].Add(ScoreImpression(base, imp.clicked));
+    for (size_t j = 0; j < k; ++j) {
+      const uint32_t i = imp.items[j];
+      base[j] = (log_clicks[i] - float(imp.clicked[j] != 0) + 0.1f) /
+                (log_shows[i] - 1 + 3);
+    }
+    result.ctr_hindsight.Add(ScoreImpression(base, imp.clicked));
     for (size_t j = 0; j < k; ++j) base[j] = all_clicks[imp.items[j]];
     result.baselines["clicks"].Add(ScoreImpression(base, imp.clicked));
     for (size_t j = 0; j < k; ++j) {

@@ -16,6 +16,7 @@
 
 #include "cf_feed.h"
 #include "cfrec/learner/learner.h"
+#include "cfrec/schemas/log.h"
 #include "cfrec/state/event_store.h"
 #include "online_quality.h"
 #include "serving_window.h"
@@ -220,8 +221,13 @@ class Trainer::Impl {
     }
     CFREC_RETURN_IF_ERROR(window_.Deserialize(rest.substr(0, window_size)));
     if (stream_ == nullptr) return Status::Ok();  // turned off since
-    return stream_->Deserialize(rest.substr(window_size))
-        .WithContext("stream part of the learner checkpoint");
+    // The stream part is soft state (it rebuilds from the stream): one that
+    // does not fit this build (e.g. another feature set) starts fresh.
+    Status stream = stream_->Deserialize(rest.substr(window_size));
+    if (!stream.ok()) {
+      LogWarn("learner", "stream features start fresh: " + stream.ToString());
+    }
+    return Status::Ok();
   }
 
   // The engine's policy is soft state beside the learner checkpoint (a

@@ -17,12 +17,16 @@ float LogOdds(double p) {
 
 std::string_view FeatureName(int feature) {
   static constexpr std::string_view kNames[kNumFeatures] = {
-      "ctr_30m",      "ctr_2h",      "ctr_6h",        "ctr_24h",
-      "clicks_30m",   "clicks_2h",   "clicks_6h",     "clicks_24h",
-      "shows_30m",    "shows_2h",    "shows_6h",      "shows_24h",
-      "age",          "never_shown", "never_clicked", "since_click",
-      "total_clicks", "total_ctr",   "history_users", "user_clicked",
-      "ranker"};
+      "ctr_30m",      "ctr_2h",       "ctr_6h",        "ctr_24h",
+      "clicks_30m",   "clicks_2h",    "clicks_6h",     "clicks_24h",
+      "shows_30m",    "shows_2h",     "shows_6h",      "shows_24h",
+      "age",          "never_shown",  "never_clicked", "since_click",
+      "total_clicks", "total_ctr",    "history_users", "age_lt_1h",
+      "age_1h_3h",    "age_3h_6h",    "age_6h_12h",    "age_12h_24h",
+      "age_24h_48h",  "age_ge_48h",   "shows_6h_0",    "shows_6h_1",
+      "shows_6h_2_3", "shows_6h_4_7", "shows_6h_8_15", "shows_6h_ge_16",
+      "clicks_6h_0",  "clicks_6h_1",  "clicks_6h_2_3", "clicks_6h_ge_4",
+      "user_clicked", "ranker"};
   return feature >= 0 && feature < kNumFeatures ? kNames[feature] : "?";
 }
 
@@ -56,6 +60,28 @@ void ItemFeatures(const ItemCounts* counts, const ItemCounts& global,
   out[kTotalCtr] = static_cast<float>(
       std::log((double(c.total_clicks) + 0.1) / (double(c.total_shows) + 3)));
   out[kHistoryUsers] = std::log1p(c.history_users);
+  // Bins.
+  auto one_hot = [&](int first, int n, int which) {
+    for (int b = 0; b < n; ++b) out[first + b] = b == which ? 1.0f : 0.0f;
+  };
+  int age_bin = -1;  // none for a never-shown item
+  if (shown) {
+    static constexpr double kAgeEdges[] = {1, 3, 6, 12, 24, 48};
+    const double hours =
+        double(std::max<int64_t>(0, now_ms - c.first_shown_ms)) / kMsPerHour;
+    age_bin = 0;
+    while (age_bin < 6 && hours >= kAgeEdges[age_bin]) ++age_bin;
+  }
+  one_hot(kAgeBin0, 7, age_bin);
+  auto bin = [](double v, std::span<const double> edges) {
+    int b = 0;
+    while (b < static_cast<int>(edges.size()) && v >= edges[b]) ++b;
+    return b;
+  };
+  static constexpr double kShowEdges[] = {0.5, 1.5, 3.5, 7.5, 15.5};
+  static constexpr double kClickEdges[] = {0.5, 1.5, 3.5};
+  one_hot(kShowsBin0, 6, bin(c.shows[2], kShowEdges));
+  one_hot(kClicksBin0, 4, bin(c.clicks[2], kClickEdges));
 }
 
 }  // namespace cfrec::stream

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cfrec/stream/feature_model.h"
+#include "cfrec/stream/features.h"
 #include "cfrec/stream/item_counters.h"
 
 namespace cfrec::stream {
@@ -23,6 +24,44 @@ TEST(ItemCounters, DecayHalvesAtEachHalfLife) {
   EXPECT_NEAR(later.clicks[2], std::exp2(-2.0 / 6), 1e-5);
   EXPECT_EQ(later.total_clicks, 1);
   EXPECT_EQ(later.first_shown_ms, 0);
+}
+
+TEST(Features, EveryFeatureHasAName) {
+  for (int f = 0; f < kNumFeatures; ++f) {
+    EXPECT_NE(FeatureName(f), "?") << f;
+    EXPECT_FALSE(FeatureName(f).empty()) << f;
+  }
+  EXPECT_EQ(FeatureName(kRanker), "ranker");
+  EXPECT_EQ(FeatureName(kUserClicked), "user_clicked");
+  EXPECT_EQ(FeatureName(kAgeBin0), "age_lt_1h");
+}
+
+TEST(Features, BinsAreOneHot) {
+  ItemCounters c(0);
+  for (int i = 0; i < 5; ++i) c.AddShown(1, 0);
+  c.AddClick(1, 0);
+  FeatureRow row{};
+  ItemFeatures(
+      c.Find(1), c.global(), 2 * kHour,
+      std::span<float, kNumItemFeatures>(row.data(), kNumItemFeatures));
+  float age = 0, shows = 0, clicks = 0;
+  for (int b = 0; b < 7; ++b) age += row[kAgeBin0 + b];
+  for (int b = 0; b < 6; ++b) shows += row[kShowsBin0 + b];
+  for (int b = 0; b < 4; ++b) clicks += row[kClicksBin0 + b];
+  EXPECT_EQ(age, 1);
+  EXPECT_EQ(row[kAgeBin0 + 1], 1);  // 1-3 h
+  EXPECT_EQ(shows, 1);
+  EXPECT_EQ(row[kShowsBin0 + 3], 1);  // 5 * 2^(-1/3) = 3.97 in [3.5, 7.5)
+  EXPECT_EQ(clicks, 1);
+  EXPECT_EQ(row[kClicksBin0 + 1], 1);  // 0.79 in [0.5, 1.5)
+  // A never-shown item has no age bin.
+  ItemFeatures(
+      nullptr, c.global(), 2 * kHour,
+      std::span<float, kNumItemFeatures>(row.data(), kNumItemFeatures));
+  age = 0;
+  for (int b = 0; b < 7; ++b) age += row[kAgeBin0 + b];
+  EXPECT_EQ(age, 0);
+  EXPECT_EQ(row[kNeverShown], 1);
 }
 
 TEST(ItemCounters, EvictsItemsUntouchedForTheWindow) {

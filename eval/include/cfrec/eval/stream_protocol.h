@@ -69,6 +69,10 @@ struct StreamResult {
   // ..., "ctr_decayed_24h".
   std::map<std::string, ImpressionSummary> baselines;
   std::string best_baseline;  // the baseline of highest AUC
+  // A reference no streaming scorer can use: each item's smoothed CTR over
+  // the whole log (past and future) except the scored list itself. It
+  // bounds what item statistics alone can reach on the log.
+  ImpressionSummary ctr_hindsight;
   std::vector<StreamCurvePoint> curve;
   // The model's quality on lists of users seen before vs seen first.
   ImpressionSummary returning_users;

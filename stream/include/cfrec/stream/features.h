@@ -29,8 +29,14 @@ enum Feature : int {
   kTotalClicks,   // log(1 + all-time clicks)
   kTotalCtr,      // log((clicks + 0.1) / (shows + 3)), all time
   kHistoryUsers,  // log(1 + users with the item in their history)
-  kUserClicked,   // 1 when the user clicked / read the item before
-  kRanker,        // the ranker's f(u, i), clipped; 0 without a user term
+  // One-hot bins, so the linear model can bend where a log cannot: the
+  // item's age (shown items only; never-shown is kNeverShown), its decayed
+  // impressions and its decayed clicks at the 6 h half-life.
+  kAgeBin0,                        // < 1 h, 1-3, 3-6, 6-12, 12-24, 24-48, 48+
+  kShowsBin0 = kAgeBin0 + 7,       // [0, .5), [.5, 1.5), ... , >= 15.5
+  kClicksBin0 = kShowsBin0 + 6,    // [0, .5), [.5, 1.5), [1.5, 3.5), >= 3.5
+  kUserClicked = kClicksBin0 + 4,  // 1 when the user clicked / read it before
+  kRanker,  // the ranker's f(u, i), clipped; 0 without a user term
   kNumFeatures
 };
 
