@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "cfrec/learner/snapshot.h"
 #include "cfrec/learner/trainer.h"
 #include "cfrec/schemas/log.h"
+#include "cfrec/server/auth.h"
 #include "cfrec/server/http_server.h"
 #include "cfrec/server/metrics.h"
 #include "cfrec/server/service.h"
@@ -39,6 +41,7 @@ struct ServeArgs {
   std::string intervention;     // empty = the config's (default none)
   std::string trainer;          // empty = the config's (default default)
   std::string stream_features;  // empty = the config's (default on)
+  std::string api_token_file;   // empty = writes are open
 };
 
 int Fail(const std::string& what, const Status& s) {
@@ -66,6 +69,11 @@ Status ParseHostPort(const std::string& text, std::string* host,
   }
   *port = static_cast<uint16_t>(v);
   return Status::Ok();
+}
+
+// True for a host that only this machine can reach.
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 void RegisterIngestMetrics(server::MetricsRegistry& m,
@@ -232,6 +240,15 @@ int RunServe(const ServeArgs& args) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // The token first: a bad file stops the start before anything is opened.
+  std::optional<server::ApiToken> api_token;
+  if (!args.api_token_file.empty()) {
+    auto file = server::ReadApiTokenFile(args.api_token_file);
+    if (!file.ok()) return Fail("reading --api-token-file", file.status());
+    if (!file->warning.empty()) LogWarn("serve", file->warning);
+    api_token = std::move(file->token);
+  }
+
   state::StoreOptions store_options;
   auto store = state::EventStore::Open(args.data_dir, store_options);
   if (!store.ok()) return Fail("opening the data directory", store.status());
@@ -329,9 +346,19 @@ int RunServe(const ServeArgs& args) {
   context.events_topic = args.topic;
   context.state_ready = [] { return true; };  // the store is open by now
   context.metrics = &metrics;
+  context.api_token = api_token;
   server::ServerOptions so;
   s = ParseHostPort(args.http, &so.host, &so.port);
   if (!s.ok()) return Fail("parsing --http", s);
+  if (api_token.has_value()) {
+    LogInfo("serve",
+            "POST /v1/events needs 'Authorization: Bearer' with "
+            "the token in " +
+                args.api_token_file + "; reads stay open");
+  } else if (!IsLoopback(so.host)) {
+    LogWarn("serve", "POST /v1/events is open to anyone who can reach " +
+                         args.http + "; give --api-token-file to protect it");
+  }
   server::HttpServer http(so, context);
   s = http.Start();
   if (!s.ok()) return Fail("starting HTTP on " + args.http, s);
@@ -499,6 +526,11 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "alone, popularity for unknown users (ablation); overrides "
                   "the config")
       ->check(CLI::IsMember({"on", "off"}));
+  cmd->add_option("--api-token-file", args->api_token_file,
+                  "File holding a token that POST /v1/events must present as "
+                  "'Authorization: Bearer <token>' (surrounding whitespace "
+                  "trimmed; keep it mode 600); reads stay open. Default: no "
+                  "token, every route open");
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }
 

@@ -220,6 +220,14 @@ class Session : public std::enable_shared_from_this<Session> {
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
     request.content_type = std::string(req[http::field::content_type]);
+    // Repeated Authorization headers are joined as RFC 9110 section 5.3
+    // combines fields; the result matches no credentials.
+    const auto [first, last] = req.equal_range(http::field::authorization);
+    for (auto it = first; it != last; ++it) {
+      if (it != first) request.authorization += ", ";
+      const auto value = it->value();
+      request.authorization.append(value.data(), value.size());
+    }
     request.body = std::move(req.body());
     method_ = request.method;
     HttpResponse response;
@@ -438,7 +446,9 @@ HttpServer::HttpServer(ServerOptions options, const ServiceContext& context)
           [&context](const HttpRequest& request) {
             return Handle(context, request);
           },
-          context.metrics) {}
+          context.metrics) {
+  InitServiceMetrics(context);
+}
 
 HttpServer::~HttpServer() { Drain(); }
 

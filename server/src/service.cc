@@ -392,12 +392,14 @@ struct Route {
   std::string_view path;
   std::string_view method;
   RouteHandler handler;
+  // Needs the API token when one is configured. POST /v1/rank only reads.
+  bool changes_state = false;
 };
 
 constexpr Route kRoutes[] = {
     {"/v1/recommendations", "GET", &GetRecommendations},
     {"/v1/rank", "POST", &PostRank},
-    {"/v1/events", "POST", &PostEvents},
+    {"/v1/events", "POST", &PostEvents, /*changes_state=*/true},
     {"/v1/model", "GET", &GetModel},
     {"/metrics", "GET", &GetMetrics},
     {"/healthz", "GET", &GetHealthz},
@@ -416,13 +418,76 @@ std::string_view MethodLabel(std::string_view method) {
 constexpr RouteInfo kRouteInfo[] = {
     {"GET", "/v1/recommendations"},
     {"POST", "/v1/rank"},
-    {"POST", "/v1/events"},
+    {"POST", "/v1/events", /*changes_state=*/true},
     {"GET", "/v1/model"},
     {"GET", "/metrics"},
     {"GET", "/healthz"},
     {"GET", "/readyz"},
 };
-static_assert(std::size(kRouteInfo) == std::size(kRoutes));
+
+constexpr bool RouteInfoMatchesRoutes() {
+  if (std::size(kRouteInfo) != std::size(kRoutes)) return false;
+  for (size_t i = 0; i < std::size(kRoutes); ++i) {
+    if (kRouteInfo[i].method != kRoutes[i].method ||
+        kRouteInfo[i].path != kRoutes[i].path ||
+        kRouteInfo[i].changes_state != kRoutes[i].changes_state) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(RouteInfoMatchesRoutes());
+
+constexpr std::string_view kAuthReasons[] = {"missing", "wrong_scheme",
+                                             "wrong_token"};
+
+Counter* UnauthorizedCounter(MetricsRegistry* metrics, std::string_view route,
+                             std::string_view reason) {
+  if (metrics == nullptr) return nullptr;
+  return metrics->GetCounter(
+      "cfrec_http_unauthorized_total",
+      "Requests refused with 401 for a missing or wrong API token",
+      {"route", "reason"}, {std::string(route), std::string(reason)});
+}
+
+// The 401 for a request to a route that changes state, or nullopt when the
+// request may go on (no token configured, or the right one given). Neither
+// the answer nor the metric quotes what the client sent.
+std::optional<HttpResponse> Unauthorized(const ServiceContext& context,
+                                         const Route& route,
+                                         const HttpRequest& request) {
+  if (!route.changes_state || !context.api_token.has_value()) {
+    return std::nullopt;
+  }
+  const AuthCheck check = context.api_token->Check(request.authorization);
+  std::string_view reason;
+  std::string_view message;
+  std::string_view challenge = "Bearer realm=\"cfrec\"";
+  switch (check) {
+    case AuthCheck::kOk:
+      return std::nullopt;
+    case AuthCheck::kMissing:
+      reason = kAuthReasons[0];
+      message = "this route needs an 'Authorization: Bearer <token>' header";
+      break;
+    case AuthCheck::kWrongScheme:
+      reason = kAuthReasons[1];
+      message = "the Authorization header must be 'Bearer <token>'";
+      break;
+    case AuthCheck::kWrongToken:
+      reason = kAuthReasons[2];
+      message = "the bearer token is not valid";
+      // RFC 6750 section 3.1: an error code only when a token was given.
+      challenge = "Bearer realm=\"cfrec\", error=\"invalid_token\"";
+      break;
+  }
+  if (Counter* c = UnauthorizedCounter(context.metrics, route.path, reason)) {
+    c->Increment();
+  }
+  HttpResponse response = ErrorResponse(401, "unauthorized", message);
+  response.headers.emplace_back("WWW-Authenticate", std::string(challenge));
+  return response;
+}
 
 }  // namespace
 
@@ -440,6 +505,8 @@ HttpResponse Handle(const ServiceContext& context, const HttpRequest& request) {
                                  "use " + std::string(route.method) + " for " +
                                      std::string(route.path));
         response.headers.emplace_back("Allow", std::string(route.method));
+      } else if (auto denied = Unauthorized(context, route, request)) {
+        response = std::move(*denied);
       } else {
         response = route.handler(context, request, *target);
       }
@@ -471,6 +538,16 @@ void RecordRequest(MetricsRegistry* metrics, std::string_view route,
           "Time from a request fully read to its response written", kBuckets,
           {"route", "status"}, {std::string(route), status_text})) {
     h->Observe(seconds);
+  }
+}
+
+void InitServiceMetrics(const ServiceContext& context) {
+  if (context.metrics == nullptr || !context.api_token.has_value()) return;
+  for (const Route& route : kRoutes) {
+    if (!route.changes_state) continue;
+    for (const std::string_view reason : kAuthReasons) {
+      UnauthorizedCounter(context.metrics, route.path, reason);
+    }
   }
 }
 

@@ -56,12 +56,14 @@ class Client {
     return "GET " + target + " HTTP/1.1\r\nHost: t\r\n" +
            (close ? "Connection: close\r\n" : "") + "\r\n";
   }
+  // `headers`: more header lines, each ending in "\r\n".
   static std::string PostJson(const std::string& target,
-                              const std::string& body) {
+                              const std::string& body,
+                              const std::string& headers = "") {
     return "POST " + target +
-           " HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-           "Content-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + body;
+           " HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n" +
+           headers + "Content-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
   }
 
  private:

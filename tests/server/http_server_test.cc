@@ -17,7 +17,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "cfrec/server/auth.h"
 #include "cfrec/server/testing/fake_snapshot.h"
 #include "server/http_client.h"
 
@@ -298,6 +300,87 @@ TEST(HttpServiceTest, ServesTheApiThroughSockets) {
       res.body().find("route=\"unmatched\",method=\"GET\",status=\"404\""),
       std::string::npos);
   server.Drain();
+}
+
+TEST(HttpServiceTest, EventsNeedTheApiTokenThroughSockets) {
+  const std::string token = "e2e-7c41d09b2a6f";
+  learner::SnapshotHolder holder;
+  holder.Publish(testing::MakeRandomSnapshot(3, 10, 100, 8, 5, 11));
+  testing::RecordingSink sink;
+  MetricsRegistry metrics;
+  ServiceContext context;
+  context.snapshots = &holder;
+  context.sink = &sink;
+  context.metrics = &metrics;
+  auto api_token = ApiToken::Create(token);
+  ASSERT_TRUE(api_token.ok());
+  context.api_token = *api_token;
+  ServerOptions options;
+  options.port = 0;
+  ::testing::internal::CaptureStderr();
+  HttpServer server(options, context);
+  ASSERT_TRUE(server.Start().ok());
+  Client client(server.port());
+  const std::string event =
+      R"({"type":"click","impression_id":"i1","user_id":"U1",)"
+      R"("item_id":"N1","ts":1700000000000})";
+  std::vector<std::string> bodies;
+
+  // No header, a wrong token, and the token twice: 401 on a connection
+  // that stays open.
+  for (const std::string& headers :
+       {std::string(), "Authorization: Bearer " + token + "0\r\n",
+        "Authorization: Bearer " + token + "\r\nAuthorization: Bearer " +
+            token + "\r\n"}) {
+    client.Send(Client::PostJson("/v1/events", event, headers));
+    const auto res = client.Read();
+    EXPECT_EQ(res.result_int(), 401) << headers;
+    EXPECT_TRUE(res.keep_alive());
+    EXPECT_EQ(res[http::field::content_type], "application/json");
+    EXPECT_EQ(res[http::field::www_authenticate].substr(0, 7), "Bearer ");
+    EXPECT_EQ(nlohmann::json::parse(res.body())["error"]["code"],
+              "unauthorized");
+    bodies.push_back(res.body());
+  }
+  EXPECT_TRUE(sink.messages().empty());
+
+  client.Send(Client::PostJson("/v1/events", event,
+                               "Authorization: Bearer " + token + "\r\n"));
+  auto res = client.Read();
+  EXPECT_EQ(res.result_int(), 202) << res.body();
+  EXPECT_EQ(sink.messages().size(), 1u);
+
+  // Reads need nothing.
+  client.Send(Client::Get("/v1/recommendations?user_id=U1&n=5"));
+  EXPECT_EQ(client.Read().result_int(), 200);
+  client.Send(
+      Client::PostJson("/v1/rank", R"({"user_id":"U1","items":["I1"]})"));
+  res = client.Read();
+  EXPECT_NE(res.result_int(), 401) << res.body();
+
+  client.Send(Client::Get("/metrics"));
+  res = client.Read();
+  const std::string exposition = res.body();
+  EXPECT_NE(exposition.find("cfrec_http_unauthorized_total{route=\"/v1/"
+                            "events\",reason=\"missing\"} 1\n"),
+            std::string::npos)
+      << exposition;
+  EXPECT_NE(exposition.find("cfrec_http_unauthorized_total{route=\"/v1/"
+                            "events\",reason=\"wrong_token\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(exposition.find("cfrec_http_unauthorized_total{route=\"/v1/"
+                            "events\",reason=\"wrong_scheme\"} 0\n"),
+            std::string::npos);
+  EXPECT_NE(exposition.find("cfrec_http_requests_total{route=\"/v1/events\","
+                            "method=\"POST\",status=\"401\"} 3\n"),
+            std::string::npos);
+  server.Drain();
+  const std::string logged = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(logged.find(token), std::string::npos) << logged;
+  EXPECT_EQ(exposition.find(token), std::string::npos);
+  for (const std::string& body : bodies) {
+    EXPECT_EQ(body.find(token), std::string::npos) << body;
+  }
 }
 
 }  // namespace

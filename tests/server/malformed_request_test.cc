@@ -109,7 +109,7 @@ class MalformedRequestTest : public ServiceTest,
 TEST_P(MalformedRequestTest, AnswersWithStatusAndJsonError) {
   const Case& c = GetParam();
   const HttpResponse r =
-      Handle(context_, {c.method, c.target, c.content_type, c.body});
+      Handle(context_, {c.method, c.target, c.content_type, c.body, ""});
   EXPECT_EQ(r.status, c.status) << r.body;
   const auto doc = nlohmann::json::parse(r.body, nullptr, false);
   ASSERT_FALSE(doc.is_discarded()) << r.body;

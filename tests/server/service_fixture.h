@@ -72,11 +72,11 @@ class ServiceTest : public ::testing::Test {
   }
 
   HttpResponse Get(const std::string& target) {
-    return Handle(context_, {"GET", target, "", ""});
+    return Handle(context_, {"GET", target, "", "", ""});
   }
   HttpResponse Post(const std::string& target, const std::string& body,
                     const std::string& content_type = "application/json") {
-    return Handle(context_, {"POST", target, content_type, body});
+    return Handle(context_, {"POST", target, content_type, body, ""});
   }
   static nlohmann::json Json(const HttpResponse& r) {
     return nlohmann::json::parse(r.body);

@@ -20,6 +20,9 @@ struct HttpRequest {
   std::string target;        // origin-form: "/v1/recommendations?user_id=U"
   std::string content_type;  // Content-Type header, empty if absent
   std::string body;
+  // Authorization header, empty if absent; repeated headers are joined
+  // with ", " (which no valid credentials match).
+  std::string authorization;
 };
 
 // One response. Value type.

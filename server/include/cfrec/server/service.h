@@ -9,6 +9,9 @@
 //   GET  /metrics        Prometheus text exposition 0.0.4
 //   GET  /healthz        process up
 //   GET  /readyz         state open and a snapshot published
+// Only POST /v1/events changes state; with ServiceContext::api_token set it
+// needs "Authorization: Bearer <token>". Every other route is a read and
+// stays open.
 #ifndef CFREC_SERVER_SERVICE_H_
 #define CFREC_SERVER_SERVICE_H_
 
@@ -16,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,6 +27,7 @@
 #include "cfrec/ingest/event_sink.h"
 #include "cfrec/learner/snapshot.h"
 #include "cfrec/schemas/event.h"
+#include "cfrec/server/auth.h"
 #include "cfrec/server/http_types.h"
 #include "cfrec/server/metrics.h"
 #include "cfrec/server/recommend.h"
@@ -76,12 +81,21 @@ struct ServiceContext {
   // caching (an index is then built per request, which is slow).
   std::shared_ptr<CandidateIndexCache> retrieval_cache =
       std::make_shared<CandidateIndexCache>();
+  // When set, the routes that change state (RouteInfo::changes_state: POST
+  // /v1/events) answer 401 unless the request carries "Authorization:
+  // Bearer <token>"; each refusal counts in
+  // cfrec_http_unauthorized_total{route,reason}. Unset (the default): every
+  // route is open.
+  std::optional<ApiToken> api_token;
 };
 
 // The routes Handle() serves, for documentation checks and tooling.
 struct RouteInfo {
   std::string_view method;
   std::string_view path;
+  // True for routes that change state; they need the API token when one is
+  // configured.
+  bool changes_state = false;
 };
 std::span<const RouteInfo> Routes();
 
@@ -95,6 +109,13 @@ HttpResponse Handle(const ServiceContext& context, const HttpRequest& request);
 // for every response it writes, including its own 400/413/503.
 void RecordRequest(MetricsRegistry* metrics, std::string_view route,
                    std::string_view method, int status, double seconds);
+
+// Creates at zero the counters Handle() adds to only on some answers, so
+// they are exposed before the first one: with an API token,
+// cfrec_http_unauthorized_total{route,reason} for each route that changes
+// state and each reason (missing, wrong_scheme, wrong_token). No-op when
+// context.metrics is null. HttpServer's ServiceContext constructor calls it.
+void InitServiceMetrics(const ServiceContext& context);
 
 // Registers gauges read from the latest snapshot at scrape time:
 // cfrec_model_version, cfrec_model_age_seconds, cfrec_policy_reward,
