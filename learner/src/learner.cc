@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "acl.h"
+#include "click_lists.h"
 #include "models.h"
 #include "param_set.h"
 #include "snapshot_impl.h"
@@ -33,10 +34,6 @@ at::Tensor LongTensor(const std::vector<int64_t>& v) {
 
 double Ema(double old_value, double value, uint64_t count) {
   return count <= 1 ? value : (1 - kEmaWeight) * old_value + kEmaWeight * value;
-}
-
-bool Contains(const std::vector<uint32_t>& sorted, uint32_t x) {
-  return std::binary_search(sorted.begin(), sorted.end(), x);
 }
 
 // Ranker training triples (u, i+, i-); the pointwise loss reads them as one
@@ -356,8 +353,7 @@ class Learner::Impl {
   size_t num_users() const { return num_users_; }
   size_t num_items() const { return num_items_; }
   std::span<const uint32_t> ClickedItems(uint32_t user) const {
-    if (user >= clicked_.size()) return {};
-    return clicked_[user];
+    return clicks_.Items(user);
   }
 
   Result<std::string> SaveCheckpoint() const {
@@ -399,14 +395,10 @@ class Learner::Impl {
       p_s_.params().Save(archive, "p_s.");
       posteriors_.params().Save(archive, "q.");
       // Clicks as CSR, and which event first carried each user's history.
-      std::vector<int64_t> offsets = {0}, items;
-      for (const auto& c : clicked_) {
-        items.insert(items.end(), c.begin(), c.end());
-        offsets.push_back(static_cast<int64_t>(items.size()));
-      }
+      std::vector<int64_t> offsets, items, owners;
+      clicks_.ToCsr(&offsets, &items, &owners);
       archive.write("clicked.offsets", LongTensor(offsets));
       archive.write("clicked.items", LongTensor(items));
-      std::vector<int64_t> owners(history_owner_.begin(), history_owner_.end());
       archive.write("history_owner", LongTensor(owners));
       if (auto* gcn = dynamic_cast<LightGcn*>(ranker_.get())) {
         const ClickGraph& g = gcn->graph();
@@ -486,18 +478,13 @@ class Learner::Impl {
           !archive.try_read("history_owner", owners)) {
         return Status::Corruption("checkpoint lacks click lists");
       }
-      clicked_.assign(num_users_, {});
-      for (int64_t u = 0; u + 1 < offsets.size(0) && u < num_users_; ++u) {
-        for (int64_t k = offsets[u].item<int64_t>();
-             k < offsets[u + 1].item<int64_t>(); ++k) {
-          clicked_[u].push_back(
-              static_cast<uint32_t>(items[k].item<int64_t>()));
-        }
-      }
-      history_owner_.assign(num_users_, 0);
-      for (int64_t u = 0; u < owners.size(0) && u < num_users_; ++u) {
-        history_owner_[u] = static_cast<uint64_t>(owners[u].item<int64_t>());
-      }
+      auto longs = [](const at::Tensor& t) {
+        const at::Tensor c = t.to(at::kLong).contiguous();
+        return std::vector<int64_t>(c.data_ptr<int64_t>(),
+                                    c.data_ptr<int64_t>() + c.numel());
+      };
+      clicks_.FromCsr(static_cast<size_t>(num_users_), longs(offsets),
+                      longs(items), longs(owners));
       if (auto* gcn = dynamic_cast<LightGcn*>(ranker_.get())) {
         ClickGraph g;
         at::Tensor size;
@@ -545,12 +532,7 @@ class Learner::Impl {
       d.user_vectors = std::move(pr.user);
       d.item_vectors = std::move(pr.item);
     }
-    d.clicked_offsets.reserve(num_users_ + 1);
-    d.clicked_offsets.push_back(0);
-    for (const auto& c : clicked_) {
-      d.clicked_items.insert(d.clicked_items.end(), c.begin(), c.end());
-      d.clicked_offsets.push_back(d.clicked_items.size());
-    }
+    clicks_.AppendCsr(&d.clicked_offsets, &d.clicked_items);
     return std::make_shared<const ModelSnapshotImpl>(std::move(d));
   }
 
@@ -598,17 +580,7 @@ class Learner::Impl {
     if (acl_) acl_->EnsureRows(users, items, rng_);
     num_users_ = users;
     num_items_ = items;
-    clicked_.resize(users);
-    history_owner_.resize(users, 0);
-  }
-
-  void AddClick(uint32_t user, uint32_t item) {
-    auto& c = clicked_[user];
-    auto it = std::lower_bound(c.begin(), c.end(), item);
-    if (it == c.end() || *it != item) {
-      c.insert(it, item);
-      graph_dirty_ = true;
-    }
+    clicks_.Grow(static_cast<size_t>(users));
   }
 
   // Grows ids and tables, records clicks and histories.
@@ -624,13 +596,7 @@ class Learner::Impl {
     }
     GrowTo(users, items);
     for (const AppliedEvent& e : events) {
-      for (uint16_t p : e.clicked) {
-        if (p < e.items.size()) AddClick(e.user, e.items[p]);
-      }
-      if (!e.history.empty() && history_owner_[e.user] == 0) {
-        history_owner_[e.user] = e.seq == 0 ? 1 : e.seq;
-        for (uint32_t i : e.history) AddClick(e.user, i);
-      }
+      if (clicks_.Observe(e)) graph_dirty_ = true;
       stats_.applied_seq = std::max(stats_.applied_seq, e.seq);
       ++stats_.events_consumed;
     }
@@ -645,7 +611,7 @@ class Learner::Impl {
   uint32_t CatalogNegative(uint32_t user, uint32_t positive) {
     uint32_t j = UniformItem();
     for (int tries = 0; tries < 8; ++tries) {
-      if (j != positive && !Contains(clicked_[user], j)) break;
+      if (j != positive && !clicks_.Contains(user, j)) break;
       j = UniformItem();
     }
     return j;
@@ -677,14 +643,14 @@ class Learner::Impl {
       if (!e.clicked.empty()) {
         unclicked.clear();
         for (uint32_t i : e.items) {
-          if (!Contains(clicked_[e.user], i)) unclicked.push_back(i);
+          if (!clicks_.Contains(e.user, i)) unclicked.push_back(i);
         }
         for (uint16_t p : e.clicked) {
           if (p < e.items.size()) AddTriples(e, e.items[p], unclicked, t);
         }
       }
       if (options_.train_on_history && !e.history.empty() &&
-          history_owner_[e.user] == std::max<uint64_t>(e.seq, 1)) {
+          clicks_.BroughtHistory(e)) {
         unclicked.clear();  // history has no list: catalog negatives
         for (uint32_t i : e.history) AddTriples(e, i, unclicked, t);
       }
@@ -734,7 +700,7 @@ class Learner::Impl {
       if (graph_dirty_ &&
           (never || ranker_steps_ - graph_built_step_ >=
                         uint64_t(options_.lightgcn_rebuild_steps))) {
-        gcn->SetGraph(BuildClickGraph(num_users_, num_items_, clicked_));
+        gcn->SetGraph(BuildClickGraph(num_users_, num_items_, clicks_.lists()));
         graph_built_step_ = ranker_steps_;
         graph_dirty_ = false;
       }
@@ -930,8 +896,7 @@ class Learner::Impl {
 
   int64_t num_users_ = 0;
   int64_t num_items_ = 0;
-  std::vector<std::vector<uint32_t>> clicked_;  // per user, ascending
-  std::vector<uint64_t> history_owner_;         // seq that brought the history
+  ClickLists clicks_;
   bool graph_dirty_ = false;
   uint64_t ranker_steps_ = 0;
   uint64_t graph_built_step_ = 0;

@@ -1,0 +1,87 @@
+#include "click_lists.h"
+
+#include <algorithm>
+
+namespace cfrec::learner {
+
+void ClickLists::Grow(size_t users) {
+  if (users <= clicked_.size()) return;
+  clicked_.resize(users);
+  history_owner_.resize(users, 0);
+}
+
+bool ClickLists::Add(uint32_t user, uint32_t item) {
+  auto& c = clicked_[user];
+  auto it = std::lower_bound(c.begin(), c.end(), item);
+  if (it != c.end() && *it == item) return false;
+  c.insert(it, item);
+  return true;
+}
+
+bool ClickLists::Observe(const state::AppliedEvent& e) {
+  bool added = false;
+  for (uint16_t p : e.clicked) {
+    if (p < e.items.size()) added |= Add(e.user, e.items[p]);
+  }
+  if (!e.history.empty() && history_owner_[e.user] == 0) {
+    history_owner_[e.user] = e.seq == 0 ? 1 : e.seq;
+    for (uint32_t i : e.history) added |= Add(e.user, i);
+  }
+  return added;
+}
+
+bool ClickLists::Contains(uint32_t user, uint32_t item) const {
+  if (user >= clicked_.size()) return false;
+  return std::binary_search(clicked_[user].begin(), clicked_[user].end(), item);
+}
+
+std::span<const uint32_t> ClickLists::Items(uint32_t user) const {
+  if (user >= clicked_.size()) return {};
+  return clicked_[user];
+}
+
+bool ClickLists::BroughtHistory(const state::AppliedEvent& e) const {
+  return e.user < history_owner_.size() &&
+         history_owner_[e.user] == std::max<uint64_t>(e.seq, 1);
+}
+
+void ClickLists::ToCsr(std::vector<int64_t>* offsets,
+                       std::vector<int64_t>* items,
+                       std::vector<int64_t>* history_owners) const {
+  offsets->assign(1, 0);
+  items->clear();
+  for (const auto& c : clicked_) {
+    items->insert(items->end(), c.begin(), c.end());
+    offsets->push_back(static_cast<int64_t>(items->size()));
+  }
+  history_owners->assign(history_owner_.begin(), history_owner_.end());
+}
+
+void ClickLists::FromCsr(size_t users, std::span<const int64_t> offsets,
+                         std::span<const int64_t> items,
+                         std::span<const int64_t> history_owners) {
+  clicked_.assign(users, {});
+  for (size_t u = 0; u + 1 < offsets.size() && u < users; ++u) {
+    for (int64_t k = offsets[u]; k < offsets[u + 1]; ++k) {
+      if (k >= 0 && static_cast<size_t>(k) < items.size()) {
+        clicked_[u].push_back(static_cast<uint32_t>(items[k]));
+      }
+    }
+  }
+  history_owner_.assign(users, 0);
+  for (size_t u = 0; u < history_owners.size() && u < users; ++u) {
+    history_owner_[u] = static_cast<uint64_t>(history_owners[u]);
+  }
+}
+
+void ClickLists::AppendCsr(std::vector<uint64_t>* offsets,
+                           std::vector<uint32_t>* items) const {
+  offsets->reserve(offsets->size() + clicked_.size() + 1);
+  if (offsets->empty()) offsets->push_back(0);
+  for (const auto& c : clicked_) {
+    items->insert(items->end(), c.begin(), c.end());
+    offsets->push_back(items->size());
+  }
+}
+
+}  // namespace cfrec::learner
