@@ -13,7 +13,9 @@ yet (`cfrec eval` exits with code 2) is listed as "not run". Nothing in the
 report is typed in by hand: every number comes from a run's JSON line, and the
 raw lines are kept next to the report (runs.jsonl).
 
-Standard library only (no numpy or matplotlib needed).
+Standard library, plus matplotlib for the plots (Debian: python3-matplotlib).
+`--cache-only` redraws the report and its plots from runs.jsonl without
+running anything.
 """
 
 import argparse
@@ -279,99 +281,164 @@ def selected_before_cf(results, where):
 
 
 # ------------------------------------------------------------------ plots
+#
+# Small multiples: one panel per ranker, its base model, CPR-r and CPR in the
+# same three colours in every figure, ItemPop and ItemKNN as grey references.
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f"]
+INTERVENTION_STYLE = {  # intervention -> (legend label, colour)
+    "none": ("base model", "#1f77b4"),
+    "random": ("CPR-r (random counterfactuals)", "#9467bd"),
+    "learned": ("CPR (learned policy)", "#d62728"),
+}
+BASELINE_STYLE = {"itempop": ("ItemPop", "--"), "itemknn": ("ItemKNN", ":")}
+GREY = "#8c8c8c"
 
 
-def svg_lines(path, title, xlabel, ylabel, series):
-    """series: [(name, [(x, y), ...])]. Writes a self-contained SVG."""
-    width, height = 640, 400
-    left, right, top, bottom = 70, 170, 40, 50
-    points = [p for _, pts in series for p in pts]
-    if not points:
+def pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        sys.exit("the plots need matplotlib: apt-get install "
+                 "python3-matplotlib, and run this with the python3 it "
+                 "installs into (/usr/bin/python3)")
+    matplotlib.use("Agg")
+    matplotlib.rcParams.update({
+        "svg.hashsalt": "cfrec",  # stable ids: unchanged plots diff empty
+        "svg.fonttype": "none",  # text as text, not paths
+        "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8,
+        "axes.spines.top": False, "axes.spines.right": False,
+    })
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def small_multiples(path, title, xlabel, ylabel, panels, references=()):
+    """panels: [(ranker, [(intervention, [[(x, y), ...], ...]), ...])], one
+    list of points per line (e.g. per seed); references: [(baseline ranker,
+    [(x, y), ...])] drawn grey in every panel (a single point becomes a
+    horizontal line). Writes path (SVG) and a PNG beside it."""
+    panels = [(r, lines) for r, lines in panels
+              if any(pts for _, runs in lines for pts in runs)]
+    if not panels:
         return False
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x1 = x0 + 1
-    pad = (y1 - y0) * 0.05 or 0.05
-    y0, y1 = y0 - pad, y1 + pad
-    pw, ph = width - left - right, height - top - bottom
-
-    def sx(x):
-        return left + (x - x0) / (x1 - x0) * pw
-
-    def sy(y):
-        return top + ph - (y - y0) / (y1 - y0) * ph
-
-    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
-           'font-family="sans-serif" font-size="12">' % (width, height),
-           '<rect width="100%" height="100%" fill="white"/>',
-           '<text x="%d" y="22" font-size="14">%s</text>' % (left, title),
-           '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>' % (
-               left, top + ph, left + pw, top + ph),
-           '<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>' % (
-               left, top, left, top + ph)]
-    for t in range(5):
-        yv = y0 + (y1 - y0) * t / 4
-        out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>'
-                   % (left, sy(yv), left + pw, sy(yv)))
-        out.append('<text x="%d" y="%.1f" text-anchor="end">%.3f</text>' % (
-            left - 5, sy(yv) + 4, yv))
-        xv = x0 + (x1 - x0) * t / 4
-        out.append('<text x="%.1f" y="%d" text-anchor="middle">%.3g</text>' % (
-            sx(xv), top + ph + 18, xv))
-    out.append('<text x="%d" y="%d" text-anchor="middle">%s</text>' % (
-        left + pw / 2, height - 10, xlabel))
-    out.append('<text x="15" y="%d" transform="rotate(-90 15 %d)" '
-               'text-anchor="middle">%s</text>' % (
-                   top + ph / 2, top + ph / 2, ylabel))
-    for n, (name, pts) in enumerate(series):
-        color = PALETTE[n % len(PALETTE)]
-        coords = " ".join("%.1f,%.1f" % (sx(x), sy(y)) for x, y in pts)
-        out.append('<polyline fill="none" stroke="%s" stroke-width="2" '
-                   'points="%s"/>' % (color, coords))
-        for x, y in pts:
-            out.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>' % (
-                sx(x), sy(y), color))
-        ly = top + 15 + 18 * n
-        out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" '
-                   'stroke-width="2"/>' % (left + pw + 10, ly, left + pw + 30,
-                                           ly, color))
-        out.append('<text x="%d" y="%d">%s</text>' % (left + pw + 35, ly + 4,
-                                                      name))
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
+    plt = pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator, MultipleLocator
+    xmax = max(p[0] for _, lines in panels for _, runs in lines
+               for pts in runs for p in pts)
+    cols = min(3, len(panels))
+    nrows = (len(panels) + cols - 1) // cols
+    spare = nrows * cols - len(panels)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.3 * cols,
+                                                   2.6 * nrows + 0.5),
+                             sharex=True, sharey=True, squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax, (ranker, lines) in zip(flat, panels):
+        for name, pts in references:
+            ls = BASELINE_STYLE[name][1]
+            if len(pts) == 1:
+                ax.axhline(pts[0][1], color=GREY, lw=1.3, ls=ls, zorder=1)
+            elif pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=GREY,
+                        lw=1.3, ls=ls, zorder=1)
+        for intervention, runs in lines:
+            color = INTERVENTION_STYLE[intervention][1]
+            for pts in runs:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts],
+                        color=color, lw=1.2, alpha=0.85 if len(runs) == 1
+                        else 0.6, marker="o", ms=2.2, zorder=2)
+        ax.set_title(DISPLAY[ranker])
+        ax.grid(color="#ebebeb", lw=0.6)
+        ax.xaxis.set_major_locator(MultipleLocator(1) if xmax <= 12 else
+                                   MaxNLocator(integer=True, nbins=6))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    for ax in flat[len(panels):]:
+        ax.axis("off")
+    for n, ax in enumerate(flat[:len(panels)]):
+        if n + cols >= len(panels):  # no panel below: label the axis here
+            ax.set_xlabel(xlabel)
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for row in axes:
+        row[0].set_ylabel(ylabel)
+    shown = {i for _, lines in panels for i, runs in lines if runs}
+    handles = [Line2D([], [], color=INTERVENTION_STYLE[i][1], marker="o",
+                      ms=3, label=INTERVENTION_STYLE[i][0])
+               for i in ("none", "random", "learned") if i in shown]
+    handles += [Line2D([], [], color=GREY, ls=BASELINE_STYLE[n][1],
+                       label=BASELINE_STYLE[n][0])
+                for n, pts in references if pts]
+    if spare:  # the legend fills the empty panel
+        flat[-1].legend(handles=handles, loc="center", frameon=False)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+    else:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles),
+                   frameon=False)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, metadata={"Date": None})
+    fig.savefig(os.path.splitext(path)[0] + ".png", dpi=110,
+                metadata={"Software": None})
+    plt.close(fig)
     return True
 
 
-def prequential_series(results, metric):
+def by_ranker(results, points):
+    """[(ranker, [(intervention, [points(run), ...]), ...])] for the neural
+    rankers, in RANKERS order."""
+    panels = []
+    for ranker in RANKERS:
+        if ranker in BASELINES:
+            continue
+        lines = []
+        for intervention in ("none", "random", "learned"):
+            runs = [r for r in results if r["ranker"] == ranker and
+                    r["intervention"] == intervention]
+            lines.append((intervention, [p for p in map(points, runs) if p]))
+        panels.append((ranker, lines))
+    return panels
+
+
+def window_means(results, metric):
     """Mean per window over seeds, x = window index."""
-    by_model = {}
-    for r in results:
-        label = model_label(r["ranker"], r["intervention"])
-        by_model.setdefault(label, []).append(r["windows"])
-    series = []
-    for label, runs in by_model.items():
-        n = min(len(w) for w in runs)
-        pts = [(i + 1, statistics.fmean(w[i][metric] for w in runs))
-               for i in range(n)]
-        series.append((label, pts))
-    return series
+    if not results:
+        return []
+    n = min(len(r["windows"]) for r in results)
+    return [(i + 1, statistics.fmean(r["windows"][i][metric]
+                                     for r in results)) for i in range(n)]
 
 
-def curve_series(results, metric):
-    series = []
-    for r in results:
-        if r.get("curve"):
-            label = "%s s%d" % (model_label(r["ranker"], r["intervention"]),
-                                r["seed"])
-            series.append((label, [(p["epoch"], p[metric]) for p in r["curve"]]))
-    return series
+def plot_prequential(path, title, results, metric, ylabel):
+    panels = []
+    for ranker, lines in by_ranker(results, lambda r: r):
+        panels.append((ranker, [(i, [window_means(runs, metric)] if runs
+                                 else []) for i, runs in lines]))
+    references = [(b, window_means([r for r in results
+                                    if r["ranker"] == b], metric))
+                  for b in BASELINE_STYLE]
+    return small_multiples(path, title, "window", ylabel, panels, references)
+
+
+def plot_curves(path, title, results):
+    """Validation NDCG@10 by epoch, one line per seed. The curves score the
+    validation items as the protocol selects on (against all items when
+    loo.all_items is on); ItemPop and ItemKNN, which have no epochs, are
+    their validation NDCG@10 of the same kind, mean over seeds."""
+    panels = by_ranker(results, lambda r: [(p["epoch"], p["valid_ndcg"])
+                                           for p in r.get("curve") or []])
+    references = []
+    for b in BASELINE_STYLE:
+        vals = []
+        for r in results:
+            if r["ranker"] != b:
+                continue
+            all_items = r["config"]["loo"].get("all_items", False)
+            key = "valid_ndcg@10_all" if all_items else "valid_ndcg@10"
+            if key in r["metrics"]:
+                vals.append(r["metrics"][key])
+        references.append((b, [(0, statistics.fmean(vals))] if vals else []))
+    return small_multiples(path, title, "epoch", "validation NDCG@10",
+                           panels, references)
 
 
 # ------------------------------------------------------------------- main
@@ -716,11 +783,10 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
                 md.append("| %s | not run | not run |" % label)
         sel = [x for x in synthetic if x["tags"]["response"] == "nonlinear"
                and x["tags"]["dim"] == 16]
-        curves = curve_series(sel, "valid_ndcg")
         md.append("")
-        if curves and svg_lines(os.path.join(out, "synthetic_curves.svg"),
-                                "Validation NDCG@10 by epoch (non-linear, "
-                                "d=16)", "epoch", "NDCG@10", curves):
+        if plot_curves(os.path.join(out, "synthetic_curves.svg"),
+                       "Validation NDCG@10 by epoch, non-linear d=16 (one "
+                       "line per seed)", sel):
             md.append("![learning curves](synthetic_curves.svg)")
         else:
             md.append("No learning curves: none of the rankers that ran "
@@ -733,11 +799,11 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
             md.append("")
             for metric, name in (("auc", "AUC"), ("ndcg@10", "nDCG@10")):
                 fname = "synthetic_prequential_%s.svg" % metric.replace("@", "")
-                if svg_lines(os.path.join(out, fname),
-                             "Prequential %s per window, %s d=%d" % (
-                                 (name,) + PREQUENTIAL_SETTING),
-                             "window", name,
-                             prequential_series(synthetic_preq, metric)):
+                if plot_prequential(os.path.join(out, fname),
+                                    "Prequential %s per window, %s d=%d "
+                                    "(mean over seeds)" % (
+                                        (name,) + PREQUENTIAL_SETTING),
+                                    synthetic_preq, metric, name):
                     md.append("![prequential %s](%s)" % (name, fname))
                     md.append("")
 
@@ -861,9 +927,9 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
         md.append("")
         for metric, name in (("auc", "AUC"), ("ndcg@10", "nDCG@10")):
             fname = "mind_prequential_%s.svg" % metric.replace("@", "")
-            if svg_lines(os.path.join(out, fname),
-                         "Prequential %s per window (mean over seeds)" % name,
-                         "window", name, prequential_series(preq, metric)):
+            if plot_prequential(os.path.join(out, fname),
+                                "Prequential %s per window, MIND (mean over "
+                                "seeds)" % name, preq, metric, name):
                 md.append("![prequential %s](%s)" % (name, fname))
                 md.append("")
     elif not args.skip_mind:

@@ -19,6 +19,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   librdkafka-dev librocksdb-dev libtorch-dev libboost-dev
   nlohmann-json3-dev libgtest-dev libcli11-dev
+  python3-matplotlib  # not for the build or tests: plots of bench/report.py, bench/stream_report.py
 )
 
 install_missing() {
