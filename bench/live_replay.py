@@ -35,9 +35,10 @@ of the tie: ties count half for AUC, and a group of g tied items holding c
 clicks puts c/g of a click on each of its ranks for MRR and nDCG (exact, no
 random tie-break).
 
-How cfrec's answer is scored: for a user the model knows, the item's score;
-items marked `known: false` or with a null score rank below every scored item
-and tie with each other. For a user the model does not know, the service
+How cfrec's answer is scored: every item by the score the service gave it,
+items the service never saw included (with stream features it scores them by
+its prior for a new item); items with a null score rank below every scored
+item and tie with each other. For a user the model does not know, the service
 answers in popularity order with null scores (`fallback: "popularity"`); the
 known items are then scored by their position in the answer (what a client
 would display) and the unknown ones tie at the bottom. --fallback-scores null
@@ -521,10 +522,11 @@ def rank_scores(answer, items, fallback_mode):
         known = entry.get("known", True)
         if not known:
             unknown += 1
-            by_item[item] = low
-        elif score is not None:
+        if score is not None:
+            # Items the service never saw are scored too when it has a
+            # prior for them (stream features); only a null score ranks last.
             by_item[item] = float(score)
-        elif fallback and fallback_mode == "order":
+        elif known and fallback and fallback_mode == "order":
             by_item[item] = float(n - pos)  # as displayed, best first
         else:
             by_item[item] = low
