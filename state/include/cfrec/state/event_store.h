@@ -47,6 +47,7 @@
 #include "cfrec/schemas/event.h"
 #include "cfrec/schemas/status.h"
 #include "cfrec/state/applied_event.h"
+#include "cfrec/state/store_types.h"
 
 namespace cfrec::state {
 
@@ -61,65 +62,6 @@ struct StoreOptions {
   size_t block_cache_mb = 128;
   // Limits applied when parsing consumed messages.
   EventLimits limits;
-};
-
-// One message as consumed from Kafka (or any ordered, offset-addressed log).
-// The views must stay valid for the duration of ApplyBatch.
-struct ConsumedMessage {
-  std::string_view topic;
-  int32_t partition = 0;
-  int64_t offset = 0;
-  std::string_view key;
-  std::string_view payload;
-};
-
-// Why a message was not applied.
-struct DeadLetter {
-  uint64_t seq = 0;  // 1, 2, ... in the order they were recorded
-  std::string reason;
-  std::string topic;
-  int32_t partition = -1;
-  int64_t offset = -1;
-  std::string payload;  // the raw bytes as received
-};
-
-struct ApplyOutcome {
-  size_t messages = 0;               // messages in the batch
-  size_t redelivered = 0;            // skipped: offset already applied
-  size_t impressions = 0;            // impressions applied
-  size_t clicks_joined = 0;          // clicks joined to their impression
-  size_t clicks_pending = 0;         // clicks held until their impression
-  size_t duplicates = 0;             // repeated impression id / click, ignored
-  size_t dead_letters = 0;           // rejected, recorded with their reason
-  std::vector<AppliedEvent> events;  // what was applied, in seq order
-};
-
-struct ItemStats {
-  uint64_t impressions = 0;
-  uint64_t clicks = 0;
-  int64_t last_impression_ms = 0;  // event time; 0 = never impressed
-  friend bool operator==(const ItemStats&, const ItemStats&) = default;
-};
-
-// An impression as stored, with its joined clicks.
-struct StoredImpression {
-  std::string impression_id;
-  UserIndex user = 0;
-  int64_t ts_ms = 0;
-  std::vector<ItemIndex> items;
-  std::vector<uint16_t> clicked;  // positions, ascending
-  std::vector<ItemIndex> history;
-};
-
-struct StoreCounters {
-  uint64_t impressions = 0;
-  uint64_t clicks_joined = 0;
-  uint64_t clicks_pending = 0;  // currently held
-  uint64_t duplicates = 0;
-  uint64_t dead_letters = 0;
-  uint64_t applied_seq = 0;  // last sequence number of the applied log
-  uint64_t users = 0;
-  uint64_t items = 0;
 };
 
 class EventStore {

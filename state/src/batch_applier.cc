@@ -1,0 +1,336 @@
+#include "batch_applier.h"
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "coding.h"
+
+namespace cfrec::state {
+
+Status BatchApplier::Load() {
+  std::unique_ptr<rocksdb::Iterator> pend(
+      db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kPendingClicks)));
+  for (pend->SeekToFirst(); pend->Valid(); pend->Next()) {
+    const auto key = pend->key().ToStringView();
+    pending_impressions_.emplace(key.substr(0, key.find(kSep)));
+  }
+  return FromRocks(pend->status(), "reading pending clicks");
+}
+
+Status BatchApplier::Apply(std::span<const ConsumedMessage> batch,
+                           BatchState& b) {
+  b.outcome.messages = batch.size();
+  b.outcome.events.reserve(batch.size());
+  size_t parsed = 0;
+  for (const ConsumedMessage& msg : batch) {
+    if (!offsets_.Admit(msg, &b.next_offsets)) {
+      ++b.outcome.redelivered;
+      continue;
+    }
+
+    // One EventView per message: the batch state keeps views into them.
+    if (parsed == views_.size()) views_.emplace_back();
+    EventView& event = views_[parsed++];
+    Status parse = ParseEventView(msg.payload, limits_, &event);
+    if (!parse.ok()) {
+      AddDeadLetter(b, parse.message(), msg);
+      continue;
+    }
+    Status s;
+    if (event.kind == EventView::Kind::kImpression) {
+      s = ApplyImpression(b, event);
+    } else {
+      s = ApplyClick(b, event, msg);
+    }
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+void BatchApplier::Publish(const BatchState& b) {
+  for (const auto& id : b.resolved_pending_impressions) {
+    pending_impressions_.erase(id);
+  }
+  for (const auto& id : b.new_pending_impressions) {
+    if (!b.impressions.contains(id) || b.pending.contains(id)) {
+      pending_impressions_.insert(id);
+    }
+  }
+}
+
+void BatchApplier::AddDeadLetter(BatchState& b, std::string reason,
+                                 const ConsumedMessage& msg) {
+  DeadLetter d;
+  d.seq = b.next_dead_letter_seq++;
+  d.reason = std::move(reason);
+  d.topic = msg.topic;
+  d.partition = msg.partition;
+  d.offset = msg.offset;
+  d.payload = msg.payload;
+  dead_letters_.Stage(d, &b.wb);
+  ++b.outcome.dead_letters;
+  ++b.counters.dead_letters;
+}
+
+Result<const ImpressionRecord*> BatchApplier::LookupImpression(
+    BatchState& b, std::string_view impression_id, ImpressionRecord* scratch) {
+  if (auto it = b.impressions.find(impression_id); it != b.impressions.end()) {
+    return &it->second.record;
+  }
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), db_.cf(kImpressions), impression_id,
+                    &value);
+  if (s.IsNotFound()) return static_cast<const ImpressionRecord*>(nullptr);
+  CFREC_RETURN_IF_ERROR(FromRocks(s, "reading impression"));
+  auto rec = DecodeImpression(value);
+  if (!rec.ok()) return rec.status();
+  *scratch = std::move(rec).value();
+  return static_cast<const ImpressionRecord*>(scratch);
+}
+
+Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
+  ImpressionRecord scratch;
+  auto existing = LookupImpression(b, e.impression_id, &scratch);
+  if (!existing.ok()) return existing.status();
+  if (*existing != nullptr) {
+    ++b.outcome.duplicates;
+    ++b.counters.duplicates;
+    return Status::Ok();
+  }
+  ImpressionRecord rec;
+  bool is_new = false;
+  rec.user = users_.Stage(e.user_id, &is_new);
+  rec.ts_ms = e.ts_ms;
+  rec.items.reserve(e.items.size());
+  for (const auto& item : e.items)
+    rec.items.push_back(items_.Stage(item, &is_new));
+  // Clicks are few: a linear search of the list beats building an index.
+  const auto position = [&e](std::string_view item) -> std::optional<uint16_t> {
+    auto it = std::find(e.items.begin(), e.items.end(), item);
+    if (it == e.items.end()) return std::nullopt;
+    return static_cast<uint16_t>(it - e.items.begin());
+  };
+  rec.history.reserve(e.history.size());
+  for (const auto& h : e.history)
+    rec.history.push_back(items_.Stage(h, &is_new));
+
+  std::vector<uint16_t> clicked;
+  std::vector<int64_t> click_ts;
+  for (const auto& c : e.clicks) {
+    clicked.push_back(*position(c));  // ParseEvent: clicks within items
+    click_ts.push_back(e.ts_ms);
+  }
+
+  // Clicks that arrived before this impression: held in this batch or in
+  // the pending_clicks family.
+  std::vector<PendingClick> held;
+  if (auto it = b.pending.find(e.impression_id); it != b.pending.end()) {
+    held = std::move(it->second);
+    b.pending.erase(it);
+    // Held earlier in this batch: undo their pending_clicks puts.
+    for (const auto& p : held) {
+      b.wb.Delete(db_.cf(kPendingClicks),
+                  PendingKey(e.impression_id, p.item_id))
+          .PermitUncheckedError();
+      --b.counters.clicks_pending;
+    }
+  }
+  if (pending_impressions_.contains(e.impression_id)) {
+    std::string prefix(e.impression_id);
+    prefix.push_back(kSep);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kPendingClicks)));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      PendingClick p;
+      p.item_id = it->key().ToString().substr(prefix.size());
+      if (!DecodePending(it->value().ToStringView(), &p)) {
+        return Status::Corruption("pending click");
+      }
+      held.push_back(std::move(p));
+      b.wb.Delete(db_.cf(kPendingClicks), it->key()).PermitUncheckedError();
+      --b.counters.clicks_pending;
+    }
+    CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading pending clicks"));
+    b.resolved_pending_impressions.emplace(e.impression_id);
+  }
+  // A held click that turns out invalid is recorded as a dead letter in its
+  // canonical JSON form (its Kafka origin was consumed batches ago).
+  const auto reject_held = [&](const PendingClick& p, std::string reason) {
+    const std::string payload = SerializeEvent(ClickEvent{
+        std::string(e.impression_id), p.user_id, p.item_id, p.ts_ms});
+    ConsumedMessage origin;
+    origin.topic = "(held click)";
+    origin.partition = -1;
+    origin.offset = -1;
+    origin.payload = payload;
+    AddDeadLetter(b, std::move(reason), origin);
+  };
+  for (auto& p : held) {
+    if (p.user_id != e.user_id) {
+      reject_held(p, "click user_id '" + p.user_id +
+                         "' differs from its impression's '" +
+                         std::string(e.user_id) + "'");
+      continue;
+    }
+    const auto pos = position(p.item_id);
+    if (!pos.has_value()) {
+      reject_held(p, "clicked item '" + p.item_id + "' is not in impression '" +
+                         std::string(e.impression_id) + "'");
+      continue;
+    }
+    if (std::find(clicked.begin(), clicked.end(), *pos) != clicked.end()) {
+      ++b.outcome.duplicates;
+      ++b.counters.duplicates;
+      continue;
+    }
+    clicked.push_back(*pos);
+    click_ts.push_back(p.ts_ms);
+    ++b.outcome.clicks_joined;
+    ++b.counters.clicks_joined;
+  }
+
+  // Writes.
+  const std::string_view id = e.impression_id;
+  b.wb.Put(db_.cf(kImpressions), id, EncodeImpression(rec))
+      .PermitUncheckedError();
+  b.wb.Put(db_.cf(kUserLog), UserLogKey(rec.user, rec.ts_ms, id), "")
+      .PermitUncheckedError();
+  std::string user_value;
+  coding::PutBE32(&user_value, rec.user);
+  b.wb.Put(db_.cf(kTimeIndex), TimeKey(rec.ts_ms, id), user_value)
+      .PermitUncheckedError();
+  for (size_t k = 0; k < clicked.size(); ++k) {
+    const ItemIndex item = rec.items[clicked[k]];
+    std::string ts;
+    coding::PutBE64(&ts, static_cast<uint64_t>(click_ts[k]));
+    std::string key = ClickKey(id, item);
+    b.wb.Put(db_.cf(kClicks), key, ts).PermitUncheckedError();
+    b.clicks_written.insert(std::move(key));
+  }
+  std::sort(clicked.begin(), clicked.end());
+
+  AppliedEvent ev;
+  ev.seq = ++b.counters.applied_seq;
+  ev.kind = AppliedEvent::Kind::kImpression;
+  ev.user = rec.user;
+  ev.ts_ms = rec.ts_ms;
+  ev.items = rec.items;
+  ev.clicked = clicked;
+  ev.history = rec.history;
+  b.wb.Put(db_.cf(kAppliedLog), SeqKey(ev.seq), EncodeAppliedEvent(ev))
+      .PermitUncheckedError();
+  b.outcome.events.push_back(std::move(ev));
+  ++b.outcome.impressions;
+  ++b.counters.impressions;
+  b.impressions.emplace(id, BatchState::Overlay{std::move(rec), clicked});
+  return Status::Ok();
+}
+
+Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
+                                const ConsumedMessage& msg) {
+  ImpressionRecord scratch;
+  auto found = LookupImpression(b, e.impression_id, &scratch);
+  if (!found.ok()) return found.status();
+  if (*found == nullptr) {
+    // Hold it until the impression arrives.
+    const std::string key = PendingKey(e.impression_id, e.item_id);
+    auto pending_it = b.pending.find(e.impression_id);
+    if (pending_it == b.pending.end()) {
+      pending_it = b.pending
+                       .emplace(std::string(e.impression_id),
+                                std::vector<PendingClick>{})
+                       .first;
+    }
+    auto& held = pending_it->second;
+    bool seen = std::any_of(held.begin(), held.end(), [&](const auto& p) {
+      return p.item_id == e.item_id;
+    });
+    if (!seen && pending_impressions_.contains(e.impression_id)) {
+      std::string v;
+      auto s =
+          db_->Get(rocksdb::ReadOptions(), db_.cf(kPendingClicks), key, &v);
+      if (!s.IsNotFound()) {
+        CFREC_RETURN_IF_ERROR(FromRocks(s, "reading pending click"));
+        seen = true;
+      }
+    }
+    if (seen) {
+      ++b.outcome.duplicates;
+      ++b.counters.duplicates;
+      return Status::Ok();
+    }
+    held.push_back(
+        PendingClick{std::string(e.item_id), std::string(e.user_id), e.ts_ms});
+    b.wb.Put(db_.cf(kPendingClicks), key, EncodePending(e.user_id, e.ts_ms))
+        .PermitUncheckedError();
+    b.new_pending_impressions.emplace(e.impression_id);
+    ++b.outcome.clicks_pending;
+    ++b.counters.clicks_pending;
+    return Status::Ok();
+  }
+  const ImpressionRecord& rec = **found;
+  const auto click_user = users_.WriterFind(e.user_id);
+  if (!click_user.has_value() || *click_user != rec.user) {
+    AddDeadLetter(b,
+                  "click user_id '" + std::string(e.user_id) +
+                      "' differs from the user of impression '" +
+                      std::string(e.impression_id) + "'",
+                  msg);
+    return Status::Ok();
+  }
+  const auto item_index = items_.WriterFind(e.item_id);
+  const auto pos_it =
+      item_index ? std::find(rec.items.begin(), rec.items.end(), *item_index)
+                 : rec.items.end();
+  if (pos_it == rec.items.end()) {
+    AddDeadLetter(b,
+                  "clicked item '" + std::string(e.item_id) +
+                      "' is not in impression '" +
+                      std::string(e.impression_id) + "'",
+                  msg);
+    return Status::Ok();
+  }
+  const auto position = static_cast<uint16_t>(pos_it - rec.items.begin());
+  std::string key = ClickKey(e.impression_id, *item_index);
+  bool duplicate = b.clicks_written.contains(key);
+  if (!duplicate) {
+    std::string v;
+    auto s = db_->Get(rocksdb::ReadOptions(), db_.cf(kClicks), key, &v);
+    if (!s.IsNotFound()) {
+      CFREC_RETURN_IF_ERROR(FromRocks(s, "reading click"));
+      duplicate = true;
+    }
+  }
+  if (duplicate) {
+    ++b.outcome.duplicates;
+    ++b.counters.duplicates;
+    return Status::Ok();
+  }
+  std::string ts;
+  coding::PutBE64(&ts, static_cast<uint64_t>(e.ts_ms));
+  b.wb.Put(db_.cf(kClicks), key, ts).PermitUncheckedError();
+  b.clicks_written.insert(std::move(key));
+  if (auto overlay = b.impressions.find(e.impression_id);
+      overlay != b.impressions.end()) {
+    overlay->second.clicked.push_back(position);
+  }
+
+  AppliedEvent ev;
+  ev.seq = ++b.counters.applied_seq;
+  ev.kind = AppliedEvent::Kind::kClick;
+  ev.user = rec.user;
+  ev.ts_ms = e.ts_ms;
+  ev.items = rec.items;
+  ev.clicked = {position};
+  b.wb.Put(db_.cf(kAppliedLog), SeqKey(ev.seq), EncodeAppliedEvent(ev))
+      .PermitUncheckedError();
+  b.outcome.events.push_back(std::move(ev));
+  ++b.outcome.clicks_joined;
+  ++b.counters.clicks_joined;
+  return Status::Ok();
+}
+
+}  // namespace cfrec::state

@@ -1,0 +1,111 @@
+// Applying a consumed batch: each new message is parsed and becomes rows in
+// the batch's one WriteBatch. Impressions are de-duplicated by id, clicks by
+// impression and item; a click joins its impression or is held until it
+// arrives, and held clicks join the impression when it does; new ids are
+// staged in the dictionaries; every applied event is numbered and written to
+// the applied log; what cannot be applied becomes a dead letter. Nothing is
+// visible before RocksEventStore has written the batch and published it.
+//
+// Thread-safety: the apply thread only.
+#ifndef CFREC_STATE_SRC_BATCH_APPLIER_H_
+#define CFREC_STATE_SRC_BATCH_APPLIER_H_
+
+#include <rocksdb/write_batch.h>
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cfrec/schemas/event.h"
+#include "cfrec/schemas/status.h"
+#include "cfrec/state/store_types.h"
+#include "dead_letters.h"
+#include "dictionaries.h"
+#include "id_dictionary.h"
+#include "layout.h"
+#include "offsets.h"
+#include "records.h"
+
+namespace cfrec::state {
+
+// The state of one ApplyBatch call.
+struct BatchState {
+  rocksdb::WriteBatch wb;
+  ApplyOutcome outcome;
+  StoreCounters counters;  // copy, committed on success
+  uint64_t next_dead_letter_seq = 0;
+  OffsetTable::NextOffsetMap next_offsets;
+  // Impressions applied in this batch, with their clicked positions. The
+  // keys view the batch's parsed messages, which outlive the BatchState.
+  struct Overlay {
+    ImpressionRecord record;
+    std::vector<uint16_t> clicked;
+  };
+  std::unordered_map<std::string_view, Overlay> impressions;
+  // Clicks held in this batch, by impression id.
+  std::unordered_map<std::string, std::vector<PendingClick>, StringHash,
+                     std::equal_to<>>
+      pending;
+  std::unordered_set<std::string> clicks_written;  // ClickKey()s
+  std::unordered_set<std::string> new_pending_impressions;
+  std::unordered_set<std::string> resolved_pending_impressions;
+};
+
+class BatchApplier {
+ public:
+  // `dictionaries`, `offsets` and `dead_letters` are not owned and must
+  // outlive the applier.
+  BatchApplier(DbRef db, Dictionaries& dictionaries, const OffsetTable& offsets,
+               const DeadLetterLog& dead_letters, const EventLimits& limits)
+      : db_(db),
+        users_(dictionaries.users()),
+        items_(dictionaries.items()),
+        offsets_(offsets),
+        dead_letters_(dead_letters),
+        limits_(limits) {}
+
+  // At open: which impressions have held clicks.
+  Status Load();
+
+  // Adds the messages of `batch` that are new to `b` (whose counters and
+  // next dead-letter seq the caller has set). Fails only when storage fails.
+  Status Apply(std::span<const ConsumedMessage> batch, BatchState& b);
+  // After `b`'s write.
+  void Publish(const BatchState& b);
+
+ private:
+  Status ApplyImpression(BatchState& b, const EventView& e);
+  Status ApplyClick(BatchState& b, const EventView& e,
+                    const ConsumedMessage& msg);
+  // The impression applied earlier (in this batch or before), or nullptr.
+  // `scratch` holds a record read from the store.
+  Result<const ImpressionRecord*> LookupImpression(
+      BatchState& b, std::string_view impression_id, ImpressionRecord* scratch);
+  void AddDeadLetter(BatchState& b, std::string reason,
+                     const ConsumedMessage& msg);
+
+  DbRef db_;
+  IdDictionary& users_;
+  IdDictionary& items_;
+  const OffsetTable& offsets_;
+  const DeadLetterLog& dead_letters_;
+  EventLimits limits_;
+
+  // Impression ids with held clicks. Lets an arriving impression skip the
+  // pending-clicks scan in the common case.
+  std::unordered_set<std::string, StringHash, std::equal_to<>>
+      pending_impressions_;
+
+  // The parsed messages of the batch being applied; kept across batches so
+  // that their vectors keep their capacity.
+  std::vector<EventView> views_;
+};
+
+}  // namespace cfrec::state
+
+#endif  // CFREC_STATE_SRC_BATCH_APPLIER_H_

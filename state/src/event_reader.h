@@ -1,0 +1,46 @@
+// Reads of the stored events: an impression with its joined clicks, a user's
+// impressions or all impressions in a time window (through user_log and
+// time_index), and the applied log.
+//
+// Thread-safety: every method may be called from any thread.
+#ifndef CFREC_STATE_SRC_EVENT_READER_H_
+#define CFREC_STATE_SRC_EVENT_READER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "cfrec/schemas/status.h"
+#include "cfrec/state/applied_event.h"
+#include "cfrec/state/store_types.h"
+#include "layout.h"
+
+namespace cfrec::state {
+
+class EventReader {
+ public:
+  explicit EventReader(DbRef db) : db_(db) {}
+
+  // EventStore's methods of the same names.
+  Result<StoredImpression> GetImpression(std::string_view impression_id) const;
+  Result<std::vector<StoredImpression>> UserImpressions(UserIndex user,
+                                                        int64_t from_ms,
+                                                        int64_t to_ms,
+                                                        size_t limit) const;
+  Result<std::vector<StoredImpression>> ImpressionsInWindow(int64_t from_ms,
+                                                            int64_t to_ms,
+                                                            size_t limit) const;
+  Result<std::vector<AppliedEvent>> ReadApplied(uint64_t from_seq,
+                                                size_t max) const;
+
+ private:
+  Result<StoredImpression> ReadStoredImpression(std::string_view id,
+                                                std::string_view value) const;
+
+  DbRef db_;
+};
+
+}  // namespace cfrec::state
+
+#endif  // CFREC_STATE_SRC_EVENT_READER_H_

@@ -1,0 +1,106 @@
+// Item stats: impressions, clicks and last impression time per item.
+//
+// item_stats values: the three as little-endian u64; key: item (BE32). Item
+// stats are a pure function of the applied log: they are kept in memory,
+// written for the items touched since the last flush every
+// kStatsFlushBatches batches (with the applied seq they cover, in that
+// batch's WriteBatch), and brought up to date at open by folding in the
+// applied log after that seq. Per-batch read-modify-write or merge operands
+// for every shown item cost more than the rest of ingest together.
+//
+// Thread-safety: Get and All from any thread; Load, Stage and Publish from
+// the apply thread.
+#ifndef CFREC_STATE_SRC_ITEM_STATS_H_
+#define CFREC_STATE_SRC_ITEM_STATS_H_
+
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "cfrec/schemas/status.h"
+#include "cfrec/state/applied_event.h"
+#include "cfrec/state/store_types.h"
+#include "event_reader.h"
+#include "layout.h"
+
+namespace cfrec::state {
+
+// Item stat deltas, dense by item, with the list of items touched: a hash
+// map of deltas cost as much as the rest of the bookkeeping per batch.
+// Reused across batches (Clear keeps the capacity).
+class StatsDelta {
+ public:
+  ItemStats& At(ItemIndex item) {
+    if (item >= by_item_.size()) {
+      by_item_.resize(std::max<size_t>(item + 1, by_item_.size() * 2));
+      seen_.resize(by_item_.size(), 0);
+    }
+    if (!seen_[item]) {
+      seen_[item] = 1;
+      touched_.push_back(item);
+    }
+    return by_item_[item];
+  }
+  // The delta of `item`; zero when untouched.
+  ItemStats Get(ItemIndex item) const {
+    return item < by_item_.size() ? by_item_[item] : ItemStats{};
+  }
+  const std::vector<ItemIndex>& touched() const { return touched_; }
+  void Clear() {
+    for (ItemIndex item : touched_) {
+      by_item_[item] = ItemStats{};
+      seen_[item] = 0;
+    }
+    touched_.clear();
+  }
+
+ private:
+  std::vector<ItemStats> by_item_;
+  std::vector<uint8_t> seen_;
+  std::vector<ItemIndex> touched_;
+};
+
+class ItemStatsTable {
+ public:
+  explicit ItemStatsTable(DbRef db) : db_(db) {}
+
+  // At open: the last flush, then the events of `reader`'s applied log after
+  // it, up to `applied_seq`.
+  Status Load(const EventReader& reader, uint64_t applied_seq);
+
+  // Folds a batch's `events` into its deltas and, when a flush is due, adds
+  // the stats of every item touched since the last one and `applied_seq` to
+  // the batch's WriteBatch.
+  void Stage(std::span<const AppliedEvent> events, uint64_t applied_seq,
+             rocksdb::WriteBatch* wb);
+  // After that batch's write: readers see its deltas.
+  void Publish();
+
+  ItemStats Get(ItemIndex item) const;
+  // Stats of items 0 .. n-1.
+  std::vector<ItemStats> All(size_t n) const;
+
+ private:
+  void ApplyStatsLocked(const StatsDelta& d);
+  void MarkDirty(const StatsDelta& d);
+  void ClearDirty();
+
+  DbRef db_;
+  mutable std::mutex stats_mu_;
+  // By ItemIndex; may be longer than the published dictionary.
+  std::vector<ItemStats> item_stats_;
+  std::vector<ItemIndex> stats_dirty_;     // touched since last flush
+  std::vector<uint8_t> stats_dirty_flag_;  // by ItemIndex
+  int batches_since_stats_flush_ = 0;      // apply thread only
+  StatsDelta deltas_;                      // apply thread only
+  bool flush_stats_ = false;               // apply thread only: Stage flushed
+};
+
+}  // namespace cfrec::state
+
+#endif  // CFREC_STATE_SRC_ITEM_STATS_H_

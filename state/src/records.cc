@@ -1,0 +1,89 @@
+#include "records.h"
+
+#include "coding.h"
+#include "layout.h"
+
+namespace cfrec::state {
+
+std::string EncodeImpression(const ImpressionRecord& r) {
+  std::string out;
+  out.reserve(8 + 3 * (r.items.size() + r.history.size()));
+  coding::PutVarint(&out, r.user);
+  coding::PutVarint(&out, static_cast<uint64_t>(r.ts_ms));
+  coding::PutVarint(&out, r.items.size());
+  for (auto i : r.items) coding::PutVarint(&out, i);
+  coding::PutVarint(&out, r.history.size());
+  for (auto h : r.history) coding::PutVarint(&out, h);
+  return out;
+}
+
+Result<ImpressionRecord> DecodeImpression(std::string_view v) {
+  ImpressionRecord r;
+  coding::Reader in(v);
+  uint64_t ts = 0, n = 0;
+  in.VarintAs(&r.user);
+  in.Varint(&ts);
+  r.ts_ms = static_cast<int64_t>(ts);
+  if (in.Varint(&n) && n <= v.size()) {
+    r.items.resize(n);
+    for (auto& i : r.items) in.VarintAs(&i);
+  }
+  if (in.Varint(&n) && n <= v.size()) {
+    r.history.resize(n);
+    for (auto& h : r.history) in.VarintAs(&h);
+  }
+  if (!in.ok() || !in.done()) return Status::Corruption("impression record");
+  return r;
+}
+
+std::string EncodePending(std::string_view user_id, int64_t ts_ms) {
+  std::string out;
+  coding::PutLengthPrefixed(&out, user_id);
+  coding::PutVarint(&out, static_cast<uint64_t>(ts_ms));
+  return out;
+}
+
+bool DecodePending(std::string_view v, PendingClick* p) {
+  coding::Reader in(v);
+  std::string_view user;
+  uint64_t ts = 0;
+  in.LengthPrefixed(&user);
+  in.Varint(&ts);
+  if (!in.ok()) return false;
+  p->user_id = user;
+  p->ts_ms = static_cast<int64_t>(ts);
+  return true;
+}
+
+std::string ClickKey(std::string_view impression_id, ItemIndex item) {
+  std::string k(impression_id);
+  k.push_back(kSep);
+  coding::PutBE32(&k, item);
+  return k;
+}
+
+std::string PendingKey(std::string_view impression_id,
+                       std::string_view item_id) {
+  std::string k(impression_id);
+  k.push_back(kSep);
+  k.append(item_id);
+  return k;
+}
+
+std::string UserLogKey(UserIndex user, int64_t ts_ms,
+                       std::string_view impression_id) {
+  std::string k;
+  coding::PutBE32(&k, user);
+  coding::PutBE64(&k, static_cast<uint64_t>(ts_ms));
+  k.append(impression_id);
+  return k;
+}
+
+std::string TimeKey(int64_t ts_ms, std::string_view impression_id) {
+  std::string k;
+  coding::PutBE64(&k, static_cast<uint64_t>(ts_ms));
+  k.append(impression_id);
+  return k;
+}
+
+}  // namespace cfrec::state

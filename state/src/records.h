@@ -1,0 +1,56 @@
+// Rows of the families that hold the events themselves: an impression
+// (impressions), its joined clicks (clicks), clicks held until their
+// impression arrives (pending_clicks), and the two indexes of impressions by
+// user and by time (user_log, time_index). Written by BatchApplier, read by
+// EventReader.
+#ifndef CFREC_STATE_SRC_RECORDS_H_
+#define CFREC_STATE_SRC_RECORDS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cfrec/schemas/status.h"
+#include "cfrec/state/applied_event.h"
+
+namespace cfrec::state {
+
+// impressions value: user, ts, items, history (dense indexes).
+struct ImpressionRecord {
+  UserIndex user = 0;
+  int64_t ts_ms = 0;
+  std::vector<ItemIndex> items;
+  std::vector<ItemIndex> history;
+};
+
+std::string EncodeImpression(const ImpressionRecord& r);
+Result<ImpressionRecord> DecodeImpression(std::string_view v);
+
+// A click held in pending_clicks. Key: PendingKey(impression id, item_id);
+// value: user id, ts.
+struct PendingClick {
+  std::string item_id;
+  std::string user_id;
+  int64_t ts_ms = 0;
+};
+
+std::string EncodePending(std::string_view user_id, int64_t ts_ms);
+// Fills `p`'s user id and ts from a pending_clicks value; false when the value
+// does not start with them.
+bool DecodePending(std::string_view v, PendingClick* p);
+
+// clicks key: impression id, kSep, item (BE32). Value: click ts (BE64).
+std::string ClickKey(std::string_view impression_id, ItemIndex item);
+// pending_clicks key: impression id, kSep, item id.
+std::string PendingKey(std::string_view impression_id,
+                       std::string_view item_id);
+// user_log key: user (BE32), ts (BE64), impression id.
+std::string UserLogKey(UserIndex user, int64_t ts_ms,
+                       std::string_view impression_id);
+// time_index key: ts (BE64), impression id. Value: user (BE32).
+std::string TimeKey(int64_t ts_ms, std::string_view impression_id);
+
+}  // namespace cfrec::state
+
+#endif  // CFREC_STATE_SRC_RECORDS_H_
