@@ -10,6 +10,7 @@ namespace cfrec::learner {
 namespace {
 
 constexpr int kBaselineHalfLife = 2;  // index of 6 h in stream::kHalfLifeHours
+constexpr uint64_t kEvictEvery = 4096;  // impressions between evictions
 
 uint64_t ListKey(uint32_t user, std::span<const uint32_t> items) {
   uint64_t h = 0x51ed2701u ^ user;
@@ -112,6 +113,10 @@ void OnlineQuality::Observe(std::span<const state::AppliedEvent> events,
       if (p < e.items.size()) counters_.AddClick(e.items[p], e.ts_ms);
     }
     JudgeMatured(counters_.now());
+    if (++since_evict_ >= kEvictEvery) {
+      since_evict_ = 0;
+      counters_.Evict();  // the baseline's counters stay bounded too
+    }
   }
 }
 

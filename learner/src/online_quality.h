@@ -64,6 +64,7 @@ class OnlineQuality {
   std::deque<Judged> recent_;
   Judged sum_;  // over recent_
   uint64_t judged_ = 0;
+  uint64_t since_evict_ = 0;
 };
 
 }  // namespace cfrec::learner

@@ -98,7 +98,10 @@ void StreamModel::OnImpression(uint32_t user, int64_t ts_ms,
   for (uint16_t p : clicked) {
     if (p < items.size()) list.clicked[p] = 1;
   }
-  if (!clicked.empty() && model_.TrainList(list.rows, list.clicked)) {
+  // Clicks that came with the list: everything is known, train now.
+  list.trained = !clicked.empty();
+  list.shown_ms = counters_.now();
+  if (list.trained && model_.TrainList(list.rows, list.clicked)) {
     ++stats_.lists_trained;
   }
   for (uint32_t item : items) counters_.AddShown(item, ts_ms);
@@ -109,14 +112,44 @@ void StreamModel::OnImpression(uint32_t user, int64_t ts_ms,
     ++stats_.clicks;
   }
   const uint64_t key = ListKey(user, items);
-  if (pending_.insert_or_assign(key, std::move(list)).second) {
-    pending_order_.push_back(key);
+  if (auto old = pending_.find(key); old != pending_.end()) {
+    // The same user shown the same list again: the earlier one is done.
+    if (!old->second.trained &&
+        model_.TrainList(old->second.rows, old->second.clicked)) {
+      ++stats_.lists_trained;
+    }
+    pending_.erase(old);
   }
-  while (pending_order_.size() > options_.max_pending_lists) {
-    pending_.erase(pending_order_.front());
+  list.seq = ++pending_seq_;
+  pending_order_.push_back({key, list.seq});
+  pending_.emplace(key, std::move(list));
+  TrainMatured();
+  if (++events_since_evict_ >= kEvictEvery) Evict();
+}
+
+void StreamModel::TrainMatured() {
+  const int64_t now = counters_.now();
+  while (!pending_order_.empty()) {
+    auto it = pending_.find(pending_order_.front().first);
+    if (it != pending_.end() &&
+        it->second.seq != pending_order_.front().second) {
+      it = pending_.end();  // the key was shown again since; that is later
+    }
+    const bool over = pending_order_.size() > options_.max_pending_lists;
+    if (it != pending_.end() && !over &&
+        it->second.shown_ms + options_.label_window_ms > now) {
+      break;  // the oldest list may still get clicks
+    }
+    if (it != pending_.end()) {
+      PendingList& list = it->second;
+      // A list whose clicks came later trains once, with all of them.
+      if (!list.trained && model_.TrainList(list.rows, list.clicked)) {
+        ++stats_.lists_trained;
+      }
+      pending_.erase(it);
+    }
     pending_order_.pop_front();
   }
-  if (++events_since_evict_ >= kEvictEvery) Evict();
 }
 
 void StreamModel::OnClick(uint32_t user, int64_t ts_ms,
@@ -128,7 +161,9 @@ void StreamModel::OnClick(uint32_t user, int64_t ts_ms,
       it->second.items.size() == items.size() && !it->second.clicked[pos]) {
     PendingList& list = it->second;
     list.clicked[pos] = 1;
-    if (model_.TrainClick(list.rows, list.clicked, pos)) {
+    // A list trained at once (inline clicks) learns a late click alone;
+    // others wait for the label window to train with all their clicks.
+    if (list.trained && model_.TrainClick(list.rows, list.clicked, pos)) {
       ++stats_.lists_trained;
     }
   } else if (it == pending_.end()) {
@@ -138,6 +173,7 @@ void StreamModel::OnClick(uint32_t user, int64_t ts_ms,
   UserState& u = users_[user];
   u.touched_ms = counters_.now();
   AddUserItem(u, items[pos]);
+  TrainMatured();
   if (++events_since_evict_ >= kEvictEvery) Evict();
 }
 

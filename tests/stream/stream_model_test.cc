@@ -112,12 +112,32 @@ TEST(StreamModel, DelayedClicksTrainOnTheRowsOfTheirList) {
     m.OnImpression(1, t, items, {}, {}, {});
     m.OnClick(1, t + 5000, items, 1);
   }
+  // A list trains once its label window (10 min) has passed, or when the
+  // same user is shown the same list again: all but the last are done.
+  EXPECT_EQ(m.Stats().lists_trained, 199u);
+  m.OnImpression(9, 300 * kMinute, std::vector<uint32_t>{99}, {}, {}, {});
   EXPECT_EQ(m.Stats().lists_trained, 200u);
   EXPECT_EQ(m.Stats().clicks_unmatched, 0u);
   const auto scorer = m.MakeScorer();
   EXPECT_GT(scorer->ItemScore(6), scorer->ItemScore(5));
   // A click on a list never seen counts but trains nothing.
-  m.OnClick(2, 300 * kMinute, std::vector<uint32_t>{8, 9}, 0);
+  m.OnClick(2, 301 * kMinute, std::vector<uint32_t>{8, 9}, 0);
+  EXPECT_EQ(m.Stats().clicks_unmatched, 1u);
+}
+
+TEST(StreamModel, ALateListTrainsOnceWithAllItsClicks) {
+  StreamModel m;
+  const std::vector<uint32_t> items = {1, 2, 3};
+  m.OnImpression(1, 0, items, {}, {}, {});
+  m.OnClick(1, 1000, items, 0);
+  m.OnClick(1, 2000, items, 2);
+  EXPECT_EQ(m.Stats().lists_trained, 0u);  // still in its label window
+  m.OnImpression(2, 11 * kMinute, std::vector<uint32_t>{4}, {}, {}, {});
+  EXPECT_EQ(m.Stats().lists_trained, 1u);  // one step, both clicks
+  EXPECT_GT(m.Stats().loss, 0.0);
+  // Trained and forgotten: a click after the window trains nothing.
+  m.OnClick(1, 12 * kMinute, items, 1);
+  EXPECT_EQ(m.Stats().lists_trained, 1u);
   EXPECT_EQ(m.Stats().clicks_unmatched, 1u);
 }
 

@@ -2,11 +2,11 @@
 // with a step (OnImpression / OnClick), a checkpoint part (AppendTo /
 // ReadFrom) and a snapshot part (MakeScorer).
 //
-// Step. An impression list is first turned into feature rows at its own
-// moment (before its impressions count), kept until its clicks arrive, and
-// then counted. Each click trains the FeatureModel on the row it had when
-// the list was shown (no look-ahead), against the list's unclicked items.
-// Clicks that come inline with the impression train at once.
+// Step. An impression list is first turned into feature rows as serving saw
+// it (before its own impressions count) and kept while its clicks arrive;
+// once `label_window_ms` of event time has passed it trains the FeatureModel
+// with all its clicks, on the rows it had when it was shown (no
+// look-ahead). Lists whose clicks came inline train at once.
 //
 // State is bounded: items and users untouched for `evict_after_ms` of event
 // time are dropped, and at most `max_pending_lists` lists wait for clicks.
@@ -40,6 +40,10 @@ struct StreamOptions {
   // Lists kept for clicks that arrive after their impression. Default
   // 20,000; the oldest go first.
   size_t max_pending_lists = 20000;
+  // A list whose clicks come after it (the usual case through Kafka) trains
+  // once this much event time has passed since it was shown, with every
+  // click it got by then. Default 10 minutes.
+  int64_t label_window_ms = 10 * 60 * 1000;
   // Items remembered per user as clicked (history included). Default 256.
   size_t max_user_items = 256;
 };
@@ -109,10 +113,16 @@ class StreamModel {
     std::vector<uint32_t> items;
     std::vector<FeatureRow> rows;
     std::vector<uint8_t> clicked;
+    int64_t shown_ms = 0;
+    uint64_t seq = 0;      // its entry in pending_order_
+    bool trained = false;  // trained at once (its clicks came with it)
   };
 
   static uint64_t ListKey(uint32_t user, std::span<const uint32_t> items);
   void AddUserItem(UserState& u, uint32_t item);
+  // Trains the lists whose label window has passed (or that the bound
+  // pushes out) with the clicks they got, and forgets them.
+  void TrainMatured();
   void Evict();
 
   StreamOptions options_;
@@ -120,7 +130,8 @@ class StreamModel {
   FeatureModel model_;
   std::unordered_map<uint32_t, UserState> users_;
   std::unordered_map<uint64_t, PendingList> pending_;
-  std::deque<uint64_t> pending_order_;
+  std::deque<std::pair<uint64_t, uint64_t>> pending_order_;  // (key, seq)
+  uint64_t pending_seq_ = 0;
   StreamStats stats_;
   uint64_t events_since_evict_ = 0;
 };
