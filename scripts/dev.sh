@@ -4,11 +4,14 @@
 #   ./scripts/dev.sh test                        install, build, run all tests
 # Both install missing Debian packages (root, Debian 12) and skip apt when
 # nothing is missing; builds are incremental.
+# CI (.ci/run) also runs:
+#   ./scripts/dev.sh sanitize [asan] [tsan]      sanitizer builds and tests of
+#                                                the modules without LibTorch
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  echo "usage: $0 serve [cfrec serve flags...] | test [ctest args...] | build" >&2
+  echo "usage: $0 serve [cfrec serve flags...] | test [ctest args...] | build | sanitize [asan] [tsan]" >&2
   exit 2
 }
 [ $# -ge 1 ] || usage
@@ -42,6 +45,24 @@ build() {
   cmake --build --preset release
 }
 
+# The asan and tsan presets build only the modules without LibTorch (see
+# CMakePresets.json); tsan builds only the tests labelled "concurrent".
+sanitize() {
+  local preset
+  for preset in "$@"; do
+    case "$preset" in
+      asan|tsan) ;;
+      *) usage ;;
+    esac
+    echo "== $preset: configure" >&2
+    cmake --preset "$preset" >/dev/null
+    echo "== $preset: build" >&2
+    cmake --build --preset "$preset"
+    echo "== $preset: test" >&2
+    ctest --preset "$preset"
+  done
+}
+
 case "$what" in
   serve)
     install_missing
@@ -56,6 +77,11 @@ case "$what" in
   build)
     install_missing
     build
+    ;;
+  sanitize)
+    install_missing
+    [ $# -ge 1 ] || set -- asan tsan
+    sanitize "$@"
     ;;
   *) usage ;;
 esac
