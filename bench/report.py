@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from bench_common import load_cache, pyplot, run_key
+
 RANKERS = ["itempop", "itemknn", "bpr", "gmf", "mlp", "neumf", "lightgcn"]
 BASELINES = {"itempop", "itemknn"}
 DISPLAY = {"itempop": "ItemPop", "itemknn": "ItemKNN", "bpr": "BPR",
@@ -147,27 +149,6 @@ class Runner:
         self.log.write(json.dumps(result) + "\n")
         self.log.flush()
         return result
-
-
-def run_key(argv, config):
-    """The command line of a run (without the binary) and the content of its
-    config file, as a cache key."""
-    text = ""
-    if config:
-        with open(config) as f:
-            text = json.dumps(json.load(f), sort_keys=True)
-    return " ".join(argv) + " " + text
-
-
-def load_cache(path):
-    cache = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                r = json.loads(line)
-                if "run_key" in r:
-                    cache[r["run_key"]] = r
-    return cache
 
 
 # ----------------------------------------------------------------- tables
@@ -292,24 +273,6 @@ INTERVENTION_STYLE = {  # intervention -> (legend label, colour)
 }
 BASELINE_STYLE = {"itempop": ("ItemPop", "--"), "itemknn": ("ItemKNN", ":")}
 GREY = "#8c8c8c"
-
-
-def pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        sys.exit("the plots need matplotlib: apt-get install "
-                 "python3-matplotlib, and run this with the python3 it "
-                 "installs into (/usr/bin/python3)")
-    matplotlib.use("Agg")
-    matplotlib.rcParams.update({
-        "svg.hashsalt": "cfrec",  # stable ids: unchanged plots diff empty
-        "svg.fonttype": "none",  # text as text, not paths
-        "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8,
-        "axes.spines.top": False, "axes.spines.right": False,
-    })
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def small_multiples(path, title, xlabel, ylabel, panels, references=()):

@@ -33,6 +33,9 @@ import sys
 import threading
 import time
 
+import bench_common
+from bench_common import load_cache, pyplot
+
 RANKERS = ["bpr", "gmf", "mlp", "neumf", "lightgcn"]
 INTERVENTIONS = ["none", "random", "learned"]
 DISPLAY = {"none": "Stream features alone", "bpr": "BPR", "gmf": "GMF",
@@ -92,25 +95,9 @@ def eval_argv(dataset, ranker, intervention, features, seed, config):
 
 
 def run_key(argv, config):
-    """The command line of a run (without the binary) and the content of its
-    config file."""
-    text = ""
-    if config:
-        with open(os.path.join(repo_root(), config)) as f:
-            text = json.dumps(json.load(f), sort_keys=True)
-    return " ".join(argv) + " " + text
-
-
-def load_cache(path):
-    cache = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if line:
-                    r = json.loads(line)
-                    cache[r["run_key"]] = r
-    return cache
+    """The cache key of a run; `config` is relative to the repository."""
+    return bench_common.run_key(
+        argv, os.path.join(repo_root(), config) if config else None)
 
 
 def plan(datasets, seeds, rankers):
@@ -306,24 +293,6 @@ INTERVENTION_COLORS = {"none": "#1f77b4", "random": "#9467bd",
                        "learned": "#d62728"}
 OFF_STYLE = {"ls": (0, (4, 2)), "lw": 1.1, "marker": "o", "ms": 2.2}
 CTR_STYLE = {"color": "#8c8c8c", "lw": 2.4, "alpha": 0.55, "zorder": 1}
-
-
-def setup_matplotlib():
-    try:
-        import matplotlib
-    except ImportError:
-        sys.exit("the plots need matplotlib: apt-get install "
-                 "python3-matplotlib, and run this with the python3 it "
-                 "installs into (/usr/bin/python3)")
-    matplotlib.use("Agg")
-    matplotlib.rcParams.update({
-        "svg.hashsalt": "cfrec",  # stable ids, so unchanged plots diff empty
-        "svg.fonttype": "none",  # text as text, not paths
-        "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8,
-        "axes.spines.top": False, "axes.spines.right": False,
-    })
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def save(fig, out, stem, png=True):
@@ -619,7 +588,7 @@ def command_line(args):
 
 def write_report(args, runs, planned):
     out = args.out
-    plt = setup_matplotlib()
+    plt = pyplot()
     done = runs.all()
     md = ["# Streaming evaluation", ""]
     md.append(
