@@ -366,6 +366,7 @@ int RunServe(const ServeArgs& args) {
                        " (try GET /v1/model, /v1/recommendations?user_id=U, "
                        "/metrics)");
 
+  std::atomic<bool> stopping{false};  // a shutdown signal arrived
   std::thread replay_thread;
   std::atomic<bool> replay_done{false};
   if (!args.replay.empty()) {
@@ -394,11 +395,16 @@ int RunServe(const ServeArgs& args) {
         return static_cast<int64_t>(p->delivered()) -
                static_cast<int64_t>(ingestor.Stats().messages - before);
       };
+      // A shutdown stops the replay; what it sent is still applied.
+      ro.stop = [&] { return stopping.load(); };
       LogInfo("replay", "replaying " + std::to_string(file->rows.size()) +
                             " rows of " + args.replay);
       auto summary = ingest::Replay(file->rows, producer->get(), ro);
       if (summary.ok()) {
-        LogInfo("replay", "done: " + std::to_string(summary->impressions) +
+        LogInfo("replay", std::string(summary->stopped ? "stopped by the "
+                                                         "shutdown after "
+                                                       : "done: ") +
+                              std::to_string(summary->impressions) +
                               " impressions, " +
                               std::to_string(summary->clicks) + " clicks in " +
                               std::to_string(summary->seconds) + " s");
@@ -410,7 +416,6 @@ int RunServe(const ServeArgs& args) {
   }
 
   // Status line every 10 s until a shutdown signal arrives.
-  std::atomic<bool> stopping{false};
   std::thread status_thread([&] {
     uint64_t last_messages = 0;
     while (!stopping.load()) {
@@ -453,7 +458,7 @@ int RunServe(const ServeArgs& args) {
   http.Drain();
   if (replay_thread.joinable()) {
     if (!replay_done.load()) {
-      LogWarn("serve", "waiting for the replay to finish producing");
+      LogInfo("serve", "stopping the replay");
     }
     replay_thread.join();
   }

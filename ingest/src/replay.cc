@@ -50,19 +50,32 @@ Result<ReplaySummary> Replay(const std::vector<MindRow>& rows, EventSink* sink,
   const int64_t t0 = events.empty() ? 0 : events.front().ts_ms;
   auto last_bar = start;
   std::string payload;
+  auto stop = [&] { return options.stop && options.stop(); };
   for (size_t k = 0; k < events.size(); ++k) {
     const ReplayEvent& ev = events[k];
+    if (stop()) {
+      summary.stopped = true;
+      break;
+    }
     if (options.speed > 0) {
       const auto due = start + std::chrono::microseconds(static_cast<int64_t>(
                                    (ev.ts_ms - t0) * 1000.0 / options.speed));
-      std::this_thread::sleep_until(due);
+      // In slices, so a stop request is seen within 100 ms.
+      while (Clock::now() < due && !stop()) {
+        std::this_thread::sleep_until(
+            std::min(due, Clock::now() + std::chrono::milliseconds(100)));
+      }
     }
     // The backlog is a few map lookups under locks: checked every 64
     // events, which bounds it to within 64 of max_backlog.
     if (options.backlog && (k & 63) == 0) {
-      while (options.backlog() > options.max_backlog) {
+      while (options.backlog() > options.max_backlog && !stop()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }
+    }
+    if (stop()) {
+      summary.stopped = true;
+      break;
     }
     const MindRow& row = rows[ev.row];
     if (ev.item < 0) {

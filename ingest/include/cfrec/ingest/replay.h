@@ -29,6 +29,10 @@ struct ReplayOptions {
   // consulted every 64 events.
   std::function<int64_t()> backlog;
   int64_t max_backlog = 50000;
+  // When set and it returns true, the replay stops before the next event
+  // (also while it waits on the backlog or the pace) and returns what it
+  // sent so far, flushed. For a service shutting down mid-replay.
+  std::function<bool()> stop;
 };
 
 struct ReplaySummary {
@@ -36,6 +40,7 @@ struct ReplaySummary {
   uint64_t impressions = 0;
   uint64_t clicks = 0;
   double seconds = 0;
+  bool stopped = false;  // options.stop ended it before the last event
 };
 
 // The events of `rows`, sorted by event time (stable: an impression precedes
