@@ -29,14 +29,14 @@ namespace cfrec::eval {
 
 struct EvalRequest {
   std::string data_path;              // behaviors.tsv; required
-  std::string ranker = "itemknn";  // or "none" with protocol stream.
+  std::string ranker = "itemknn";     // or "none" with protocol stream.
   std::string intervention = "none";  // none|random|learned. Default none.
   std::string trainer = "default";    // default|ps|acl. Default default.
-  std::string protocol = "loo";  // loo|impressions|prequential|stream.
+  std::string protocol = "loo";       // loo|impressions|prequential|stream.
   // --protocol stream: combine the ranker with the stream features.
   bool stream_features = true;
-  uint64_t seed = 1;                  // Default 1.
-  std::string config_path;            // JSON file; empty = defaults
+  uint64_t seed = 1;        // Default 1.
+  std::string config_path;  // JSON file; empty = defaults
 };
 
 // Runs the request on the calling thread; thread-compatible (no shared
