@@ -5,20 +5,13 @@
 #include <limits>
 
 #include "cfrec/eval/metrics.h"
+#include "cfrec/stream/stream_model.h"
 
 namespace cfrec::learner {
 namespace {
 
 constexpr int kBaselineHalfLife = 2;  // index of 6 h in stream::kHalfLifeHours
 constexpr uint64_t kEvictEvery = 4096;  // impressions between evictions
-
-uint64_t ListKey(uint32_t user, std::span<const uint32_t> items) {
-  uint64_t h = 0x51ed2701u ^ user;
-  for (uint32_t i : items) {
-    h ^= i + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-  }
-  return h;
-}
 
 }  // namespace
 
@@ -27,7 +20,7 @@ OnlineQuality::OnlineQuality(OnlineQualityOptions options)
 
 void OnlineQuality::ScoreServed(const state::AppliedEvent& e,
                                 const ModelSnapshot& served,
-                                std::vector<float>* out) const {
+                                std::vector<float>* out) {
   constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
   const size_t n = e.items.size();
   const bool user_known = e.user < served.num_users();
@@ -60,12 +53,20 @@ void OnlineQuality::ScoreServed(const state::AppliedEvent& e,
     }
     return;
   }
-  // Without stream features an unknown user gets the popularity list.
-  const std::span<const uint32_t> popular = served.PopularItems();
+  // Without stream features an unknown user gets the popularity list:
+  // ranks by item, built once per served snapshot.
+  if (popular_version_ != served.version() || popular_rank_.empty()) {
+    popular_rank_.clear();
+    const std::span<const uint32_t> popular = served.PopularItems();
+    for (size_t i = 0; i < popular.size(); ++i) {
+      popular_rank_.try_emplace(popular[i], static_cast<uint32_t>(i));
+    }
+    popular_version_ = served.version();
+  }
+  const float last = -float(popular_rank_.size());
   for (size_t k = 0; k < n; ++k) {
-    auto it = std::find(popular.begin(), popular.end(), e.items[k]);
-    (*out)[k] = it == popular.end() ? -float(popular.size())
-                                    : -float(it - popular.begin());
+    auto it = popular_rank_.find(e.items[k]);
+    (*out)[k] = it == popular_rank_.end() ? last : -float(it->second);
   }
 }
 
@@ -74,7 +75,7 @@ void OnlineQuality::Observe(std::span<const state::AppliedEvent> events,
   for (const state::AppliedEvent& e : events) {
     if (e.kind == state::AppliedEvent::Kind::kClick) {
       if (!e.clicked.empty() && e.clicked.front() < e.items.size()) {
-        auto it = open_.find(ListKey(e.user, e.items));
+        auto it = open_.find(stream::ListKey(e.user, e.items));
         if (it != open_.end() && it->second.clicked.size() == e.items.size()) {
           it->second.clicked[e.clicked.front()] = 1;
         }
@@ -101,7 +102,7 @@ void OnlineQuality::Observe(std::span<const state::AppliedEvent> events,
       for (uint16_t p : e.clicked) {
         if (p < e.items.size()) list.clicked[p] = 1;
       }
-      const uint64_t key = ListKey(e.user, e.items);
+      const uint64_t key = stream::ListKey(e.user, e.items);
       if (open_.insert_or_assign(key, std::move(list)).second) {
         order_.push_back({counters_.now(), key});
       }

@@ -53,7 +53,7 @@ class OnlineQuality {
   };
 
   void ScoreServed(const state::AppliedEvent& e, const ModelSnapshot& served,
-                   std::vector<float>* out) const;
+                   std::vector<float>* out);
   void Judge(const OpenList& list);
   void JudgeMatured(int64_t now_ms);
 
@@ -63,6 +63,10 @@ class OnlineQuality {
   std::deque<std::pair<int64_t, uint64_t>> order_;  // (shown_ms, key)
   std::deque<Judged> recent_;
   Judged sum_;  // over recent_
+  // Popularity rank of each item in the served snapshot (stream features
+  // off), rebuilt when the snapshot changes.
+  std::unordered_map<uint32_t, uint32_t> popular_rank_;
+  uint64_t popular_version_ = 0;
   uint64_t judged_ = 0;
   uint64_t since_evict_ = 0;
 };

@@ -22,7 +22,7 @@ StreamModel::StreamModel(StreamOptions options)
       counters_(options.evict_after_ms),
       model_(options.model) {}
 
-uint64_t StreamModel::ListKey(uint32_t user, std::span<const uint32_t> items) {
+uint64_t ListKey(uint32_t user, std::span<const uint32_t> items) {
   uint64_t h = Mix(0x12345, user);
   for (uint32_t i : items) h = Mix(h, i);
   return h;
@@ -53,6 +53,7 @@ void StreamModel::Rows(uint32_t user, std::span<const uint32_t> items,
                        std::vector<FeatureRow>* rows) const {
   const std::span<const uint32_t> clicked = UserClicked(user);
   const int64_t now = counters_.now();
+  const ItemCounts global = counters_.global().At(now);  // decayed once
   rows->resize(items.size());
   for (size_t k = 0; k < items.size(); ++k) {
     FeatureRow& row = (*rows)[k];
@@ -61,7 +62,7 @@ void StreamModel::Rows(uint32_t user, std::span<const uint32_t> items,
       std::copy(r.begin(), r.end(), row.begin());
     } else {
       ItemFeatures(
-          counters_.Find(items[k]), counters_.global(), now,
+          counters_.Find(items[k]), global, now,
           std::span<float, kNumItemFeatures>(row.data(), kNumItemFeatures));
     }
     std::optional<float> r;
@@ -188,10 +189,11 @@ void StreamModel::Evict() {
 
 std::shared_ptr<const StreamScorer> StreamModel::MakeScorer() const {
   const int64_t now = counters_.now();
+  const ItemCounts global = counters_.global().At(now);  // decayed once
   const Weights& w = model_.weights();
   auto item = [&](const ItemCounts* c) {
     StreamScorer::Item out;
-    ItemFeatures(c, counters_.global(), now, out.row);
+    ItemFeatures(c, global, now, out.row);
     out.score = 0;
     for (int f = 0; f < kNumItemFeatures; ++f) out.score += w[f] * out.row[f];
     return out;

@@ -48,6 +48,11 @@ struct StreamOptions {
   size_t max_user_items = 256;
 };
 
+// The identity of a shown list: its user and its items in order. A click
+// event carries its impression's list, so this finds the list a click
+// belongs to (also used by the learner's online-quality bookkeeping).
+uint64_t ListKey(uint32_t user, std::span<const uint32_t> items);
+
 struct StreamStats {
   uint64_t impressions = 0;
   uint64_t clicks = 0;
@@ -118,7 +123,6 @@ class StreamModel {
     bool trained = false;  // trained at once (its clicks came with it)
   };
 
-  static uint64_t ListKey(uint32_t user, std::span<const uint32_t> items);
   void AddUserItem(UserState& u, uint32_t item);
   // Trains the lists whose label window has passed (or that the bound
   // pushes out) with the clicks they got, and forgets them.
