@@ -40,8 +40,10 @@ void AddEvalCommand(CLI::App& app) {
                              "itempop", "itemknn", "none"}))
       ->capture_default_str();
   cmd->add_option("--intervention", request->intervention,
-                  "none (plain ranker), random (CPR-r) or learned (CPR)")
-      ->check(CLI::IsMember({"none", "random", "learned"}))
+                  "none (plain ranker), random (CPR-r), learned (CPR) or "
+                  "oracle (CPR with the generator's true models; synthetic "
+                  "logs with ground_truth.json)")
+      ->check(CLI::IsMember({"none", "random", "learned", "oracle"}))
       ->capture_default_str();
   cmd->add_option("--trainer", request->trainer,
                   "default, ps (propensity two-stage) or acl")

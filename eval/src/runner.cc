@@ -1,6 +1,7 @@
 #include "cfrec/eval/runner.h"
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -206,6 +207,27 @@ Result<std::string> RunEvaluation(const EvalRequest& request,
   Result<Dataset> data = Dataset::FromRows(file->rows);
   if (!data.ok()) return data.status().WithContext(request.data_path);
 
+  // A synthetic log's generating model, beside it: the oracle simulator and
+  // the fidelity figures need it (the model is built again with it).
+  const std::string truth_path =
+      (std::filesystem::path(request.data_path).parent_path() /
+       "ground_truth.json")
+          .string();
+  if (request.ranker != "none" && std::filesystem::exists(truth_path)) {
+    Result<std::shared_ptr<const TrueModel>> truth =
+        TrueModel::Load(truth_path, *data);
+    if (truth.ok()) {
+      spec.truth = *truth;
+      model = registry.Create(spec);
+      if (!model.ok()) return model.status();
+    }
+  }
+  if (spec.intervention == "oracle" && spec.truth == nullptr) {
+    return Status::InvalidArgument(
+        "--intervention oracle needs the generator's ground_truth.json "
+        "beside --data");
+  }
+
   json out;
   out["tool"] = "cfrec eval";
   out["data"] = request.data_path;
@@ -327,6 +349,13 @@ Result<std::string> RunEvaluation(const EvalRequest& request,
     seconds["train"] = train;
   }
   out["metrics"] = metrics;
+  out["ground_truth"] = spec.truth != nullptr ? json(truth_path) : json();
+  if (*model != nullptr) {
+    const std::string diagnostics = (*model)->DiagnosticsJson();
+    if (!diagnostics.empty()) {
+      out["counterfactual"] = json::parse(diagnostics, nullptr, false);
+    }
+  }
   seconds["total"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "cf_fidelity.h"
+#include "cf_oracle.h"
 #include "cfrec/learner/counterfactual.h"
 #include "cfrec/learner/learner.h"
 #include "cfrec/learner/options.h"
@@ -40,6 +42,16 @@ struct Settings {
   // First epoch that adds counterfactual samples: the SEMs train alone with
   // the ranker before, so C(tau) is not drawn from untrained models.
   int cf_start_epoch = kDefaultCfStartEpoch;
+  // How an epoch's counterfactual samples reach the ranker. "ranker": all of
+  // the epoch's samples, shuffled, in mini-batches of the ranker's
+  // batch_size, like the observed ones (the default). "round": one step per
+  // generation round of cf_users_per_round users (k*k samples each), the
+  // earlier behaviour; with Adam every step moves the parameters by about
+  // the learning rate whatever its size, so small counterfactual batches
+  // took most of the ranker's updates (see docs/results/CPR_STUDY.md).
+  std::string cf_batch = "ranker";
+  // "oracle": the generator's true models simulate (cf_oracle.h).
+  bool oracle = false;
 };
 
 Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
@@ -68,6 +80,16 @@ Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
     *field = e.get<int>();
     hyper.erase(key);
   }
+  if (hyper.contains("cf_batch")) {
+    const nlohmann::json& e = hyper["cf_batch"];
+    if (!e.is_string() || (e != "ranker" && e != "round")) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_batch must be \"ranker\" or "
+                                     "\"round\"");
+    }
+    settings.cf_batch = e.get<std::string>();
+    hyper.erase("cf_batch");
+  }
   // The request decides these; the config may not contradict it.
   for (const char* key : {"ranker", "intervention", "trainer"}) {
     if (hyper.contains(key)) {
@@ -81,11 +103,16 @@ Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
     return options.status().WithContext("models." + spec.ranker);
   }
   settings.trainer = std::move(options).value();
+  settings.oracle = spec.intervention == "oracle";
+  // The oracle replaces the SEMs, not the sampling options: those are
+  // validated as CPR-r's.
+  const std::string intervention =
+      settings.oracle ? std::string("random") : spec.intervention;
   settings.trainer.learner.ranker = spec.ranker;
   settings.trainer.learner.trainer = spec.trainer;
   settings.trainer.trainer = spec.trainer;
-  settings.trainer.intervention = spec.intervention;
-  settings.trainer.counterfactual.intervention = spec.intervention;
+  settings.trainer.intervention = intervention;
+  settings.trainer.counterfactual.intervention = intervention;
   CFREC_RETURN_IF_ERROR(ValidateTrainerOptions(settings.trainer)
                             .WithContext("models." + spec.ranker));
   return settings;
@@ -102,6 +129,7 @@ class LearnerModel final : public eval::Model {
     std::string n = spec_.ranker;
     if (spec_.intervention == "random") n += "+cpr-r";
     if (spec_.intervention == "learned") n += "+cpr";
+    if (spec_.intervention == "oracle") n += "+cpr-oracle";
     if (spec_.trainer != "default") n += "+" + spec_.trainer;
     return n;
   }
@@ -115,13 +143,27 @@ class LearnerModel final : public eval::Model {
     learner_ = std::move(learner).value();
     CFREC_RETURN_IF_ERROR(learner_->EnsureIds(data.num_users, data.num_items));
     engine_.reset();
-    if (settings_.trainer.counterfactual.intervention != "none") {
+    oracle_.reset();
+    tracker_.reset();
+    sem_fidelity_ = nlohmann::json();
+    if (settings_.oracle) {
+      if (spec_.truth == nullptr) {
+        return Status::FailedPrecondition(
+            "intervention oracle needs the generator's true models");
+      }
+      const CounterfactualOptions& cf = settings_.trainer.counterfactual;
+      oracle_ = std::make_unique<cf::OracleSimulator>(
+          spec_.truth, cf.list_size, cf.noise_k, MixSeed(context.seed, 1));
+    } else if (settings_.trainer.counterfactual.intervention != "none") {
       CounterfactualOptions cf = settings_.trainer.counterfactual;
       cf.seed = MixSeed(context.seed, 1);
       Result<std::unique_ptr<CounterfactualEngine>> engine =
           CounterfactualEngine::Create(cf);
       if (!engine.ok()) return engine.status();
       engine_ = std::move(engine).value();
+    }
+    if (simulating()) {
+      tracker_ = std::make_unique<cf::FidelityTracker>(spec_.truth);
     }
     next_seq_ = 1;
     users_with_history_.assign(data.num_users, false);
@@ -137,8 +179,9 @@ class LearnerModel final : public eval::Model {
         std::shuffle(events.begin(), events.end(), rng);
         CFREC_RETURN_IF_ERROR(learner_->Replay(events));
       }
-      if (engine_ != nullptr && epoch >= settings_.cf_start_epoch) {
-        if (epoch == settings_.cf_start_epoch) {
+      if (simulating() && epoch >= settings_.cf_start_epoch) {
+        tracker_->BeginEpoch(epoch);
+        if (engine_ != nullptr && epoch == settings_.cf_start_epoch) {
           // Algorithm 2 needs trained SEMs and a ranker to reward against.
           CFREC_RETURN_IF_ERROR(engine_->Pretrain(*learner_, active_users_));
         }
@@ -160,6 +203,11 @@ class LearnerModel final : public eval::Model {
     if (best.has_value()) {
       CFREC_RETURN_IF_ERROR(learner_->RestoreCheckpoint(*best));
     }
+    if (simulating()) {
+      sem_fidelity_ =
+          cf::SemFidelity(learner_->sem_view(), data, spec_.truth.get(),
+                          MixSeed(context.seed, 4));
+    }
     return Status::Ok();
   }
 
@@ -175,7 +223,8 @@ class LearnerModel final : public eval::Model {
     std::vector<AppliedEvent> events = ToEvents(increment);
     const uint64_t observed_before = learner_->stats().observed_samples;
     CFREC_RETURN_IF_ERROR(learner_->Train(events));
-    if (engine_ != nullptr) {
+    if (simulating()) {
+      tracker_->BeginEpoch(0);
       std::vector<uint32_t> recent = ActiveUsers(events);
       active_users_.swap(recent);
       std::mt19937_64 rng(MixSeed(next_seq_, 3));
@@ -264,46 +313,110 @@ class LearnerModel final : public eval::Model {
     return users;
   }
 
+  bool simulating() const { return engine_ != nullptr || oracle_ != nullptr; }
+
   // CPR Algorithm 1, lines 5-8: simulate lists for users in a fresh order
-  // and train the ranker on C(tau) until the counterfactual samples number
-  // mix_ratio times the observed ones of this pass.
+  // until the counterfactual samples number mix_ratio times the observed
+  // ones of this pass, and train the ranker on them (cf_batch).
   Status Counterfactual(uint64_t observed, std::mt19937_64& rng) {
-    const CounterfactualOptions& cf = engine_->options();
+    const CounterfactualOptions& cf = settings_.trainer.counterfactual;
     const auto target = static_cast<uint64_t>(double(observed) * cf.mix_ratio);
     if (target == 0 || active_users_.empty()) return Status::Ok();
+    const bool per_round = settings_.cf_batch == "round";
     std::vector<uint32_t> order = active_users_;
     std::shuffle(order.begin(), order.end(), rng);
-    const size_t per_round =
+    const size_t users_per_round =
         std::max<size_t>(1, static_cast<size_t>(cf.users_per_round));
+    std::vector<CounterfactualSample> pending;
     uint64_t produced = 0;
     size_t at = 0;
     int empty_rounds = 0;
+    CounterfactualEngine::Trace trace;
     while (produced < target) {
       if (at >= order.size()) {
         std::shuffle(order.begin(), order.end(), rng);
         at = 0;
       }
-      const size_t n = std::min(per_round, order.size() - at);
-      Result<std::vector<CounterfactualSample>> samples = engine_->Generate(
-          *learner_, std::span<const uint32_t>(order).subspan(at, n));
+      const size_t n = std::min(users_per_round, order.size() - at);
+      std::span<const uint32_t> users =
+          std::span<const uint32_t>(order).subspan(at, n);
       at += n;
-      if (!samples.ok()) return samples.status();
-      if (samples->empty()) {
+      std::vector<CounterfactualSample> samples;
+      trace = CounterfactualEngine::Trace{};
+      double reward = 0;
+      if (oracle_ != nullptr) {
+        oracle_->Generate(users, samples, &trace);
+      } else {
+        Result<std::vector<CounterfactualSample>> made =
+            engine_->Generate(*learner_, users, &trace);
+        if (!made.ok()) return made.status();
+        samples = std::move(made).value();
+        reward = engine_->stats().mean_reward;
+      }
+      if (samples.empty()) {
         // Users without rows or a catalog shorter than K: nothing to gain
         // from spinning.
         if (++empty_rounds >= 3) break;
         continue;
       }
       empty_rounds = 0;
-      if (samples->size() > target - produced) {
-        samples->resize(static_cast<size_t>(target - produced));
+      tracker_->AddRound(samples, trace, size_t(cf.list_size),
+                         oracle_ != nullptr ? nullptr : &reward);
+      if (samples.size() > target - produced) {
+        samples.resize(static_cast<size_t>(target - produced));
       }
-      CFREC_RETURN_IF_ERROR(learner_->TrainCounterfactual(*samples));
-      produced += samples->size();
+      produced += samples.size();
+      if (per_round) {
+        CFREC_RETURN_IF_ERROR(Train(samples));
+      } else {
+        pending.insert(pending.end(), samples.begin(), samples.end());
+      }
+    }
+    if (!pending.empty()) {
+      std::shuffle(pending.begin(), pending.end(), rng);
+      CFREC_RETURN_IF_ERROR(Train(pending));
     }
     return Status::Ok();
   }
 
+  Status Train(std::span<const CounterfactualSample> samples) {
+    const uint64_t steps = learner_->stats().steps;
+    const uint64_t trained = learner_->stats().counterfactual_samples;
+    CFREC_RETURN_IF_ERROR(learner_->TrainCounterfactual(samples));
+    tracker_->AddTraining(learner_->stats().steps - steps,
+                          learner_->stats().counterfactual_samples - trained);
+    return Status::Ok();
+  }
+
+ public:
+  std::string DiagnosticsJson() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (learner_ == nullptr || tracker_ == nullptr) return {};
+    const CounterfactualOptions& cf = settings_.trainer.counterfactual;
+    const TrainingStats& st = learner_->stats();
+    nlohmann::json j = tracker_->Json(learner_->sem_view().num_items);
+    j["simulator"] = settings_.oracle ? "oracle" : cf.intervention;
+    j["cf_batch"] = settings_.cf_batch;
+    j["mix_ratio"] = cf.mix_ratio;
+    j["noise_k"] = cf.noise_k;
+    j["list_size"] = cf.list_size;
+    j["cf_start_epoch"] = settings_.cf_start_epoch;
+    // The learner's counters (as saved with the restored epoch): ranker
+    // steps and samples, observed and counterfactual.
+    j["ranker_steps_all"] = st.steps;
+    j["samples_observed"] = st.observed_samples;
+    j["samples_counterfactual"] = st.counterfactual_samples;
+    j["sem"] = sem_fidelity_;
+    if (engine_ != nullptr) {
+      const CounterfactualStats& es = engine_->stats();
+      j["policy"] = {{"pretrain_lists", es.pretrain_lists},
+                     {"updates", es.policy_updates},
+                     {"baseline", es.baseline}};
+    }
+    return j.dump();
+  }
+
+ private:
   const eval::ModelSpec spec_;
   const Settings settings_;
   // Learner::Score is not thread-safe; eval::Model allows concurrent Score
@@ -311,6 +424,9 @@ class LearnerModel final : public eval::Model {
   mutable std::mutex mu_;
   std::unique_ptr<Learner> learner_;
   std::unique_ptr<CounterfactualEngine> engine_;
+  std::unique_ptr<cf::OracleSimulator> oracle_;
+  std::unique_ptr<cf::FidelityTracker> tracker_;
+  nlohmann::json sem_fidelity_;
   std::vector<uint32_t> active_users_;  // users simulated from
   std::vector<bool> users_with_history_;
   uint64_t next_seq_ = 1;

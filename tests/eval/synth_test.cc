@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "cfrec/eval/dataset.h"
+#include "cfrec/eval/truth.h"
+
 namespace cfrec::eval {
 
 // Lets GoogleTest print the parameter by name.
@@ -195,6 +198,51 @@ TEST(SynthTest, DeterministicShapeAndRoundTrip) {
   EXPECT_EQ(truth["item_vectors"][0].size(), 32u);
   EXPECT_EQ(truth["a"].size(), 64u);
   EXPECT_EQ(truth["options"]["seed"], 9);
+  std::filesystem::remove_all(dir);
+}
+
+// TrueModel reads ground_truth.json back in the dense ids of the log (order
+// of first appearance, not the generator's index) and gives the generator's
+// exposure score and click rule for every pair.
+TEST(SynthTest, TrueModelMapsTheGeneratorsIdsToDenseIds) {
+  SynthOptions o;
+  o.num_users = 20;
+  o.num_items = 30;
+  o.dim = 4;
+  o.response = ResponseModel::kNonlinear;
+  o.noise_std = 0.2;
+  o.seed = 4;
+  Result<SynthData> synth = GenerateSynthetic(o);
+  ASSERT_TRUE(synth.ok());
+  Result<Dataset> data = Dataset::FromRows(synth->rows);
+  ASSERT_TRUE(data.ok());
+  const std::string dir = ::testing::TempDir() + "/cfrec_truth_test";
+  ASSERT_TRUE(WriteSynthetic(*synth, dir).ok());
+  Result<std::shared_ptr<const TrueModel>> truth =
+      TrueModel::Load(dir + "/ground_truth.json", *data);
+  ASSERT_TRUE(truth.ok()) << truth.status().ToString();
+  const TrueModel& m = **truth;
+  ASSERT_EQ(m.num_users(), data->num_users());
+  ASSERT_EQ(m.num_items(), data->num_items());
+  EXPECT_NE(Index(data->user_ids()[0]), 0u);  // dense != generator order
+  const SynthGroundTruth& t = synth->truth;
+  for (uint32_t u = 0; u < data->num_users(); ++u) {
+    const auto& p = t.user_vectors[Index(data->user_ids()[u])];
+    for (uint32_t i = 0; i < data->num_items(); ++i) {
+      const auto& q = t.item_vectors[Index(data->item_ids()[i])];
+      EXPECT_DOUBLE_EQ(m.Exposure(u, i), ExposureScore(p, q, t.a, t.b));
+      EXPECT_DOUBLE_EQ(m.ClickLogit(u, i),
+                       ResponseLogit(o.response, p, q, t.a, t.b));
+      EXPECT_DOUBLE_EQ(m.ClickProbability(u, i),
+                       ClickProbability(o.response, 0.2, p, q, t.a, t.b));
+    }
+  }
+  // A log with an id the truth has no vector for is refused.
+  std::vector<MindRow> rows = synth->rows;
+  rows[0].items[0] = "N999";
+  Result<Dataset> other = Dataset::FromRows(rows);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(TrueModel::Load(dir + "/ground_truth.json", *other).ok());
   std::filesystem::remove_all(dir);
 }
 

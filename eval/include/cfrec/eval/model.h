@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cfrec/eval/dataset.h"
+#include "cfrec/eval/truth.h"
 #include "cfrec/schemas/status.h"
 
 namespace cfrec::eval {
@@ -75,6 +76,10 @@ class Model {
   // higher ranks first. Ids the model never saw get a finite score.
   virtual void Score(uint32_t user, std::span<const uint32_t> items,
                      std::span<float> out) const = 0;
+
+  // A JSON object the model wants printed beside the metrics (CPR's
+  // counterfactual figures), or "" for none. Called after Fit/Update.
+  virtual std::string DiagnosticsJson() const { return {}; }
 };
 
 // What `cfrec eval` asks for.
@@ -85,6 +90,10 @@ struct ModelSpec {
   // The JSON object of hyper-parameters for this ranker (the config file's
   // "models.<ranker>" section), "{}" when absent. Factories parse it.
   std::string hyper_json = "{}";
+  // The generating model when the log comes from `cfrec synth` (its
+  // ground_truth.json beside the data), else null: the oracle simulator
+  // and the fidelity figures read it; training never does.
+  std::shared_ptr<const TrueModel> truth;
 };
 
 using ModelFactory =

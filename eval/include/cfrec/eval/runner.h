@@ -30,7 +30,7 @@ namespace cfrec::eval {
 struct EvalRequest {
   std::string data_path;              // behaviors.tsv; required
   std::string ranker = "itemknn";     // or "none" with protocol stream.
-  std::string intervention = "none";  // none|random|learned. Default none.
+  std::string intervention = "none";  // none|random|learned|oracle.
   std::string trainer = "default";    // default|ps|acl. Default default.
   std::string protocol = "loo";       // loo|impressions|prequential|stream.
   // --protocol stream: combine the ranker with the stream features.
