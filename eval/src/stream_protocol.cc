@@ -194,8 +194,8 @@ Result<StreamResult> RunStream(Model* ranker, const Dataset& data,
     }
     scores.assign(k, 0.0f);
     if (options.stream_features) {
-      scorer->ScoreItems(imp.items, snap_clicked[imp.user], ranker_scores,
-                         scores);
+      scorer->ScoreItems(imp.user, imp.items, snap_clicked[imp.user],
+                         ranker_scores, scores);
     } else if (user_known) {
       for (size_t j = 0; j < k; ++j) {
         scores[j] = std::isnan(ranker_scores[j]) ? -1e30f : ranker_scores[j];

@@ -44,7 +44,7 @@ void OnlineQuality::ScoreServed(const state::AppliedEvent& e,
   if (const stream::StreamScorer* sc = served.stream(); sc != nullptr) {
     const std::span<const uint32_t> clicked =
         user_known ? served.ClickedItems(e.user) : std::span<const uint32_t>();
-    sc->ScoreItems(e.items, clicked, ranker, *out);
+    sc->ScoreItems(e.user, e.items, clicked, ranker, *out);
     return;
   }
   if (user_known) {

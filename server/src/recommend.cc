@@ -334,7 +334,9 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
                              ? scores[i]
                              : std::numeric_limits<float>::quiet_NaN();
     candidates[i].score = Sanitize(
-        sc != nullptr ? sc->Score(item_part[i], false, ranker) : scores[i]);
+        sc != nullptr
+            ? sc->Score(item_part[i], sc->Pair(*user, items[i], false), ranker)
+            : scores[i]);
   }
   const size_t take = std::min(n, candidates.size());
   std::partial_sort(candidates.begin(), candidates.begin() + take,
@@ -403,9 +405,11 @@ Recommendation RankItems(const learner::ModelSnapshot& snapshot,
                           : std::numeric_limits<float>::quiet_NaN();
       const bool was_clicked =
           std::binary_search(clicked.begin(), clicked.end(), dense[k]);
-      ranked.push_back(
-          {Sanitize(sc->Score(sc->ItemScore(dense[k]), was_clicked, r)), i,
-           dense[k], true});
+      const stream::UserItem pair = user.has_value()
+                                        ? sc->Pair(*user, dense[k], was_clicked)
+                                        : stream::UserItem{was_clicked};
+      ranked.push_back({Sanitize(sc->Score(sc->ItemScore(dense[k]), pair, r)),
+                        i, dense[k], true});
     }
     std::stable_sort(
         ranked.begin(), ranked.end(),

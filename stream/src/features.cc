@@ -26,7 +26,8 @@ std::string_view FeatureName(int feature) {
       "age_24h_48h",  "age_ge_48h",   "shows_6h_0",    "shows_6h_1",
       "shows_6h_2_3", "shows_6h_4_7", "shows_6h_8_15", "shows_6h_ge_16",
       "clicks_6h_0",  "clicks_6h_1",  "clicks_6h_2_3", "clicks_6h_ge_4",
-      "user_clicked", "ranker"};
+      "user_clicked", "shown_1",      "shown_2",       "shown_ge_3",
+      "ranker"};
   return feature >= 0 && feature < kNumFeatures ? kNames[feature] : "?";
 }
 

@@ -1,20 +1,35 @@
 #include "cfrec/stream/scorer.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace cfrec::stream {
+namespace {
 
-void StreamScorer::ScoreItems(std::span<const uint32_t> items,
+constexpr uint32_t kNoUser = std::numeric_limits<uint32_t>::max();
+
+}  // namespace
+
+void StreamScorer::ScoreItems(uint32_t user, std::span<const uint32_t> items,
                               std::span<const uint32_t> user_clicked,
                               std::span<const float> ranker,
                               std::span<float> out) const {
   for (size_t k = 0; k < items.size() && k < out.size(); ++k) {
     const bool clicked =
         std::binary_search(user_clicked.begin(), user_clicked.end(), items[k]);
+    const UserItem pair =
+        user != kNoUser ? Pair(user, items[k], clicked) : UserItem{clicked};
     std::optional<float> r;
     if (k < ranker.size()) r = ranker[k];
-    out[k] = Score(ItemScore(items[k]), clicked, r);
+    out[k] = Score(ItemScore(items[k]), pair, r);
   }
+}
+
+void StreamScorer::ScoreItems(std::span<const uint32_t> items,
+                              std::span<const uint32_t> user_clicked,
+                              std::span<const float> ranker,
+                              std::span<float> out) const {
+  ScoreItems(kNoUser, items, user_clicked, ranker, out);
 }
 
 }  // namespace cfrec::stream

@@ -7,7 +7,7 @@
 namespace cfrec::stream {
 namespace {
 
-constexpr uint32_t kFormat = 1;
+constexpr uint32_t kFormat = 2;         // 2: user exposure
 constexpr uint64_t kEvictEvery = 4096;  // events between eviction passes
 
 uint64_t Mix(uint64_t h, uint64_t v) {
@@ -20,6 +20,7 @@ uint64_t Mix(uint64_t h, uint64_t v) {
 StreamModel::StreamModel(StreamOptions options)
     : options_(options),
       counters_(options.evict_after_ms),
+      exposure_(options.max_user_shown),
       model_(options.model) {}
 
 uint64_t ListKey(uint32_t user, std::span<const uint32_t> items) {
@@ -67,8 +68,10 @@ void StreamModel::Rows(uint32_t user, std::span<const uint32_t> items,
     }
     std::optional<float> r;
     if (k < ranker.size()) r = ranker[k];
-    UserFeatures(std::binary_search(clicked.begin(), clicked.end(), items[k]),
-                 r, row);
+    UserItem pair;
+    pair.clicked = std::binary_search(clicked.begin(), clicked.end(), items[k]);
+    pair.shown = exposure_.Find(user, items[k]).count;
+    UserFeatures(pair, r, row);
   }
 }
 
@@ -106,6 +109,7 @@ void StreamModel::OnImpression(uint32_t user, int64_t ts_ms,
     ++stats_.lists_trained;
   }
   for (uint32_t item : items) counters_.AddShown(item, ts_ms);
+  exposure_.AddList(user, items);
   for (uint16_t p : clicked) {
     if (p >= items.size()) continue;
     counters_.AddClick(items[p], ts_ms);
@@ -183,8 +187,11 @@ void StreamModel::Evict() {
   stats_.evicted_items += counters_.Evict();
   if (options_.evict_after_ms <= 0) return;
   const int64_t cutoff = counters_.now() - options_.evict_after_ms;
-  std::erase_if(users_,
-                [&](const auto& kv) { return kv.second.touched_ms < cutoff; });
+  std::erase_if(users_, [&](const auto& kv) {
+    if (kv.second.touched_ms >= cutoff) return false;
+    exposure_.Erase(kv.first);
+    return true;
+  });
 }
 
 std::shared_ptr<const StreamScorer> StreamModel::MakeScorer() const {
@@ -203,8 +210,8 @@ std::shared_ptr<const StreamScorer> StreamModel::MakeScorer() const {
   for (const auto& [id, counts] : counters_.items()) {
     items.emplace(id, item(&counts));
   }
-  return std::make_shared<StreamScorer>(now, w, std::move(items),
-                                        item(nullptr));
+  return std::make_shared<StreamScorer>(now, w, std::move(items), item(nullptr),
+                                        exposure_.MakeSnapshot());
 }
 
 StreamStats StreamModel::Stats() const {
@@ -234,6 +241,7 @@ std::string StreamModel::Serialize() const {
     coding::Put(&out, static_cast<uint32_t>(u.order.size()));
     for (uint32_t i : u.order) coding::Put(&out, i);
   }
+  exposure_.AppendTo(&out);
   coding::Put(&out, stats_.impressions);
   coding::Put(&out, stats_.clicks);
   coding::Put(&out, stats_.lists_trained);
@@ -272,6 +280,8 @@ Status StreamModel::Deserialize(std::string_view in) {
     }
     users.emplace(key, std::move(u));
   }
+  UserExposure exposure(options_.max_user_shown);
+  CFREC_RETURN_IF_ERROR(exposure.ReadFrom(&in));
   StreamStats stats;
   if (!coding::Get(&in, &stats.impressions) ||
       !coding::Get(&in, &stats.clicks) ||
@@ -279,6 +289,7 @@ Status StreamModel::Deserialize(std::string_view in) {
     return Status::Corruption("stream model: truncated counters");
   }
   counters_ = std::move(counters);
+  exposure_ = std::move(exposure);
   model_ = model;
   users_ = std::move(users);
   pending_.clear();  // soft state: clicks of lists shown before the restart

@@ -36,6 +36,12 @@ enum Feature : int {
   kShowsBin0 = kAgeBin0 + 7,       // [0, .5), [.5, 1.5), ... , >= 15.5
   kClicksBin0 = kShowsBin0 + 6,    // [0, .5), [.5, 1.5), [1.5, 3.5), >= 3.5
   kUserClicked = kClicksBin0 + 4,  // 1 when the user clicked / read it before
+  // One-hot: the item was shown to the user in 1, 2, or 3 or more earlier
+  // lists (all zero: never). Passed over once, an item is less likely to
+  // be clicked the next time (UserExposure).
+  kShown1,
+  kShown2,
+  kShown3,
   kRanker,  // the ranker's f(u, i), clipped; 0 without a user term
   kNumFeatures
 };
@@ -55,17 +61,30 @@ using FeatureRow = std::array<float, kNumFeatures>;
 void ItemFeatures(const ItemCounts* counts, const ItemCounts& global,
                   int64_t now_ms, std::span<float, kNumItemFeatures> out);
 
-// The user features of the row: whether the user clicked the item before,
-// and the ranker's score (nullopt or NaN: no user term, i.e. an unknown user
-// or item, or no ranker).
-inline void UserFeatures(bool user_clicked, std::optional<float> ranker,
+// What the stream knows of one (user, item) pair.
+struct UserItem {
+  bool clicked = false;  // the user clicked or read the item before
+  uint32_t shown = 0;    // earlier lists that showed it to the user
+};
+
+// The user features of the row: the (user, item) pair's history and the
+// ranker's score (nullopt or NaN: no user term, i.e. an unknown user or
+// item, or no ranker).
+inline void UserFeatures(UserItem pair, std::optional<float> ranker,
                          FeatureRow& row) {
-  row[kUserClicked] = user_clicked ? 1.0f : 0.0f;
+  row[kUserClicked] = pair.clicked ? 1.0f : 0.0f;
+  row[kShown1] = pair.shown == 1 ? 1.0f : 0.0f;
+  row[kShown2] = pair.shown == 2 ? 1.0f : 0.0f;
+  row[kShown3] = pair.shown >= 3 ? 1.0f : 0.0f;
   float r = ranker.value_or(0.0f);
   if (std::isnan(r)) r = 0.0f;
   if (r < -kRankerClip) r = -kRankerClip;
   if (r > kRankerClip) r = kRankerClip;
   row[kRanker] = r;
+}
+inline void UserFeatures(bool user_clicked, std::optional<float> ranker,
+                         FeatureRow& row) {
+  UserFeatures(UserItem{user_clicked, 0}, ranker, row);
 }
 
 }  // namespace cfrec::stream

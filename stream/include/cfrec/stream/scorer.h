@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 
 #include "cfrec/stream/feature_model.h"
 #include "cfrec/stream/features.h"
+#include "cfrec/stream/user_exposure.h"
 
 namespace cfrec::stream {
 
@@ -29,11 +31,13 @@ class StreamScorer {
   };
 
   StreamScorer(int64_t now_ms, const Weights& weights,
-               std::unordered_map<uint32_t, Item> items, const Item& unseen)
+               std::unordered_map<uint32_t, Item> items, const Item& unseen,
+               std::shared_ptr<const UserExposure::Snapshot> exposure = nullptr)
       : now_ms_(now_ms),
         weights_(weights),
         items_(std::move(items)),
-        unseen_(unseen) {}
+        unseen_(unseen),
+        exposure_(std::move(exposure)) {}
 
   // The event time the item scores refer to.
   int64_t now_ms() const { return now_ms_; }
@@ -48,18 +52,37 @@ class StreamScorer {
   // the rows serving used, which is what the stream model trains on.
   const ItemRow& ItemFeatureRow(uint32_t item) const { return Find(item).row; }
 
-  // The whole score: the item part plus the user terms. `ranker` is the
-  // ranker's f(u, i), nullopt for an unknown user (no user term).
-  float Score(float item_score, bool user_clicked,
-              std::optional<float> ranker) const {
-    FeatureRow row{};
-    UserFeatures(user_clicked, ranker, row);
-    return item_score + weights_[kUserClicked] * row[kUserClicked] +
-           weights_[kRanker] * row[kRanker];
+  // The (user, item) pair as of now_ms(): whether the user clicked it
+  // (`clicked`, known to the caller) and what earlier lists showed of it.
+  UserItem Pair(uint32_t user, uint32_t item, bool clicked) const {
+    UserItem pair;
+    pair.clicked = clicked;
+    if (exposure_ != nullptr) pair.shown = exposure_->Find(user, item).count;
+    return pair;
   }
 
-  // Scores a list: `user_clicked` is the user's clicked items, ascending
-  // (empty for an unknown user); `ranker` is f(u, items[k]) or empty.
+  // The whole score: the item part plus the user terms. `ranker` is the
+  // ranker's f(u, i), nullopt for an unknown user (no user term).
+  float Score(float item_score, UserItem pair,
+              std::optional<float> ranker) const {
+    FeatureRow row{};
+    UserFeatures(pair, ranker, row);
+    float s = item_score;
+    for (int f = kUserClicked; f < kNumFeatures; ++f) s += weights_[f] * row[f];
+    return s;
+  }
+  float Score(float item_score, bool user_clicked,
+              std::optional<float> ranker) const {
+    return Score(item_score, UserItem{user_clicked, 0}, ranker);
+  }
+
+  // Scores a list shown to `user`: `user_clicked` is the user's clicked
+  // items, ascending (empty for an unknown user); `ranker` is
+  // f(u, items[k]) or empty.
+  void ScoreItems(uint32_t user, std::span<const uint32_t> items,
+                  std::span<const uint32_t> user_clicked,
+                  std::span<const float> ranker, std::span<float> out) const;
+  // The same without the user's exposure (a user the stream does not know).
   void ScoreItems(std::span<const uint32_t> items,
                   std::span<const uint32_t> user_clicked,
                   std::span<const float> ranker, std::span<float> out) const;
@@ -76,6 +99,7 @@ class StreamScorer {
   Weights weights_;
   std::unordered_map<uint32_t, Item> items_;
   Item unseen_;
+  std::shared_ptr<const UserExposure::Snapshot> exposure_;
 };
 
 }  // namespace cfrec::stream

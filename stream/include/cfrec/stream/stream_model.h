@@ -29,6 +29,7 @@
 #include "cfrec/stream/feature_model.h"
 #include "cfrec/stream/item_counters.h"
 #include "cfrec/stream/scorer.h"
+#include "cfrec/stream/user_exposure.h"
 
 namespace cfrec::stream {
 
@@ -46,6 +47,8 @@ struct StreamOptions {
   int64_t label_window_ms = 10 * 60 * 1000;
   // Items remembered per user as clicked (history included). Default 256.
   size_t max_user_items = 256;
+  // Items remembered per user as shown (with how often). Default 256.
+  size_t max_user_shown = 256;
 };
 
 // The identity of a shown list: its user and its items in order. A click
@@ -100,6 +103,7 @@ class StreamModel {
   std::span<const uint32_t> UserClicked(uint32_t user) const;
 
   const ItemCounters& counters() const { return counters_; }
+  const UserExposure& exposure() const { return exposure_; }
   const FeatureModel& model() const { return model_; }
   StreamStats Stats() const;
 
@@ -131,6 +135,7 @@ class StreamModel {
 
   StreamOptions options_;
   ItemCounters counters_;
+  UserExposure exposure_;
   FeatureModel model_;
   std::unordered_map<uint32_t, UserState> users_;
   std::unordered_map<uint64_t, PendingList> pending_;

@@ -1,0 +1,86 @@
+// UserExposure: which items each user was shown, and how often, in recent
+// lists. In a feed the same user is shown the same item again and again;
+// an item passed over once is much less likely to be clicked the next time
+// (on a week of a live news feed, 10.7% of first showings were clicked,
+// 5.5% of second, 3.2% of third, 1.5% of later ones), so the count is a
+// (user, item) feature of the stream model.
+//
+// Each user's record is immutable once published: an update replaces it
+// (copy on write), so a snapshot is a copy of the per-user pointers, and
+// serving reads it while the trainer goes on. Bounded: at most
+// `max_items_per_user` items per user (the least recently shown go first),
+// and users are forgotten with the stream model's users.
+//
+// Thread-safety: none for the table (one owner, the trainer); snapshots are
+// immutable and may be read from any thread.
+#ifndef CFREC_STREAM_USER_EXPOSURE_H_
+#define CFREC_STREAM_USER_EXPOSURE_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cfrec/schemas/status.h"
+
+namespace cfrec::stream {
+
+class UserExposure {
+ public:
+  struct Entry {
+    uint32_t item;
+    uint32_t count;      // lists the item was shown in
+    uint64_t last_list;  // the user's list counter when last shown
+  };
+  // What one (user, item) pair was shown: in `count` earlier lists.
+  struct Seen {
+    uint32_t count = 0;
+  };
+  // One user's entries, ascending by item.
+  struct Record {
+    std::vector<Entry> entries;
+    uint64_t lists = 0;  // lists shown to the user so far
+  };
+
+  // An immutable view of every user's record at one moment.
+  class Snapshot {
+   public:
+    Snapshot() = default;
+    explicit Snapshot(std::vector<std::shared_ptr<const Record>> users)
+        : users_(std::move(users)) {}
+    // What earlier lists showed of `item` to `user`; none if unknown.
+    Seen Find(uint32_t user, uint32_t item) const;
+    size_t num_users() const { return users_.size(); }
+
+   private:
+    std::vector<std::shared_ptr<const Record>> users_;
+  };
+
+  explicit UserExposure(size_t max_items_per_user = 256)
+      : max_items_(max_items_per_user) {}
+
+  // Counts one list shown to `user` (an item named twice counts once).
+  void AddList(uint32_t user, std::span<const uint32_t> items);
+  Seen Find(uint32_t user, uint32_t item) const;
+  // Forgets the user.
+  void Erase(uint32_t user);
+  size_t num_users() const;
+
+  std::shared_ptr<const Snapshot> MakeSnapshot() const;
+
+  // Checkpoint part.
+  void AppendTo(std::string* out) const;
+  Status ReadFrom(std::string_view* in);
+
+ private:
+  static Seen FindIn(const Record* r, uint32_t item);
+
+  size_t max_items_;
+  std::vector<std::shared_ptr<const Record>> users_;  // by user id
+};
+
+}  // namespace cfrec::stream
+
+#endif  // CFREC_STREAM_USER_EXPOSURE_H_
