@@ -1,0 +1,466 @@
+#!/usr/bin/env python3
+"""The CPR study: does CPR help, and where? A sparsity sweep on the CPR
+generator (non-linear response) with base, CPR-r, CPR and CPR-oracle.
+
+For every setting (users x lists per user x d) and seed, `cfrec synth` draws
+a data set and `cfrec eval` (leave-one-out, ranked against all items) trains
+the ranker once per arm on it, with the same seed. The table gives each
+CPR arm's paired difference to its base (same data, same seed) with a 95%
+confidence interval (Student t over seeds), and a figure plots the lift
+against the data size.
+
+Budgets are equal in the way the harness makes them equal: every arm gets
+the same epoch limit and the same validation-based selection (patience), and
+its test figures come from the epoch validation liked best; CPR arms take
+extra ranker steps on their counterfactual samples on top.
+
+Arms are `intervention` or `intervention@variant`, a variant being a named
+change of the ranker's hyper-parameters (VARIANTS below), e.g.
+`learned@round` is CPR with the counterfactual samples trained one step per
+generation round (the behaviour before the fix).
+
+Runs are cached in docs/results/cpr_runs.jsonl (keyed by command line and
+config); --resume reuses them, so an interrupted study continues where it
+stopped, and --report-only rewrites the tables and the figure from the cache.
+One run at a time (the runs are single-threaded). Standard library, plus
+matplotlib for the figure (Debian: python3-matplotlib).
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from bench_common import load_cache, pyplot, run_key
+
+ARM_LABEL = {"none": "base", "random": "CPR-r", "learned": "CPR",
+             "oracle": "CPR-oracle"}
+ARM_COLOR = {"random": "#8c8c3c", "learned": "#d1495b", "oracle": "#2e6f9e"}
+VARIANTS = {
+    # The behaviour before the fix: one ranker step per generation round.
+    "round": {"cf_batch": "round"},
+    # p_R and p_S learning rate of the committed report config.
+    "semlr01": {"sem_lr": 0.01},
+    # Counterfactual samples only once the SEMs had more passes.
+    "start10": {"cf_start_epoch": 10},
+    # Share of counterfactual samples, and noise control k.
+    "mix10": {"cf_mix_ratio": 0.1},
+    "mix100": {"cf_mix_ratio": 1.0},
+    "k2": {"cf_noise_k": 2},
+}
+# Two-sided 95% Student t quantiles by degrees of freedom.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
+       7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179,
+       13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 24: 2.064, 29: 2.045}
+METRIC = "ndcg@10_all"
+
+
+def t95(df):
+    if df in T95:
+        return T95[df]
+    below = [k for k in T95 if k <= df]
+    return T95[max(below)] if below else float("nan")
+
+
+def repo_root():
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def arm_label(arm):
+    intervention, _, variant = arm.partition("@")
+    label = ARM_LABEL[intervention]
+    return label + (" (%s)" % variant if variant else "")
+
+
+class Runner:
+    def __init__(self, args, cache, log):
+        self.args = args
+        self.cache = cache
+        self.log = log
+        self.started = time.time()
+        self.ran = 0
+        self.skipped = 0
+
+    def over_budget(self):
+        return (self.args.budget_minutes and
+                time.time() - self.started > 60 * self.args.budget_minutes)
+
+    def data(self, users, lists, dim, seed):
+        d = os.path.join(self.args.work, "u%d_l%d_d%d_s%d" % (
+            users, lists, dim, seed))
+        if not os.path.exists(os.path.join(d, "ground_truth.json")):
+            subprocess.run(
+                [self.args.cfrec, "synth", "--out", d, "--seed", str(seed),
+                 "--dim", str(dim), "--response", "nonlinear", "--users",
+                 str(users), "--lists-per-user", str(lists)],
+                check=True, stdout=subprocess.DEVNULL)
+        return d
+
+    def config(self, ranker, arm):
+        """The config file of an arm: the study's base config with the
+        arm's variant merged into models.<ranker>."""
+        base = {}
+        if self.args.config:
+            with open(self.args.config) as f:
+                base = json.load(f)
+        _, _, variant = arm.partition("@")
+        if variant:
+            base.setdefault("models", {}).setdefault(ranker, {}).update(
+                VARIANTS[variant])
+        if not base:
+            return None
+        path = os.path.join(self.args.work, "config_%s_%s.json" % (
+            ranker, variant or "base"))
+        with open(path, "w") as f:
+            json.dump(base, f, sort_keys=True)
+        return path
+
+    def eval(self, users, lists, dim, seed, ranker, arm):
+        data_dir = self.data(users, lists, dim, seed)
+        intervention = arm.partition("@")[0]
+        config = self.config(ranker, arm)
+        root = repo_root()
+        cmd = [self.args.cfrec, "eval", "--data",
+               os.path.relpath(os.path.join(data_dir, "behaviors.tsv"), root),
+               "--ranker", ranker, "--intervention", intervention,
+               "--seed", str(seed)]
+        if config:
+            cmd += ["--config", os.path.relpath(config, root)]
+        # The key names the setting, not the scratch directory.
+        key = run_key(["study", "u%d" % users, "l%d" % lists, "d%d" % dim,
+                       "s%d" % seed, ranker, arm], config)
+        if key in self.cache:
+            return self.cache[key]
+        if self.args.report_only or self.over_budget():
+            self.skipped += 1
+            return None
+        start = time.time()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+        if proc.returncode != 0:
+            sys.stderr.write("%s failed (%d): %s\n" % (
+                " ".join(cmd), proc.returncode, proc.stderr.strip()[-300:]))
+            return None
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        slim = {
+            "run_key": key, "users": users, "lists": lists, "dim": dim,
+            "seed": seed, "ranker": ranker, "arm": arm,
+            "metrics": r["metrics"], "best_epoch": r.get("best_epoch"),
+            "dataset": r.get("dataset"), "wall_seconds": time.time() - start,
+            "counterfactual": r.get("counterfactual"),
+        }
+        cf = slim["counterfactual"]
+        if cf:  # the per-epoch figures of the last setting only: keep size
+            cf["by_epoch"] = [
+                {k: e.get(k) for k in ("epoch", "mean_reward",
+                                       "pair_agreement", "list_click_auc",
+                                       "catalog_share")}
+                for e in cf.get("by_epoch", [])]
+        self.cache[key] = slim
+        self.log.write(json.dumps(slim, sort_keys=True) + "\n")
+        self.log.flush()
+        self.ran += 1
+        sys.stderr.write("%4.0fs u%d l%d d%d s%d %s %s %s=%.4f\n" % (
+            time.time() - self.started, users, lists, dim, seed, ranker, arm,
+            METRIC, r["metrics"].get(METRIC, float("nan"))))
+        return slim
+
+
+def paired(results, base, metric):
+    """(mean diff, half-width of the 95% CI, n, mean base, mean arm)."""
+    seeds = sorted(set(results) & set(base))
+    diffs = [results[s]["metrics"][metric] - base[s]["metrics"][metric]
+             for s in seeds]
+    if not diffs:
+        return None
+    n = len(diffs)
+    mean = statistics.fmean(diffs)
+    half = (t95(n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+            if n > 1 else float("nan"))
+    return (mean, half, n,
+            statistics.fmean(base[s]["metrics"][metric] for s in seeds),
+            statistics.fmean(results[s]["metrics"][metric] for s in seeds))
+
+
+def fmean_key(runs, path):
+    values = []
+    for r in runs:
+        x = r
+        for k in path:
+            x = (x or {}).get(k) if isinstance(x, dict) else None
+        if isinstance(x, (int, float)):
+            values.append(float(x))
+    return statistics.fmean(values) if values else None
+
+
+def write_report(args, grid, title, out_fig):
+    """The Markdown lines of one part of the study (and its figure)."""
+    config = (os.path.relpath(args.config, repo_root()) if args.config
+              else "none (cfrec eval's defaults)")
+    lines = [
+        "## " + title,
+        "",
+        "Command of this part: `python3 bench/cpr_study.py %s`; config %s." % (
+            " ".join(args.argv_for_report), config),
+        "",
+        "CPR generator, non-linear response; leave-one-out, held-out click",
+        "ranked against all items. Each cell: the arm's mean %s, its" % METRIC,
+        "paired difference to the base ranker (same data set and seed) with",
+        "the 95% confidence interval over seeds, and the relative change.",
+        "Bold: the interval excludes zero. `test users`: held-out users per",
+        "data set (a user needs 3 distinct clicks).",
+        "",
+    ]
+    figure_series = {}
+    for ranker in args.rankers:
+        for dim in args.dims:
+            lines.append("### %s, d = %d" % (ranker.upper(), dim))
+            lines.append("")
+            header = ["users", "lists/user", "test users", "base"]
+            header += [arm_label(a) for a in args.arms if a != "none"]
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            for users in args.users:
+                for lists in args.lists:
+                    cell = grid.get((ranker, dim, users, lists), {})
+                    base = cell.get("none", {})
+                    if not base:
+                        continue
+                    tu = fmean_key(base.values(), ["metrics", "test_users"])
+                    row = [str(users), str(lists),
+                           "%.0f" % tu if tu is not None else "-",
+                           "%.3f (n=%d)" % (statistics.fmean(
+                               r["metrics"][METRIC] for r in base.values()),
+                               len(base))]
+                    for arm in args.arms:
+                        if arm == "none":
+                            continue
+                        p = paired(cell.get(arm, {}), base, METRIC)
+                        if p is None:
+                            row.append("-")
+                            continue
+                        mean, half, n, mb, ma = p
+                        sig = (not math.isnan(half) and
+                               (mean - half > 0 or mean + half < 0))
+                        text = "%.3f, %+.3f [%+.3f, %+.3f] %+.0f%%" % (
+                            ma, mean, mean - half, mean + half,
+                            100 * mean / mb if mb else float("nan"))
+                        row.append("**%s**" % text if sig else text)
+                        figure_series.setdefault(
+                            (ranker, dim, users, arm), []).append(
+                                (users * lists, mean, half))
+                    lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+    # Fidelity, averaged over seeds, per arm and setting.
+    lines += [
+        "### Fidelity of the simulators (means over seeds)",
+        "",
+        "p_S AUC: in-list AUC of clicked vs not clicked entries, on training",
+        "lists and on fresh lists drawn from the generator (the true model",
+        "scores 1.0 there without click noise). Pair agreement: share of the",
+        "counterfactual pairs whose order the true click logit agrees with.",
+        "List click AUC: the simulated click probabilities against the true",
+        "clicks on the counterfactual lists. Catalog share: items the",
+        "counterfactual lists reach in the last epoch.",
+        "",
+        "| ranker | d | users | lists/user | arm | p_S AUC train | p_S AUC "
+        "fresh | p_R AUC | pair agreement | list click AUC | catalog share "
+        "(last epoch) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (ranker, dim, users, lists), cell in sorted(grid.items()):
+        for arm in args.arms:
+            runs = list(cell.get(arm, {}).values())
+            if arm == "none" or not runs:
+                continue
+
+            def f(path, fmt="%.3f"):
+                v = fmean_key(runs, path)
+                return fmt % v if v is not None else "-"
+            last_share = [r["counterfactual"]["by_epoch"][-1]["catalog_share"]
+                          for r in runs if r.get("counterfactual") and
+                          r["counterfactual"].get("by_epoch")]
+            lines.append("| %s | %d | %d | %d | %s | %s | %s | %s | %s | %s "
+                         "| %s |" % (
+                             ranker, dim, users, lists, arm_label(arm),
+                             f(["counterfactual", "sem", "ps_auc_train"]),
+                             f(["counterfactual", "sem", "ps_auc_fresh"]),
+                             f(["counterfactual", "sem", "pr_auc_train"]),
+                             f(["counterfactual", "total", "pair_agreement"]),
+                             f(["counterfactual", "total", "list_click_auc"]),
+                             "%.2f" % statistics.fmean(last_share)
+                             if last_share else "-"))
+    lines.append("")
+    if plot(args, figure_series, out_fig):
+        name = os.path.basename(out_fig)
+        lines[2:2] = ["![%s](%s)" % (title, name), ""]
+    return lines
+
+
+def plot(args, series, path):
+    if not series:
+        return False
+    plt = pyplot()
+    panels = [(r, d, u) for r in args.rankers for d in args.dims
+              for u in args.users
+              if any((r, d, u, a) in series for a in args.arms)]
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.7 * rows + 0.4),
+                             squeeze=False, sharey=True)
+    flat = [ax for row in axes for ax in row]
+    for ax, (ranker, dim, users) in zip(flat, panels):
+        ax.axhline(0, color="#999999", lw=0.8)
+        for k, arm in enumerate(a for a in args.arms if a != "none"):
+            pts = sorted(series.get((ranker, dim, users, arm), []))
+            if not pts:
+                continue
+            intervention = arm.partition("@")[0]
+            color = ARM_COLOR.get(intervention, "#555555")
+            xs = [p[0] * (1 + 0.04 * (k - 1)) for p in pts]  # dodge
+            ax.errorbar(xs, [p[1] for p in pts],
+                        yerr=[0 if math.isnan(p[2]) else p[2] for p in pts],
+                        color=color, marker="o", ms=3, lw=1.2, capsize=2,
+                        ls="-" if "@" not in arm else "--",
+                        label=arm_label(arm))
+        ax.set_xscale("log")
+        ax.set_title("%s, d=%d, %d users" % (ranker.upper(), dim, users))
+        ax.set_xlabel("lists in the log (users x lists/user)")
+        ax.grid(color="#ebebeb", lw=0.6)
+    for ax in flat[len(panels):]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel("paired diff. in NDCG@10 (all)")
+    handles, labels = flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels),
+               frameon=False)
+    fig.suptitle("CPR lift over its base against data size (95% CI)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, metadata={"Date": None})
+    fig.savefig(os.path.splitext(path)[0] + ".png", dpi=110,
+                metadata={"Software": None})
+    plt.close(fig)
+    return True
+
+
+# --study: every part of the committed study, one command (--resume).
+STUDY_PARTS = [
+    ("defaults", "BPR at cfrec eval's defaults (the issue's setting), "
+     "before and after the fix",
+     {"config": "", "users": [600], "lists": [25],
+      "arms": ["none", "learned@round", "random", "learned", "oracle"]}),
+    ("sweep", "Sparsity sweep, BPR, d = 16", {}),
+    ("variants", "Candidate settings of CPR, BPR, d = 16",
+     {"users": [150, 600], "lists": [5, 25],
+      "arms": ["none", "learned", "learned@start10", "learned@mix10",
+               "learned@mix100", "learned@k2"]}),
+    ("gmf", "Sparsity sweep, GMF, d = 16", {"rankers": ["gmf"]}),
+    ("d32", "BPR, d = 32, 600 users", {"dims": [32], "users": [600]}),
+]
+
+
+def run_part(args, runner):
+    grid = {}
+    # Seeds outermost: a budget cut leaves every setting with its first
+    # seeds, so paired differences exist everywhere.
+    for seed in args.seeds:
+        for ranker in args.rankers:
+            for dim in args.dims:
+                for users in args.users:
+                    for lists in args.lists:
+                        for arm in args.arms:
+                            r = runner.eval(users, lists, dim, seed, ranker,
+                                            arm)
+                            if r is None:
+                                continue
+                            grid.setdefault(
+                                (ranker, dim, users, lists), {}
+                            ).setdefault(arm, {})[seed] = r
+    return grid
+
+
+def main():
+    root = repo_root()
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cfrec", default=os.path.join(root, "build", "release",
+                                                   "app", "cfrec"))
+    p.add_argument("--rankers", nargs="+", default=["bpr"])
+    p.add_argument("--arms", nargs="+",
+                   default=["none", "random", "learned", "oracle"])
+    p.add_argument("--users", nargs="+", type=int, default=[150, 600])
+    p.add_argument("--lists", nargs="+", type=int, default=[5, 10, 25])
+    p.add_argument("--dims", nargs="+", type=int, default=[16])
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    p.add_argument("--config", default=os.path.join(root, "bench",
+                                                    "cpr_study_config.json"),
+                   help="base config of every arm ('' for cfrec's defaults)")
+    p.add_argument("--work", default=os.path.join(root, "build",
+                                                  "cpr_study"),
+                   help="scratch directory of the generated data sets")
+    p.add_argument("--out", default=os.path.join(root, "docs", "results"))
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the runs cached in cpr_runs.jsonl")
+    p.add_argument("--report-only", action="store_true",
+                   help="no runs: tables and figure from the cache")
+    p.add_argument("--budget-minutes", type=float, default=0,
+                   help="start no run after this many minutes (0: none)")
+    p.add_argument("--study", action="store_true",
+                   help="every part of the committed study (STUDY_PARTS) "
+                   "into CPR_SWEEP.md; the grid options are ignored")
+    args = p.parse_args()
+    # The command as a reader would type it: no binary or scratch paths.
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if a in ("--cfrec", "--work"):
+            skip = True
+            continue
+        if a.startswith("--cfrec=") or a.startswith("--work="):
+            continue
+        argv.append(a)
+    args.argv_for_report = argv
+    os.makedirs(args.work, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    cache_path = os.path.join(args.out, "cpr_runs.jsonl")
+    cache = load_cache(cache_path) if (args.resume or args.report_only) else {}
+    if not (args.resume or args.report_only) and os.path.exists(cache_path):
+        os.replace(cache_path, cache_path + ".old")
+    parts = ([(name, title, overrides) for name, title, overrides
+              in STUDY_PARTS] if args.study
+             else [("sweep", "Sparsity sweep", {})])
+    lines = ["# CPR study: the runs (generated)", "",
+             "Generated by `bench/cpr_study.py%s` from" % (
+                 " --study --resume" if args.study else ""),
+             "`docs/results/cpr_runs.jsonl`; do not edit. The text that reads",
+             "these tables is CPR_STUDY.md.", ""]
+    with open(cache_path, "a") as log:
+        runner = Runner(args, cache, log)
+        for name, title, overrides in parts:
+            part = argparse.Namespace(**vars(args))
+            for k, v in overrides.items():
+                setattr(part, k, v)
+            if args.study:
+                part.argv_for_report = ["--study"]
+                for k, v in overrides.items():
+                    flag = "--" + k.replace("_", "-")
+                    part.argv_for_report += (
+                        [flag] + [str(x) for x in v] if isinstance(v, list)
+                        else [flag, "''" if v == "" else str(v)])
+            runner.args = part
+            grid = run_part(part, runner)
+            lines += write_report(part, grid, title, os.path.join(
+                args.out, "cpr_%s_lift.svg" % name))
+    with open(os.path.join(args.out, "CPR_SWEEP.md"), "w") as f:
+        f.write("\n".join(lines))
+    sys.stderr.write("ran %d, cached %d, not run %d\n" % (
+        runner.ran, len(cache) - runner.ran, runner.skipped))
+
+
+if __name__ == "__main__":
+    main()
