@@ -23,6 +23,7 @@ packages=(
   librdkafka-dev librocksdb-dev libtorch-dev libboost-dev
   nlohmann-json3-dev libgtest-dev libcli11-dev
   python3-matplotlib  # not for the build or tests: plots of bench/report.py, bench/stream_report.py
+  chromium  # the dashboard's browser test (tests/web)
 )
 
 install_missing() {
@@ -32,6 +33,10 @@ install_missing() {
       missing+=("$p")
     fi
   done
+  # Node.js and npm for web/ (the dashboard's npm packages): Debian's, unless
+  # some Node.js with npm is installed already (its package may conflict
+  # with Debian's npm).
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "installing: ${missing[*]}" >&2
   local sudo=""
@@ -40,7 +45,17 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# web/node_modules as web/package-lock.json pins it (uPlot, embedded by the
+# build; playwright-core, for the browser test); again when the lock changes.
+npm_install() {
+  local installed=web/node_modules/.package-lock.json
+  if [ ! -f "$installed" ] || [ web/package-lock.json -nt "$installed" ]; then
+    (cd web && npm ci --no-audit --no-fund)
+  fi
+}
+
 build() {
+  npm_install
   cmake --preset release >/dev/null
   cmake --build --preset release
 }

@@ -23,7 +23,9 @@
 #include "cfrec/server/metrics.h"
 #include "cfrec/server/service.h"
 #include "cfrec/state/event_store.h"
+#include "cfrec/web/assets.h"
 #include "commands.h"
+#include "store_state_view.h"
 
 namespace cfrec::app {
 namespace {
@@ -347,6 +349,14 @@ int RunServe(const ServeArgs& args) {
   context.state_ready = [] { return true; };  // the store is open by now
   context.metrics = &metrics;
   context.api_token = api_token;
+  // The dashboard: its page and what it shows of the store.
+  StoreStateView state_view(store->get());
+  context.state_view = &state_view;
+  std::vector<server::StaticAsset> assets;
+  for (const web::Asset& a : web::Assets()) {
+    assets.push_back({a.path, a.content_type, a.body});
+  }
+  context.assets = assets;
   server::ServerOptions so;
   s = ParseHostPort(args.http, &so.host, &so.port);
   if (!s.ok()) return Fail("parsing --http", s);
@@ -363,7 +373,9 @@ int RunServe(const ServeArgs& args) {
   s = http.Start();
   if (!s.ok()) return Fail("starting HTTP on " + args.http, s);
   LogInfo("serve", "HTTP on " + so.host + ":" + std::to_string(http.port()) +
-                       " (try GET /v1/model, /v1/recommendations?user_id=U, "
+                       " (dashboard at http://" + so.host + ":" +
+                       std::to_string(http.port()) +
+                       "/; try GET /v1/model, /v1/recommendations?user_id=U, "
                        "/metrics)");
 
   std::atomic<bool> stopping{false};  // a shutdown signal arrived

@@ -324,4 +324,45 @@ std::string MetricsRegistry::Expose() const {
   return out;
 }
 
+std::vector<MetricFamilyValues> MetricsRegistry::Collect() const {
+  std::vector<MetricFamilyValues> out;
+  std::shared_lock lock(mu_);
+  out.reserve(families_.size());
+  for (const auto& [name, family] : families_) {
+    const Family& f = *family;
+    MetricFamilyValues& values = out.emplace_back();
+    values.name = name;
+    values.type = f.type == Type::kCounter ? "counter"
+                  : f.type == Type::kGauge ? "gauge"
+                                           : "histogram";
+    values.help = f.help;
+    values.label_names = f.label_names;
+    values.bounds = f.bounds;
+    for (const auto& [key, child] : f.children) {
+      MetricFamilyValues::Sample& sample = values.samples.emplace_back();
+      sample.label_values = child->label_values;
+      if (child->histogram) {
+        const Histogram& h = *child->histogram;
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i <= h.bounds().size(); ++i) {
+          cumulative += h.bucket_count(i);
+          sample.cumulative.push_back(cumulative);
+        }
+        sample.sum = h.sum();
+      } else if (child->callback) {
+        sample.value = child->callback();
+      } else if (child->counter) {
+        sample.value = static_cast<double>(child->counter->value());
+      } else {
+        sample.value = child->gauge->value();
+      }
+    }
+    std::sort(values.samples.begin(), values.samples.end(),
+              [](const auto& a, const auto& b) {
+                return a.label_values < b.label_values;
+              });
+  }
+  return out;
+}
+
 }  // namespace cfrec::server

@@ -14,82 +14,21 @@
 
 #include "cfrec/server/query.h"
 #include "cfrec/server/recommend.h"
+#include "dashboard_routes.h"
+#include "handler_util.h"
 
 namespace cfrec::server {
 namespace {
 
 using nlohmann::json;
 
-int64_t NowMs(const std::function<int64_t()>& clock) {
-  if (clock) return clock();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-HttpResponse JsonResponse(int status, const json& doc) {
-  HttpResponse response;
-  response.status = status;
-  // Ids come from validated events, but a replacement character is better
-  // than an exception if one ever is not UTF-8.
-  response.body = doc.dump(-1, ' ', false, json::error_handler_t::replace);
-  return response;
-}
-
-HttpResponse BadRequest(std::string_view message) {
-  return ErrorResponse(400, "invalid_argument", message);
-}
-
-HttpResponse NotReady(std::string_view message) {
-  return ErrorResponse(503, "not_ready", message);
-}
-
-std::shared_ptr<const learner::ModelSnapshot> Latest(
-    const ServiceContext& context) {
-  if (context.snapshots == nullptr) return nullptr;
-  return context.snapshots->Get();
-}
-
-// Checks an id given by a client: non-empty, within the id limit, UTF-8.
-Status CheckId(std::string_view id, std::string_view field,
-               const ServingOptions& options) {
-  if (id.empty()) {
-    return Status::InvalidArgument("'" + std::string(field) +
-                                   "' must not be empty");
-  }
-  if (id.size() > options.event_limits.max_id_bytes) {
-    return Status::InvalidArgument(
-        "'" + std::string(field) + "' is longer than " +
-        std::to_string(options.event_limits.max_id_bytes) + " bytes");
-  }
-  if (!IsValidUtf8(id)) {
-    return Status::InvalidArgument("'" + std::string(field) +
-                                   "' is not valid UTF-8");
-  }
-  return Status::Ok();
-}
-
-// Collects the query parameters named in `allowed`, each at most once;
-// anything else is an error.
-Status TakeParams(const ParsedTarget& target,
-                  std::initializer_list<std::string_view> allowed,
-                  std::vector<std::optional<std::string>>* values) {
-  values->assign(allowed.size(), std::nullopt);
-  for (const auto& [name, value] : target.params) {
-    const auto it = std::find(allowed.begin(), allowed.end(), name);
-    if (it == allowed.end()) {
-      return Status::InvalidArgument("unknown query parameter '" +
-                                     name.substr(0, 64) + "'");
-    }
-    auto& slot = (*values)[it - allowed.begin()];
-    if (slot.has_value()) {
-      return Status::InvalidArgument("query parameter '" + name +
-                                     "' given more than once");
-    }
-    slot = value;
-  }
-  return Status::Ok();
-}
+using internal::BadRequest;
+using internal::CheckId;
+using internal::JsonResponse;
+using internal::Latest;
+using internal::NotReady;
+using internal::NowMs;
+using internal::TakeParams;
 
 // Common checks of a JSON request body; parses it into `doc`.
 std::optional<HttpResponse> ParseJsonBody(const ServiceContext& context,
@@ -404,6 +343,10 @@ constexpr Route kRoutes[] = {
     {"/metrics", "GET", &GetMetrics},
     {"/healthz", "GET", &GetHealthz},
     {"/readyz", "GET", &GetReadyz},
+    {"/v1/metrics", "GET", &internal::GetMetricsJson},
+    {"/v1/explain", "GET", &internal::GetExplain},
+    {"/v1/trending", "GET", &internal::GetTrending},
+    {"/v1/dead-letters", "GET", &internal::GetDeadLetters},
 };
 
 std::string_view MethodLabel(std::string_view method) {
@@ -423,6 +366,10 @@ constexpr RouteInfo kRouteInfo[] = {
     {"GET", "/metrics"},
     {"GET", "/healthz"},
     {"GET", "/readyz"},
+    {"GET", "/v1/metrics"},
+    {"GET", "/v1/explain"},
+    {"GET", "/v1/trending"},
+    {"GET", "/v1/dead-letters"},
 };
 
 constexpr bool RouteInfoMatchesRoutes() {
@@ -512,6 +459,9 @@ HttpResponse Handle(const ServiceContext& context, const HttpRequest& request) {
       }
       response.route = std::string(route.path);
       return response;
+    }
+    if (auto asset = internal::ServeAsset(context, request, *target)) {
+      return *asset;
     }
     return ErrorResponse(404, "not_found", "no such route");
   } catch (const std::exception& e) {
@@ -658,6 +608,16 @@ bool RegisterModelMetrics(MetricsRegistry& metrics,
       stat([](const learner::ModelSnapshot& s) {
         return static_cast<double>(s.stats().online_lists);
       }));
+  ok &= metrics.AddCallback("cfrec_sem_r_loss",
+                            "Moving average of p_R's loss (CPR eq. 6)", false,
+                            stat([](const learner::ModelSnapshot& s) {
+                              return s.stats().sem_r_loss;
+                            }));
+  ok &= metrics.AddCallback("cfrec_sem_s_loss",
+                            "Moving average of p_S's loss (CPR eq. 7)", false,
+                            stat([](const learner::ModelSnapshot& s) {
+                              return s.stats().sem_s_loss;
+                            }));
   ok &= metrics.AddCallback("cfrec_ranker_loss",
                             "Moving average of the ranker's training loss",
                             false, stat([](const learner::ModelSnapshot& s) {

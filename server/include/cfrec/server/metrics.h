@@ -74,6 +74,24 @@ class Histogram {
 // Latency buckets in seconds, 100 us .. 10 s; suited to request latency.
 std::vector<double> DefaultLatencyBuckets();
 
+// The values of one family at one moment (MetricsRegistry::Collect), for
+// views of the registry other than the text exposition.
+struct MetricFamilyValues {
+  struct Sample {
+    LabelValues label_values;  // in the order of label_names
+    double value = 0;          // counters and gauges
+    // Histograms: cumulative count at each of `bounds`, then at +Inf.
+    std::vector<uint64_t> cumulative;
+    double sum = 0;  // histograms
+  };
+  std::string name;
+  std::string_view type;  // "counter", "gauge" or "histogram"
+  std::string help;
+  std::vector<std::string> label_names;
+  std::vector<double> bounds;   // histograms only
+  std::vector<Sample> samples;  // sorted by label values
+};
+
 class MetricsRegistry {
  public:
   MetricsRegistry();
@@ -110,6 +128,10 @@ class MetricsRegistry {
 
   // Prometheus text exposition format 0.0.4, families sorted by name.
   std::string Expose() const;
+
+  // Every family's current values, families sorted by name; reads callback
+  // metrics as Expose() does.
+  std::vector<MetricFamilyValues> Collect() const;
 
   // Content-Type of Expose()'s output.
   static constexpr std::string_view kContentType =

@@ -9,6 +9,8 @@
 //   GET  /metrics        Prometheus text exposition 0.0.4
 //   GET  /healthz        process up
 //   GET  /readyz         state open and a snapshot published
+// and the dashboard's routes (dashboard.h): GET /, /v1/metrics, /v1/explain,
+// /v1/trending, /v1/dead-letters.
 // Only POST /v1/events changes state; with ServiceContext::api_token set it
 // needs "Authorization: Bearer <token>". Every other route is a read and
 // stays open.
@@ -28,6 +30,7 @@
 #include "cfrec/learner/snapshot.h"
 #include "cfrec/schemas/event.h"
 #include "cfrec/server/auth.h"
+#include "cfrec/server/dashboard.h"
 #include "cfrec/server/http_types.h"
 #include "cfrec/server/metrics.h"
 #include "cfrec/server/recommend.h"
@@ -87,6 +90,13 @@ struct ServiceContext {
   // cfrec_http_unauthorized_total{route,reason}. Unset (the default): every
   // route is open.
   std::optional<ApiToken> api_token;
+  // The store's recent clicks (GET /v1/explain) and dead letters (GET
+  // /v1/dead-letters). Not owned; must outlive the server. Null: explain
+  // shows no clicks and dead-letters answers 503.
+  const StateView* state_view = nullptr;
+  // Files GET serves at their path (the dashboard page). The views must
+  // outlive the server. Empty: GET / answers 404.
+  std::span<const StaticAsset> assets;
 };
 
 // The routes Handle() serves, for documentation checks and tooling.
@@ -119,11 +129,12 @@ void InitServiceMetrics(const ServiceContext& context);
 
 // Registers gauges read from the latest snapshot at scrape time:
 // cfrec_model_version, cfrec_model_age_seconds, cfrec_policy_reward,
-// cfrec_ranker_loss, cfrec_training_samples_total{source=observed|
-// counterfactual} and cfrec_training_samples_per_second{source} (the rate
-// between the snapshots seen by successive scrapes). `snapshots` is not
-// owned and must outlive the registry's last Expose(). `now_unix_ms` as in
-// ServiceContext. Returns false if these names are already registered.
+// cfrec_ranker_loss, cfrec_sem_r_loss, cfrec_sem_s_loss,
+// cfrec_training_samples_total{source=observed| counterfactual} and
+// cfrec_training_samples_per_second{source} (the rate between the snapshots
+// seen by successive scrapes). `snapshots` is not owned and must outlive the
+// registry's last Expose(). `now_unix_ms` as in ServiceContext. Returns false
+// if these names are already registered.
 bool RegisterModelMetrics(MetricsRegistry& metrics,
                           const learner::SnapshotHolder* snapshots,
                           std::function<int64_t()> now_unix_ms = nullptr);
