@@ -51,6 +51,8 @@ VARIANTS = {
     "mix10": {"cf_mix_ratio": 0.1},
     "mix100": {"cf_mix_ratio": 1.0},
     "k2": {"cf_noise_k": 2},
+    # The oracle's pairs with the true clicks only (clicked vs not).
+    "click": {"cf_oracle": "click"},
 }
 # Two-sided 95% Student t quantiles by degrees of freedom.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
@@ -353,7 +355,8 @@ STUDY_PARTS = [
      "before and after the fix",
      {"config": "", "users": [600], "lists": [25],
       "arms": ["none", "learned@round", "random", "learned", "oracle"]}),
-    ("sweep", "Sparsity sweep, BPR, d = 16", {}),
+    ("sweep", "Sparsity sweep, BPR, d = 16",
+     {"arms": ["none", "random", "learned", "oracle", "oracle@click"]}),
     ("variants", "Candidate settings of CPR, BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned", "learned@start10", "learned@mix10",

@@ -8,10 +8,12 @@
 namespace cfrec::learner::cf {
 
 OracleSimulator::OracleSimulator(std::shared_ptr<const eval::TrueModel> truth,
-                                 int list_size, int noise_k, uint64_t seed)
+                                 int list_size, int noise_k, bool clicks_only,
+                                 uint64_t seed)
     : truth_(std::move(truth)),
       list_size_(list_size),
       noise_k_(noise_k),
+      clicks_only_(clicks_only),
       rng_(seed) {}
 
 const std::vector<float>& OracleSimulator::ExposureRow(uint32_t user) {
@@ -37,7 +39,7 @@ void OracleSimulator::Generate(std::span<const uint32_t> users,
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::vector<std::pair<float, uint32_t>> keys(n_items);
   std::vector<uint32_t> list(k_len);
-  std::vector<double> logit(k_len);
+  std::vector<double> logit(k_len), prob(k_len);
   std::vector<int> order(k_len);
   for (uint32_t user : users) {
     if (user >= truth_->num_users()) continue;
@@ -53,13 +55,16 @@ void OracleSimulator::Generate(std::span<const uint32_t> users,
     for (size_t j = 0; j < k_len; ++j) {
       list[j] = keys[j].second;
       logit[j] = truth_->ClickLogit(user, list[j]);
+      prob[j] = truth_->ClickProbability(user, list[j]);
     }
+    const std::vector<double>& key = clicks_only_ ? prob : logit;
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(),
-                     [&](int a, int b) { return logit[a] > logit[b]; });
+                     [&](int a, int b) { return key[a] > key[b]; });
     const int n = static_cast<int>(k_len);
     for (int a = 0; a < noise_k_; ++a) {
       for (int b = n - noise_k_; b < n; ++b) {
+        if (clicks_only_ && !(key[order[a]] > key[order[b]])) continue;
         out.push_back({user, list[order[a]], list[order[b]]});
       }
     }
@@ -67,8 +72,7 @@ void OracleSimulator::Generate(std::span<const uint32_t> users,
       trace->users.push_back(user);
       for (int j : order) {
         trace->lists.push_back(list[j]);
-        trace->probabilities.push_back(
-            static_cast<float>(truth_->ClickProbability(user, list[j])));
+        trace->probabilities.push_back(static_cast<float>(prob[j]));
       }
     }
   }

@@ -11,6 +11,12 @@
 // model's: CPR with this simulator bounds what counterfactual samples can
 // give the ranker on the log.
 //
+// That order also ranks items the user would not click against each other,
+// which no model trained on clicks can learn. With `clicks_only` the list
+// is ordered by the true P(click) instead and a pair is kept only when its
+// two items differ in it (without click noise: one clicked, one not): the
+// bound for a simulator that learns from clicks alone.
+//
 // LibTorch-free; one thread owns an instance.
 #ifndef CFREC_LEARNER_SRC_CF_ORACLE_H_
 #define CFREC_LEARNER_SRC_CF_ORACLE_H_
@@ -31,7 +37,7 @@ class OracleSimulator {
  public:
   // list_size K >= 2 noise_k, both >= 1; truth not null.
   OracleSimulator(std::shared_ptr<const eval::TrueModel> truth, int list_size,
-                  int noise_k, uint64_t seed);
+                  int noise_k, bool clicks_only, uint64_t seed);
 
   // One list per user (users the truth does not know, or a catalog shorter
   // than K, give none) and its k*k samples appended to `out`, in user
@@ -47,6 +53,7 @@ class OracleSimulator {
   std::shared_ptr<const eval::TrueModel> truth_;
   int list_size_;
   int noise_k_;
+  bool clicks_only_;
   std::mt19937_64 rng_;
   std::vector<std::vector<float>> exposure_;  // lazily filled, by user
 };

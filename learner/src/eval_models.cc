@@ -50,8 +50,11 @@ struct Settings {
   // the learning rate whatever its size, so small counterfactual batches
   // took most of the ranker's updates (see docs/results/CPR_STUDY.md).
   std::string cf_batch = "ranker";
-  // "oracle": the generator's true models simulate (cf_oracle.h).
+  // "oracle": the generator's true models simulate (cf_oracle.h); with
+  // cf_oracle "click" its pairs carry the true clicks only, with "logit"
+  // (the default) the true order of every pair.
   bool oracle = false;
+  std::string cf_oracle = "logit";
 };
 
 Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
@@ -79,6 +82,16 @@ Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
     }
     *field = e.get<int>();
     hyper.erase(key);
+  }
+  if (hyper.contains("cf_oracle")) {
+    const nlohmann::json& e = hyper["cf_oracle"];
+    if (!e.is_string() || (e != "logit" && e != "click")) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_oracle must be \"logit\" or "
+                                     "\"click\"");
+    }
+    settings.cf_oracle = e.get<std::string>();
+    hyper.erase("cf_oracle");
   }
   if (hyper.contains("cf_batch")) {
     const nlohmann::json& e = hyper["cf_batch"];
@@ -153,7 +166,8 @@ class LearnerModel final : public eval::Model {
       }
       const CounterfactualOptions& cf = settings_.trainer.counterfactual;
       oracle_ = std::make_unique<cf::OracleSimulator>(
-          spec_.truth, cf.list_size, cf.noise_k, MixSeed(context.seed, 1));
+          spec_.truth, cf.list_size, cf.noise_k, settings_.cf_oracle == "click",
+          MixSeed(context.seed, 1));
     } else if (settings_.trainer.counterfactual.intervention != "none") {
       CounterfactualOptions cf = settings_.trainer.counterfactual;
       cf.seed = MixSeed(context.seed, 1);
@@ -395,7 +409,8 @@ class LearnerModel final : public eval::Model {
     const CounterfactualOptions& cf = settings_.trainer.counterfactual;
     const TrainingStats& st = learner_->stats();
     nlohmann::json j = tracker_->Json(learner_->sem_view().num_items);
-    j["simulator"] = settings_.oracle ? "oracle" : cf.intervention;
+    j["simulator"] =
+        settings_.oracle ? "oracle-" + settings_.cf_oracle : cf.intervention;
     j["cf_batch"] = settings_.cf_batch;
     j["mix_ratio"] = cf.mix_ratio;
     j["noise_k"] = cf.noise_k;

@@ -226,9 +226,19 @@ TEST(EvalModelsTest, OracleAndFidelityFigures) {
   nlohmann::json oracle =
       FitAndDiagnose(registry, log, std::string(kSynthHyper) + "}", "oracle");
   ASSERT_TRUE(oracle.is_object());
-  EXPECT_EQ(oracle["simulator"], "oracle");
+  EXPECT_EQ(oracle["simulator"], "oracle-logit");
   EXPECT_DOUBLE_EQ(oracle["total"]["pair_agreement"].get<double>(), 1.0);
   EXPECT_EQ(oracle["by_epoch"].size(), 4u);
+
+  // Clicks only: pairs of a clicked and an unclicked item, so fewer.
+  nlohmann::json clicks = FitAndDiagnose(
+      registry, log, std::string(kSynthHyper) + R"(, "cf_oracle": "click"})",
+      "oracle");
+  ASSERT_TRUE(clicks.is_object());
+  EXPECT_EQ(clicks["simulator"], "oracle-click");
+  EXPECT_DOUBLE_EQ(clicks["total"]["pair_agreement"].get<double>(), 1.0);
+  EXPECT_LT(clicks["total"]["samples"].get<double>(),
+            0.7 * clicks["total"]["lists"].get<double>());
 
   nlohmann::json learned =
       FitAndDiagnose(registry, log, std::string(kSynthHyper) + "}", "learned");
