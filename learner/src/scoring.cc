@@ -6,8 +6,12 @@
 namespace cfrec::learner {
 namespace {
 
+// Serving scores every retrieved candidate with this: `omp simd` lets the
+// reduction vectorise without -ffast-math (compiled with -fopenmp-simd; no
+// OpenMP runtime).
 float Dot(const float* a, const float* b, int n) {
   float s = 0;
+#pragma omp simd reduction(+ : s)
   for (int k = 0; k < n; ++k) s += a[k] * b[k];
   return s;
 }
