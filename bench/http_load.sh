@@ -58,7 +58,10 @@ work="$(mktemp -d -t cfrec-http-load.XXXXXX)"
 server_pid=""
 cleanup() {
   if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
+    # SIGKILL, not SIGTERM: the data directory is thrown away, and a
+    # graceful stop would first drain what the embedded broker still holds
+    # of the replay (up to 30 s).
+    kill -KILL "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
   rm -rf "$work"
