@@ -1,15 +1,60 @@
 #include "cfrec/learner/options.h"
 
+#include <cmath>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
 
 namespace cfrec::learner {
 namespace {
 
 using nlohmann::json;
+
+// An integer field takes an integer (or an integral float, "2048.0") inside
+// its type's range. nlohmann's get<int>() would cast anything: 1e30 into an
+// int is undefined behaviour and -1 into a uint64_t wraps. Throws
+// std::out_of_range, or nlohmann's type_error for a non-number.
+template <typename T>
+T ReadInteger(const json& j) {
+  if (j.is_number_unsigned()) {
+    const auto v = j.get<uint64_t>();
+    if (std::in_range<T>(v)) return static_cast<T>(v);
+  } else if (j.is_number_integer()) {
+    const auto v = j.get<int64_t>();
+    if (std::in_range<T>(v)) return static_cast<T>(v);
+  } else if (j.is_number_float()) {
+    // Integers of T are exactly [-limit, limit) (signed) or [0, limit).
+    const double limit = std::ldexp(1.0, std::numeric_limits<T>::digits);
+    const double low = std::is_signed_v<T> ? -limit : 0.0;
+    const double d = j.get<double>();
+    if (d == std::trunc(d) && d >= low && d < limit) return static_cast<T>(d);
+  } else {
+    return j.get<T>();  // throws type_error
+  }
+  throw std::out_of_range(j.dump() + " is not an integer in [" +
+                          std::to_string(std::numeric_limits<T>::min()) + ", " +
+                          std::to_string(std::numeric_limits<T>::max()) + "]");
+}
+
+template <typename T>
+T Read(const json& j) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    return ReadInteger<T>(j);
+  } else if constexpr (std::is_same_v<T, std::vector<int>>) {
+    if (!j.is_array()) return j.get<T>();  // throws type_error
+    T out;
+    for (const json& e : j) out.push_back(ReadInteger<int>(e));
+    return out;
+  } else {
+    return j.get<T>();
+  }
+}
 
 // One reader/writer per JSON key, so parsing, printing and the unknown-key
 // check share one list of fields.
@@ -22,7 +67,7 @@ template <typename T>
 Field Bind(T LearnerOptions::*member) {
   return {
       [member](const json& j, TrainerOptions& o) {
-        o.learner.*member = j.get<T>();
+        o.learner.*member = Read<T>(j);
       },
       [member](const TrainerOptions& o) { return json(o.learner.*member); }};
 }
@@ -30,14 +75,14 @@ Field Bind(T LearnerOptions::*member) {
 template <typename T>
 Field Bind(T TrainerOptions::*member) {
   return {
-      [member](const json& j, TrainerOptions& o) { o.*member = j.get<T>(); },
+      [member](const json& j, TrainerOptions& o) { o.*member = Read<T>(j); },
       [member](const TrainerOptions& o) { return json(o.*member); }};
 }
 
 template <typename T>
 Field Bind(T CounterfactualOptions::*member) {
   return {[member](const json& j, TrainerOptions& o) {
-            o.counterfactual.*member = j.get<T>();
+            o.counterfactual.*member = Read<T>(j);
           },
           [member](const TrainerOptions& o) {
             return json(o.counterfactual.*member);
@@ -301,6 +346,9 @@ Result<TrainerOptions> ParseTrainerOptions(const std::string& json_text) {
     } catch (const json::exception& e) {
       return Status::InvalidArgument("config key '" + key +
                                      "' has the wrong type: " + e.what());
+    } catch (const std::out_of_range& e) {
+      return Status::InvalidArgument("config key '" + key +
+                                     "' is out of range: " + e.what());
     }
   }
   CFREC_RETURN_IF_ERROR(ValidateTrainerOptions(options));

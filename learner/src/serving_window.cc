@@ -23,6 +23,18 @@ bool Get(std::string_view& in, T& value) {
 
 }  // namespace
 
+int64_t ServingWindow::Cutoff() const {
+  // Saturating: a newest time near the int64 limits (only a damaged
+  // checkpoint holds one; the event parser bounds timestamps) must not
+  // overflow.
+  int64_t cutoff = 0;
+  if (__builtin_sub_overflow(newest_ms_, window_ms_, &cutoff)) {
+    return window_ms_ > 0 ? std::numeric_limits<int64_t>::min()
+                          : std::numeric_limits<int64_t>::max();
+  }
+  return cutoff;
+}
+
 void ServingWindow::Observe(std::span<const state::AppliedEvent> events) {
   for (const state::AppliedEvent& e : events) {
     newest_ms_ = std::max(newest_ms_, e.ts_ms);
@@ -48,7 +60,7 @@ void ServingWindow::Observe(std::span<const state::AppliedEvent> events) {
 
 void ServingWindow::Expire() {
   if (newest_ms_ == kNever) return;
-  int64_t cutoff = newest_ms_ - window_ms_;
+  const int64_t cutoff = Cutoff();
   while (!clicks_.empty() && clicks_.front().first < cutoff) {
     --click_count_[clicks_.front().second];
     clicks_.pop_front();
@@ -58,7 +70,7 @@ void ServingWindow::Expire() {
 std::vector<uint32_t> ServingWindow::Candidates() const {
   std::vector<uint32_t> out;
   if (newest_ms_ == kNever) return out;
-  int64_t cutoff = newest_ms_ - window_ms_;
+  const int64_t cutoff = Cutoff();
   for (size_t i = 0; i < last_impression_ms_.size(); ++i) {
     if (last_impression_ms_[i] != kNever && last_impression_ms_[i] >= cutoff) {
       out.push_back(static_cast<uint32_t>(i));

@@ -35,6 +35,8 @@ class ServingWindow {
  private:
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
   void Expire();
+  // newest_ms_ - window_ms_, saturated.
+  int64_t Cutoff() const;
 
   int64_t window_ms_;
   int64_t newest_ms_ = kNever;

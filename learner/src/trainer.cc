@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cf_feed.h"
+#include "checkpoint_frame.h"
 #include "cfrec/learner/learner.h"
 #include "cfrec/schemas/log.h"
 #include "cfrec/state/event_store.h"
@@ -37,36 +38,6 @@ constexpr std::chrono::milliseconds kGeneratorPoll(10);
 double MsSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start)
       .count();
-}
-
-// Checkpoint blob: [u64 learner size][learner blob], then either the
-// serving window alone (checkpoints without stream features), or
-// kStreamMark [u64 window size][serving window][stream model]. The learner
-// and the stream parts are written together so that both resume from the
-// same applied seq.
-constexpr std::string_view kStreamMark = "cfrec.stream.1";
-
-void PutSize(std::string* out, uint64_t size) {
-  char b[sizeof(size)];
-  std::memcpy(b, &size, sizeof(size));
-  out->append(b, sizeof(size));
-}
-
-std::string FrameCheckpoint(const std::string& learner,
-                            const std::string& window,
-                            const std::string* stream) {
-  std::string out;
-  PutSize(&out, learner.size());
-  out += learner;
-  if (stream == nullptr) {
-    out += window;
-    return out;
-  }
-  out += kStreamMark;
-  PutSize(&out, window.size());
-  out += window;
-  out += *stream;
-  return out;
 }
 
 }  // namespace
@@ -194,36 +165,16 @@ class Trainer::Impl {
       if (blob.status().IsNotFound()) return Status::Ok();  // first start
       return blob.status().WithContext("reading the learner checkpoint");
     }
-    const std::string& b = *blob;
-    uint64_t size = 0;
-    if (b.size() < sizeof(size)) return Status::Corruption("checkpoint frame");
-    std::memcpy(&size, b.data(), sizeof(size));
-    if (b.size() - sizeof(size) < size) {
-      return Status::Corruption("checkpoint frame truncated");
-    }
-    std::string_view rest(b);
-    rest.remove_prefix(sizeof(size));
-    CFREC_RETURN_IF_ERROR(learner_->RestoreCheckpoint(rest.substr(0, size)));
-    rest.remove_prefix(size);
-    if (!rest.starts_with(kStreamMark)) {
-      // Written without stream features: the stream starts empty.
-      return window_.Deserialize(rest);
-    }
-    rest.remove_prefix(kStreamMark.size());
-    uint64_t window_size = 0;
-    if (rest.size() < sizeof(window_size)) {
-      return Status::Corruption("checkpoint frame: stream part truncated");
-    }
-    std::memcpy(&window_size, rest.data(), sizeof(window_size));
-    rest.remove_prefix(sizeof(window_size));
-    if (rest.size() < window_size) {
-      return Status::Corruption("checkpoint frame: window truncated");
-    }
-    CFREC_RETURN_IF_ERROR(window_.Deserialize(rest.substr(0, window_size)));
-    if (stream_ == nullptr) return Status::Ok();  // turned off since
+    Result<CheckpointParts> parts = SplitCheckpoint(*blob);
+    if (!parts.ok()) return parts.status();
+    CFREC_RETURN_IF_ERROR(learner_->RestoreCheckpoint(parts->learner));
+    CFREC_RETURN_IF_ERROR(window_.Deserialize(parts->window));
+    // Written without stream features, or turned off since: the stream
+    // starts empty.
+    if (!parts->stream.has_value() || stream_ == nullptr) return Status::Ok();
     // The stream part is soft state (it rebuilds from the stream): one that
     // does not fit this build (e.g. another feature set) starts fresh.
-    Status stream = stream_->Deserialize(rest.substr(window_size));
+    Status stream = stream_->Deserialize(*parts->stream);
     if (!stream.ok()) {
       LogWarn("learner", "stream features start fresh: " + stream.ToString());
     }

@@ -50,5 +50,29 @@ TEST(OptionsTest, CheckedInDefaultConfigLoads) {
       LoadTrainerOptions("/nonexistent/cfrec.json").status().IsNotFound());
 }
 
+// Found by fuzz/learner_config_fuzz.cc: {"batch_size": 1e30} was cast to
+// int (undefined behaviour; UBSan aborts), and a negative seed wrapped.
+TEST(OptionsTest, RejectsNumbersOutsideAnIntegerFieldsRange) {
+  for (const char* doc :
+       {R"({"batch_size": 1e30})", R"({"batch_size": -1e30})",
+        R"({"dim": 2147483648})", R"({"seed": -1})", R"({"dim": 64.5})",
+        R"({"mlp_hidden": [64, 1e300]})", R"({"seed": 1.8446744073709552e19})",
+        R"({"cf_list_size": 9223372036854775807})"}) {
+    auto o = ParseTrainerOptions(doc);
+    ASSERT_FALSE(o.ok()) << doc;
+    EXPECT_TRUE(o.status().IsInvalidArgument()) << doc;
+    EXPECT_NE(o.status().message().find("out of range"), std::string::npos)
+        << o.status().ToString();
+  }
+  // Integral floats within range are integers.
+  auto o = ParseTrainerOptions(
+      R"({"batch_size": 1024.0, "seed": 18446744073709551615,
+          "mlp_hidden": [8.0, 4]})");
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->learner.batch_size, 1024);
+  EXPECT_EQ(o->learner.seed, 18446744073709551615u);
+  EXPECT_EQ(o->learner.mlp_hidden, (std::vector<int>{8, 4}));
+}
+
 }  // namespace
 }  // namespace cfrec::learner
