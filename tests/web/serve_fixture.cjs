@@ -60,7 +60,7 @@ async function startService(cfrec, workDir) {
   let output = '';
   const child = childProcess.spawn(cfrec, ['serve', '--http', '127.0.0.1:0',
     '--data-dir', path.join(workDir, 'state'), '--replay', tsv,
-    '--replay-speed', '2000', '--click-delay', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--replay-speed', '2000', '--click-delay', '30', '--intervention', 'learned'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let exited = null;
   child.on('exit', (code, signal) => { exited = { code: code, signal: signal }; });
   const collect = (chunk) => { output += chunk.toString(); };

@@ -103,10 +103,11 @@
       this.x = [];
       this.ys = series.map(() => []);
       const opts = options || {};
-      const axes = [{}, { size: 60 }];
+      const values = (u, ticks) => ticks.map(format);
+      const axes = [{}, { size: 56, values: values }];
       const scales = { x: { time: true } };
       if (opts.rightScale) {
-        axes.push({ side: 1, scale: opts.rightScale, grid: { show: false }, size: 60 });
+        axes.push({ side: 1, scale: opts.rightScale, grid: { show: false }, size: 56, values: values });
         scales[opts.rightScale] = {};
       }
       this.plot = new uPlot({
