@@ -31,14 +31,14 @@ json Labels(const MetricFamilyValues& family,
 // feature model's sum of weight * feature over the item features, the
 // user's click on the item and the ranker's f(u, i); every non-zero term is
 // listed, largest first. Without them the score is f(u, i) alone.
-json Breakdown(const stream::StreamScorer* scorer, uint32_t item,
+json Breakdown(const stream::StreamScorer* scorer, uint32_t user, uint32_t item,
                bool user_clicked, float ranker) {
   if (scorer == nullptr) return nullptr;
   const stream::Weights& w = scorer->weights();
   const stream::StreamScorer::ItemRow& item_row = scorer->ItemFeatureRow(item);
   stream::FeatureRow row{};
   std::copy(item_row.begin(), item_row.end(), row.begin());
-  stream::UserFeatures(user_clicked, ranker, row);
+  stream::UserFeatures(scorer->Pair(user, item, user_clicked), ranker, row);
   std::vector<int> features;
   for (int f = 0; f < stream::kNumFeatures; ++f) {
     if (w[f] * row[f] != 0.0f) features.push_back(f);
@@ -53,8 +53,8 @@ json Breakdown(const stream::StreamScorer* scorer, uint32_t item,
                      {"weight", Number(w[f])},
                      {"contribution", Number(w[f] * row[f])}});
   }
-  // The user part: every feature from kUserClicked on (the user's history
-  // with the item and the ranker's f(u, i)).
+  // The user part: every feature from kUserClicked on (the user's clicks
+  // and earlier showings of the item, and the ranker's f(u, i)).
   float user_part = 0;
   for (int f = stream::kNumItemFeatures; f < stream::kNumFeatures; ++f) {
     user_part += w[f] * row[f];
@@ -154,8 +154,8 @@ HttpResponse GetExplain(const ServiceContext& context, const HttpRequest&,
          {"score", rec.items[i].score.has_value() ? Number(*rec.items[i].score)
                                                   : json(nullptr)},
          {"ranker_score", Number(ranker[i])},
-         {"stream",
-          Breakdown(snapshot->stream(), items[i], user_clicked, ranker[i])}});
+         {"stream", Breakdown(snapshot->stream(), *user, items[i], user_clicked,
+                              ranker[i])}});
   }
   json recent = json::array();
   if (context.state_view != nullptr) {

@@ -130,7 +130,9 @@ TEST_F(DashboardTest, ExplainWithStreamFeaturesListsTermsThatAddUpToTheScore) {
     const std::vector<uint32_t> items = {1, 2, 3};
     const std::vector<uint16_t> clicked = {
         static_cast<uint16_t>(i % 3 ? 0 : 1)};
-    model.OnImpression(100 + i, i * 30'000, items, clicked, {}, {});
+    // Half of the lists are alice's (user 0): her earlier showings of an
+    // item are terms of its score too.
+    model.OnImpression(i % 2 ? 100 + i : 0, i * 30'000, items, clicked, {}, {});
   }
   snapshot_->set_stream(model.MakeScorer());
   const json doc = Json(Get("/v1/explain?user_id=alice&n=4"));
