@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "cfrec/server/auth.h"
 #include "cfrec/server/http_server.h"
 #include "cfrec/server/metrics.h"
+#include "cfrec/server/recommend.h"
 #include "cfrec/server/service.h"
 #include "cfrec/state/event_store.h"
 #include "cfrec/web/assets.h"
@@ -309,6 +311,14 @@ int RunServe(const ServeArgs& args) {
                        ", intervention " + trainer_options.intervention +
                        ", trainer " + trainer_options.trainer);
   learner::SnapshotHolder snapshots;
+  // Serving's retrieval index of each snapshot is built by the trainer as
+  // it publishes, not by the first request that meets the snapshot.
+  auto retrieval_cache = std::make_shared<server::CandidateIndexCache>();
+  snapshots.SetOnPublish(
+      [retrieval_cache](
+          const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
+        retrieval_cache->Prepare(snapshot);
+      });
   learner::Trainer trainer(trainer_options, store->get(), &snapshots);
   Status s = trainer.Start();
   if (!s.ok()) return Fail("starting the learner", s);
@@ -344,6 +354,7 @@ int RunServe(const ServeArgs& args) {
   server::RegisterModelMetrics(metrics, &snapshots);
   server::ServiceContext context;
   context.snapshots = &snapshots;
+  context.retrieval_cache = retrieval_cache;
   context.sink = events_producer->get();
   context.events_topic = args.topic;
   context.state_ready = [] { return true; };  // the store is open by now

@@ -205,17 +205,22 @@ void CandidateIndex::DotAll(std::span<const float> user, float* out) const {
 
 std::shared_ptr<const CandidateIndex> CandidateIndexCache::Get(
     const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
+  std::shared_ptr<const CandidateIndex> retired;  // freed after the lock
   std::lock_guard<std::mutex> lock(mu_);
-  if (index_ != nullptr && snapshot_.lock() == snapshot) return index_;
-  if (index_ != nullptr && snapshot->version() < version_) {
-    return CandidateIndex::Build(*snapshot);  // stale request; rare
+  for (const Entry* e : {&latest_, &previous_}) {
+    if (e->index != nullptr && e->snapshot.lock() == snapshot) return e->index;
+  }
+  if (latest_.index != nullptr && snapshot->version() < latest_.version) {
+    return CandidateIndex::Build(*snapshot);  // older than both; rare
   }
   // Built under the lock: the requests that arrive with a new snapshot wait
-  // for one build instead of each doing their own.
-  index_ = CandidateIndex::Build(*snapshot);
-  snapshot_ = snapshot;
-  version_ = snapshot->version();
-  return index_;
+  // for one build instead of each doing their own (with the on-publish hook
+  // the publisher has built it before any request sees the snapshot).
+  retired = std::move(previous_.index);
+  previous_ = std::move(latest_);
+  latest_ =
+      Entry{snapshot, snapshot->version(), CandidateIndex::Build(*snapshot)};
+  return latest_.index;
 }
 
 Recommendation Recommend(const learner::ModelSnapshot& snapshot,

@@ -94,6 +94,30 @@ TEST(Recommend, EmptyPoolAndZeroN) {
   EXPECT_EQ(Recommend(*snap, "U0", 10, {}).items.size(), 2u);
 }
 
+// The service builds each snapshot's retrieval index as the snapshot is
+// published: requests that get the snapshot find its index ready, and a
+// request still holding the previous snapshot finds that one's too.
+TEST(CandidateIndexCache, BuiltOnPublishAndKeptForThePreviousSnapshot) {
+  auto cache = std::make_shared<CandidateIndexCache>();
+  learner::SnapshotHolder holder;
+  std::vector<std::shared_ptr<const CandidateIndex>> built;
+  holder.SetOnPublish(
+      [&](const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
+        EXPECT_NE(holder.Get(), snapshot);  // not visible yet
+        cache->Prepare(snapshot);
+        built.push_back(cache->Get(snapshot));
+      });
+  holder.Publish(MakeRandomSnapshot(1, 5, 40, 4, 1, 3));
+  const auto first = holder.Get();
+  ASSERT_EQ(built.size(), 1u);
+  EXPECT_EQ(cache->Get(first), built[0]);  // the same index, not a new one
+  holder.Publish(MakeRandomSnapshot(2, 5, 40, 4, 1, 4));
+  ASSERT_EQ(built.size(), 2u);
+  EXPECT_EQ(cache->Get(holder.Get()), built[1]);
+  EXPECT_EQ(cache->Get(first), built[0]);  // a request holding the old one
+  EXPECT_EQ(cache->Get(first)->items().size(), 40u);
+}
+
 TEST(Dot, MatchesNaiveForAllTailLengths) {
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> u(-1, 1);

@@ -8,6 +8,7 @@
 #define CFREC_LEARNER_SNAPSHOT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -107,22 +108,43 @@ class ModelSnapshot {
 
 // Holds the latest snapshot. Thread-safe: Publish and Get may be called from
 // any threads; Get returns a reference that keeps its snapshot alive.
+//
+// Serving never pays for a new snapshot: what is derived from one (the
+// retrieval index) is built by the on-publish hook in the publishing thread
+// before readers can see it, and a replaced snapshot is kept until the next
+// Publish, so it is almost always freed by the publisher, not by the last
+// request that held it (the price: memory for one more snapshot).
 class SnapshotHolder {
  public:
+  using OnPublish =
+      std::function<void(const std::shared_ptr<const ModelSnapshot>&)>;
+
   std::shared_ptr<const ModelSnapshot> Get() const {
     std::lock_guard<std::mutex> lock(mu_);
     return current_;
   }
   void Publish(std::shared_ptr<const ModelSnapshot> snapshot) {
-    std::lock_guard<std::mutex> lock(mu_);
-    current_.swap(snapshot);
-    // The old snapshot (now in `snapshot`) is released after the lock, so a
-    // large model is never freed while readers wait.
+    if (on_publish_ && snapshot != nullptr) on_publish_(snapshot);
+    std::shared_ptr<const ModelSnapshot> retired;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      retired = std::move(previous_);
+      previous_ = std::move(current_);
+      current_ = std::move(snapshot);
+    }
+    // `retired` is released here, after the lock, so a large model is
+    // never freed while readers wait.
   }
+  // Called by Publish with each snapshot before Get can return it, in the
+  // publishing thread. Set it before the first Publish; not thread-safe
+  // against a concurrent Publish.
+  void SetOnPublish(OnPublish hook) { on_publish_ = std::move(hook); }
 
  private:
   mutable std::mutex mu_;
   std::shared_ptr<const ModelSnapshot> current_;
+  std::shared_ptr<const ModelSnapshot> previous_;
+  OnPublish on_publish_;
 };
 
 }  // namespace cfrec::learner

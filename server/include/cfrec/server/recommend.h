@@ -83,21 +83,31 @@ class CandidateIndex {
   std::vector<float> blocks_;  // num_blocks_ * dim_ * kBlock
 };
 
-// Remembers the CandidateIndex of the latest snapshot it was asked about, so
-// the index is built once per published snapshot rather than per request.
-// Thread-safe.
+// Remembers the CandidateIndex of the two latest snapshots it was asked
+// about, so the index is built once per published snapshot rather than per
+// request. The service builds it when the snapshot is published
+// (SnapshotHolder::SetOnPublish), so requests only look it up; a request
+// that took the previous snapshot just before a publish still finds its
+// index. Thread-safe.
 class CandidateIndexCache {
  public:
-  // The index of `snapshot`, building it on first use. A request still
-  // holding an older snapshot gets a private index (not cached).
+  // The index of `snapshot`, building it on first use. A request holding an
+  // older snapshot than both gets a private index (not cached).
   std::shared_ptr<const CandidateIndex> Get(
       const std::shared_ptr<const learner::ModelSnapshot>& snapshot);
+  // Builds and caches the index of `snapshot` (the on-publish hook).
+  void Prepare(const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
+    Get(snapshot);
+  }
 
  private:
+  struct Entry {
+    std::weak_ptr<const learner::ModelSnapshot> snapshot;
+    uint64_t version = 0;
+    std::shared_ptr<const CandidateIndex> index;
+  };
   std::mutex mu_;
-  std::weak_ptr<const learner::ModelSnapshot> snapshot_;
-  uint64_t version_ = 0;
-  std::shared_ptr<const CandidateIndex> index_;
+  Entry latest_, previous_;
 };
 
 // Top-n for `user_id`:
