@@ -7,11 +7,13 @@
 # CI (.ci/run) also runs:
 #   ./scripts/dev.sh sanitize [asan] [tsan]      sanitizer builds and tests of
 #                                                the modules without LibTorch
+#   ./scripts/dev.sh fuzz [seconds]              every fuzz target for a few
+#                                                seconds (scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  echo "usage: $0 serve [cfrec serve flags...] | test [ctest args...] | build | sanitize [asan] [tsan]" >&2
+  echo "usage: $0 serve [cfrec serve flags...] | test [ctest args...] | build | sanitize [asan] [tsan] | fuzz [seconds]" >&2
   exit 2
 }
 [ $# -ge 1 ] || usage
@@ -26,9 +28,14 @@ packages=(
   chromium  # the dashboard's browser test (tests/web)
 )
 
+# The fuzz preset's compiler and libFuzzer (dev.sh fuzz only).
+fuzz_packages=(clang libclang-rt-14-dev)
+
+# install_missing [PACKAGE...]: the given packages, or the build's.
 install_missing() {
   local missing=()
-  for p in "${packages[@]}"; do
+  [ $# -ge 1 ] || set -- "${packages[@]}"
+  for p in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi
@@ -97,6 +104,11 @@ case "$what" in
     install_missing
     [ $# -ge 1 ] || set -- asan tsan
     sanitize "$@"
+    ;;
+  fuzz)
+    install_missing
+    install_missing "${fuzz_packages[@]}"
+    exec scripts/fuzz.sh "${1:-10}"
     ;;
   *) usage ;;
 esac

@@ -3,12 +3,16 @@
 # fuzz target for SECONDS (default 60) on a copy of its seed corpus
 # (fuzz/corpus/<target>, plus fuzz/regressions/<target>), one target after
 # the other. Prints one JSON line:
-#   {"seconds_per_target":S,"total_execs":N,"crashes":C,
-#    "targets":{"<target>":{"execs":N,"crashes":C,"corpus":K,"seconds":T},...}}
+#   {"seconds_per_target":S,"total_execs":N,"crashes":C,"ooms":O,
+#    "targets":{"<target>":{"execs":N,"crashes":C,"ooms":O,"corpus":K,
+#                           "seconds":T},...}}
 # where corpus is the size of the corpus at the end (seeds plus what the run
-# found). A crash's input is kept in build/fuzz/artifacts/<target>/ and the
-# script exits 1; copy it to fuzz/regressions/<target>/ once fixed, so every
-# build replays it (ctest label fuzz_corpus).
+# found). A crash (ASan, UBSan, a failed FUZZ_CHECK, a hang) stops the
+# target, keeps its input in build/fuzz/artifacts/<target>/ and makes the
+# script exit 1; copy it to fuzz/regressions/<target>/ once fixed, so every
+# build replays it (ctest label fuzz_corpus). An input that makes a target
+# allocate more than 1 GiB is counted in "ooms" (input kept, printed) and
+# the target goes on: it is a finding to look at, not a failure of the run.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +32,7 @@ artifacts=build/fuzz/artifacts
 json_targets=""
 total_execs=0
 total_crashes=0
+total_ooms=0
 status=0
 for t in "${targets[@]}"; do
   bin=build/fuzz/fuzz/${t}_fuzz
@@ -35,28 +40,44 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t" "$artifacts/$t"
   cp fuzz/corpus/"$t"/* "$work/$t"/
   [ -d fuzz/regressions/"$t" ] && cp fuzz/regressions/"$t"/* "$work/$t"/
-  log=$work/$t.log
+  # An allocation over 1 GiB is an out-of-memory finding, not a crash: it is
+  # counted, its input kept, and the target restarts for the rest of its time.
   start_ms=$(($(date +%s%N) / 1000000))
-  rc=0
-  # Inputs longer than 64 KiB add little here and slow every target down.
-  "$bin" -max_total_time="$seconds" -max_len=65536 -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$artifacts/$t/" "$work/$t" >"$log" 2>&1 || rc=$?
-  elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  execs=${execs:-0}
+  execs=0
   crashes=0
-  if [ "$rc" -ne 0 ]; then
+  ooms=0
+  while :; do
+    elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
+    left=$((seconds - elapsed_ms / 1000))
+    [ "$left" -gt 0 ] || break
+    log=$work/$t.log
+    rc=0
+    # Inputs longer than 64 KiB add little here and slow every target down.
+    "$bin" -max_total_time="$left" -max_len=65536 -timeout=10 \
+      -malloc_limit_mb=1024 -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$artifacts/$t/" "$work/$t" >"$log" 2>&1 || rc=$?
+    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    execs=$((execs + ${n:-0}))
+    [ "$rc" -ne 0 ] || break
+    if grep -q "ERROR: libFuzzer: out-of-memory" "$log"; then
+      ooms=$((ooms + 1))
+      echo "== $t: out of memory; input in $artifacts/$t/" >&2
+      grep -E "out-of-memory|^ +#[0-9]+ .* in cfrec::" "$log" | head -4 >&2 || true
+      continue
+    fi
     crashes=1
     status=1
     echo "== $t crashed (exit $rc); input in $artifacts/$t/" >&2
     grep -E "ERROR|runtime error|FUZZ_CHECK|SUMMARY|Test unit written" "$log" \
       | head -20 >&2 || true
-  fi
+    break
+  done
+  elapsed_ms=$(($(date +%s%N) / 1000000 - start_ms))
   corpus=$(find "$work/$t" -type f | wc -l)
   total_execs=$((total_execs + execs))
   total_crashes=$((total_crashes + crashes))
-  json_targets+="${json_targets:+,}\"$t\":{\"execs\":$execs,\"crashes\":$crashes,\"corpus\":$corpus,\"seconds\":$((elapsed_ms / 1000)).$((elapsed_ms % 1000 / 100))}"
+  total_ooms=$((total_ooms + ooms))
+  json_targets+="${json_targets:+,}\"$t\":{\"execs\":$execs,\"crashes\":$crashes,\"ooms\":$ooms,\"corpus\":$corpus,\"seconds\":$((elapsed_ms / 1000)).$((elapsed_ms % 1000 / 100))}"
 done
-echo "{\"seconds_per_target\":$seconds,\"total_execs\":$total_execs,\"crashes\":$total_crashes,\"targets\":{$json_targets}}"
+echo "{\"seconds_per_target\":$seconds,\"total_execs\":$total_execs,\"crashes\":$total_crashes,\"ooms\":$total_ooms,\"targets\":{$json_targets}}"
 exit $status

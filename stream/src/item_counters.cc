@@ -95,6 +95,16 @@ void PutCounts(std::string* out, const ItemCounts& c) {
   Put(out, c.touched_ms);
 }
 
+// Times AppendTo can have written: event times lie in [0, 9999-12-31] (the
+// event parser's bound) and -1 means "never". Anything else is a damaged
+// blob, and would overflow the decay's `now - updated`.
+constexpr int64_t kMaxEventMs = 253402300799999;
+bool ValidTime(int64_t ms) { return ms >= -1 && ms <= kMaxEventMs; }
+bool ValidTimes(const ItemCounts& c) {
+  return ValidTime(c.updated_ms) && ValidTime(c.first_shown_ms) &&
+         ValidTime(c.last_clicked_ms) && ValidTime(c.touched_ms);
+}
+
 bool GetCounts(std::string_view* in, ItemCounts* c) {
   using coding::Get;
   bool ok = Get(in, &c->updated_ms);
@@ -130,6 +140,10 @@ Status ItemCounters::ReadFrom(std::string_view* in) {
       !coding::Get(in, &n) || n > in->size()) {
     return Status::Corruption("stream item counters: truncated header");
   }
+  // INT64_MIN: a clock no event has started.
+  if ((now != INT64_MIN && !ValidTime(now)) || !ValidTimes(global)) {
+    return Status::Corruption("stream item counters: time out of range");
+  }
   std::unordered_map<uint32_t, ItemCounts> items;
   items.reserve(n);
   for (uint64_t i = 0; i < n; ++i) {
@@ -138,6 +152,9 @@ Status ItemCounters::ReadFrom(std::string_view* in) {
     if (!coding::Get(in, &k) || !GetCounts(in, &c)) {
       return Status::Corruption("stream item counters: truncated item " +
                                 std::to_string(i));
+    }
+    if (!ValidTimes(c)) {
+      return Status::Corruption("stream item counters: time out of range");
     }
     items.emplace(k, c);
   }
