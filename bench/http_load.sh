@@ -8,7 +8,8 @@
 #                     is replayed into the embedded broker while the learner
 #                     trains on it, and wrk queries the users of that log.
 #   --mode synthetic  the HTTP server alone over an in-memory random model
-#                     (cfrec_http_bench_server): no broker, no learner.
+#                     (cfrec_http_bench_server): no broker, no learner;
+#                     --serve-args go to it (e.g. "--stream-features off").
 #
 # Usage:
 #   bench/http_load.sh [--mode serve|synthetic] [--build DIR] [--items 20000]
@@ -48,7 +49,7 @@ while [[ $# -gt 0 ]]; do
     --port) port="$2"; shift 2 ;;
     --serve-args) serve_args="$2"; shift 2 ;;
     --n) n="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -75,8 +76,9 @@ case "$mode" in
   synthetic)
     bin="$build/server/cfrec_http_bench_server"
     [[ -x "$bin" ]] || { echo "missing $bin (build target cfrec_http_bench_server)" >&2; exit 1; }
+    # shellcheck disable=SC2086
     "$bin" --http "127.0.0.1:${port}" --users "$users" --items "$items" \
-      --dim "$dim" >"$work/server.log" 2>&1 &
+      --dim "$dim" $serve_args >"$work/server.log" 2>&1 &
     server_pid=$!
     # The synthetic model names its users U0 .. U<users-1>.
     python3 -c "import sys; [print(f'U{i}') for i in range(int(sys.argv[1]))]" \

@@ -1,11 +1,16 @@
 // cfrec_http_bench_server: the HTTP serving path over a synthetic model, for
 // load tests of the server alone (no Kafka, no learner). A background thread
 // republishes the snapshot every --swap-ms so requests race with snapshot
-// swaps as they do in `cfrec serve` (each new snapshot makes the server
-// rebuild its retrieval matrix). Stops on SIGINT/SIGTERM with a drain.
+// swaps as they do in `cfrec serve` (each new snapshot's retrieval index is
+// built as it is published, as `cfrec serve` does). With --stream-features
+// on (the default, as in `cfrec serve`) the snapshot carries a stream
+// scorer learned from --stream-lists generated lists, so requests pay for
+// stream-aware scoring as they do in the service. Stops on SIGINT/SIGTERM
+// with a drain.
 //
 //   cfrec_http_bench_server --http 127.0.0.1:8080 --users 50000
 //     --items 20000 --dim 64 --io-threads 2 --swap-ms 500
+//     --stream-features on|off --stream-lists 200000
 #include <pthread.h>
 #include <signal.h>
 
@@ -17,14 +22,17 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <span>
 #include <string>
 #include <string_view>
 #include <thread>
 
 #include "cfrec/server/http_server.h"
+#include "cfrec/server/recommend.h"
 #include "cfrec/server/service.h"
 #include "cfrec/server/testing/fake_snapshot.h"
+#include "cfrec/stream/stream_model.h"
 
 namespace {
 
@@ -37,7 +45,37 @@ struct Flags {
   int io_threads = 2;
   int swap_ms = 500;
   size_t clicks_per_user = 20;
+  bool stream_features = true;
+  size_t stream_lists = 200000;
 };
+
+// A stream model trained on `lists` generated lists of 24 items drawn with a
+// popularity skew, one list a second of event time, clicks by a per-item
+// rate; its scorer as a snapshot of `cfrec serve` would carry it.
+std::shared_ptr<const cfrec::stream::StreamScorer> MakeStreamScorer(
+    const Flags& flags) {
+  cfrec::stream::StreamModel model;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> unit(0, 1);
+  const auto items = static_cast<uint32_t>(flags.items);
+  const auto users = static_cast<uint32_t>(flags.users);
+  std::vector<uint32_t> list(24);
+  std::vector<uint16_t> clicked;
+  for (size_t n = 0; n < flags.stream_lists && items > 0; ++n) {
+    for (uint32_t& i : list) {
+      i = static_cast<uint32_t>(items * unit(rng) * unit(rng));  // skewed
+    }
+    clicked.clear();
+    for (uint16_t k = 0; k < list.size(); ++k) {
+      if (unit(rng) < 0.02 + 0.08 * double(list[k] % 7) / 6) {
+        clicked.push_back(k);
+      }
+    }
+    model.OnImpression(static_cast<uint32_t>(rng() % users),
+                       static_cast<int64_t>(n) * 1000, list, clicked, {}, {});
+  }
+  return model.MakeScorer();
+}
 
 // The same model under a new version and creation time, as the learner's
 // next snapshot would be; delegates instead of copying the base.
@@ -82,6 +120,9 @@ class Republished : public cfrec::learner::ModelSnapshot {
              std::span<float> scores) const override {
     base_->Score(user, items, scores);
   }
+  const cfrec::stream::StreamScorer* stream() const override {
+    return base_->stream();
+  }
 
  private:
   std::shared_ptr<const cfrec::learner::ModelSnapshot> base_;
@@ -110,6 +151,11 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->swap_ms = std::stoi(value);
     } else if (name == "--clicks-per-user") {
       flags->clicks_per_user = std::stoul(value);
+    } else if (name == "--stream-features") {
+      if (value != "on" && value != "off") return false;
+      flags->stream_features = value == "on";
+    } else if (name == "--stream-lists") {
+      flags->stream_lists = std::stoul(value);
     } else {
       return false;
     }
@@ -126,7 +172,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: %s [--http HOST:PORT] [--users N] [--items N] "
                    "[--dim D] [--io-threads T] [--swap-ms MS] "
-                   "[--clicks-per-user C]\n",
+                   "[--clicks-per-user C] [--stream-features on|off] "
+                   "[--stream-lists N]\n",
                    argv[0]);
       return 2;
     }
@@ -144,7 +191,14 @@ int main(int argc, char** argv) {
 
   const auto base = cfrec::server::testing::MakeRandomSnapshot(
       1, flags.users, flags.items, flags.dim, flags.clicks_per_user, 42);
+  if (flags.stream_features) base->set_stream(MakeStreamScorer(flags));
   cfrec::learner::SnapshotHolder holder;
+  auto retrieval_cache = std::make_shared<cfrec::server::CandidateIndexCache>();
+  holder.SetOnPublish(
+      [retrieval_cache](
+          const std::shared_ptr<const cfrec::learner::ModelSnapshot>& s) {
+        retrieval_cache->Prepare(s);
+      });
   holder.Publish(base);
 
   cfrec::server::MetricsRegistry metrics;
@@ -152,6 +206,7 @@ int main(int argc, char** argv) {
   cfrec::server::ServiceContext context;
   context.snapshots = &holder;
   context.metrics = &metrics;
+  context.retrieval_cache = retrieval_cache;
 
   cfrec::server::ServerOptions options;
   options.host = flags.host;
