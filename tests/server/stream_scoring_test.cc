@@ -2,7 +2,9 @@
 // stream scorer the snapshot carries.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -77,6 +79,57 @@ TEST(StreamScoring, RankScoresUnknownItemsWithThePriorNotAtTheEnd) {
   EXPECT_EQ(ids[1], "brand-new");
   EXPECT_FALSE(rec.items[1].known);
   EXPECT_TRUE(rec.items[1].score.has_value());
+}
+
+// A user who keeps being shown an item and never clicks it sees it sink in
+// /v1/rank, below the same item for a user who was never shown it.
+TEST(StreamScoring, RankSinksAnItemTheUserKeptPassingOver) {
+  stream::StreamModel m;
+  std::mt19937 rng(17);
+  int64_t t = 0;
+  // Users 1000.. are shown 4 of items 0..19 at a time; an item is clicked
+  // often the first time a user sees it and rarely after that.
+  std::vector<std::vector<int>> seen(60, std::vector<int>(20, 0));
+  for (int i = 0; i < 4000; ++i, t += kMinute / 4) {
+    const uint32_t u = static_cast<uint32_t>(rng() % 60);
+    std::vector<uint32_t> items;
+    while (items.size() < 4) {
+      const uint32_t item = static_cast<uint32_t>(rng() % 20);
+      if (std::find(items.begin(), items.end(), item) == items.end()) {
+        items.push_back(item);
+      }
+    }
+    std::vector<uint16_t> clicked;
+    for (uint16_t k = 0; k < 4; ++k) {
+      const uint32_t odds = seen[u][items[k]] == 0 ? 3 : 40;  // 1 in odds
+      if (rng() % odds == 0) clicked.push_back(k);
+      ++seen[u][items[k]];
+    }
+    m.OnImpression(1000 + u, t, items, clicked, {}, {});
+  }
+  // User index 0 of the snapshot ("known") is stream user 0: shown item 1
+  // three times, never clicked.
+  const std::vector<uint32_t> just_one = {1};
+  for (int i = 0; i < 3; ++i) {
+    m.OnImpression(0, t + i * kMinute, just_one, {}, {}, {});
+  }
+  auto s = std::make_shared<testing::FakeSnapshot>(1, 2);
+  for (int i = 0; i < 4; ++i) {
+    s->AddItem("N" + std::to_string(i), {0.0f, 0.0f});
+  }
+  s->AddUser("known", {0.0f, 0.0f});
+  s->AddUser("other", {0.0f, 0.0f});
+  s->set_candidates({0, 1, 2, 3});
+  s->set_popular({0, 1, 2, 3});
+  s->set_stream(m.MakeScorer());
+  ASSERT_LT(s->stream()->weights()[stream::kShown3], 0.0f);
+  std::vector<std::string> ids;
+  const std::vector<std::string> items = {"N1"};
+  const Recommendation known = RankItems(*s, "known", items, &ids);
+  const Recommendation other = RankItems(*s, "other", items, &ids);
+  ASSERT_TRUE(known.items[0].score.has_value());
+  ASSERT_TRUE(other.items[0].score.has_value());
+  EXPECT_LT(*known.items[0].score, *other.items[0].score);
 }
 
 }  // namespace
