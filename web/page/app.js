@@ -10,6 +10,7 @@
   const POLL_MS = 2000;
   const SLOW_POLL_EVERY = 3;  // trending and dead letters every 3rd poll
   const KEEP_POINTS = 450;    // 15 minutes of points
+  const TABLE_WINDOW_S = 30;  // the route table's rates and quantiles
 
   // ------------------------------------------------------------ metrics
 
@@ -40,14 +41,17 @@
     return any ? sum : null;
   }
 
-  // Per-second rate of a counter between two reads.
+  // Per-second rate of a counter between two reads. A series absent from
+  // the older read was created since, at zero.
   function rate(prev, cur, dt, name, want) {
     if (!prev || dt <= 0) return null;
-    const a = value(prev, name, want);
     const b = value(cur, name, want);
-    if (a === null || b === null || b < a) return null;
-    return (b - a) / dt;
+    if (b === null) return null;
+    const a = value(prev, name, want);
+    const base = a === null ? 0 : a;
+    return b < base ? null : (b - base) / dt;
   }
+
 
   // Cumulative bucket counts of histogram `name`, summed over the samples
   // whose labels include `want`.
@@ -255,16 +259,22 @@
   // ------------------------------------------------------------ polling
 
   let prev = null;  // the previous read: {t, families}
+  let recent = [];  // the reads of the last TABLE_WINDOW_S seconds
   let polls = 0;
 
-  function updateRoutes(cur, dt) {
+  // Per route, over the last TABLE_WINDOW_S seconds: a route asked every
+  // few seconds still gets a rate and quantiles.
+  function updateRoutes(t, cur) {
+    const base = recent.length ? recent[0] : null;
+    const dt = base ? t - base.t : 0;
+    const old = base && base.families;
     const routes = labelValues(cur, 'cfrec_http_requests_total', 'route');
     fillTable('routes', routes, (tr, route) => {
       const want = { route: route };
       cell(tr, route);
-      cell(tr, format(rate(prev && prev.families, cur, dt, 'cfrec_http_requests_total', want)), 'num');
-      const p50 = quantile(prev && prev.families, cur, 'cfrec_http_request_duration_seconds', want, 0.5);
-      const p99 = quantile(prev && prev.families, cur, 'cfrec_http_request_duration_seconds', want, 0.99);
+      cell(tr, format(rate(old, cur, dt, 'cfrec_http_requests_total', want)), 'num');
+      const p50 = quantile(old, cur, 'cfrec_http_request_duration_seconds', want, 0.5);
+      const p99 = quantile(old, cur, 'cfrec_http_request_duration_seconds', want, 0.99);
       cell(tr, p50 === null ? '–' : format(p50 * 1000), 'num');
       cell(tr, p99 === null ? '–' : format(p99 * 1000), 'num');
       cell(tr, format(value(cur, 'cfrec_http_requests_total', want)), 'num');
@@ -339,9 +349,11 @@
       const t = metrics.unix_ms / 1000;
       const dt = prev ? t - prev.t : 0;
       updateCharts(t, cur, model, dt);
-      updateRoutes(cur, dt);
+      updateRoutes(t, cur);
       setTiles(model, cur);
       prev = { t: t, families: cur };
+      recent.push(prev);
+      recent = recent.filter((r) => r.t >= t - TABLE_WINDOW_S);
       setStatus(model ? 'live, updated ' + new Date().toLocaleTimeString()
                       : 'waiting for the first model snapshot');
       if (polls++ % SLOW_POLL_EVERY === 0) await updateSlowViews();
