@@ -51,6 +51,9 @@ VARIANTS = {
     "mix10": {"cf_mix_ratio": 0.1},
     "mix100": {"cf_mix_ratio": 1.0},
     "k2": {"cf_noise_k": 2},
+    # Only lists where p_S is confident of a click.
+    "top50": {"cf_min_top_prob": 0.5},
+    "top70": {"cf_min_top_prob": 0.7},
     # The oracle's pairs with the true clicks only (clicked vs not).
     "click": {"cf_oracle": "click"},
 }
@@ -247,9 +250,9 @@ def write_report(args, grid, title, out_fig):
                         mean, half, n, mb, ma = p
                         sig = (not math.isnan(half) and
                                (mean - half > 0 or mean + half < 0))
-                        text = "%.3f, %+.3f [%+.3f, %+.3f] %+.0f%%" % (
+                        text = "%.3f, %+.3f [%+.3f, %+.3f] %s" % (
                             ma, mean, mean - half, mean + half,
-                            100 * mean / mb if mb else float("nan"))
+                            "%+.0f%%" % (100 * mean / mb) if mb else "")
                         row.append("**%s**" % text if sig else text)
                         figure_series.setdefault(
                             (ranker, dim, users, arm), []).append(
@@ -360,7 +363,8 @@ STUDY_PARTS = [
     ("variants", "Candidate settings of CPR, BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned", "learned@start10", "learned@mix10",
-               "learned@mix100", "learned@k2"]}),
+               "learned@mix100", "learned@k2", "learned@top50",
+               "learned@top70"]}),
     ("gmf", "Sparsity sweep, GMF, d = 16", {"rankers": ["gmf"]}),
     ("d32", "BPR, d = 32, 600 users", {"dims": [32], "users": [600]}),
 ]

@@ -55,6 +55,9 @@ struct Settings {
   // (the default) the true order of every pair.
   bool oracle = false;
   std::string cf_oracle = "logit";
+  // Keep a simulated list's pairs only when p_S gives its most likely
+  // item at least this probability (0: keep all, the default).
+  double cf_min_top_prob = 0;
 };
 
 Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
@@ -82,6 +85,15 @@ Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
     }
     *field = e.get<int>();
     hyper.erase(key);
+  }
+  if (hyper.contains("cf_min_top_prob")) {
+    const nlohmann::json& e = hyper["cf_min_top_prob"];
+    if (!e.is_number() || e.get<double>() < 0 || e.get<double>() >= 1) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_min_top_prob must be in [0, 1)");
+    }
+    settings.cf_min_top_prob = e.get<double>();
+    hyper.erase("cf_min_top_prob");
   }
   if (hyper.contains("cf_oracle")) {
     const nlohmann::json& e = hyper["cf_oracle"];
@@ -366,11 +378,17 @@ class LearnerModel final : public eval::Model {
         if (!made.ok()) return made.status();
         samples = std::move(made).value();
         reward = engine_->stats().mean_reward;
+        if (settings_.cf_min_top_prob > 0) {
+          KeepConfident(trace, size_t(cf.list_size),
+                        size_t(cf.noise_k) * cf.noise_k, samples);
+        }
       }
       if (samples.empty()) {
         // Users without rows or a catalog shorter than K: nothing to gain
-        // from spinning.
-        if (++empty_rounds >= 3) break;
+        // from spinning (a confidence filter may empty many rounds).
+        if (++empty_rounds >= (settings_.cf_min_top_prob > 0 ? 50 : 3)) {
+          break;
+        }
         continue;
       }
       empty_rounds = 0;
@@ -391,6 +409,28 @@ class LearnerModel final : public eval::Model {
       CFREC_RETURN_IF_ERROR(Train(pending));
     }
     return Status::Ok();
+  }
+
+  // cf_min_top_prob: drops the pairs of lists (K entries, per_list pairs
+  // each, in trace order) whose most likely item is below the threshold.
+  void KeepConfident(const CounterfactualEngine::Trace& trace, size_t k_len,
+                     size_t per_list,
+                     std::vector<CounterfactualSample>& samples) const {
+    if (trace.probabilities.size() != trace.users.size() * k_len ||
+        samples.size() != trace.users.size() * per_list) {
+      return;
+    }
+    size_t kept = 0;
+    for (size_t t = 0; t < trace.users.size(); ++t) {
+      const float* p = trace.probabilities.data() + t * k_len;
+      if (*std::max_element(p, p + k_len) < settings_.cf_min_top_prob) {
+        continue;
+      }
+      for (size_t s = 0; s < per_list; ++s) {
+        samples[kept++] = samples[t * per_list + s];
+      }
+    }
+    samples.resize(kept);
   }
 
   Status Train(std::span<const CounterfactualSample> samples) {

@@ -69,6 +69,11 @@ TEST(EvalModelsTest, RegistersEveryRankerAndRejectsBadHyperParameters) {
       << typo.status().ToString();
   spec.hyper_json = R"({"ranker": "gmf"})";
   EXPECT_FALSE(registry.Create(spec).ok());
+  for (const char* bad : {R"({"cf_batch": "epoch"})", R"({"cf_oracle": 1})",
+                          R"({"cf_min_top_prob": 1.0})"}) {
+    spec.hyper_json = bad;
+    EXPECT_FALSE(registry.Create(spec).ok()) << bad;
+  }
 }
 
 // Leave-one-out end to end for base, CPR-r and CPR: each learns far above
@@ -262,6 +267,15 @@ TEST(EvalModelsTest, OracleAndFidelityFigures) {
   EXPECT_DOUBLE_EQ(sem["true_model_auc_fresh"].get<double>(), 1.0);
   // p_S learned something from the clicked lists.
   EXPECT_GT(sem["ps_auc_train"].get<double>(), 0.6);
+
+  // A confidence filter on p_S keeps fewer pairs than lists (k = 1).
+  nlohmann::json confident = FitAndDiagnose(
+      registry, log, std::string(kSynthHyper) + R"(, "cf_min_top_prob": 0.5})",
+      "learned");
+  ASSERT_TRUE(confident.is_object());
+  EXPECT_GT(confident["total"]["samples"].get<double>(), 0);
+  EXPECT_LT(confident["total"]["samples"].get<double>(),
+            confident["total"]["lists"].get<double>());
 
   // No truth, no oracle.
   eval::ModelSpec spec;
