@@ -11,7 +11,7 @@
 # target, keeps its input in build/fuzz/artifacts/<target>/ and makes the
 # script exit 1; copy it to fuzz/regressions/<target>/ once fixed, so every
 # build replays it (ctest label fuzz_corpus). An input that makes a target
-# allocate more than 1 GiB is counted in "ooms" (input kept, printed) and
+# allocate more than 256 MiB is counted in "ooms" (input kept, printed) and
 # the target goes on: it is a finding to look at, not a failure of the run.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
@@ -40,7 +40,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t" "$artifacts/$t"
   cp fuzz/corpus/"$t"/* "$work/$t"/
   [ -d fuzz/regressions/"$t" ] && cp fuzz/regressions/"$t"/* "$work/$t"/
-  # An allocation over 1 GiB is an out-of-memory finding, not a crash: it is
+  # An allocation over 256 MiB is an out-of-memory finding, not a crash: it is
   # counted, its input kept, and the target restarts for the rest of its time.
   start_ms=$(($(date +%s%N) / 1000000))
   execs=0
@@ -54,7 +54,7 @@ for t in "${targets[@]}"; do
     rc=0
     # Inputs longer than 64 KiB add little here and slow every target down.
     "$bin" -max_total_time="$left" -max_len=65536 -timeout=10 \
-      -malloc_limit_mb=1024 -rss_limit_mb=2048 -print_final_stats=1 \
+      -malloc_limit_mb=256 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$artifacts/$t/" "$work/$t" >"$log" 2>&1 || rc=$?
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     execs=$((execs + ${n:-0}))

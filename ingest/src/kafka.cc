@@ -110,6 +110,26 @@ Status EmbeddedBroker::SetBrokerUp(int32_t broker_id) {
              : Status::Internal(rd_kafka_err2str(err));
 }
 
+Status EmbeddedBroker::SetPartitionLeader(std::string_view topic,
+                                          int32_t partition,
+                                          int32_t broker_id) {
+  const std::string t(topic);
+  auto err = rd_kafka_mock_partition_set_leader(impl_->cluster, t.c_str(),
+                                                partition, broker_id);
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR
+             ? Status::Ok()
+             : Status::Internal(rd_kafka_err2str(err));
+}
+
+Status EmbeddedBroker::PushRequestErrors(int16_t api_key,
+                                         const std::vector<int>& errors) {
+  std::vector<rd_kafka_resp_err_t> codes;
+  for (int e : errors) codes.push_back(static_cast<rd_kafka_resp_err_t>(e));
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, api_key, codes.size(),
+                                          codes.data());
+  return Status::Ok();
+}
+
 // -------------------------------------------------------------- producer
 
 namespace {

@@ -47,9 +47,18 @@ class EmbeddedBroker {
   // this broker's log (see IngestorOptions::log_id).
   const std::string& log_id() const { return log_id_; }
   Status CreateTopic(std::string_view topic, int partitions);
-  // Simulates a broker outage (tests).
+  // Faults, for tests. A broker outage (ids 1..brokers): connections are
+  // closed and refused until SetBrokerUp.
   Status SetBrokerDown(int32_t broker_id);
   Status SetBrokerUp(int32_t broker_id);
+  // Moves the leadership of one partition to another broker (a leader
+  // change; clients learn it from a NOT_LEADER error and new metadata).
+  Status SetPartitionLeader(std::string_view topic, int32_t partition,
+                            int32_t broker_id);
+  // The next requests of Kafka API `api_key` (0 Produce, 1 Fetch, 2
+  // ListOffsets, 3 Metadata, ...) fail with these Kafka error codes, one
+  // request each, in order.
+  Status PushRequestErrors(int16_t api_key, const std::vector<int>& errors);
 
  private:
   struct Impl;
