@@ -197,11 +197,13 @@ HttpResponse GetTrending(const ServiceContext& context, const HttpRequest&,
   for (size_t i = 0; i < std::min<size_t>(*n, popular.size()); ++i) {
     json entry = {{"item_id", snapshot->ItemId(popular[i])}};
     if (scorer != nullptr) {
-      // The stream features keep log(1 + count); these undo the log.
+      // The stream features keep log(1 + count); these undo the log (the
+      // all-time count is a whole number).
       const auto& row = scorer->ItemFeatureRow(popular[i]);
       entry["clicks_6h"] = Number(std::expm1(row[stream::kClicks0 + 2]));
       entry["shows_6h"] = Number(std::expm1(row[stream::kShows0 + 2]));
-      entry["clicks_total"] = Number(std::expm1(row[stream::kTotalClicks]));
+      entry["clicks_total"] =
+          Number(std::round(std::expm1(row[stream::kTotalClicks])));
     }
     items.push_back(std::move(entry));
   }

@@ -158,6 +158,16 @@ TEST_F(DashboardTest, ExplainWithStreamFeaturesListsTermsThatAddUpToTheScore) {
     }
     EXPECT_NEAR(sum, score, 1e-4) << item;
   }
+  // Trending items carry their click counts from the stream features.
+  const json trending = Json(Get("/v1/trending"));
+  ASSERT_FALSE(trending["items"].empty());
+  for (const json& item : trending["items"]) {
+    const double total = item["clicks_total"].get<double>();
+    EXPECT_EQ(total, std::round(total)) << item;
+    EXPECT_GE(item["clicks_6h"].get<double>(), 0.0) << item;
+    EXPECT_GE(item["shows_6h"].get<double>(), item["clicks_6h"].get<double>())
+        << item;
+  }
 }
 
 TEST_F(DashboardTest, ExplainNamesAUserTheModelDoesNotKnow) {
