@@ -53,7 +53,6 @@ VARIANTS = {
     "k2": {"cf_noise_k": 2},
     # Only lists where p_S is confident of a click.
     "top50": {"cf_min_top_prob": 0.5},
-    "top70": {"cf_min_top_prob": 0.7},
     # The oracle's pairs with the true clicks only (clicked vs not).
     "click": {"cf_oracle": "click"},
 }
@@ -332,6 +331,11 @@ def plot(args, series, path):
                         ls="-" if "@" not in arm else "--",
                         label=arm_label(arm))
         ax.set_xscale("log")
+        sizes = sorted({p[0] for a in args.arms
+                        for p in series.get((ranker, dim, users, a), [])})
+        ax.minorticks_off()
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([str(x) for x in sizes])
         ax.set_title("%s, d=%d, %d users" % (ranker.upper(), dim, users))
         ax.set_xlabel("lists in the log (users x lists/user)")
         ax.grid(color="#ebebeb", lw=0.6)
@@ -363,8 +367,7 @@ STUDY_PARTS = [
     ("variants", "Candidate settings of CPR, BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned", "learned@start10", "learned@mix10",
-               "learned@mix100", "learned@k2", "learned@top50",
-               "learned@top70"]}),
+               "learned@mix100", "learned@k2", "learned@top50"]}),
     ("gmf", "Sparsity sweep, GMF, d = 16", {"rankers": ["gmf"]}),
     ("d32", "BPR, d = 32, 600 users", {"dims": [32], "users": [600]}),
 ]
