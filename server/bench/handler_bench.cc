@@ -1,6 +1,8 @@
 // Micro-benchmarks of the serving hot path without sockets: the dot-product
 // retrieval + ranking (Recommend) and the whole GET /v1/recommendations
-// handler including query parsing and JSON, on a 20,000-item, d=64 model.
+// handler including query parsing and JSON, on a 20,000-item, d=64 model;
+// the argument `stream` is 1 with stream features (the default of `cfrec
+// serve`), 0 without.
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -9,6 +11,7 @@
 #include "cfrec/server/recommend.h"
 #include "cfrec/server/service.h"
 #include "cfrec/server/testing/fake_snapshot.h"
+#include "cfrec/server/testing/stream_fixture.h"
 
 namespace {
 
@@ -19,6 +22,10 @@ constexpr size_t kUsers = 10000;
 void BM_Recommend(benchmark::State& state) {
   const auto snapshot = MakeRandomSnapshot(
       1, kUsers, state.range(0), static_cast<int>(state.range(1)), 20, 7);
+  if (state.range(2) != 0) {
+    snapshot->set_stream(cfrec::server::testing::MakeGeneratedStreamScorer(
+        static_cast<uint32_t>(state.range(0)), kUsers, 200000, 7));
+  }
   cfrec::server::RecommendOptions options;
   const auto index = cfrec::server::CandidateIndex::Build(*snapshot);
   std::mt19937 rng(1);
@@ -31,12 +38,19 @@ void BM_Recommend(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Recommend)
-    ->Args({20000, 64})
-    ->Args({5000, 64})
+    ->ArgNames({"items", "dim", "stream"})
+    ->Args({20000, 64, 0})
+    ->Args({20000, 64, 1})
+    ->Args({5000, 64, 0})
+    ->Args({5000, 64, 1})
     ->Unit(benchmark::kMicrosecond);
 
 void BM_HandleRecommendations(benchmark::State& state) {
   const auto snapshot = MakeRandomSnapshot(1, kUsers, 20000, 64, 20, 7);
+  if (state.range(0) != 0) {
+    snapshot->set_stream(cfrec::server::testing::MakeGeneratedStreamScorer(
+        20000, kUsers, 200000, 7));
+  }
   cfrec::learner::SnapshotHolder holder;
   holder.Publish(snapshot);
   cfrec::server::ServiceContext context;
@@ -54,7 +68,11 @@ void BM_HandleRecommendations(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_HandleRecommendations)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_HandleRecommendations)
+    ->ArgName("stream")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_BuildIndex(benchmark::State& state) {
   const auto snapshot = MakeRandomSnapshot(1, 10, 20000, 64, 0, 7);

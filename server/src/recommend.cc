@@ -28,6 +28,7 @@ inline float Sanitize(float s) {
 struct Candidate {
   float score;
   uint32_t item;
+  uint32_t pos = 0;  // in the CandidateIndex's pool (stage 1 only)
 };
 
 // Best first: higher score, then smaller item index (deterministic ties).
@@ -274,7 +275,8 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   if (pool.size() <= first_cut) {
     candidates.reserve(pool.size());
     for (size_t i = 0; i < pool.size(); ++i) {
-      candidates.push_back({Sanitize(dots[i]), pool[i]});
+      candidates.push_back(
+          {Sanitize(dots[i]), pool[i], static_cast<uint32_t>(i)});
     }
   } else {
     // One pass with a rising threshold: candidates at or above it go to a
@@ -286,7 +288,7 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
     for (size_t i = 0; i < pool.size(); ++i) {
       const float s = dots[i];
       if (!(s >= threshold)) continue;
-      candidates.push_back({s, pool[i]});
+      candidates.push_back({s, pool[i], static_cast<uint32_t>(i)});
       if (candidates.size() == 2 * first_cut) {
         KeepBestByScore(candidates, first_cut);
         threshold = candidates.front().score;
@@ -319,12 +321,13 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
           std::binary_search(clicked.begin(), clicked.end(), item)) {
         continue;
       }
-      candidates.push_back({0.0f, item});
+      candidates.push_back({0.0f, item, pos});
       ++added;
     }
+    // The index holds each pool item's item part: no hash lookups.
     item_part.reserve(candidates.size());
     for (const Candidate& c : candidates) {
-      item_part.push_back(sc->ItemScore(c.item));
+      item_part.push_back(index.stream_scores()[c.pos]);
     }
   }
   if (candidates.empty()) return result;
@@ -334,13 +337,17 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   for (size_t i = 0; i < candidates.size(); ++i) items[i] = candidates[i].item;
   std::vector<float> scores(items.size());
   snapshot.Score(*user, items, scores);
+  const stream::UserExposure::Record* exposure =
+      sc != nullptr ? sc->Exposure(*user) : nullptr;
   for (size_t i = 0; i < candidates.size(); ++i) {
     const float ranker = std::isfinite(scores[i])
                              ? scores[i]
                              : std::numeric_limits<float>::quiet_NaN();
     candidates[i].score = Sanitize(
         sc != nullptr
-            ? sc->Score(item_part[i], sc->Pair(*user, items[i], false), ranker)
+            ? item_part[i] + sc->UserTerms(stream::StreamScorer::Pair(
+                                               exposure, items[i], false),
+                                           ranker)
             : scores[i]);
   }
   const size_t take = std::min(n, candidates.size());

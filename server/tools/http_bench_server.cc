@@ -22,7 +22,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,7 +31,7 @@
 #include "cfrec/server/recommend.h"
 #include "cfrec/server/service.h"
 #include "cfrec/server/testing/fake_snapshot.h"
-#include "cfrec/stream/stream_model.h"
+#include "cfrec/server/testing/stream_fixture.h"
 
 namespace {
 
@@ -48,34 +47,6 @@ struct Flags {
   bool stream_features = true;
   size_t stream_lists = 200000;
 };
-
-// A stream model trained on `lists` generated lists of 24 items drawn with a
-// popularity skew, one list a second of event time, clicks by a per-item
-// rate; its scorer as a snapshot of `cfrec serve` would carry it.
-std::shared_ptr<const cfrec::stream::StreamScorer> MakeStreamScorer(
-    const Flags& flags) {
-  cfrec::stream::StreamModel model;
-  std::mt19937 rng(7);
-  std::uniform_real_distribution<double> unit(0, 1);
-  const auto items = static_cast<uint32_t>(flags.items);
-  const auto users = static_cast<uint32_t>(flags.users);
-  std::vector<uint32_t> list(24);
-  std::vector<uint16_t> clicked;
-  for (size_t n = 0; n < flags.stream_lists && items > 0; ++n) {
-    for (uint32_t& i : list) {
-      i = static_cast<uint32_t>(items * unit(rng) * unit(rng));  // skewed
-    }
-    clicked.clear();
-    for (uint16_t k = 0; k < list.size(); ++k) {
-      if (unit(rng) < 0.02 + 0.08 * double(list[k] % 7) / 6) {
-        clicked.push_back(k);
-      }
-    }
-    model.OnImpression(static_cast<uint32_t>(rng() % users),
-                       static_cast<int64_t>(n) * 1000, list, clicked, {}, {});
-  }
-  return model.MakeScorer();
-}
 
 // The same model under a new version and creation time, as the learner's
 // next snapshot would be; delegates instead of copying the base.
@@ -191,7 +162,11 @@ int main(int argc, char** argv) {
 
   const auto base = cfrec::server::testing::MakeRandomSnapshot(
       1, flags.users, flags.items, flags.dim, flags.clicks_per_user, 42);
-  if (flags.stream_features) base->set_stream(MakeStreamScorer(flags));
+  if (flags.stream_features) {
+    base->set_stream(cfrec::server::testing::MakeGeneratedStreamScorer(
+        static_cast<uint32_t>(flags.items), static_cast<uint32_t>(flags.users),
+        flags.stream_lists, 7));
+  }
   cfrec::learner::SnapshotHolder holder;
   auto retrieval_cache = std::make_shared<cfrec::server::CandidateIndexCache>();
   holder.SetOnPublish(

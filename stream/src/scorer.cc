@@ -14,14 +14,14 @@ void StreamScorer::ScoreItems(uint32_t user, std::span<const uint32_t> items,
                               std::span<const uint32_t> user_clicked,
                               std::span<const float> ranker,
                               std::span<float> out) const {
+  const UserExposure::Record* exposure =
+      user != kNoUser ? Exposure(user) : nullptr;
   for (size_t k = 0; k < items.size() && k < out.size(); ++k) {
     const bool clicked =
         std::binary_search(user_clicked.begin(), user_clicked.end(), items[k]);
-    const UserItem pair =
-        user != kNoUser ? Pair(user, items[k], clicked) : UserItem{clicked};
     std::optional<float> r;
     if (k < ranker.size()) r = ranker[k];
-    out[k] = Score(ItemScore(items[k]), pair, r);
+    out[k] = Score(ItemScore(items[k]), Pair(exposure, items[k], clicked), r);
   }
 }
 

@@ -13,7 +13,7 @@ constexpr uint32_t kMaxUsers = uint32_t{1} << 28;
 
 }  // namespace
 
-UserExposure::Seen UserExposure::FindIn(const Record* r, uint32_t item) {
+UserExposure::Seen UserExposure::Lookup(const Record* r, uint32_t item) {
   if (r == nullptr) return {};
   auto it =
       std::lower_bound(r->entries.begin(), r->entries.end(), item,
@@ -24,11 +24,11 @@ UserExposure::Seen UserExposure::FindIn(const Record* r, uint32_t item) {
 
 UserExposure::Seen UserExposure::Snapshot::Find(uint32_t user,
                                                 uint32_t item) const {
-  return user < users_.size() ? FindIn(users_[user].get(), item) : Seen{};
+  return user < users_.size() ? Lookup(users_[user].get(), item) : Seen{};
 }
 
 UserExposure::Seen UserExposure::Find(uint32_t user, uint32_t item) const {
-  return user < users_.size() ? FindIn(users_[user].get(), item) : Seen{};
+  return user < users_.size() ? Lookup(users_[user].get(), item) : Seen{};
 }
 
 void UserExposure::AddList(uint32_t user, std::span<const uint32_t> items) {
@@ -52,7 +52,7 @@ void UserExposure::AddList(uint32_t user, std::span<const uint32_t> items) {
       e.insert(it, Entry{item, 1, list});
     }
   }
-  if (e.size() > max_items_) {
+  if (e.size() > max_items_ + max_items_ / 4) {
     // Keep the most recently shown; among equals, the smaller item ids.
     std::vector<Entry> keep = e;
     std::nth_element(keep.begin(), keep.begin() + max_items_, keep.end(),

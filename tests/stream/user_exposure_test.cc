@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -116,6 +118,30 @@ TEST(StreamModel, RanksAnItemPassedOverBelowTheSameItemFresh) {
   now->ScoreItems(1000, one, {}, {}, fresh);
   now->ScoreItems(7, one, {}, {}, passed);
   EXPECT_LT(passed[0], fresh[0]);
+}
+
+// Serving adds the user terms without building a feature row; the sum must
+// be the one training uses (the weights times UserFeatures' row).
+TEST(StreamScorer, UserTermsAreTheWeightsTimesTheUserFeatures) {
+  Weights w{};
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (float& x : w) x = u(rng);
+  const StreamScorer scorer(0, w, {}, StreamScorer::Item{0.5f, {}});
+  for (bool clicked : {false, true}) {
+    for (uint32_t shown : {0u, 1u, 2u, 3u, 7u}) {
+      for (std::optional<float> r :
+           {std::optional<float>(), std::optional<float>(0.3f),
+            std::optional<float>(-20.0f), std::optional<float>(NAN)}) {
+        FeatureRow row{};
+        UserFeatures(UserItem{clicked, shown}, r, row);
+        float want = 0.5f;
+        for (int f = kUserClicked; f < kNumFeatures; ++f) want += w[f] * row[f];
+        EXPECT_FLOAT_EQ(scorer.Score(0.5f, UserItem{clicked, shown}, r), want)
+            << clicked << " " << shown;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -61,6 +61,16 @@ using FeatureRow = std::array<float, kNumFeatures>;
 void ItemFeatures(const ItemCounts* counts, const ItemCounts& global,
                   int64_t now_ms, std::span<float, kNumItemFeatures> out);
 
+// The ranker feature: f(u, i) clipped to [-kRankerClip, kRankerClip]; 0
+// without a user term (nullopt or NaN).
+inline float ClipRanker(std::optional<float> ranker) {
+  float r = ranker.value_or(0.0f);
+  if (std::isnan(r)) r = 0.0f;
+  if (r < -kRankerClip) r = -kRankerClip;
+  if (r > kRankerClip) r = kRankerClip;
+  return r;
+}
+
 // What the stream knows of one (user, item) pair.
 struct UserItem {
   bool clicked = false;  // the user clicked or read the item before
@@ -76,11 +86,7 @@ inline void UserFeatures(UserItem pair, std::optional<float> ranker,
   row[kShown1] = pair.shown == 1 ? 1.0f : 0.0f;
   row[kShown2] = pair.shown == 2 ? 1.0f : 0.0f;
   row[kShown3] = pair.shown >= 3 ? 1.0f : 0.0f;
-  float r = ranker.value_or(0.0f);
-  if (std::isnan(r)) r = 0.0f;
-  if (r < -kRankerClip) r = -kRankerClip;
-  if (r > kRankerClip) r = kRankerClip;
-  row[kRanker] = r;
+  row[kRanker] = ClipRanker(ranker);
 }
 inline void UserFeatures(bool user_clicked, std::optional<float> ranker,
                          FeatureRow& row) {

@@ -55,21 +55,33 @@ class StreamScorer {
   // The (user, item) pair as of now_ms(): whether the user clicked it
   // (`clicked`, known to the caller) and what earlier lists showed of it.
   UserItem Pair(uint32_t user, uint32_t item, bool clicked) const {
-    UserItem pair;
-    pair.clicked = clicked;
-    if (exposure_ != nullptr) pair.shown = exposure_->Find(user, item).count;
-    return pair;
+    return Pair(Exposure(user), item, clicked);
+  }
+  // The same for many items of one user: fetch the user's exposure once.
+  const UserExposure::Record* Exposure(uint32_t user) const {
+    return exposure_ != nullptr ? exposure_->User(user) : nullptr;
+  }
+  static UserItem Pair(const UserExposure::Record* exposure, uint32_t item,
+                       bool clicked) {
+    return UserItem{clicked, UserExposure::Lookup(exposure, item).count};
   }
 
   // The whole score: the item part plus the user terms. `ranker` is the
   // ranker's f(u, i), nullopt for an unknown user (no user term).
   float Score(float item_score, UserItem pair,
               std::optional<float> ranker) const {
-    FeatureRow row{};
-    UserFeatures(pair, ranker, row);
-    float s = item_score;
-    for (int f = kUserClicked; f < kNumFeatures; ++f) s += weights_[f] * row[f];
-    return s;
+    return item_score + UserTerms(pair, ranker);
+  }
+  // The user terms alone: the weights times UserFeatures(pair, ranker),
+  // without building the row (serving's per-candidate cost).
+  float UserTerms(UserItem pair, std::optional<float> ranker) const {
+    float s = pair.clicked ? weights_[kUserClicked] : 0.0f;
+    if (pair.shown > 0) {
+      s += weights_[pair.shown == 1   ? kShown1
+                    : pair.shown == 2 ? kShown2
+                                      : kShown3];
+    }
+    return s + weights_[kRanker] * ClipRanker(ranker);
   }
   float Score(float item_score, bool user_clicked,
               std::optional<float> ranker) const {

@@ -7,8 +7,9 @@
 //
 // Each user's record is immutable once published: an update replaces it
 // (copy on write), so a snapshot is a copy of the per-user pointers, and
-// serving reads it while the trainer goes on. Bounded: at most
-// `max_items_per_user` items per user (the least recently shown go first),
+// serving reads it while the trainer goes on. Bounded: a user's record is
+// cut back to the `max_items_per_user` most recently shown items when it
+// holds a quarter more than that (so the cut is paid once in many lists),
 // and users are forgotten with the stream model's users.
 //
 // Thread-safety: none for the table (one owner, the trainer); snapshots are
@@ -52,6 +53,10 @@ class UserExposure {
         : users_(std::move(users)) {}
     // What earlier lists showed of `item` to `user`; none if unknown.
     Seen Find(uint32_t user, uint32_t item) const;
+    // The user's record (null if unknown), for many lookups with Find.
+    const Record* User(uint32_t user) const {
+      return user < users_.size() ? users_[user].get() : nullptr;
+    }
     size_t num_users() const { return users_.size(); }
 
    private:
@@ -70,13 +75,14 @@ class UserExposure {
 
   std::shared_ptr<const Snapshot> MakeSnapshot() const;
 
+  // What `record` (null: none) says of `item`.
+  static Seen Lookup(const Record* record, uint32_t item);
+
   // Checkpoint part.
   void AppendTo(std::string* out) const;
   Status ReadFrom(std::string_view* in);
 
  private:
-  static Seen FindIn(const Record* r, uint32_t item);
-
   size_t max_items_;
   std::vector<std::shared_ptr<const Record>> users_;  // by user id
 };
