@@ -370,6 +370,8 @@ STUDY_PARTS = [
                "learned@mix100", "learned@k2", "learned@top50"]}),
     ("gmf", "Sparsity sweep, GMF, d = 16", {"rankers": ["gmf"]}),
     ("d32", "BPR, d = 32, 600 users", {"dims": [32], "users": [600]}),
+    ("neumf", "NeuMF, d = 16, 3 seeds",
+     {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3]}),
 ]
 
 
