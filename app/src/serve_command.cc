@@ -159,26 +159,10 @@ void DrainEmbeddedBroker(ingest::KafkaProducer* events_producer,
 
 void RegisterTrainerMetrics(server::MetricsRegistry& m,
                             const learner::Trainer& trainer) {
-  m.AddCallback(
-      "cfrec_training_samples_total", "Ranker training samples, by source",
-      true,
-      [&] { return static_cast<double>(trainer.Stats().observed_samples); },
-      {"source"}, {"observed"});
-  m.AddCallback(
-      "cfrec_training_samples_total", "Ranker training samples, by source",
-      true,
-      [&] {
-        return static_cast<double>(trainer.Stats().counterfactual_samples);
-      },
-      {"source"}, {"counterfactual"});
-  m.AddCallback("cfrec_training_samples_per_second",
-                "Recent ranker training throughput", false,
-                [&] { return trainer.Stats().samples_per_sec; });
-  m.AddCallback("cfrec_ranker_loss", "Moving average of the ranker's loss",
-                false, [&] { return trainer.Stats().ranker_loss; });
-  m.AddCallback("cfrec_policy_reward",
-                "Mean reward of the counterfactual policy (CPR eq. 11)", false,
-                [&] { return trainer.Stats().policy_reward; });
+  // cfrec_training_samples_total, cfrec_training_samples_per_second{source},
+  // cfrec_ranker_loss and cfrec_policy_reward come from the served snapshot
+  // (server::RegisterModelMetrics); registering them here too made those
+  // fail (the first registration of a family wins).
   m.AddCallback("cfrec_policy_baseline",
                 "Running reward baseline of the policy's REINFORCE step", false,
                 [&] { return trainer.Stats().policy_baseline; });
