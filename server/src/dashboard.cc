@@ -109,13 +109,10 @@ HttpResponse GetExplain(const ServiceContext& context, const HttpRequest&,
       !s.ok()) {
     return ErrorResponseFor(s);
   }
-  if (!params[0].has_value()) {
-    return BadRequest("query parameter 'user_id' is required");
-  }
-  const std::string& user_id = *params[0];
-  if (Status s = CheckId(user_id, "user_id", context.serving); !s.ok()) {
-    return ErrorResponseFor(s);
-  }
+  const Result<std::string> user_param =
+      RequiredId(params[0], "user_id", context.serving);
+  if (!user_param.ok()) return ErrorResponseFor(user_param.status());
+  const std::string& user_id = *user_param;
   const Result<uint64_t> n = CountParam(params[1], context.serving.default_n,
                                         context.serving.max_n, "n");
   if (!n.ok()) return ErrorResponseFor(n.status());

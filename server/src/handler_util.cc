@@ -55,6 +55,17 @@ Status CheckId(std::string_view id, std::string_view field,
   return Status::Ok();
 }
 
+Result<std::string> RequiredId(const std::optional<std::string>& param,
+                               std::string_view field,
+                               const ServingOptions& options) {
+  if (!param.has_value()) {
+    return Status::InvalidArgument("query parameter '" + std::string(field) +
+                                   "' is required");
+  }
+  CFREC_RETURN_IF_ERROR(CheckId(*param, field, options));
+  return *param;
+}
+
 Status TakeParams(const ParsedTarget& target,
                   std::initializer_list<std::string_view> allowed,
                   std::vector<std::optional<std::string>>* values) {

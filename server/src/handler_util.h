@@ -37,6 +37,11 @@ std::shared_ptr<const learner::ModelSnapshot> Latest(
 Status CheckId(std::string_view id, std::string_view field,
                const ServingOptions& options);
 
+// A required id parameter (`field`), checked as CheckId does.
+Result<std::string> RequiredId(const std::optional<std::string>& param,
+                               std::string_view field,
+                               const ServingOptions& options);
+
 // Collects the query parameters named in `allowed`, each at most once;
 // anything else is an error.
 Status TakeParams(const ParsedTarget& target,

@@ -24,10 +24,12 @@ using nlohmann::json;
 
 using internal::BadRequest;
 using internal::CheckId;
+using internal::CountParam;
 using internal::JsonResponse;
 using internal::Latest;
 using internal::NotReady;
 using internal::NowMs;
+using internal::RequiredId;
 using internal::TakeParams;
 
 // Common checks of a JSON request body; parses it into `doc`.
@@ -61,20 +63,14 @@ HttpResponse GetRecommendations(const ServiceContext& context,
   if (Status s = TakeParams(target, {"user_id", "n"}, &params); !s.ok()) {
     return ErrorResponseFor(s);
   }
-  if (!params[0].has_value()) {
-    return BadRequest("query parameter 'user_id' is required");
-  }
-  const std::string& user_id = *params[0];
-  if (Status s = CheckId(user_id, "user_id", context.serving); !s.ok()) {
-    return ErrorResponseFor(s);
-  }
-  size_t n = context.serving.default_n;
-  if (params[1].has_value()) {
-    Result<uint64_t> parsed =
-        ParseUint(*params[1], 1, context.serving.max_n, "n");
-    if (!parsed.ok()) return ErrorResponseFor(parsed.status());
-    n = static_cast<size_t>(*parsed);
-  }
+  const Result<std::string> user =
+      RequiredId(params[0], "user_id", context.serving);
+  if (!user.ok()) return ErrorResponseFor(user.status());
+  const std::string& user_id = *user;
+  const Result<uint64_t> count = CountParam(
+      params[1], context.serving.default_n, context.serving.max_n, "n");
+  if (!count.ok()) return ErrorResponseFor(count.status());
+  const size_t n = static_cast<size_t>(*count);
   const auto snapshot = Latest(context);
   if (snapshot == nullptr) return NotReady("no model snapshot published yet");
 
