@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "cf_feed.h"
-#include "checkpoint_frame.h"
 #include "cfrec/learner/learner.h"
 #include "cfrec/schemas/log.h"
 #include "cfrec/state/event_store.h"
+#include "checkpoint_frame.h"
 #include "online_quality.h"
 #include "serving_window.h"
 #include "stream_step.h"
