@@ -7,9 +7,14 @@
 namespace cfrec::stream {
 namespace {
 
-// User ids are the store's dense ids; one past this is taken as corrupt
-// (the table is a vector indexed by id).
-constexpr uint32_t kMaxUsers = uint32_t{1} << 28;
+using Record = UserExposure::Record;
+
+template <typename PageMap>
+const Record* UserIn(const PageMap& pages, uint32_t user) {
+  auto it = pages.find(user >> UserExposure::kPageBits);
+  if (it == pages.end()) return nullptr;
+  return (*it->second)[user & (UserExposure::kPageSize - 1)].get();
+}
 
 }  // namespace
 
@@ -22,21 +27,48 @@ UserExposure::Seen UserExposure::Lookup(const Record* r, uint32_t item) {
   return {it->count};
 }
 
+const Record* UserExposure::Snapshot::User(uint32_t user) const {
+  return UserIn(pages_, user);
+}
+
 UserExposure::Seen UserExposure::Snapshot::Find(uint32_t user,
                                                 uint32_t item) const {
-  return user < users_.size() ? Lookup(users_[user].get(), item) : Seen{};
+  return Lookup(User(user), item);
+}
+
+const Record* UserExposure::User(uint32_t user) const {
+  return UserIn(pages_, user);
 }
 
 UserExposure::Seen UserExposure::Find(uint32_t user, uint32_t item) const {
-  return user < users_.size() ? Lookup(users_[user].get(), item) : Seen{};
+  return Lookup(User(user), item);
+}
+
+void UserExposure::Set(uint32_t user, std::shared_ptr<const Record> record) {
+  const uint32_t id = user >> kPageBits;
+  auto it = pages_.find(id);
+  if (it == pages_.end()) {
+    if (record == nullptr) return;
+    it = pages_.emplace(id, std::make_shared<Page>()).first;
+  } else if (it->second.use_count() > 1) {
+    it->second = std::make_shared<Page>(*it->second);  // a snapshot has it
+  }
+  std::shared_ptr<const Record>& slot = (*it->second)[user & (kPageSize - 1)];
+  num_users_ += (record != nullptr) - (slot != nullptr);
+  slot = std::move(record);
+  if (slot == nullptr &&
+      std::all_of(it->second->begin(), it->second->end(),
+                  [](const auto& r) { return r == nullptr; })) {
+    pages_.erase(it);
+  }
 }
 
 void UserExposure::AddList(uint32_t user, std::span<const uint32_t> items) {
-  if (user >= kMaxUsers || items.empty() || max_items_ == 0) return;
-  if (user >= users_.size()) users_.resize(size_t{user} + 1);
+  if (items.empty() || max_items_ == 0) return;
   // Copy on write: snapshots keep the record they saw.
-  auto next = users_[user] != nullptr ? std::make_shared<Record>(*users_[user])
-                                      : std::make_shared<Record>();
+  const Record* old = User(user);
+  auto next = old != nullptr ? std::make_shared<Record>(*old)
+                             : std::make_shared<Record>();
   const uint64_t list = ++next->lists;
   std::vector<Entry>& e = next->entries;
   for (uint32_t item : items) {
@@ -65,53 +97,55 @@ void UserExposure::AddList(uint32_t user, std::span<const uint32_t> items) {
               [](const Entry& a, const Entry& b) { return a.item < b.item; });
     e = std::move(keep);
   }
-  users_[user] = std::move(next);
+  Set(user, std::move(next));
 }
 
-void UserExposure::Erase(uint32_t user) {
-  if (user < users_.size()) users_[user].reset();
-}
-
-size_t UserExposure::num_users() const {
-  return static_cast<size_t>(
-      std::count_if(users_.begin(), users_.end(),
-                    [](const auto& r) { return r != nullptr; }));
-}
+void UserExposure::Erase(uint32_t user) { Set(user, nullptr); }
 
 std::shared_ptr<const UserExposure::Snapshot> UserExposure::MakeSnapshot()
     const {
-  return std::make_shared<const Snapshot>(users_);
+  Pages pages;
+  pages.reserve(pages_.size());
+  for (const auto& [id, page] : pages_) pages.emplace(id, page);
+  return std::make_shared<const Snapshot>(std::move(pages));
 }
 
 void UserExposure::AppendTo(std::string* out) const {
-  coding::Put(out, static_cast<uint64_t>(num_users()));
-  for (size_t u = 0; u < users_.size(); ++u) {
-    const Record* r = users_[u].get();
-    if (r == nullptr) continue;
-    coding::Put(out, static_cast<uint32_t>(u));
-    coding::Put(out, r->lists);
-    coding::Put(out, static_cast<uint32_t>(r->entries.size()));
-    for (const Entry& e : r->entries) {
-      coding::Put(out, e.item);
-      coding::Put(out, e.count);
-      coding::Put(out, e.last_list);
+  std::vector<uint32_t> ids;
+  ids.reserve(pages_.size());
+  for (const auto& kv : pages_) ids.push_back(kv.first);
+  std::sort(ids.begin(), ids.end());  // the same state, the same bytes
+  coding::Put(out, static_cast<uint64_t>(num_users_));
+  for (uint32_t id : ids) {
+    const Page& page = *pages_.at(id);
+    for (uint32_t slot = 0; slot < kPageSize; ++slot) {
+      const Record* r = page[slot].get();
+      if (r == nullptr) continue;
+      coding::Put(out, (id << kPageBits) | slot);
+      coding::Put(out, r->lists);
+      coding::Put(out, static_cast<uint32_t>(r->entries.size()));
+      for (const Entry& e : r->entries) {
+        coding::Put(out, e.item);
+        coding::Put(out, e.count);
+        coding::Put(out, e.last_list);
+      }
     }
   }
 }
 
 Status UserExposure::ReadFrom(std::string_view* in) {
   constexpr size_t kEntryBytes = 2 * sizeof(uint32_t) + sizeof(uint64_t);
+  constexpr size_t kUserBytes = sizeof(uint32_t) * 2 + sizeof(uint64_t);
   uint64_t n = 0;
-  if (!coding::Get(in, &n) || n > in->size()) {
+  if (!coding::Get(in, &n) || n > in->size() / kUserBytes) {
     return Status::Corruption("user exposure: truncated");
   }
-  std::vector<std::shared_ptr<const Record>> users;
+  UserExposure read(max_items_);
   for (uint64_t k = 0; k < n; ++k) {
     uint32_t user = 0, size = 0;
     auto r = std::make_shared<Record>();
     if (!coding::Get(in, &user) || !coding::Get(in, &r->lists) ||
-        !coding::Get(in, &size) || user >= kMaxUsers ||
-        size > in->size() / kEntryBytes) {
+        !coding::Get(in, &size) || size > in->size() / kEntryBytes) {
       return Status::Corruption("user exposure: truncated user");
     }
     r->entries.resize(size);
@@ -125,10 +159,12 @@ Status UserExposure::ReadFrom(std::string_view* in) {
             [](const Entry& a, const Entry& b) { return a.item < b.item; })) {
       return Status::Corruption("user exposure: entries out of order");
     }
-    if (user >= users.size()) users.resize(size_t{user} + 1);
-    users[user] = std::move(r);
+    if (read.User(user) != nullptr) {
+      return Status::Corruption("user exposure: a user twice");
+    }
+    read.Set(user, std::move(r));
   }
-  users_ = std::move(users);
+  *this = std::move(read);
   return Status::Ok();
 }
 

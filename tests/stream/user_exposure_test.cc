@@ -57,6 +57,26 @@ TEST(UserExposure, KeepsTheMostRecentlyShownItemsPerUser) {
   EXPECT_EQ(e.num_users(), 0u);
 }
 
+// Memory follows the ids in use: any 32-bit id works, and a snapshot keeps
+// what it saw when the page it shares is changed or emptied later.
+TEST(UserExposure, AnyIdAndSnapshotsKeepTheirPages) {
+  UserExposure e;
+  const std::vector<uint32_t> items = {9};
+  e.AddList(4000000000u, items);
+  e.AddList(7, items);
+  const auto before = e.MakeSnapshot();
+  e.Erase(4000000000u);
+  e.AddList(7, items);
+  EXPECT_EQ(before->Find(4000000000u, 9).count, 1u);
+  EXPECT_EQ(before->Find(7, 9).count, 1u);
+  EXPECT_EQ(e.Find(4000000000u, 9).count, 0u);
+  EXPECT_EQ(e.Find(7, 9).count, 2u);
+  EXPECT_EQ(e.num_users(), 1u);
+  std::string blob;
+  e.AppendTo(&blob);
+  EXPECT_LT(blob.size(), 100u);
+}
+
 TEST(UserExposure, CheckpointRoundTripAndTruncation) {
   UserExposure e;
   std::mt19937 rng(5);

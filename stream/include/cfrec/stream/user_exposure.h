@@ -6,8 +6,11 @@
 // (user, item) feature of the stream model.
 //
 // Each user's record is immutable once published: an update replaces it
-// (copy on write), so a snapshot is a copy of the per-user pointers, and
-// serving reads it while the trainer goes on. Bounded: a user's record is
+// (copy on write). Users live in pages of 64 ids, and a snapshot copies the
+// map of page pointers; a page shared with a snapshot is copied (1 KiB)
+// before it changes again. So a snapshot costs one pointer per 64 ids,
+// serving reads it while the trainer goes on, and memory follows the ids in
+// use, not the largest id. Bounded: a user's record is
 // cut back to the `max_items_per_user` most recently shown items when it
 // holds a quarter more than that (so the cut is paid once in many lists),
 // and users are forgotten with the stream model's users.
@@ -17,11 +20,13 @@
 #ifndef CFREC_STREAM_USER_EXPOSURE_H_
 #define CFREC_STREAM_USER_EXPOSURE_H_
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "cfrec/schemas/status.h"
@@ -45,22 +50,23 @@ class UserExposure {
     uint64_t lists = 0;  // lists shown to the user so far
   };
 
+  static constexpr uint32_t kPageBits = 6;
+  static constexpr uint32_t kPageSize = uint32_t{1} << kPageBits;
+  using Page = std::array<std::shared_ptr<const Record>, kPageSize>;
+  using Pages = std::unordered_map<uint32_t, std::shared_ptr<const Page>>;
+
   // An immutable view of every user's record at one moment.
   class Snapshot {
    public:
     Snapshot() = default;
-    explicit Snapshot(std::vector<std::shared_ptr<const Record>> users)
-        : users_(std::move(users)) {}
+    explicit Snapshot(Pages pages) : pages_(std::move(pages)) {}
     // What earlier lists showed of `item` to `user`; none if unknown.
     Seen Find(uint32_t user, uint32_t item) const;
-    // The user's record (null if unknown), for many lookups with Find.
-    const Record* User(uint32_t user) const {
-      return user < users_.size() ? users_[user].get() : nullptr;
-    }
-    size_t num_users() const { return users_.size(); }
+    // The user's record (null if unknown), for many lookups with Lookup.
+    const Record* User(uint32_t user) const;
 
    private:
-    std::vector<std::shared_ptr<const Record>> users_;
+    Pages pages_;
   };
 
   explicit UserExposure(size_t max_items_per_user = 256)
@@ -71,7 +77,7 @@ class UserExposure {
   Seen Find(uint32_t user, uint32_t item) const;
   // Forgets the user.
   void Erase(uint32_t user);
-  size_t num_users() const;
+  size_t num_users() const { return num_users_; }
 
   std::shared_ptr<const Snapshot> MakeSnapshot() const;
 
@@ -83,8 +89,16 @@ class UserExposure {
   Status ReadFrom(std::string_view* in);
 
  private:
+  const Record* User(uint32_t user) const;
+  // Replaces the user's record (null: erase), copying the page first when
+  // a snapshot shares it.
+  void Set(uint32_t user, std::shared_ptr<const Record> record);
+
   size_t max_items_;
-  std::vector<std::shared_ptr<const Record>> users_;  // by user id
+  // By user id >> kPageBits. A page whose use count is 1 is not in any
+  // snapshot and may change in place.
+  std::unordered_map<uint32_t, std::shared_ptr<Page>> pages_;
+  size_t num_users_ = 0;
 };
 
 }  // namespace cfrec::stream
