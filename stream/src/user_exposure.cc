@@ -65,12 +65,26 @@ void UserExposure::Set(uint32_t user, std::shared_ptr<const Record> record) {
 
 void UserExposure::AddList(uint32_t user, std::span<const uint32_t> items) {
   if (items.empty() || max_items_ == 0) return;
-  // Copy on write: snapshots keep the record they saw.
+  // A record no snapshot can see (its page and itself held once) changes in
+  // place; otherwise copy on write, so snapshots keep the record they saw.
+  auto page = pages_.find(user >> kPageBits);
+  if (page != pages_.end() && page->second.use_count() == 1) {
+    const auto& slot = (*page->second)[user & (kPageSize - 1)];
+    if (slot != nullptr && slot.use_count() == 1) {
+      Count(const_cast<Record&>(*slot), items);  // made non-const by us
+      return;
+    }
+  }
   const Record* old = User(user);
   auto next = old != nullptr ? std::make_shared<Record>(*old)
                              : std::make_shared<Record>();
-  const uint64_t list = ++next->lists;
-  std::vector<Entry>& e = next->entries;
+  Count(*next, items);
+  Set(user, std::move(next));
+}
+
+void UserExposure::Count(Record& r, std::span<const uint32_t> items) const {
+  const uint64_t list = ++r.lists;
+  std::vector<Entry>& e = r.entries;
   for (uint32_t item : items) {
     auto it =
         std::lower_bound(e.begin(), e.end(), item,
@@ -97,7 +111,6 @@ void UserExposure::AddList(uint32_t user, std::span<const uint32_t> items) {
               [](const Entry& a, const Entry& b) { return a.item < b.item; });
     e = std::move(keep);
   }
-  Set(user, std::move(next));
 }
 
 void UserExposure::Erase(uint32_t user) { Set(user, nullptr); }

@@ -90,6 +90,8 @@ class UserExposure {
 
  private:
   const Record* User(uint32_t user) const;
+  // Counts one list into `r` and cuts it back to the bound.
+  void Count(Record& r, std::span<const uint32_t> items) const;
   // Replaces the user's record (null: erase), copying the page first when
   // a snapshot shares it.
   void Set(uint32_t user, std::shared_ptr<const Record> record);
