@@ -20,21 +20,27 @@
 #include "dead_letters.h"
 #include "dictionaries.h"
 #include "event_reader.h"
+#include "fault_file_system.h"
+#include "info_log.h"
 #include "item_stats.h"
 #include "layout.h"
 #include "offsets.h"
+#include "write_health.h"
 
 namespace cfrec::state {
 namespace {
 
 class RocksEventStore final : public EventStore {
  public:
-  RocksEventStore(std::unique_ptr<rocksdb::DB> db,
+  RocksEventStore(std::unique_ptr<rocksdb::Env> env,
+                  std::unique_ptr<rocksdb::DB> db,
                   std::vector<rocksdb::ColumnFamilyHandle*> handles,
-                  const StoreOptions& options)
-      : db_(std::move(db)),
+                  const std::string& dir, const StoreOptions& options)
+      : env_(std::move(env)),
+        db_(std::move(db)),
         cf_(std::move(handles)),
         options_(options),
+        health_(db_.get(), dir),
         counters_(ref()),
         dictionaries_(ref()),
         offsets_(ref(), options.sync_writes),
@@ -112,6 +118,7 @@ class RocksEventStore final : public EventStore {
     return dead_letters_.Read(from_seq, max);
   }
   Result<std::string> GetCheckpoint(std::string_view name) const override;
+  Status StorageHealth() const override { return health_.Get(); }
   StoreCounters Counters() const override {
     StoreCounters c = counters_.Get();
     c.users = dictionaries_.users().size();
@@ -122,9 +129,11 @@ class RocksEventStore final : public EventStore {
  private:
   DbRef ref() const { return DbRef{db_.get(), cf_}; }
 
+  std::unique_ptr<rocksdb::Env> env_;  // see fault_file_system.h
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cf_;
   StoreOptions options_;
+  WriteHealth health_;
 
   RunningCounters counters_;
   Dictionaries dictionaries_;
@@ -147,6 +156,7 @@ Status RocksEventStore::Load() {
 
 Result<ApplyOutcome> RocksEventStore::ApplyBatch(
     std::span<const ConsumedMessage> batch) {
+  CFREC_RETURN_IF_ERROR(health_.BeforeWrite());
   BatchState b;
   b.counters = counters_.Get();
   b.next_dead_letter_seq = dead_letters_.next_seq();
@@ -164,10 +174,10 @@ Result<ApplyOutcome> RocksEventStore::ApplyBatch(
 
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
-  auto s = db_->Write(wo, &b.wb);
-  if (!s.ok()) {
+  Status written = health_.AfterWrite(db_->Write(wo, &b.wb), "applying batch");
+  if (!written.ok()) {
     dictionaries_.Discard();
-    return FromRocks(s, "applying batch");
+    return written;
   }
   // Durable: publish what readers may now see.
   dictionaries_.Publish();
@@ -181,10 +191,11 @@ Result<ApplyOutcome> RocksEventStore::ApplyBatch(
 
 Status RocksEventStore::PutCheckpoint(std::string_view name,
                                       std::string_view blob) {
+  CFREC_RETURN_IF_ERROR(health_.BeforeWrite());
   rocksdb::WriteOptions wo;
   wo.sync = true;  // rare and precious: always durable
-  return FromRocks(db_->Put(wo, cf_[kCheckpoints], name, blob),
-                   "writing checkpoint");
+  return health_.AfterWrite(db_->Put(wo, cf_[kCheckpoints], name, blob),
+                            "writing checkpoint");
 }
 
 Result<std::string> RocksEventStore::GetCheckpoint(
@@ -208,6 +219,8 @@ Status EventStore::DiscardOffsets(std::string_view, std::span<const int32_t>) {
   return Status::Unsupported("this store keeps no log identities");
 }
 
+Status EventStore::StorageHealth() const { return Status::Ok(); }
+
 Result<std::string> EventStore::LogId(std::string_view) const {
   return Status::Unsupported("this store keeps no log identities");
 }
@@ -221,11 +234,18 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(
                            "': " + ec.message());
   }
   rocksdb::Options db_options;
+  // Write errors are retryable, so the store resumes by itself after a
+  // fault (fault_file_system.h).
+  std::unique_ptr<rocksdb::Env> env = NewStoreEnv(options.faults);
+  db_options.env = env.get();
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 5;
+  // A logger that survives a full disk (info_log.h); without one RocksDB
+  // opens its own.
+  db_options.info_log = NewStoreInfoLog(dir);
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_mb << 20);
@@ -250,11 +270,14 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(db_options, dir, families, &handles, &raw);
-  if (!s.ok()) {
-    return FromRocks(s, "opening RocksDB in '" + dir + "'");
+  if (s.IsIOError()) {
+    return Status::IOError("opening RocksDB in '" + dir +
+                           "': " + DescribeStorageError(s, dir));
   }
+  if (!s.ok()) return FromRocks(s, "opening RocksDB in '" + dir + "'");
   auto store = std::make_unique<RocksEventStore>(
-      std::unique_ptr<rocksdb::DB>(raw), std::move(handles), options);
+      std::move(env), std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
+      dir, options);
   CFREC_RETURN_IF_ERROR(store->Load());
   return std::unique_ptr<EventStore>(std::move(store));
 }

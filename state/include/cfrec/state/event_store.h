@@ -47,6 +47,7 @@
 #include "cfrec/schemas/event.h"
 #include "cfrec/schemas/status.h"
 #include "cfrec/state/applied_event.h"
+#include "cfrec/state/storage_faults.h"
 #include "cfrec/state/store_types.h"
 
 namespace cfrec::state {
@@ -62,6 +63,9 @@ struct StoreOptions {
   size_t block_cache_mb = 128;
   // Limits applied when parsing consumed messages.
   EventLimits limits;
+  // Fault switch for tests and drills: while it holds a fault, the store's
+  // file writes fail with it (see storage_faults.h). Default null: none.
+  std::shared_ptr<StorageFaults> faults;
 };
 
 class EventStore {
@@ -137,6 +141,13 @@ class EventStore {
   virtual Result<std::string> GetCheckpoint(std::string_view name) const = 0;
 
   virtual StoreCounters Counters() const = 0;
+
+  // OK while the store can write. After a failed write (disk full,
+  // read-only file system, I/O error): Unavailable with the cause, until a
+  // later write succeeds (the store resumes writing by itself once the
+  // cause is gone; see write_health.h). Stores that cannot fail (test
+  // doubles) return OK.
+  virtual Status StorageHealth() const;
 };
 
 }  // namespace cfrec::state
