@@ -1,8 +1,10 @@
-// cfrec bench ingest: end-to-end ingest throughput. A producer replays
-// impression and click events into the embedded broker while the ingestor
-// consumes, parses, validates and applies them to RocksDB (WAL on) in
-// WriteBatches; the clock runs from the first produce to the last applied
-// message. Prints one JSON line.
+// cfrec bench ingest: ingest throughput. A producer replays impression and
+// click events into the embedded broker while the ingestor consumes, parses,
+// validates and applies them to RocksDB (WAL on) in WriteBatches; the clock
+// runs from the first produce to the last applied message. With --prefill
+// the topic is filled first and the clock times consumption alone, as Kafka
+// consumer benchmarks do; the produce rate is printed separately. Prints one
+// JSON line.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -29,8 +31,8 @@ namespace {
 
 struct BenchIngestArgs {
   uint64_t impressions = 200000;
-  std::string data;  // a MIND file instead of generated rows
-  int partitions = 16;
+  std::string data;    // a MIND file instead of generated rows
+  int partitions = 0;  // 0: 16, or kPrefillPartitions with --prefill
   size_t max_batch = 2000;
   uint64_t seed = 1;
   std::string dir;
@@ -46,7 +48,14 @@ struct BenchIngestArgs {
   // "parse" (validate, then drop) or "discard". The last two measure the
   // ceiling the broker and the Kafka clients set on this machine.
   std::string sink = "store";
+  // Fill the topic with every event first, then time consumption alone.
+  bool prefill = false;
 };
+
+// Partitions of a pre-filled topic: the embedded broker keeps at most 5 MiB
+// per partition, and 200,000 generated impressions with their clicks are
+// ~110 MB, skewed over partitions by user; 64 leave a margin of ~3x.
+constexpr int kPrefillPartitions = 64;
 
 // User plus system CPU time of the whole process so far, in seconds: the
 // broker, the Kafka clients, the producer and the store share the cores.
@@ -83,6 +92,34 @@ int64_t Backlog(ingest::KafkaProducer* producer,
   return worst + static_cast<int64_t>(producer->outstanding());
 }
 
+// Produces every event of `rows` into the topic without pacing and waits
+// until the broker has them all; returns the seconds that took. The caller
+// checks for gaps while consuming: a partition filled past the broker's
+// retention loses its oldest messages.
+Result<double> Prefill(const std::vector<MindRow>& rows,
+                       ingest::KafkaProducer* producer) {
+  const auto start = std::chrono::steady_clock::now();
+  ingest::ReplayOptions ro;
+  ro.progress_bar = false;
+  auto summary = ingest::Replay(rows, producer, ro);
+  if (!summary.ok()) return summary.status();
+  CFREC_RETURN_IF_ERROR(producer->Flush(std::chrono::seconds(120)));
+  if (producer->outstanding() != 0 || producer->delivery_failures() != 0) {
+    return Status::Unavailable("prefill: not every event was delivered");
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// Why a run cannot finish: the broker dropped messages before they were
+// consumed.
+std::string GapMessage(const BenchIngestArgs& args, uint64_t gap) {
+  return "the embedded broker dropped " + std::to_string(gap) +
+         " messages before they were consumed (it keeps 5 MiB per "
+         "partition); " +
+         (args.prefill ? "use more --partitions" : "lower --max-backlog");
+}
+
 // The consumer side without the store: polls the embedded broker on its own
 // thread, optionally parses each message, and keeps per-partition next
 // offsets for the producer's pacing.
@@ -104,6 +141,7 @@ class BareConsumer {
   }
   uint64_t messages() const { return messages_.load(); }
   uint64_t invalid() const { return invalid_.load(); }
+  uint64_t gap_messages() const { return gap_messages_.load(); }
   std::map<int32_t, int64_t> NextOffsets() const {
     std::lock_guard lock(mu_);
     return next_;
@@ -130,6 +168,7 @@ class BareConsumer {
       }
       invalid_ += bad;
       messages_ += buffer.size();
+      gap_messages_ = source_->gap_messages();
     }
   }
 
@@ -140,6 +179,7 @@ class BareConsumer {
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> messages_{0};
   std::atomic<uint64_t> invalid_{0};
+  std::atomic<uint64_t> gap_messages_{0};
   mutable std::mutex mu_;
   std::map<int32_t, int64_t> next_;
 };
@@ -165,25 +205,40 @@ int RunBareSink(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
       ingest::KafkaProducer::Create(BenchProducerOptions(args, brokers));
   if (!producer.ok()) return 1;
   const uint64_t expected = rows.size() + total_clicks;
+  double produce_seconds = 0;
+  if (args.prefill) {
+    auto filled = Prefill(rows, producer->get());
+    if (!filled.ok()) {
+      std::fprintf(stderr, "%s\n", filled.status().ToString().c_str());
+      return 1;
+    }
+    produce_seconds = *filled;
+  }
   const double cpu_start = ProcessCpuSeconds();
   const auto start = Clock::now();
   if (!consumer.Start().ok()) return 1;
-  ingest::ReplayOptions ro;
-  ro.progress_bar = false;
-  ro.max_backlog = args.max_backlog;
-  ro.backlog = [&, p = producer->get()] {
-    return Backlog(p, consumer.NextOffsets());
-  };
-  auto summary = ingest::Replay(rows, producer->get(), ro);
-  if (!summary.ok()) {
-    std::fprintf(stderr, "%s\n", summary.status().ToString().c_str());
-    return 1;
+  if (!args.prefill) {
+    ingest::ReplayOptions ro;
+    ro.progress_bar = false;
+    ro.max_backlog = args.max_backlog;
+    ro.backlog = [&, p = producer->get()] {
+      return Backlog(p, consumer.NextOffsets());
+    };
+    auto summary = ingest::Replay(rows, producer->get(), ro);
+    if (!summary.ok()) {
+      std::fprintf(stderr, "%s\n", summary.status().ToString().c_str());
+      return 1;
+    }
+    produce_seconds =
+        std::chrono::duration<double>(Clock::now() - start).count();
   }
-  const double produce_seconds =
-      std::chrono::duration<double>(Clock::now() - start).count();
   // Not a test: polling the counter here is the measurement loop.
   while (consumer.messages() < expected) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (const uint64_t gap = consumer.gap_messages(); gap > 0) {
+      std::fprintf(stderr, "%s\n", GapMessage(args, gap).c_str());
+      return 1;
+    }
     if (std::chrono::duration<double>(Clock::now() - start).count() > 600) {
       std::fprintf(stderr, "timed out: %llu of %llu messages consumed\n",
                    static_cast<unsigned long long>(consumer.messages()),
@@ -196,17 +251,18 @@ int RunBareSink(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
   const double cpu_seconds = ProcessCpuSeconds() - cpu_start;
   consumer.Stop();
   std::printf(
-      "{\"bench\":\"ingest_%s\",\"source\":\"%s\",\"impressions\":%zu,"
-      "\"clicks\":%llu,\"messages\":%llu,\"invalid\":%llu,"
-      "\"partitions\":%d,\"seconds\":%.3f,\"produce_seconds\":%.3f,"
+      "{\"bench\":\"ingest_%s\",\"source\":\"%s\",\"prefill\":%s,"
+      "\"impressions\":%zu,\"clicks\":%llu,\"messages\":%llu,"
+      "\"invalid\":%llu,\"partitions\":%d,\"seconds\":%.3f,"
+      "\"produce_seconds\":%.3f,\"produce_messages_per_sec\":%.0f,"
       "\"cpu_seconds\":%.3f,\"events_per_sec\":%.0f,"
       "\"messages_per_sec\":%.0f,\"peak_rss_mb\":%.1f}\n",
-      args.sink.c_str(), source_name, rows.size(),
-      static_cast<unsigned long long>(total_clicks),
+      args.sink.c_str(), source_name, args.prefill ? "true" : "false",
+      rows.size(), static_cast<unsigned long long>(total_clicks),
       static_cast<unsigned long long>(consumer.messages()),
       static_cast<unsigned long long>(consumer.invalid()), args.partitions,
-      seconds, produce_seconds, cpu_seconds, rows.size() / seconds,
-      consumer.messages() / seconds, PeakRssMb());
+      seconds, produce_seconds, expected / produce_seconds, cpu_seconds,
+      rows.size() / seconds, consumer.messages() / seconds, PeakRssMb());
   return consumer.invalid() == 0 ? 0 : 1;
 }
 
@@ -231,6 +287,7 @@ int RunApplyOnly(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
   }
   const std::string topic(ingest::kDefaultTopic);
   std::vector<state::ConsumedMessage> batch;
+  state::ApplyPhases phases;
   const auto start = Clock::now();
   for (size_t i = 0; i < payloads.size(); i += args.max_batch) {
     batch.clear();
@@ -243,6 +300,7 @@ int RunApplyOnly(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
       std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;
     }
+    phases += r->phases;
   }
   const double seconds =
       std::chrono::duration<double>(Clock::now() - start).count();
@@ -250,17 +308,23 @@ int RunApplyOnly(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
   std::printf(
       "{\"bench\":\"ingest_apply_only\",\"source\":\"%s\","
       "\"impressions\":%llu,\"clicks\":%llu,\"messages\":%zu,"
-      "\"max_batch\":%zu,\"seconds\":%.3f,\"us_per_impression\":%.2f,"
+      "\"max_batch\":%zu,\"seconds\":%.3f,\"parse_seconds\":%.3f,"
+      "\"lookup_seconds\":%.3f,\"build_seconds\":%.3f,"
+      "\"write_seconds\":%.3f,\"us_per_impression\":%.2f,"
       "\"events_per_sec\":%.0f,\"messages_per_sec\":%.0f,\"wal\":true}\n",
       source_name, static_cast<unsigned long long>(c.impressions),
       static_cast<unsigned long long>(c.clicks_joined), payloads.size(),
-      args.max_batch, seconds,
+      args.max_batch, seconds, phases.parse_seconds, phases.lookup_seconds,
+      phases.build_seconds, phases.write_seconds,
       c.impressions ? seconds * 1e6 / c.impressions : 0.0,
       c.impressions / seconds, payloads.size() / seconds);
   return c.impressions == rows.size() && c.dead_letters == 0 ? 0 : 1;
 }
 
-int RunBenchIngest(const BenchIngestArgs& args) {
+int RunBenchIngest(BenchIngestArgs args) {
+  if (args.partitions <= 0) {
+    args.partitions = args.prefill ? kPrefillPartitions : 16;
+  }
   using Clock = std::chrono::steady_clock;
   std::vector<MindRow> rows;
   std::string source_name;
@@ -315,6 +379,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
   uint64_t batches = 0;
   double idle_seconds = 0;
   double cpu_seconds = 0;
+  state::ApplyPhases phases;
   {
     auto store = state::EventStore::Open(dir, state::StoreOptions{});
     if (!store.ok()) {
@@ -335,33 +400,39 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     if (!producer.ok()) return 1;
 
     const uint64_t expected = rows.size() + total_clicks;
+    if (args.prefill) {
+      auto filled = Prefill(rows, producer->get());
+      if (!filled.ok()) {
+        std::fprintf(stderr, "%s\n", filled.status().ToString().c_str());
+        return 1;
+      }
+      produce_seconds = *filled;
+    }
     cpu_seconds = ProcessCpuSeconds();
     const auto start = Clock::now();
     if (!ingestor.Start().ok()) return 1;
 
-    ingest::ReplayOptions ro;
-    ro.progress_bar = false;
-    ro.max_backlog = args.max_backlog;
-    ro.backlog = [&, p = producer->get(), s = store->get()] {
-      return Backlog(p, s->NextOffsets(topic));
-    };
-    auto summary = ingest::Replay(rows, producer->get(), ro);
-    if (!summary.ok()) {
-      std::fprintf(stderr, "%s\n", summary.status().ToString().c_str());
-      return 1;
+    if (!args.prefill) {
+      ingest::ReplayOptions ro;
+      ro.progress_bar = false;
+      ro.max_backlog = args.max_backlog;
+      ro.backlog = [&, p = producer->get(), s = store->get()] {
+        return Backlog(p, s->NextOffsets(topic));
+      };
+      auto summary = ingest::Replay(rows, producer->get(), ro);
+      if (!summary.ok()) {
+        std::fprintf(stderr, "%s\n", summary.status().ToString().c_str());
+        return 1;
+      }
+      produce_seconds =
+          std::chrono::duration<double>(Clock::now() - start).count();
     }
-    produce_seconds =
-        std::chrono::duration<double>(Clock::now() - start).count();
     // Not a test: polling the counter here is the measurement loop.
     while (ingestor.Stats().messages < expected) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       if (const uint64_t gap = ingestor.Stats().gap_messages; gap > 0) {
         // The messages are gone from the broker: waiting cannot finish.
-        std::fprintf(stderr,
-                     "the embedded broker dropped %llu messages before they "
-                     "were consumed (it keeps 5 MiB per partition); lower "
-                     "--max-backlog\n",
-                     static_cast<unsigned long long>(gap));
+        std::fprintf(stderr, "%s\n", GapMessage(args, gap).c_str());
         return 1;
       }
       if (std::chrono::duration<double>(Clock::now() - start).count() > 600) {
@@ -381,6 +452,7 @@ int RunBenchIngest(const BenchIngestArgs& args) {
     messages = st.messages;
     apply_seconds = st.apply_seconds;
     poll_seconds = st.poll_seconds;
+    phases = st.phases;
     batches = st.batches;
     idle_seconds = st.idle_seconds;
     if (c.impressions != rows.size() || c.clicks_joined != total_clicks ||
@@ -397,20 +469,26 @@ int RunBenchIngest(const BenchIngestArgs& args) {
   }
   if (args.dir.empty()) std::filesystem::remove_all(dir);
   std::printf(
-      "{\"bench\":\"ingest\",\"source\":\"%s\",\"impressions\":%llu,"
-      "\"clicks\":%llu,\"messages\":%llu,\"mean_list_length\":%.1f,"
-      "\"partitions\":%d,\"max_batch\":%zu,\"seconds\":%.3f,"
-      "\"produce_seconds\":%.3f,\"apply_seconds\":%.3f,"
+      "{\"bench\":\"ingest\",\"source\":\"%s\",\"prefill\":%s,"
+      "\"impressions\":%llu,\"clicks\":%llu,\"messages\":%llu,"
+      "\"mean_list_length\":%.1f,\"partitions\":%d,\"max_batch\":%zu,"
+      "\"seconds\":%.3f,\"produce_seconds\":%.3f,"
+      "\"produce_messages_per_sec\":%.0f,\"apply_seconds\":%.3f,"
+      "\"parse_seconds\":%.3f,\"lookup_seconds\":%.3f,"
+      "\"build_seconds\":%.3f,\"write_seconds\":%.3f,"
       "\"poll_seconds\":%.3f,\"idle_seconds\":%.3f,\"cpu_seconds\":%.3f,"
       "\"batches\":%llu,\"events_per_sec\":%.0f,"
       "\"clicks_per_sec\":%.0f,\"messages_per_sec\":%.0f,"
       "\"peak_rss_mb\":%.1f,\"wal\":true}\n",
-      source_name.c_str(), static_cast<unsigned long long>(applied_impressions),
+      source_name.c_str(), args.prefill ? "true" : "false",
+      static_cast<unsigned long long>(applied_impressions),
       static_cast<unsigned long long>(applied_clicks),
       static_cast<unsigned long long>(messages),
       rows.empty() ? 0.0 : static_cast<double>(total_items) / rows.size(),
-      args.partitions, args.max_batch, seconds, produce_seconds, apply_seconds,
-      poll_seconds, idle_seconds, cpu_seconds,
+      args.partitions, args.max_batch, seconds, produce_seconds,
+      (rows.size() + total_clicks) / produce_seconds, apply_seconds,
+      phases.parse_seconds, phases.lookup_seconds, phases.build_seconds,
+      phases.write_seconds, poll_seconds, idle_seconds, cpu_seconds,
       static_cast<unsigned long long>(batches), applied_impressions / seconds,
       applied_clicks / seconds, messages / seconds, PeakRssMb());
   return 0;
@@ -432,8 +510,11 @@ void AddBenchIngestCommand(CLI::App& bench, ExitCode* exit_code) {
          "--data", args->data,
          "Use this MIND-format behaviors.tsv instead of generated data")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--partitions", args->partitions, "Topic partitions")
-      ->capture_default_str();
+  cmd->add_option("--partitions", args->partitions,
+                  "Topic partitions (default 16, or 64 with --prefill)");
+  cmd->add_flag("--prefill", args->prefill,
+                "Fill the topic with every event first, then time "
+                "consumption alone (produce rate printed separately)");
   cmd->add_option("--max-batch", args->max_batch,
                   "Messages per RocksDB WriteBatch")
       ->capture_default_str();

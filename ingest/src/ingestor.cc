@@ -180,6 +180,7 @@ Result<size_t> Ingestor::RunOnce() {
     ++stats_.batches;
     stats_.poll_seconds += std::chrono::duration<double>(t1 - t0).count();
     stats_.apply_seconds += std::chrono::duration<double>(t2 - t1).count();
+    stats_.phases += outcome->phases;
     stats_.messages += outcome->messages;
     stats_.impressions += outcome->impressions;
     stats_.clicks_joined += outcome->clicks_joined;

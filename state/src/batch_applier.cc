@@ -1,6 +1,7 @@
 #include "batch_applier.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -8,6 +9,29 @@
 #include "coding.h"
 
 namespace cfrec::state {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Adds the time of its scope to `*seconds`.
+class ScopeTimer {
+ public:
+  explicit ScopeTimer(double* seconds)
+      : seconds_(seconds), start_(Clock::now()) {}
+  ~ScopeTimer() { *seconds_ += Since(start_); }
+  ScopeTimer(const ScopeTimer&) = delete;
+  ScopeTimer& operator=(const ScopeTimer&) = delete;
+
+ private:
+  double* seconds_;
+  Clock::time_point start_;
+};
+
+}  // namespace
 
 Status BatchApplier::Load() {
   std::unique_ptr<rocksdb::Iterator> pend(
@@ -23,6 +47,7 @@ Status BatchApplier::Apply(std::span<const ConsumedMessage> batch,
                            BatchState& b) {
   b.outcome.messages = batch.size();
   b.outcome.events.reserve(batch.size());
+  b.log.Start(db_, &b.wb);
   size_t parsed = 0;
   for (const ConsumedMessage& msg : batch) {
     if (!offsets_.Admit(msg, &b.next_offsets)) {
@@ -33,7 +58,9 @@ Status BatchApplier::Apply(std::span<const ConsumedMessage> batch,
     // One EventView per message: the batch state keeps views into them.
     if (parsed == views_.size()) views_.emplace_back();
     EventView& event = views_[parsed++];
+    const auto parse_start = Clock::now();
     Status parse = ParseEventView(msg.payload, limits_, &event);
+    b.outcome.phases.parse_seconds += Since(parse_start);
     if (!parse.ok()) {
       AddDeadLetter(b, parse.message(), msg);
       continue;
@@ -46,7 +73,17 @@ Status BatchApplier::Apply(std::span<const ConsumedMessage> batch,
     }
     if (!s.ok()) return s;
   }
+  Finish(b);
   return Status::Ok();
+}
+
+void BatchApplier::Finish(BatchState& b) {
+  for (const auto& [id, overlay] : b.impressions) {
+    if (!overlay.dirty) continue;
+    b.wb.Put(db_.cf(kImpressions), id, EncodeImpression(overlay.record))
+        .PermitUncheckedError();
+  }
+  b.log.Finish();
 }
 
 void BatchApplier::Publish(const BatchState& b) {
@@ -74,25 +111,27 @@ void BatchApplier::AddDeadLetter(BatchState& b, std::string reason,
   ++b.counters.dead_letters;
 }
 
-Result<const ImpressionRecord*> BatchApplier::LookupImpression(
-    BatchState& b, std::string_view impression_id, ImpressionRecord* scratch) {
+Result<BatchState::Overlay*> BatchApplier::LookupImpression(
+    BatchState& b, std::string_view impression_id) {
   if (auto it = b.impressions.find(impression_id); it != b.impressions.end()) {
-    return &it->second.record;
+    return &it->second;
   }
+  ScopeTimer timer(&b.outcome.phases.lookup_seconds);
   std::string value;
   auto s = db_->Get(rocksdb::ReadOptions(), db_.cf(kImpressions), impression_id,
                     &value);
-  if (s.IsNotFound()) return static_cast<const ImpressionRecord*>(nullptr);
+  if (s.IsNotFound()) return static_cast<BatchState::Overlay*>(nullptr);
   CFREC_RETURN_IF_ERROR(FromRocks(s, "reading impression"));
   auto rec = DecodeImpression(value);
   if (!rec.ok()) return rec.status();
-  *scratch = std::move(rec).value();
-  return static_cast<const ImpressionRecord*>(scratch);
+  return &b.impressions
+              .emplace(impression_id,
+                       BatchState::Overlay{std::move(rec).value(), false})
+              .first->second;
 }
 
 Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
-  ImpressionRecord scratch;
-  auto existing = LookupImpression(b, e.impression_id, &scratch);
+  auto existing = LookupImpression(b, e.impression_id);
   if (!existing.ok()) return existing.status();
   if (*existing != nullptr) {
     ++b.outcome.duplicates;
@@ -117,10 +156,8 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
     rec.history.push_back(items_.Stage(h, &is_new));
 
   std::vector<uint16_t> clicked;
-  std::vector<int64_t> click_ts;
   for (const auto& c : e.clicks) {
     clicked.push_back(*position(c));  // ParseEvent: clicks within items
-    click_ts.push_back(e.ts_ms);
   }
 
   // Clicks that arrived before this impression: held in this batch or in
@@ -187,29 +224,18 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
       continue;
     }
     clicked.push_back(*pos);
-    click_ts.push_back(p.ts_ms);
     ++b.outcome.clicks_joined;
     ++b.counters.clicks_joined;
   }
 
-  // Writes.
+  // Writes: the indexes now, the impression's row when the batch ends.
   const std::string_view id = e.impression_id;
-  b.wb.Put(db_.cf(kImpressions), id, EncodeImpression(rec))
-      .PermitUncheckedError();
   b.wb.Put(db_.cf(kUserLog), UserLogKey(rec.user, rec.ts_ms, id), "")
       .PermitUncheckedError();
   std::string user_value;
   coding::PutBE32(&user_value, rec.user);
   b.wb.Put(db_.cf(kTimeIndex), TimeKey(rec.ts_ms, id), user_value)
       .PermitUncheckedError();
-  for (size_t k = 0; k < clicked.size(); ++k) {
-    const ItemIndex item = rec.items[clicked[k]];
-    std::string ts;
-    coding::PutBE64(&ts, static_cast<uint64_t>(click_ts[k]));
-    std::string key = ClickKey(id, item);
-    b.wb.Put(db_.cf(kClicks), key, ts).PermitUncheckedError();
-    b.clicks_written.insert(std::move(key));
-  }
   std::sort(clicked.begin(), clicked.end());
 
   AppliedEvent ev;
@@ -220,19 +246,19 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
   ev.items = rec.items;
   ev.clicked = clicked;
   ev.history = rec.history;
-  b.wb.Put(db_.cf(kAppliedLog), SeqKey(ev.seq), EncodeAppliedEvent(ev))
-      .PermitUncheckedError();
+  b.log.AddImpression(ev);
   b.outcome.events.push_back(std::move(ev));
   ++b.outcome.impressions;
   ++b.counters.impressions;
-  b.impressions.emplace(id, BatchState::Overlay{std::move(rec), clicked});
+  rec.seq = b.counters.applied_seq;
+  rec.clicked = std::move(clicked);
+  b.impressions.emplace(id, BatchState::Overlay{std::move(rec), true});
   return Status::Ok();
 }
 
 Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
                                 const ConsumedMessage& msg) {
-  ImpressionRecord scratch;
-  auto found = LookupImpression(b, e.impression_id, &scratch);
+  auto found = LookupImpression(b, e.impression_id);
   if (!found.ok()) return found.status();
   if (*found == nullptr) {
     // Hold it until the impression arrives.
@@ -249,6 +275,7 @@ Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
       return p.item_id == e.item_id;
     });
     if (!seen && pending_impressions_.contains(e.impression_id)) {
+      ScopeTimer timer(&b.outcome.phases.lookup_seconds);
       std::string v;
       auto s =
           db_->Get(rocksdb::ReadOptions(), db_.cf(kPendingClicks), key, &v);
@@ -271,7 +298,8 @@ Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
     ++b.counters.clicks_pending;
     return Status::Ok();
   }
-  const ImpressionRecord& rec = **found;
+  BatchState::Overlay& overlay = **found;
+  ImpressionRecord& rec = overlay.record;
   const auto click_user = users_.WriterFind(e.user_id);
   if (!click_user.has_value() || *click_user != rec.user) {
     AddDeadLetter(b,
@@ -294,29 +322,15 @@ Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
     return Status::Ok();
   }
   const auto position = static_cast<uint16_t>(pos_it - rec.items.begin());
-  std::string key = ClickKey(e.impression_id, *item_index);
-  bool duplicate = b.clicks_written.contains(key);
-  if (!duplicate) {
-    std::string v;
-    auto s = db_->Get(rocksdb::ReadOptions(), db_.cf(kClicks), key, &v);
-    if (!s.IsNotFound()) {
-      CFREC_RETURN_IF_ERROR(FromRocks(s, "reading click"));
-      duplicate = true;
-    }
-  }
-  if (duplicate) {
+  const auto at =
+      std::lower_bound(rec.clicked.begin(), rec.clicked.end(), position);
+  if (at != rec.clicked.end() && *at == position) {
     ++b.outcome.duplicates;
     ++b.counters.duplicates;
     return Status::Ok();
   }
-  std::string ts;
-  coding::PutBE64(&ts, static_cast<uint64_t>(e.ts_ms));
-  b.wb.Put(db_.cf(kClicks), key, ts).PermitUncheckedError();
-  b.clicks_written.insert(std::move(key));
-  if (auto overlay = b.impressions.find(e.impression_id);
-      overlay != b.impressions.end()) {
-    overlay->second.clicked.push_back(position);
-  }
+  rec.clicked.insert(at, position);
+  overlay.dirty = true;
 
   AppliedEvent ev;
   ev.seq = ++b.counters.applied_seq;
@@ -325,8 +339,7 @@ Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
   ev.ts_ms = e.ts_ms;
   ev.items = rec.items;
   ev.clicked = {position};
-  b.wb.Put(db_.cf(kAppliedLog), SeqKey(ev.seq), EncodeAppliedEvent(ev))
-      .PermitUncheckedError();
+  b.log.AddClick(ev.seq, rec.seq, position, e.ts_ms);
   b.outcome.events.push_back(std::move(ev));
   ++b.outcome.clicks_joined;
   ++b.counters.clicks_joined;

@@ -1,9 +1,11 @@
 // Applying a consumed batch: each new message is parsed and becomes rows in
 // the batch's one WriteBatch. Impressions are de-duplicated by id, clicks by
-// impression and item; a click joins its impression or is held until it
+// impression and position; a click joins its impression or is held until it
 // arrives, and held clicks join the impression when it does; new ids are
 // staged in the dictionaries; every applied event is numbered and written to
-// the applied log; what cannot be applied becomes a dead letter. Nothing is
+// the applied log (in segments, see applied_log.h); what cannot be applied
+// becomes a dead letter. An impression's row carries its joined clicks and
+// is written once per batch, after the batch's clicks joined it. Nothing is
 // visible before RocksEventStore has written the batch and published it.
 //
 // Thread-safety: the apply thread only.
@@ -21,6 +23,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "applied_log.h"
 #include "cfrec/schemas/event.h"
 #include "cfrec/schemas/status.h"
 #include "cfrec/state/store_types.h"
@@ -40,20 +43,21 @@ struct BatchState {
   StoreCounters counters;  // copy, committed on success
   uint64_t next_dead_letter_seq = 0;
   OffsetTable::NextOffsetMap next_offsets;
-  // Impressions applied in this batch, with their clicked positions. The
-  // keys view the batch's parsed messages, which outlive the BatchState.
+  // Impressions applied in this batch or read from the store by it; a
+  // dirty one (new, or a click joined it) is written when the batch ends.
+  // The keys view the batch's parsed messages, which outlive the BatchState.
   struct Overlay {
     ImpressionRecord record;
-    std::vector<uint16_t> clicked;
+    bool dirty = false;
   };
   std::unordered_map<std::string_view, Overlay> impressions;
   // Clicks held in this batch, by impression id.
   std::unordered_map<std::string, std::vector<PendingClick>, StringHash,
                      std::equal_to<>>
       pending;
-  std::unordered_set<std::string> clicks_written;  // ClickKey()s
   std::unordered_set<std::string> new_pending_impressions;
   std::unordered_set<std::string> resolved_pending_impressions;
+  AppliedLogWriter log;
 };
 
 class BatchApplier {
@@ -83,9 +87,11 @@ class BatchApplier {
   Status ApplyClick(BatchState& b, const EventView& e,
                     const ConsumedMessage& msg);
   // The impression applied earlier (in this batch or before), or nullptr.
-  // `scratch` holds a record read from the store.
-  Result<const ImpressionRecord*> LookupImpression(
-      BatchState& b, std::string_view impression_id, ImpressionRecord* scratch);
+  // One read from the store joins the batch's overlay.
+  Result<BatchState::Overlay*> LookupImpression(BatchState& b,
+                                                std::string_view impression_id);
+  // Writes the rows of the impressions the batch changed.
+  void Finish(BatchState& b);
   void AddDeadLetter(BatchState& b, std::string reason,
                      const ConsumedMessage& msg);
 

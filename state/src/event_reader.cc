@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "applied_log.h"
 #include "coding.h"
 #include "records.h"
 
@@ -20,21 +21,7 @@ Result<StoredImpression> EventReader::ReadStoredImpression(
   out.ts_ms = rec->ts_ms;
   out.items = std::move(rec->items);
   out.history = std::move(rec->history);
-  std::string prefix(id);
-  prefix.push_back(kSep);
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kClicks)));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
-       it->Next()) {
-    if (it->key().size() != prefix.size() + 4) continue;
-    const ItemIndex item = coding::GetBE32(it->key().data() + prefix.size());
-    auto pos = std::find(out.items.begin(), out.items.end(), item);
-    if (pos != out.items.end()) {
-      out.clicked.push_back(static_cast<uint16_t>(pos - out.items.begin()));
-    }
-  }
-  CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading clicks"));
-  std::sort(out.clicked.begin(), out.clicked.end());
+  out.clicked = std::move(rec->clicked);
   return out;
 }
 
@@ -97,17 +84,7 @@ Result<std::vector<StoredImpression>> EventReader::ImpressionsInWindow(
 
 Result<std::vector<AppliedEvent>> EventReader::ReadApplied(uint64_t from_seq,
                                                            size_t max) const {
-  std::vector<AppliedEvent> out;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kAppliedLog)));
-  for (it->Seek(SeqKey(from_seq)); it->Valid() && out.size() < max;
-       it->Next()) {
-    auto e = DecodeAppliedEvent(it->value().ToStringView());
-    if (!e.ok()) return e.status();
-    out.push_back(std::move(e).value());
-  }
-  CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading applied log"));
-  return out;
+  return ReadAppliedLog(db_, from_seq, max);
 }
 
 }  // namespace cfrec::state

@@ -13,6 +13,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "batch_applier.h"
@@ -157,6 +158,7 @@ Status RocksEventStore::Load() {
 Result<ApplyOutcome> RocksEventStore::ApplyBatch(
     std::span<const ConsumedMessage> batch) {
   CFREC_RETURN_IF_ERROR(health_.BeforeWrite());
+  const auto apply_start = std::chrono::steady_clock::now();
   BatchState b;
   b.counters = counters_.Get();
   b.next_dead_letter_seq = dead_letters_.next_seq();
@@ -174,11 +176,19 @@ Result<ApplyOutcome> RocksEventStore::ApplyBatch(
 
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
+  const auto write_start = std::chrono::steady_clock::now();
+  ApplyPhases& phases = b.outcome.phases;
+  phases.build_seconds =
+      std::chrono::duration<double>(write_start - apply_start).count() -
+      phases.parse_seconds - phases.lookup_seconds;
   Status written = health_.AfterWrite(db_->Write(wo, &b.wb), "applying batch");
   if (!written.ok()) {
     dictionaries_.Discard();
     return written;
   }
+  phases.write_seconds = std::chrono::duration<double>(
+                             std::chrono::steady_clock::now() - write_start)
+                             .count();
   // Durable: publish what readers may now see.
   dictionaries_.Publish();
   offsets_.Publish(b.next_offsets);
@@ -259,7 +269,7 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(
     cf_options.table_factory = table_factory;
     cf_options.compression = rocksdb::kLZ4Compression;
     cf_options.write_buffer_size = 32 << 20;
-    if (i == kImpressions || i == kClicks || i == kPendingClicks) {
+    if (i == kImpressions || i == kPendingClicks) {
       // Point lookups that usually miss (is this impression or click new?):
       // a memtable bloom filter answers them without a skiplist search.
       cf_options.memtable_prefix_bloom_size_ratio = 0.05;

@@ -10,7 +10,9 @@ namespace cfrec::state {
 namespace {
 
 constexpr std::string_view kFormatKey = "format";
-constexpr std::string_view kFormatVersion = "cfrec-state-1";
+// 2: the applied log in segments, clicks naming their impression; joined
+// clicks in the impression's row instead of the clicks family.
+constexpr std::string_view kFormatVersion = "cfrec-state-2";
 
 }  // namespace
 
@@ -43,9 +45,16 @@ Status CheckFormat(DbRef db) {
   } else if (!s.ok()) {
     return FromRocks(s, "reading format version");
   } else if (value != kFormatVersion) {
-    return Status::FailedPrecondition("data directory has format '" + value +
-                                      "', this build reads '" +
-                                      std::string(kFormatVersion) + "'");
+    std::string m = "data directory has format '" + value +
+                    "', this build reads '" + std::string(kFormatVersion) + "'";
+    if (value == "cfrec-state-1") {
+      // Format 1 cannot be converted: its applied log does not say which
+      // impression an event belongs to, which format 2's clicks name.
+      m += " and does not convert format 1 (its applied log does not name "
+           "the impression of an event); ingest the events again into a new "
+           "data directory, or run the build that wrote it (docs/STATE.md)";
+    }
+    return Status::FailedPrecondition(std::move(m));
   }
   return Status::Ok();
 }

@@ -23,7 +23,7 @@ namespace cfrec::state {
 enum Cf : size_t {
   kMeta = 0,  // RocksDB's "default" family
   kImpressions,
-  kClicks,
+  kClicks,  // unused since format 2 (clicks live in their impression's row)
   kPendingClicks,
   kUserLog,
   kTimeIndex,

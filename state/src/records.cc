@@ -10,10 +10,13 @@ std::string EncodeImpression(const ImpressionRecord& r) {
   out.reserve(8 + 3 * (r.items.size() + r.history.size()));
   coding::PutVarint(&out, r.user);
   coding::PutVarint(&out, static_cast<uint64_t>(r.ts_ms));
+  coding::PutVarint(&out, r.seq);
   coding::PutVarint(&out, r.items.size());
   for (auto i : r.items) coding::PutVarint(&out, i);
   coding::PutVarint(&out, r.history.size());
   for (auto h : r.history) coding::PutVarint(&out, h);
+  coding::PutVarint(&out, r.clicked.size());
+  for (auto c : r.clicked) coding::PutVarint(&out, c);
   return out;
 }
 
@@ -24,6 +27,7 @@ Result<ImpressionRecord> DecodeImpression(std::string_view v) {
   in.VarintAs(&r.user);
   in.Varint(&ts);
   r.ts_ms = static_cast<int64_t>(ts);
+  in.Varint(&r.seq);
   if (in.Varint(&n) && n <= v.size()) {
     r.items.resize(n);
     for (auto& i : r.items) in.VarintAs(&i);
@@ -31,6 +35,13 @@ Result<ImpressionRecord> DecodeImpression(std::string_view v) {
   if (in.Varint(&n) && n <= v.size()) {
     r.history.resize(n);
     for (auto& h : r.history) in.VarintAs(&h);
+  }
+  if (in.Varint(&n) && n <= v.size()) {
+    r.clicked.resize(n);
+    for (auto& c : r.clicked) in.VarintAs(&c);
+  }
+  for (auto c : r.clicked) {
+    if (c >= r.items.size()) return Status::Corruption("impression record");
   }
   if (!in.ok() || !in.done()) return Status::Corruption("impression record");
   return r;
@@ -53,13 +64,6 @@ bool DecodePending(std::string_view v, PendingClick* p) {
   p->user_id = user;
   p->ts_ms = static_cast<int64_t>(ts);
   return true;
-}
-
-std::string ClickKey(std::string_view impression_id, ItemIndex item) {
-  std::string k(impression_id);
-  k.push_back(kSep);
-  coding::PutBE32(&k, item);
-  return k;
 }
 
 std::string PendingKey(std::string_view impression_id,

@@ -1,7 +1,7 @@
-// Rows of the families that hold the events themselves: an impression
-// (impressions), its joined clicks (clicks), clicks held until their
-// impression arrives (pending_clicks), and the two indexes of impressions by
-// user and by time (user_log, time_index). Written by BatchApplier, read by
+// Rows of the families that hold the events themselves: an impression with
+// its joined clicks (impressions), clicks held until their impression
+// arrives (pending_clicks), and the two indexes of impressions by user and
+// by time (user_log, time_index). Written by BatchApplier, read by
 // EventReader.
 #ifndef CFREC_STATE_SRC_RECORDS_H_
 #define CFREC_STATE_SRC_RECORDS_H_
@@ -16,12 +16,16 @@
 
 namespace cfrec::state {
 
-// impressions value: user, ts, items, history (dense indexes).
+// impressions value: user, ts, the impression's applied-log seq, items,
+// history (dense indexes), and the positions clicked so far, ascending (a
+// click joined later rewrites the row).
 struct ImpressionRecord {
   UserIndex user = 0;
   int64_t ts_ms = 0;
+  uint64_t seq = 0;
   std::vector<ItemIndex> items;
   std::vector<ItemIndex> history;
+  std::vector<uint16_t> clicked;
 };
 
 std::string EncodeImpression(const ImpressionRecord& r);
@@ -40,8 +44,6 @@ std::string EncodePending(std::string_view user_id, int64_t ts_ms);
 // does not start with them.
 bool DecodePending(std::string_view v, PendingClick* p);
 
-// clicks key: impression id, kSep, item (BE32). Value: click ts (BE64).
-std::string ClickKey(std::string_view impression_id, ItemIndex item);
 // pending_clicks key: impression id, kSep, item id.
 std::string PendingKey(std::string_view impression_id,
                        std::string_view item_id);

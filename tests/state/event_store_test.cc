@@ -1,6 +1,7 @@
 #include "cfrec/state/event_store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <string>
 #include <vector>
@@ -164,6 +165,109 @@ TEST_F(EventStoreTest, LateClickBecomesClickEvent) {
   ASSERT_TRUE(log.ok());
   ASSERT_EQ(log->size(), 2u);
   EXPECT_EQ((*log)[1], out.events[0]);
+}
+
+// The applied log is stored in segments of up to 64 events, and a click
+// names its impression instead of copying its list: reading any range,
+// before and after a reopen, gives back exactly the events ApplyBatch
+// returned, clicks with their impression's user and list.
+TEST_F(EventStoreTest, AppliedLogReadsBackEveryRangeAcrossSegments) {
+  std::vector<AppliedEvent> applied;
+  int64_t offset = 0;
+  for (int batch = 0; batch < 4; ++batch) {
+    Batch b;
+    for (int i = 0; i < 50; ++i) {
+      const int n = batch * 50 + i;
+      const std::string id = "imp" + std::to_string(n);
+      const std::string user = "u" + std::to_string(n % 7);
+      std::vector<std::string> items;
+      for (int k = 0; k < 3 + n % 5; ++k) {
+        items.push_back("n" + std::to_string((n * 3 + k) % 40));
+      }
+      std::vector<std::string> inline_clicks;
+      if (n % 3 == 0) inline_clicks.push_back(items[0]);
+      b.Impression(0, offset++,
+                   {id, user, 1000 + n, items, inline_clicks, {"h1"}});
+      // A click in the same batch, and one on an impression of the
+      // batch before (read from the store).
+      b.Click(0, offset++, {id, user, items[1], 2000 + n});
+      if (batch > 0) {
+        const int old = n - 50;
+        b.Click(0, offset++,
+                {"imp" + std::to_string(old), "u" + std::to_string(old % 7),
+                 "n" + std::to_string((old * 3 + 2) % 40), 3000 + n});
+      }
+    }
+    ApplyOutcome out = Apply(b);
+    EXPECT_EQ(out.dead_letters, 0u);
+    applied.insert(applied.end(), out.events.begin(), out.events.end());
+  }
+  ASSERT_GT(applied.size(), 300u);  // several segments per batch
+  for (int round = 0; round < 2; ++round) {
+    for (uint64_t from : {1ul, 2ul, 63ul, 64ul, 65ul, 130ul, 200ul,
+                          static_cast<uint64_t>(applied.size())}) {
+      auto log = store_->ReadApplied(from, 77);
+      ASSERT_TRUE(log.ok()) << log.status().ToString();
+      const size_t want = std::min<size_t>(77, applied.size() - from + 1);
+      ASSERT_EQ(log->size(), want) << "from " << from;
+      for (size_t i = 0; i < want; ++i) {
+        EXPECT_EQ((*log)[i], applied[from - 1 + i]) << "seq " << from + i;
+      }
+    }
+    auto past_end = store_->ReadApplied(applied.size() + 1, 10);
+    ASSERT_TRUE(past_end.ok());
+    EXPECT_TRUE(past_end->empty());
+    Reopen();
+  }
+}
+
+// Joined clicks live in their impression's row: a click joined in a later
+// batch shows in GetImpression, and the same click again is a duplicate,
+// also after a reopen.
+TEST_F(EventStoreTest, LateClicksJoinTheImpressionRowOnce) {
+  Batch b;
+  b.Impression(0, 0, {"i1", "alice", 1000, {"n1", "n2", "n3"}, {"n3"}, {}});
+  b.Click(0, 1, {"i1", "alice", "n1", 1100});
+  Apply(b);
+  EXPECT_EQ(store_->GetImpression("i1")->clicked,
+            (std::vector<uint16_t>{0, 2}));
+  Reopen();
+  Batch c;
+  c.Click(0, 2, {"i1", "alice", "n2", 1200});
+  c.Click(0, 3, {"i1", "alice", "n1", 1300});  // joined before
+  auto out = Apply(c);
+  EXPECT_EQ(out.clicks_joined, 1u);
+  EXPECT_EQ(out.duplicates, 1u);
+  EXPECT_EQ(store_->GetImpression("i1")->clicked,
+            (std::vector<uint16_t>{0, 1, 2}));
+  Reopen();
+  Batch d;
+  d.Click(0, 4, {"i1", "alice", "n2", 1400});
+  EXPECT_EQ(Apply(d).duplicates, 1u);
+  EXPECT_EQ(store_->Counters().clicks_joined, 2u);
+}
+
+// A data directory of format 1 is refused with a message that says what to
+// do, and left as it was.
+TEST(EventStoreFormat, RefusesFormatOneWithAClearMessage) {
+  cfrec::testing::TempDir dir;
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir.path(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(
+        db->Put(rocksdb::WriteOptions(), "format", "cfrec-state-1").ok());
+  }
+  auto store = EventStore::Open(dir.path(), StoreOptions{});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  const std::string message = store.status().message();
+  EXPECT_NE(message.find("cfrec-state-1"), std::string::npos) << message;
+  EXPECT_NE(message.find("new data directory"), std::string::npos) << message;
+  store = EventStore::Open(dir.path(), StoreOptions{});
+  EXPECT_FALSE(store.ok());  // nothing was converted or overwritten
 }
 
 TEST_F(EventStoreTest, IdsSurviveReopenAndContinueInArrivalOrder) {

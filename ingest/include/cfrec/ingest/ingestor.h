@@ -65,9 +65,10 @@ struct IngestStats {
   uint64_t partition_restarts = 0;
   // High watermark - next offset, summed over partitions, each at least 0.
   int64_t consumer_lag = 0;
-  double poll_seconds = 0;   // time in MessageSource::Poll
-  double apply_seconds = 0;  // time in EventStore::ApplyBatch
-  double idle_seconds = 0;   // time in polls that returned nothing
+  double poll_seconds = 0;    // time in MessageSource::Poll
+  double apply_seconds = 0;   // time in EventStore::ApplyBatch
+  double idle_seconds = 0;    // time in polls that returned nothing
+  state::ApplyPhases phases;  // apply_seconds by phase
 };
 
 class Ingestor {

@@ -1,15 +1,17 @@
 // EventStore: cfrec's durable state in RocksDB.
 //
 // Column families (one per access pattern; see docs/STATE.md):
-//   impressions     impression_id            -> user, ts, items, history
-//   clicks          impression_id|item       -> ts            (joined clicks)
+//   impressions     impression_id            -> user, ts, seq, items,
+//                                               history, clicked positions
+//   clicks          (unused since format 2)
 //   pending_clicks  impression_id|item_id    -> user_id, ts   (before impr.)
 //   user_log        user|ts|impression_id    -> ""            (time order)
 //   time_index      ts|impression_id         -> user          (time windows)
 //   item_stats      item                     -> impressions, clicks, last ts
 //   dictionary      u/i + external id <-> dense index
 //   offsets         topic|partition          -> next offset to consume
-//   applied_log     seq                      -> AppliedEvent  (learner feed)
+//   applied_log     first seq                -> up to 64 AppliedEvents
+//                                               (learner feed)
 //   checkpoints     name|chunk               -> blob          (learner)
 //   dead_letters    seq                      -> reason, origin, raw bytes
 //   meta            key                      -> value

@@ -35,6 +35,24 @@ struct DeadLetter {
   std::string payload;  // the raw bytes as received
 };
 
+// Where the time of applying batches went, in seconds of the apply thread.
+// `build` is the rest of the apply: dictionaries, joins, encoding and the
+// WriteBatch.
+struct ApplyPhases {
+  double parse_seconds = 0;   // parsing and validating messages
+  double lookup_seconds = 0;  // reads from the store: is it new, joins
+  double build_seconds = 0;   // building the WriteBatch
+  double write_seconds = 0;   // the RocksDB write (WAL and memtables)
+
+  ApplyPhases& operator+=(const ApplyPhases& o) {
+    parse_seconds += o.parse_seconds;
+    lookup_seconds += o.lookup_seconds;
+    build_seconds += o.build_seconds;
+    write_seconds += o.write_seconds;
+    return *this;
+  }
+};
+
 struct ApplyOutcome {
   size_t messages = 0;               // messages in the batch
   size_t redelivered = 0;            // skipped: offset already applied
@@ -44,6 +62,7 @@ struct ApplyOutcome {
   size_t duplicates = 0;             // repeated impression id / click, ignored
   size_t dead_letters = 0;           // rejected, recorded with their reason
   std::vector<AppliedEvent> events;  // what was applied, in seq order
+  ApplyPhases phases;                // stores that time their phases
 };
 
 struct ItemStats {
