@@ -118,6 +118,17 @@ void RegisterIngestMetrics(server::MetricsRegistry& m,
       "recreated), read again from their start",
       true,
       [&] { return static_cast<double>(ingestor.Stats().partition_restarts); });
+  m.AddCallback(
+      "cfrec_kafka_brokers_up",
+      "Kafka brokers the consumer holds a connection to (-1 until known)",
+      false, [&] { return static_cast<double>(ingestor.Stats().brokers_up); });
+  m.AddCallback("cfrec_ingest_broker_outage_seconds",
+                "Seconds since no Kafka broker is reachable; 0 while one is",
+                false, [&] { return ingestor.Stats().broker_outage_seconds; });
+  m.AddCallback("cfrec_ingest_broker_outages_total",
+                "Times no Kafka broker was reachable", true, [&] {
+                  return static_cast<double>(ingestor.Stats().broker_outages);
+                });
 }
 
 // Before ingest stops: what the embedded broker holds dies with the process,
@@ -342,6 +353,8 @@ int RunServe(const ServeArgs& args) {
   context.sink = events_producer->get();
   context.events_topic = args.topic;
   context.state_ready = [] { return true; };  // the store is open by now
+  context.readiness_checks.push_back(
+      [&ingestor] { return ingestor.NotReadyReason(); });
   context.metrics = &metrics;
   context.api_token = api_token;
   // The dashboard: its page and what it shows of the store.

@@ -211,17 +211,45 @@ void Ingestor::Loop() {
   }
 }
 
+namespace {
+
+double SecondsSince(
+    const std::optional<std::chrono::steady_clock::time_point>& since) {
+  if (!since.has_value()) return 0;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                       *since)
+      .count();
+}
+
+}  // namespace
+
 IngestStats Ingestor::Stats() const {
+  const BrokerHealth health = source_->Health();
   std::lock_guard lock(stats_mu_);
-  return stats_;
+  IngestStats stats = stats_;
+  stats.brokers_up = health.brokers_up;
+  stats.broker_outage_seconds = SecondsSince(health.unreachable_since);
+  stats.broker_outages = health.outages;
+  return stats;
+}
+
+std::string Ingestor::NotReadyReason() const {
+  const BrokerHealth health = source_->Health();
+  if (!health.unreachable_since.has_value()) return std::string();
+  return "kafka unreachable for " +
+         std::to_string(
+             static_cast<int64_t>(SecondsSince(health.unreachable_since))) +
+         " s" + (health.last_error.empty() ? "" : ": " + health.last_error);
 }
 
 Status Ingestor::UpdateLag() {
-  auto high = source_->HighWatermarks();
-  if (!high.ok()) return high.status();
+  auto asked = source_->HighWatermarks();
+  const std::map<int32_t, int64_t> high =
+      asked.ok() ? *asked : source_->CachedHighWatermarks();
+  if (high.empty()) return asked.status();
   const auto next = store_->NextOffsets(options_.topic);
   int64_t lag = 0;
-  for (const auto& [p, h] : *high) {
+  for (const auto& [p, h] : high) {
     auto it = next.find(p);
     // A stored offset past the high watermark is not negative lag: it
     // belongs to another log (see CheckOffsetsWithinLog).
@@ -229,7 +257,7 @@ Status Ingestor::UpdateLag() {
   }
   std::lock_guard lock(stats_mu_);
   stats_.consumer_lag = lag;
-  return Status::Ok();
+  return asked.status();
 }
 
 }  // namespace cfrec::ingest

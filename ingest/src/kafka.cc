@@ -9,6 +9,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
@@ -29,6 +30,12 @@ Status SetAll(RdKafka::Conf* conf,
   }
   return Status::Ok();
 }
+
+// librdkafka backs off exponentially between attempts to reconnect to a
+// broker, by default up to 10 s: after a 3 s outage ingest and POST
+// /v1/events stayed stalled up to 10 s longer. A broker that is back is
+// reconnected within a second.
+constexpr int kReconnectBackoffMaxMs = 1000;
 
 }  // namespace
 
@@ -181,15 +188,17 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(
   std::unique_ptr<RdKafka::Conf> conf(
       RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string err;
-  CFREC_RETURN_IF_ERROR(
-      SetAll(conf.get(), {{"bootstrap.servers", options.brokers},
-                          {"linger.ms", std::to_string(options.linger_ms)},
-                          {"queue.buffering.max.messages",
-                           std::to_string(options.queue_max_messages)},
-                          {"queue.buffering.max.kbytes", "1048576"},
-                          {"batch.num.messages", "10000"},
-                          {"compression.codec", "none"},
-                          {"log_level", "3"}}));
+  CFREC_RETURN_IF_ERROR(SetAll(
+      conf.get(),
+      {{"bootstrap.servers", options.brokers},
+       {"linger.ms", std::to_string(options.linger_ms)},
+       {"queue.buffering.max.messages",
+        std::to_string(options.queue_max_messages)},
+       {"queue.buffering.max.kbytes", "1048576"},
+       {"batch.num.messages", "10000"},
+       {"compression.codec", "none"},
+       {"reconnect.backoff.max.ms", std::to_string(kReconnectBackoffMaxMs)},
+       {"log_level", "3"}}));
   CFREC_RETURN_IF_ERROR(SetAll(conf.get(), options.extra));
   if (conf->set("dr_cb", &impl->reports, err) != RdKafka::Conf::CONF_OK) {
     return Status::Internal(err);
@@ -264,11 +273,134 @@ size_t KafkaProducer::outstanding() const {
 
 namespace {
 
+using SteadyClock = std::chrono::steady_clock;
+
+// A bound on each request HighWatermarks() makes: the status line and the
+// drain ask for the lag every second or so, and must not hang on a broker
+// that does not answer.
+constexpr int kWatermarkTimeoutMs = 2000;
+
+// Follows the brokers' reachability through librdkafka's callbacks: the
+// error ALL_BROKERS_DOWN (raised as the last broker connection is lost),
+// and the statistics document, whose brokers' "state" is UP while
+// connected. Errors and statistics are served by consume(), on the ingest
+// thread; log lines may come from librdkafka's own threads. Thread-safe.
+class BrokerWatch final : public RdKafka::EventCb {
+ public:
+  void event_cb(RdKafka::Event& event) override {
+    switch (event.type()) {
+      case RdKafka::Event::EVENT_ERROR:
+        OnError(event);
+        break;
+      case RdKafka::Event::EVENT_STATS:
+        OnStats(event.str());
+        break;
+      case RdKafka::Event::EVENT_LOG:
+        // With an event callback librdkafka no longer prints its log (only
+        // levels up to log_level, 3 = errors, reach here).
+        Log(event.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR
+                ? LogLevel::kError
+                : LogLevel::kWarn,
+            "kafka", event.fac() + ": " + event.str());
+        break;
+      default:
+        break;
+    }
+  }
+
+  BrokerHealth Health() const {
+    std::lock_guard lock(mu_);
+    return health_;
+  }
+
+  // A message arrived: some broker answers.
+  void MarkReachable() {
+    std::lock_guard lock(mu_);
+    if (!health_.unreachable_since.has_value()) return;
+    health_.brokers_up = std::max(health_.brokers_up, 1);
+    ReachableLocked();
+  }
+
+ private:
+  void OnError(RdKafka::Event& event) {
+    const std::string what = RdKafka::err2str(event.err()) +
+                             (event.str().empty() ? "" : ": " + event.str());
+    std::lock_guard lock(mu_);
+    health_.last_error = what;
+    if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN) {
+      health_.brokers_up = 0;
+      UnreachableLocked(what);
+      return;
+    }
+    // Transport errors, timeouts, ...: librdkafka reconnects by itself; log
+    // (rate-limited) and keep going.
+    if (event.fatal() || errors_++ % 100 == 0) {
+      Log(event.fatal() ? LogLevel::kError : LogLevel::kWarn, "consumer",
+          "Kafka: " + what + " (" + std::to_string(errors_) + " so far)");
+    }
+  }
+
+  void OnStats(const std::string& text) {
+    const auto doc = nlohmann::json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.contains("brokers") ||
+        !doc["brokers"].is_object()) {
+      return;
+    }
+    // Learned brokers (nodeid >= 0) are the cluster's; the bootstrap
+    // entries ("configured", nodeid -1) are the same servers again, counted
+    // only until metadata named the cluster's brokers. The internal and
+    // logical (coordinator) entries are no connections of their own.
+    int learned = 0, learned_up = 0, configured_up = 0;
+    for (const auto& [name, b] : doc["brokers"].items()) {
+      const std::string source = b.value("source", "");
+      const bool up = b.value("state", "") == "UP";
+      if (source == "learned") {
+        ++learned;
+        learned_up += up;
+      } else if (source == "configured") {
+        configured_up += up;
+      }
+    }
+    std::lock_guard lock(mu_);
+    health_.brokers_up = learned > 0 ? learned_up : configured_up;
+    if (learned_up + configured_up > 0) {
+      ReachableLocked();
+    } else if (learned > 0) {
+      UnreachableLocked("no broker connection is up");
+    }
+  }
+
+  void UnreachableLocked(const std::string& why) {
+    if (health_.unreachable_since.has_value()) return;
+    health_.unreachable_since = SteadyClock::now();
+    ++health_.outages;
+    LogError("consumer", "Kafka unreachable: " + why);
+  }
+
+  void ReachableLocked() {
+    if (!health_.unreachable_since.has_value()) return;
+    const double seconds = std::chrono::duration<double>(
+                               SteadyClock::now() - *health_.unreachable_since)
+                               .count();
+    health_.unreachable_since.reset();
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.1f", seconds);
+    LogInfo("consumer",
+            std::string("Kafka reachable again after ") + text + " s");
+  }
+
+  mutable std::mutex mu_;
+  BrokerHealth health_;  // guarded by mu_
+  uint64_t errors_ = 0;  // guarded by mu_
+};
+
 class KafkaSource final : public MessageSource {
  public:
-  KafkaSource(ConsumerOptions options,
+  KafkaSource(ConsumerOptions options, std::unique_ptr<BrokerWatch> watch,
               std::unique_ptr<RdKafka::KafkaConsumer> consumer)
-      : options_(std::move(options)), consumer_(std::move(consumer)) {}
+      : options_(std::move(options)),
+        watch_(std::move(watch)),
+        consumer_(std::move(consumer)) {}
 
   ~KafkaSource() override { consumer_->close(); }
 
@@ -303,6 +435,7 @@ class KafkaSource final : public MessageSource {
       wait_ms = 0;  // only the first message may wait
       switch (msg->err()) {
         case RdKafka::ERR_NO_ERROR: {
+          if (got == 0) watch_->MarkReachable();
           SourceMessage m;
           m.topic = msg->topic_name();
           m.partition = msg->partition();
@@ -324,8 +457,9 @@ class KafkaSource final : public MessageSource {
           CFREC_RETURN_IF_ERROR(HandleGap(msg->partition(), msg->offset()));
           return Status::Ok();
         default:
-          // Transport errors, broker down, ...: librdkafka reconnects by
-          // itself; log (rate-limited) and keep going.
+          // Errors of a partition's fetch: librdkafka retries by itself;
+          // log (rate-limited) and keep going. Client-wide errors (broker
+          // down, transport) go to the BrokerWatch.
           if (errors_++ % 100 == 0) {
             LogWarn("consumer", "Kafka: " + msg->errstr() + " (" +
                                     std::to_string(errors_) + " so far)");
@@ -336,22 +470,53 @@ class KafkaSource final : public MessageSource {
     return Status::Ok();
   }
 
+  // One ListOffsets request per leader for every partition at once
+  // (timestamp -1 asks for the end of the log), bounded in time. Asking
+  // partition by partition with query_watermark_offsets waited up to 5 s
+  // each, 80 s for 16 partitions while the broker was down, and the status
+  // line, the lag gauge and the shutdown waited with it.
   Result<std::map<int32_t, int64_t>> HighWatermarks() override {
     if (partitions_.empty()) CFREC_RETURN_IF_ERROR(LoadPartitions());
-    std::map<int32_t, int64_t> out;
+    if (const BrokerHealth h = watch_->Health();
+        h.unreachable_since.has_value()) {
+      return Status::Unavailable("Kafka unreachable (" + h.last_error + ")");
+    }
+    std::vector<RdKafka::TopicPartition*> parts;
     for (int32_t p : partitions_) {
-      int64_t low = 0, high = 0;
-      auto err = consumer_->query_watermark_offsets(options_.topic, p, &low,
-                                                    &high, 5000);
-      if (err != RdKafka::ERR_NO_ERROR) {
-        return Status::Unavailable("watermarks of partition " +
-                                   std::to_string(p) + ": " +
-                                   RdKafka::err2str(err));
+      parts.push_back(RdKafka::TopicPartition::create(
+          options_.topic, p, RdKafka::Topic::OFFSET_END));
+    }
+    auto err = consumer_->offsetsForTimes(parts, kWatermarkTimeoutMs);
+    std::map<int32_t, int64_t> out;
+    for (const auto* tp : parts) {
+      if (err == RdKafka::ERR_NO_ERROR && tp->err() != RdKafka::ERR_NO_ERROR) {
+        err = tp->err();
       }
-      out[p] = high;
+      out[tp->partition()] = tp->offset();
+    }
+    RdKafka::TopicPartition::destroy(parts);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      return Status::Unavailable("high watermarks of " + options_.topic + ": " +
+                                 RdKafka::err2str(err));
     }
     return out;
   }
+
+  std::map<int32_t, int64_t> CachedHighWatermarks() const override {
+    std::map<int32_t, int64_t> out;
+    for (int32_t p : partitions_) {
+      int64_t low = RdKafka::Topic::OFFSET_INVALID;
+      int64_t high = RdKafka::Topic::OFFSET_INVALID;
+      if (consumer_->get_watermark_offsets(options_.topic, p, &low, &high) ==
+              RdKafka::ERR_NO_ERROR &&
+          high >= 0) {
+        out[p] = high;
+      }
+    }
+    return out;
+  }
+
+  BrokerHealth Health() const override { return watch_->Health(); }
 
   uint64_t gap_messages() const override { return gap_messages_; }
 
@@ -514,7 +679,11 @@ class KafkaSource final : public MessageSource {
   }
 
   ConsumerOptions options_;
+  // Declared before consumer_: it outlives the consumer that calls it.
+  std::unique_ptr<BrokerWatch> watch_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  // Loaded before the first Assign and not changed after (read by the
+  // thread-safe methods).
   std::vector<int32_t> partitions_;
   std::map<int32_t, int64_t> next_;
   bool assigned_ = false;
@@ -535,25 +704,32 @@ Result<std::unique_ptr<MessageSource>> CreateKafkaSource(
   }
   std::unique_ptr<RdKafka::Conf> conf(
       RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  CFREC_RETURN_IF_ERROR(
-      SetAll(conf.get(),
-             {{"bootstrap.servers", options.brokers},
-              {"group.id", options.group_id},
-              {"enable.auto.commit", "false"},
-              {"enable.auto.offset.store", "false"},
-              // A missing offset is a gap to record, never a silent jump.
-              {"auto.offset.reset", "error"},
-              {"enable.partition.eof", "false"},
-              {"fetch.wait.max.ms", std::to_string(options.fetch_wait_max_ms)},
-              {"queued.min.messages", "100000"},
-              {"log_level", "3"}}));
+  CFREC_RETURN_IF_ERROR(SetAll(
+      conf.get(),
+      {{"bootstrap.servers", options.brokers},
+       {"group.id", options.group_id},
+       {"enable.auto.commit", "false"},
+       {"enable.auto.offset.store", "false"},
+       // A missing offset is a gap to record, never a silent jump.
+       {"auto.offset.reset", "error"},
+       {"enable.partition.eof", "false"},
+       {"fetch.wait.max.ms", std::to_string(options.fetch_wait_max_ms)},
+       {"queued.min.messages", "100000"},
+       {"statistics.interval.ms",
+        std::to_string(options.statistics_interval_ms)},
+       {"reconnect.backoff.max.ms", std::to_string(kReconnectBackoffMaxMs)},
+       {"log_level", "3"}}));
   CFREC_RETURN_IF_ERROR(SetAll(conf.get(), options.extra));
   std::string err;
+  auto watch = std::make_unique<BrokerWatch>();
+  if (conf->set("event_cb", watch.get(), err) != RdKafka::Conf::CONF_OK) {
+    return Status::Internal(err);
+  }
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(
       RdKafka::KafkaConsumer::create(conf.get(), err));
   if (!consumer) return Status::Unavailable("creating Kafka consumer: " + err);
   return std::unique_ptr<MessageSource>(
-      new KafkaSource(options, std::move(consumer)));
+      new KafkaSource(options, std::move(watch), std::move(consumer)));
 }
 
 }  // namespace cfrec::ingest

@@ -307,15 +307,16 @@ HttpResponse GetReadyz(const ServiceContext& context, const HttpRequest&,
   if (!target.params.empty()) return BadRequest("no query parameters allowed");
   const bool state_open = !context.state_ready || context.state_ready();
   const auto snapshot = Latest(context);
-  if (!state_open || snapshot == nullptr) {
-    std::string why;
-    if (!state_open) why = "state store not open";
-    if (snapshot == nullptr) {
-      if (!why.empty()) why += "; ";
-      why += "no model snapshot published yet";
-    }
-    return NotReady(why);
-  }
+  std::string why;
+  auto add = [&why](std::string_view reason) {
+    if (reason.empty()) return;
+    if (!why.empty()) why += "; ";
+    why += reason;
+  };
+  if (!state_open) add("state store not open");
+  if (snapshot == nullptr) add("no model snapshot published yet");
+  for (const auto& check : context.readiness_checks) add(check());
+  if (!why.empty()) return NotReady(why);
   return JsonResponse(
       200, {{"status", "ready"}, {"model_version", snapshot->version()}});
 }

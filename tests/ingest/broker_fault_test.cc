@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "cfrec/ingest/ingestor.h"
 #include "cfrec/ingest/kafka.h"
 #include "cfrec/server/service.h"
+#include "cfrec/server/testing/fake_snapshot.h"
 #include "cfrec/state/event_store.h"
 #include "common/temp_dir.h"
 
@@ -126,9 +128,23 @@ class BrokerFaultTest : public ::testing::Test {
   std::unique_ptr<KafkaProducer> producer_;
 };
 
+// GET /readyz as the service answers it: a snapshot is published, and
+// ingest's readiness is the only other condition.
+server::HttpResponse Readyz(const Ingestor& ingestor) {
+  learner::SnapshotHolder snapshots;
+  snapshots.Publish(std::make_shared<server::testing::FakeSnapshot>(1, 2));
+  server::ServiceContext context;
+  context.snapshots = &snapshots;
+  context.readiness_checks.push_back(
+      [&ingestor] { return ingestor.NotReadyReason(); });
+  return server::Handle(context, {"GET", "/readyz", "", "", ""});
+}
+
 // Ingest survives a broker outage of several seconds while events keep
 // arriving: what the producer queued meanwhile is delivered and applied
-// once the broker is back, each event once.
+// once the broker is back, each event once. Throughout, readiness and the
+// figures behind the metrics say what is going on, and asking for the lag
+// never hangs.
 TEST_F(BrokerFaultTest, ThreeSecondOutageLosesNothingAndAppliesNothingTwice) {
   StartAll(/*brokers=*/1, /*partitions=*/4);
   int sent = 0;
@@ -137,22 +153,79 @@ TEST_F(BrokerFaultTest, ThreeSecondOutageLosesNothingAndAppliesNothingTwice) {
   }
   ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
   ASSERT_TRUE(applied_.WaitFor(100, std::chrono::seconds(30)));
+  // Connected, nothing left to read, ready.
+  ASSERT_TRUE(ingestor_->UpdateLag().ok());
+  EXPECT_EQ(ingestor_->Stats().consumer_lag, 0);
+  EXPECT_EQ(ingestor_->Stats().broker_outage_seconds, 0);
+  EXPECT_EQ(ingestor_->NotReadyReason(), "");
+  EXPECT_EQ(Readyz(*ingestor_).status, 200);
+  // The first statistics (every second) count the connected broker.
+  const auto known_by = Clock::now() + std::chrono::seconds(10);
+  while (ingestor_->Stats().brokers_up != 1 && Clock::now() < known_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(ingestor_->Stats().brokers_up, 1);
 
   ASSERT_TRUE(broker_->SetBrokerDown(1).ok());
   const auto down_at = Clock::now();
   // Events keep arriving through the outage, about 500 a second (queued by
   // the producer).
+  std::optional<Clock::duration> noticed_after;
+  auto slowest_lag_update = Clock::duration::zero();
   while (Clock::now() - down_at < std::chrono::seconds(3)) {
     ASSERT_TRUE(producer_->Send("k", Impression(sent)).ok()) << sent;
     ++sent;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));  // pacing
     if (sent % 100 == 0) {
       EXPECT_EQ(store_->Counters().impressions, 100u);  // none got through
+      const auto asked = Clock::now();
+      static_cast<void>(ingestor_->UpdateLag());
+      slowest_lag_update = std::max(slowest_lag_update, Clock::now() - asked);
+      EXPECT_EQ(ingestor_->Stats().consumer_lag, 0);  // never negative
+    }
+    if (!noticed_after && !ingestor_->NotReadyReason().empty()) {
+      noticed_after = Clock::now() - down_at;
     }
   }
+  // The outage is seen within a second or two (the connection's loss, or
+  // the next statistics), and shows in readiness and the metrics' figures.
+  ASSERT_TRUE(noticed_after.has_value()) << "the outage was never noticed";
+  EXPECT_LT(*noticed_after, std::chrono::milliseconds(2500));
+  const IngestStats during = ingestor_->Stats();
+  EXPECT_EQ(during.brokers_up, 0);
+  EXPECT_EQ(during.broker_outages, 1u);
+  EXPECT_GE(during.broker_outage_seconds, 0.4);
+  EXPECT_LE(during.broker_outage_seconds, 3.1);
+  const server::HttpResponse unready = Readyz(*ingestor_);
+  EXPECT_EQ(unready.status, 503);
+  EXPECT_NE(unready.body.find("kafka unreachable for "), std::string::npos)
+      << unready.body;
+  EXPECT_TRUE(!ingestor_->UpdateLag().ok());  // fails at once, not in 5 s
+  // Each lag refresh during the outage returned at once (it took up to
+  // 5 s per partition before).
+  EXPECT_LT(slowest_lag_update, std::chrono::milliseconds(100));
+
   ASSERT_TRUE(broker_->SetBrokerUp(1).ok());
+  const auto up_at = Clock::now();
+  // Back: ready again within a couple of seconds (librdkafka's reconnect
+  // backoff, capped at 1 s; its default 10 s kept ingest away that long).
+  while (!ingestor_->NotReadyReason().empty() &&
+         Clock::now() - up_at < std::chrono::seconds(15)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_LT(Clock::now() - up_at, std::chrono::milliseconds(2500));
   ASSERT_TRUE(producer_->Flush(std::chrono::seconds(30)).ok());
   ExpectExactlyOnce(static_cast<size_t>(sent));
+  // Connected, ready, the outage over and counted once.
+  const auto back_by = Clock::now() + std::chrono::seconds(10);
+  while (ingestor_->Stats().brokers_up != 1 && Clock::now() < back_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const IngestStats after = ingestor_->Stats();
+  EXPECT_EQ(after.brokers_up, 1);
+  EXPECT_EQ(after.broker_outage_seconds, 0);
+  EXPECT_EQ(after.broker_outages, 1u);
+  EXPECT_EQ(Readyz(*ingestor_).status, 200);
 }
 
 TEST_F(BrokerFaultTest, LeaderChangesAndRequestErrorsLoseNothing) {
@@ -182,6 +255,35 @@ TEST_F(BrokerFaultTest, LeaderChangesAndRequestErrorsLoseNothing) {
     ASSERT_TRUE(producer_->Flush(std::chrono::seconds(30)).ok());
   }
   ExpectExactlyOnce(static_cast<size_t>(sent));
+}
+
+// The consumer cannot fetch for a few seconds (each Fetch request fails,
+// ~0.5 s apart) while the broker takes new events: the lag is asked of the
+// broker, so it shows them (the watermarks the consumer cached from its
+// fetches would not), and it returns to 0 once they are applied. The
+// brokers stay reachable: this is no outage, and the service stays ready.
+TEST_F(BrokerFaultTest, FailingFetchesShowAsLag) {
+  StartAll(/*brokers=*/1, /*partitions=*/4);
+  int sent = 0;
+  for (; sent < 50; ++sent) {
+    ASSERT_TRUE(producer_->Send("k", Impression(sent)).ok());
+  }
+  ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+  ASSERT_TRUE(applied_.WaitFor(50, std::chrono::seconds(30)));
+  ASSERT_TRUE(
+      broker_->PushRequestErrors(kFetch, std::vector<int>(8, kRequestTimedOut))
+          .ok());
+  for (; sent < 350; ++sent) {
+    ASSERT_TRUE(producer_->Send("k", Impression(sent)).ok());
+  }
+  ASSERT_TRUE(producer_->Flush(std::chrono::seconds(10)).ok());
+  ASSERT_TRUE(ingestor_->UpdateLag().ok());
+  EXPECT_EQ(ingestor_->Stats().consumer_lag, 300);
+  EXPECT_EQ(applied_.count(), 50u);
+  EXPECT_EQ(ingestor_->NotReadyReason(), "");
+  EXPECT_EQ(Readyz(*ingestor_).status, 200);
+  ExpectExactlyOnce(350);
+  EXPECT_EQ(ingestor_->Stats().broker_outages, 0u);
 }
 
 // POST /v1/events against a producer that cannot deliver: once its queue

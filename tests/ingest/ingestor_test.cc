@@ -276,5 +276,60 @@ TEST(Ingestor, StoredOffsetPastTheEndOfTheLogRestartsThePartition) {
   EXPECT_EQ(ingestor.Stats().consumer_lag, 0);
 }
 
+// A source whose broker has gone away: it cannot be asked for watermarks,
+// but remembers those it last saw, and says since when it is unreachable.
+class UnreachableSource : public FakeSource {
+ public:
+  using FakeSource::FakeSource;
+  Result<std::map<int32_t, int64_t>> HighWatermarks() override {
+    return Status::Unavailable("Kafka unreachable");
+  }
+  std::map<int32_t, int64_t> CachedHighWatermarks() const override {
+    return {{0, 55}};
+  }
+  BrokerHealth Health() const override {
+    BrokerHealth h;
+    h.brokers_up = 0;
+    h.unreachable_since =
+        std::chrono::steady_clock::now() - std::chrono::seconds(12);
+    h.outages = 2;
+    h.last_error = "Local: All broker connections are down";
+    return h;
+  }
+};
+
+TEST(Ingestor, ABrokerOutageShowsInStatsAndReadiness) {
+  cfrec::testing::TempDir dir;
+  auto store = state::EventStore::Open(dir.path(), {});
+  ASSERT_TRUE(store.ok());
+  IngestorOptions options;
+  options.topic = "t";
+  const auto log = MakeLog(30);  // 40 messages
+  {
+    // Reachable (the default health): ready, nothing known of brokers.
+    Ingestor ingestor(options, std::make_unique<FakeSource>(log), store->get(),
+                      nullptr);
+    RunToEnd(ingestor);
+    EXPECT_EQ(ingestor.NotReadyReason(), "");
+    EXPECT_EQ(ingestor.Stats().brokers_up, -1);
+    EXPECT_EQ(ingestor.Stats().broker_outage_seconds, 0);
+  }
+  ASSERT_EQ((*store)->NextOffsets("t").at(0), 40);
+  Ingestor ingestor(options, std::make_unique<UnreachableSource>(log),
+                    store->get(), nullptr);
+  // The broker cannot be asked: the lag comes from the watermarks last seen
+  // (55 - 40), and the error is returned.
+  EXPECT_FALSE(ingestor.UpdateLag().ok());
+  EXPECT_EQ(ingestor.Stats().consumer_lag, 15);
+  const IngestStats st = ingestor.Stats();
+  EXPECT_EQ(st.brokers_up, 0);
+  EXPECT_EQ(st.broker_outages, 2u);
+  EXPECT_GE(st.broker_outage_seconds, 12);
+  EXPECT_LT(st.broker_outage_seconds, 60);
+  EXPECT_EQ(ingestor.NotReadyReason(),
+            "kafka unreachable for 12 s: Local: All broker connections are "
+            "down");
+}
+
 }  // namespace
 }  // namespace cfrec::ingest

@@ -63,8 +63,16 @@ struct IngestStats {
   // Partitions whose stored offset was past the end of their log (the log
   // restarted: topic recreated); read again from their start, not lost.
   uint64_t partition_restarts = 0;
-  // High watermark - next offset, summed over partitions, each at least 0.
+  // High watermark - next offset, summed over partitions, each at least 0,
+  // as of the last UpdateLag (from the consumer's cached watermarks when
+  // the broker could not be asked).
   int64_t consumer_lag = 0;
+  // The source's brokers (MessageSource::Health), read by Stats(): brokers
+  // connected (-1 unknown), seconds since none is reachable (0 while one
+  // is), and how many times none was.
+  int brokers_up = -1;
+  double broker_outage_seconds = 0;
+  uint64_t broker_outages = 0;
   double poll_seconds = 0;    // time in MessageSource::Poll
   double apply_seconds = 0;   // time in EventStore::ApplyBatch
   double idle_seconds = 0;    // time in polls that returned nothing
@@ -95,9 +103,16 @@ class Ingestor {
   // Stops the thread after the batch in progress is applied.
   void Stop();
 
+  // Thread-safe.
   IngestStats Stats() const;
-  // Refreshes consumer_lag from the broker's high watermarks.
+  // Refreshes consumer_lag from the broker's high watermarks. Waits a
+  // bounded time (MessageSource::HighWatermarks); when the broker cannot
+  // answer, the lag is computed from the watermarks the consumer last saw
+  // and the broker's error is returned. Thread-safe.
   Status UpdateLag();
+  // Why ingest cannot make progress, for GET /readyz ("kafka unreachable
+  // for 12 s: ..."); empty when it can. Thread-safe, never blocks.
+  std::string NotReadyReason() const;
 
  private:
   void Loop();

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -113,7 +114,23 @@ struct SourceMessage {
   std::string payload;
 };
 
-// Where ingest reads from. Not thread-safe: one consumer thread.
+// What a Kafka client knows of its brokers' reachability, from librdkafka's
+// error and statistics callbacks (no request is made to learn it).
+struct BrokerHealth {
+  // Brokers the client holds an open connection to (state UP in
+  // librdkafka's statistics); -1 until the first statistics arrive.
+  int brokers_up = -1;
+  // Set while no broker is reachable (librdkafka reported
+  // ALL_BROKERS_DOWN, or its statistics show no broker up): since when.
+  std::optional<std::chrono::steady_clock::time_point> unreachable_since;
+  // Times every broker became unreachable.
+  uint64_t outages = 0;
+  // The last error librdkafka reported (transport errors included).
+  std::string last_error;
+};
+
+// Where ingest reads from. Not thread-safe: one consumer thread, except
+// where a method says otherwise.
 class MessageSource {
  public:
   virtual ~MessageSource() = default;
@@ -125,8 +142,18 @@ class MessageSource {
   // counted, not returned.
   virtual Status Poll(size_t max, std::chrono::milliseconds timeout,
                       std::vector<SourceMessage>* out) = 0;
-  // Next offset the broker will assign, per partition (for lag).
+  // Next offset the broker will assign, per partition (for lag), asked of
+  // the broker. Thread-safe once assigned. Waits a bounded time (the Kafka
+  // source: 2 s for all partitions together), and fails at once while no
+  // broker is reachable (Health()).
   virtual Result<std::map<int32_t, int64_t>> HighWatermarks() = 0;
+  // The high watermarks as the consumer last saw them (the Kafka source:
+  // from fetch responses, cached by librdkafka); partitions not fetched yet
+  // are absent. Never blocks; thread-safe. Stale while the broker is away.
+  virtual std::map<int32_t, int64_t> CachedHighWatermarks() const { return {}; }
+  // Reachability of the brokers. Never blocks; thread-safe. Default:
+  // nothing known (brokers_up -1, reachable).
+  virtual BrokerHealth Health() const { return {}; }
   // Offsets found missing from the log (the broker dropped them).
   virtual uint64_t gap_messages() const = 0;
   // Identity of the log read: "kafka:<cluster id>/<topic>". Empty when it
@@ -147,6 +174,11 @@ struct ConsumerOptions {
   // (mock) broker use 1: measured there, 10 ms left the consumer idle for
   // more than half of a benchmark run while data waited in the broker.
   int fetch_wait_max_ms = 100;
+  // librdkafka's statistics.interval.ms: how often the brokers' connection
+  // states are read (MessageSource::Health); 0 leaves only the
+  // ALL_BROKERS_DOWN error to tell an outage, and nothing its end but the
+  // next message. Default 1000.
+  int statistics_interval_ms = 1000;
   // Extra librdkafka properties.
   std::map<std::string, std::string> extra;
 };

@@ -8,7 +8,7 @@
 //   GET  /v1/model       model version, age, ranker, training progress
 //   GET  /metrics        Prometheus text exposition 0.0.4
 //   GET  /healthz        process up
-//   GET  /readyz         state open and a snapshot published
+//   GET  /readyz         state open, a snapshot published, readiness_checks
 // and the dashboard's routes (dashboard.h): GET /, /v1/metrics, /v1/explain,
 // /v1/trending, /v1/dead-letters.
 // Only POST /v1/events changes state; with ServiceContext::api_token set it
@@ -25,6 +25,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cfrec/ingest/event_sink.h"
 #include "cfrec/learner/snapshot.h"
@@ -73,6 +74,11 @@ struct ServiceContext {
   // True once the state store is open; null means there is no state to
   // wait for. Called by GET /readyz.
   std::function<bool()> state_ready;
+  // More conditions of GET /readyz (e.g. the Kafka brokers are reachable).
+  // Each returns why the service is not ready ("kafka unreachable for
+  // 12 s"), or an empty string when its part is. Each must be thread-safe
+  // and must not block.
+  std::vector<std::function<std::string()>> readiness_checks;
   ServingOptions serving;
   // Exposed by GET /metrics; may be null (GET /metrics then answers 503).
   MetricsRegistry* metrics = nullptr;
