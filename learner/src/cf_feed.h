@@ -43,6 +43,8 @@ struct CounterfactualFeedStats {
   CounterfactualStats engine;
   uint64_t samples_trained = 0;  // counterfactual samples the ranker took
   uint64_t observed_seen = 0;    // observed ranker samples since start
+  uint64_t steps = 0;            // ranker steps on counterfactual samples
+  uint64_t observed_steps = 0;   // ranker steps on observed samples
   double achieved_ratio = 0;     // samples_trained / observed_seen
   uint64_t refreshes = 0;        // learner copies handed to the thread
   double refresh_ms = 0;         // last checkpoint+restore cost
@@ -84,14 +86,20 @@ class CounterfactualFeed {
                      std::unique_ptr<CounterfactualEngine> engine);
   std::vector<uint32_t> PickUsers(std::mt19937_64& rng) const;  // mu_ held
   void Loop(int nice);
+  // Trains what is owed from the front of `pool` in steps of StepSize().
   void TrainOwed(Learner& learner, std::vector<CounterfactualSample>& pool);
+  // Samples per counterfactual ranker step: the observed steps' mean size
+  // (EMA), at most the ranker's batch_size.
+  size_t StepSize() const;
 
   const TrainerOptions options_;
   const CounterfactualOptions& cf_;
 
   // Trainer thread only.
   uint64_t last_observed_ = 0;
-  double owed_ = 0;                            // counterfactual samples due
+  uint64_t last_steps_ = 0;        // learner's steps at the end of the last Mix
+  double observed_step_size_ = 0;  // samples per observed step (EMA)
+  double owed_ = 0;                // counterfactual samples due
   std::vector<CounterfactualSample> pending_;  // generated, not yet trained
   std::chrono::steady_clock::time_point next_refresh_{};
   bool pretrained_ = false;  // inline mode

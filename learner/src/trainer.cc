@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -16,6 +17,7 @@
 
 #include "cf_feed.h"
 #include "cfrec/learner/learner.h"
+#include "cfrec/schemas/failpoint.h"
 #include "cfrec/schemas/log.h"
 #include "cfrec/state/event_store.h"
 #include "checkpoint_frame.h"
@@ -34,6 +36,11 @@ constexpr size_t kReplayRun = 8;  // consecutive old events read per lookup
 // How often an idle trainer that waits for counterfactual samples looks
 // for them.
 constexpr std::chrono::milliseconds kGeneratorPoll(10);
+// Model versions are reserved in blocks of this many, recorded in the store
+// before the first of a block is published: a restart continues above every
+// version published before it (skipping at most this many) with one small
+// write per block.
+constexpr uint64_t kVersionBlock = 1000;
 
 double MsSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start)
@@ -52,10 +59,7 @@ class Trainer::Impl {
         window_(options.candidate_window_ms),
         replay_rng_(options.learner.seed + 1) {
     if (options.stream_features) {
-      stream::StreamOptions so;
-      so.model.learning_rate = options.stream_learning_rate;
-      so.evict_after_ms = options.stream_evict_after_ms;
-      stream_ = std::make_unique<StreamStep>(so);
+      stream_ = std::make_unique<StreamStep>(StreamOpts());
     }
   }
 
@@ -74,6 +78,7 @@ class Trainer::Impl {
     if (!learner.ok()) return learner.status();
     learner_ = std::move(learner).value();
     if (store_ != nullptr) CFREC_RETURN_IF_ERROR(Restore());
+    if (store_ != nullptr) CFREC_RETURN_IF_ERROR(RestoreVersions());
     auto feed = CounterfactualFeed::Create(options_);
     if (!feed.ok()) return feed.status();
     feed_ = std::move(feed).value();
@@ -138,6 +143,8 @@ class Trainer::Impl {
       c.cf_samples_trained = f.samples_trained;
       c.cf_policy_updates = f.engine.policy_updates;
       c.cf_mix_ratio = f.achieved_ratio;
+      c.cf_steps = f.steps;
+      c.observed_steps = f.observed_steps;
       c.cf_seconds = f.engine.seconds;
       c.cf_refreshes = f.refreshes;
     }
@@ -159,13 +166,46 @@ class Trainer::Impl {
   }
 
  private:
+  // The last checkpoint, if any. One that cannot be decoded (damaged,
+  // truncated) is reported and the learner starts fresh: it trains on the
+  // whole applied log again, which holds every event. A checkpoint of other
+  // model options is an error: the configuration is wrong, not the data.
   Status Restore() {
     Result<std::string> blob = store_->GetCheckpoint(options_.checkpoint_name);
     if (!blob.ok()) {
       if (blob.status().IsNotFound()) return Status::Ok();  // first start
       return blob.status().WithContext("reading the learner checkpoint");
     }
-    Result<CheckpointParts> parts = SplitCheckpoint(*blob);
+    Status restored = RestoreFrom(*blob);
+    if (restored.ok()) {
+      LogInfo("learner", "resumed from checkpoint '" +
+                             options_.checkpoint_name + "' at applied seq " +
+                             std::to_string(learner_->applied_seq()));
+      return Status::Ok();
+    }
+    if (restored.code() != StatusCode::kCorruption) return restored;
+    LogError("learner",
+             "checkpoint '" + options_.checkpoint_name + "' (" +
+                 std::to_string(blob->size()) +
+                 " bytes) cannot be used: " + restored.ToString() +
+                 "; starting fresh, training again on the applied log from "
+                 "seq 1");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++counters_.checkpoints_unusable;
+    }
+    auto fresh = Learner::Create(options_.learner);
+    if (!fresh.ok()) return fresh.status();
+    learner_ = std::move(fresh).value();
+    window_ = ServingWindow(options_.candidate_window_ms);
+    if (stream_ != nullptr) {
+      stream_ = std::make_unique<StreamStep>(StreamOpts());
+    }
+    return Status::Ok();
+  }
+
+  Status RestoreFrom(std::string_view blob) {
+    Result<CheckpointParts> parts = SplitCheckpoint(blob);
     if (!parts.ok()) return parts.status();
     CFREC_RETURN_IF_ERROR(learner_->RestoreCheckpoint(parts->learner));
     CFREC_RETURN_IF_ERROR(window_.Deserialize(parts->window));
@@ -177,8 +217,56 @@ class Trainer::Impl {
     Status stream = stream_->Deserialize(*parts->stream);
     if (!stream.ok()) {
       LogWarn("learner", "stream features start fresh: " + stream.ToString());
+      stream_ = std::make_unique<StreamStep>(StreamOpts());
     }
     return Status::Ok();
+  }
+
+  stream::StreamOptions StreamOpts() const {
+    stream::StreamOptions so;
+    so.model.learning_rate = options_.stream_learning_rate;
+    so.evict_after_ms = options_.stream_evict_after_ms;
+    return so;
+  }
+
+  std::string VersionsName() const {
+    return options_.checkpoint_name + ".versions";
+  }
+  // Versions continue after the block reserved by the last start.
+  Status RestoreVersions() {
+    Result<std::string> blob = store_->GetCheckpoint(VersionsName());
+    if (!blob.ok()) {
+      if (blob.status().IsNotFound()) return Status::Ok();
+      return blob.status().WithContext("reading the model version");
+    }
+    char* end = nullptr;
+    const uint64_t reserved = std::strtoull(blob->c_str(), &end, 10);
+    if (blob->empty() || *end != '\0') {
+      // Versions then restart from the checkpoint's; say so.
+      LogError("learner", "model version record '" + VersionsName() +
+                              "' is damaged; versions start from 1");
+      return Status::Ok();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    version_ = reserved_ = reserved;
+    LogInfo("learner",
+            "model versions continue after " + std::to_string(reserved));
+    return Status::Ok();
+  }
+  // Before `version` is published: reserves a new block when it is past the
+  // reserved ones. Trainer thread (and Start).
+  void ReserveVersion(uint64_t version) {
+    if (store_ == nullptr || version <= reserved_) return;
+    const uint64_t reserved = version - 1 + kVersionBlock;
+    Status status =
+        store_->PutCheckpoint(VersionsName(), std::to_string(reserved));
+    if (!status.ok()) {
+      // Published anyway: serving goes on; a restart may then repeat
+      // versions.
+      RecordError(status.WithContext("recording the model version"));
+      return;
+    }
+    reserved_ = reserved;
   }
 
   // The engine's policy is soft state beside the learner checkpoint (a
@@ -414,6 +502,10 @@ class Trainer::Impl {
       in.version = ++version_;
       in.stats = stats_;
     }
+    ReserveVersion(in.version);
+    if (FailPointsEnabled()) {
+      FailPoint("snapshot.build", "version=" + std::to_string(in.version));
+    }
     in.ids = store_;
     in.candidates = window_.Candidates();
     in.popular = window_.Popular();
@@ -442,10 +534,17 @@ class Trainer::Impl {
     std::string framed =
         FrameCheckpoint(*blob, window_.Serialize(),
                         stream_ != nullptr ? &stream_part : nullptr);
+    const uint64_t seq = learner_->applied_seq();
+    if (FailPointsEnabled()) {
+      FailPoint("checkpoint.put", "seq=" + std::to_string(seq));
+    }
     Status status = store_->PutCheckpoint(options_.checkpoint_name, framed);
     if (!status.ok()) {
       RecordError(status.WithContext("writing the learner checkpoint"));
       return;
+    }
+    if (FailPointsEnabled()) {
+      FailPoint("checkpoint.written", "seq=" + std::to_string(seq));
     }
     if (feed_ != nullptr) {
       Result<std::string> engine = feed_->SaveCheckpoint();
@@ -456,6 +555,7 @@ class Trainer::Impl {
     }
     std::lock_guard<std::mutex> lock(mu_);
     ++counters_.checkpoints_written;
+    counters_.last_checkpoint_seq = seq;
     counters_.last_checkpoint_ms = MsSince(start);
     counters_.last_checkpoint_bytes = framed.size();
   }
@@ -504,6 +604,9 @@ class Trainer::Impl {
   bool quiet_ = false;  // queue drained and idle replay done
   uint64_t trained_seq_ = 0;
   uint64_t version_ = 0;
+  // Versions up to this one are recorded in the store (ReserveVersion).
+  // Trainer thread (and Start).
+  uint64_t reserved_ = 0;
   TrainingStats stats_;
   TrainerCounters counters_;
   Status first_error_;

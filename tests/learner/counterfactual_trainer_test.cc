@@ -80,12 +80,17 @@ TEST_P(InlineModeTest, TrainsCounterfactualSamplesAtTheConfiguredRatio) {
     }
     EXPECT_GT(c.cf_lists, 0u);
     EXPECT_EQ(c.cf_samples_trained, s.counterfactual_samples);
-    // Owed samples are trained in whole rounds of what was generated, so
-    // the ratio is reached within the last round's worth.
+    // Owed samples are trained in whole steps, so the ratio is reached
+    // within the last step's worth.
     const double observed = double(s.observed_samples);
     EXPECT_NEAR(double(s.counterfactual_samples), 0.5 * observed,
                 64.0 + 0.05 * observed);
     EXPECT_NEAR(c.cf_mix_ratio, 0.5, 0.1);
+    // And the same share of the ranker's steps: counterfactual steps are
+    // as large as the observed ones (one step per generation round gave
+    // 129 counterfactual steps against 72 observed here).
+    ASSERT_GT(c.observed_steps, 0u);
+    EXPECT_NEAR(double(c.cf_steps) / double(c.observed_steps), 0.5, 0.15);
     EXPECT_GT(s.policy_reward, 0);
     if (mode == "learned") {
       EXPECT_GT(c.cf_policy_updates, 0u);

@@ -6,7 +6,10 @@
 // Restart: Start() restores the last checkpoint and catches up by reading
 // the applied log from the checkpoint's applied seq + 1, so no event is lost
 // or trained twice; events that arrive through Enqueue with a seq already
-// trained are skipped, and a gap in seqs is filled from the applied log.
+// trained are skipped, and a gap in seqs is filled from the applied log. A
+// checkpoint that cannot be decoded is reported (log, checkpoints_unusable)
+// and the learner starts fresh from seq 1. Model versions continue above
+// every version published before the restart.
 //
 // Thread-safety: Start, Stop and the destructor from one thread; Enqueue from
 // one producer thread (ingest); Stats and the observers from any thread.
@@ -37,6 +40,9 @@ struct TrainerCounters {
   uint64_t snapshots_published = 0;
   double last_snapshot_build_ms = 0;  // time to build the latest snapshot
   uint64_t checkpoints_written = 0;
+  uint64_t last_checkpoint_seq = 0;  // applied seq the last one holds
+  // Checkpoints found undecodable at start (the learner started fresh).
+  uint64_t checkpoints_unusable = 0;
   double last_checkpoint_ms = 0;
   size_t last_checkpoint_bytes = 0;
   uint64_t events_replayed = 0;  // old events revisited from the applied log
@@ -50,6 +56,8 @@ struct TrainerCounters {
   uint64_t cf_samples_trained = 0;    // of those, trained by the ranker
   uint64_t cf_policy_updates = 0;     // REINFORCE steps
   double cf_mix_ratio = 0;            // achieved: trained cf / observed samples
+  uint64_t cf_steps = 0;        // ranker steps on counterfactual samples
+  uint64_t observed_steps = 0;  // ranker steps on observed samples (cf runs)
   double cf_seconds = 0;              // time spent generating (and pretraining)
   uint64_t cf_refreshes = 0;          // learner copies handed to the generator
 };
