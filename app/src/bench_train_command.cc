@@ -26,7 +26,14 @@ void Register(CLI::App& bench, ExitCode* exit_code) {
       ->capture_default_str();
   cmd->add_option("--seconds", options->seconds, "Measured seconds per ranker")
       ->capture_default_str();
-  cmd->add_option("--threads", options->threads, "LibTorch intra-op threads")
+  cmd->add_option("--threads", options->threads,
+                  "Training threads: the fused kernel's train_threads and "
+                  "LibTorch's intra-op threads")
+      ->capture_default_str();
+  cmd->add_option("--kernel", options->kernel,
+                  "Training kernel: fused (BPR-MF, GMF and the SEMs without "
+                  "autograd) or torch (LibTorch autograd)")
+      ->check(CLI::IsMember({"fused", "torch"}))
       ->capture_default_str();
   cmd->add_option("--seed", options->seed, "Seed of data and models")
       ->capture_default_str();

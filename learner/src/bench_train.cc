@@ -43,6 +43,10 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
       o.seconds <= 0 || o.threads <= 0) {
     return Status::InvalidArgument("bench train: sizes must be positive");
   }
+  if (o.kernel != "fused" && o.kernel != "torch") {
+    return Status::InvalidArgument(
+        "bench train: --kernel must be fused or torch");
+  }
   at::set_num_threads(o.threads);
   BenchTrainResult result;
   result.options = o;
@@ -57,6 +61,8 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
     lo.train_sems = false;  // the ranker alone, as the baseline
     lo.train_on_history = false;
     lo.seed = o.seed;
+    lo.kernel = o.kernel;
+    lo.train_threads = o.threads;
     lo.initial_rows = static_cast<int>(std::max(o.users, o.items));
     auto learner = Learner::Create(lo);
     if (!learner.ok()) return learner.status();
@@ -75,6 +81,7 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
     BenchTrainModel m;
     m.ranker = ranker;
     uint64_t steps_before = (*learner)->stats().steps;
+    const TrainTimes times_before = (*learner)->train_times();
     auto start = std::chrono::steady_clock::now();
     while (m.seconds < o.seconds) {
       std::vector<AppliedEvent> events = MakeClicks(o, round, rng, seq);
@@ -91,6 +98,12 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
       }
     }
     m.steps = (*learner)->stats().steps - steps_before;
+    const TrainTimes times = (*learner)->train_times();
+    m.prepare_s = times.prepare - times_before.prepare;
+    m.ranker_index_s = times.ranker_index - times_before.ranker_index;
+    m.ranker_gradient_s = times.ranker_gradient - times_before.ranker_gradient;
+    m.ranker_update_s = times.ranker_update - times_before.ranker_update;
+    m.ranker_torch_s = times.ranker_torch - times_before.ranker_torch;
     m.samples_per_sec = m.samples / m.seconds;
     auto t0 = std::chrono::steady_clock::now();
     auto snapshot = (*learner)->MakeSnapshot(SnapshotInputs{});
@@ -114,6 +127,7 @@ std::string BenchTrainResultToJson(const BenchTrainResult& r) {
       {"batch_size", r.options.batch_size},
       {"dim", r.options.dim},
       {"threads", r.options.threads},
+      {"kernel", r.options.kernel},
       {"peak_rss_mb", double(r.peak_rss_kb) / 1024.0},
   };
   for (const BenchTrainModel& m : r.models) {
@@ -121,7 +135,13 @@ std::string BenchTrainResultToJson(const BenchTrainResult& r) {
                    {"steps", m.steps},
                    {"seconds", m.seconds},
                    {"samples_per_sec", m.samples_per_sec},
-                   {"snapshot_ms", m.snapshot_ms}};
+                   {"snapshot_ms", m.snapshot_ms},
+                   {"phases_s",
+                    {{"prepare", m.prepare_s},
+                     {"index", m.ranker_index_s},
+                     {"gradient", m.ranker_gradient_s},
+                     {"update", m.ranker_update_s},
+                     {"torch_step", m.ranker_torch_s}}}};
   }
   return j.dump();
 }

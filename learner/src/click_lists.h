@@ -8,6 +8,7 @@
 #ifndef CFREC_LEARNER_SRC_CLICK_LISTS_H_
 #define CFREC_LEARNER_SRC_CLICK_LISTS_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -28,6 +29,18 @@ class ClickLists {
   bool Observe(const state::AppliedEvent& e);
 
   bool Contains(uint32_t user, uint32_t item) const;
+  // Cache hints for a loop over events: PrefetchEntry(u) a few events
+  // ahead, then PrefetchItems(u) a few events later (it reads the entry).
+  void PrefetchEntry(uint32_t user) const {
+    if (user < clicked_.size()) __builtin_prefetch(&clicked_[user]);
+  }
+  void PrefetchItems(uint32_t user) const {
+    if (user >= clicked_.size() || clicked_[user].empty()) return;
+    // A binary search reads lines all over the list: hint up to 1 KiB.
+    const auto& c = clicked_[user];
+    const size_t n = std::min<size_t>(c.size(), 256);
+    for (size_t k = 0; k < n; k += 16) __builtin_prefetch(c.data() + k);
+  }
   // Ascending; empty for an unknown user.
   std::span<const uint32_t> Items(uint32_t user) const;
   // Whether `e` is the event that brought its user's history (so the

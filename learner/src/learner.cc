@@ -32,6 +32,10 @@ at::Tensor LongTensor(const std::vector<int64_t>& v) {
   return at::tensor(at::ArrayRef<int64_t>(v), at::kLong);
 }
 
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
 double Ema(double old_value, double value, uint64_t count) {
   return count <= 1 ? value : (1 - kEmaWeight) * old_value + kEmaWeight * value;
 }
@@ -107,6 +111,10 @@ class Learner::Impl {
     if (o.trainer != "default") {
       acl_ = std::make_unique<ExposureObjective>(o, rng_);
     }
+    MfParams probe;
+    if (o.kernel == "fused" && !acl_ && ranker_->FusedParams(&probe)) {
+      fused_mf_ = std::make_unique<FusedMfStep>(o.train_threads);
+    }
     GrowTo(0, 0);
   }
 
@@ -128,7 +136,11 @@ class Learner::Impl {
 
   Status Train(std::span<const AppliedEvent> events, bool observe) {
     return Guarded([&] {
-      if (observe) Observe(events);
+      if (observe) {
+        auto t0 = Clock::now();
+        Observe(events);
+        times_.prepare += SecondsSince(t0);
+      }
       TrainRound(events);
       return Status::Ok();
     });
@@ -349,6 +361,15 @@ class Learner::Impl {
 
   int SamplesPerClick() const { return options_.num_negatives; }
   const TrainingStats& stats() const { return stats_; }
+  TrainTimes train_times() const {
+    TrainTimes t = times_;
+    if (fused_mf_) {
+      t.ranker_index = fused_mf_->times().index;
+      t.ranker_gradient = fused_mf_->times().gradient;
+      t.ranker_update = fused_mf_->times().update;
+    }
+    return t;
+  }
   uint64_t applied_seq() const { return stats_.applied_seq; }
   size_t num_users() const { return num_users_; }
   size_t num_items() const { return num_items_; }
@@ -595,7 +616,9 @@ class Learner::Impl {
       }
     }
     GrowTo(users, items);
-    for (const AppliedEvent& e : events) {
+    for (size_t k = 0; k < events.size(); ++k) {
+      PrefetchClicks(events, k);
+      const AppliedEvent& e = events[k];
       if (clicks_.Observe(e)) graph_dirty_ = true;
       stats_.applied_seq = std::max(stats_.applied_seq, e.seq);
       ++stats_.events_consumed;
@@ -635,10 +658,28 @@ class Learner::Impl {
     }
   }
 
+  // Click lists are read at random users: hint the cache a few events
+  // ahead (the entry first, then the items it points to).
+  void PrefetchClicks(std::span<const AppliedEvent> events, size_t k) const {
+    constexpr size_t kEntryAhead = 16, kItemsAhead = 8;
+    if (k + kEntryAhead < events.size()) {
+      clicks_.PrefetchEntry(events[k + kEntryAhead].user);
+    }
+    if (k + kItemsAhead < events.size()) {
+      clicks_.PrefetchItems(events[k + kItemsAhead].user);
+    }
+  }
+
   Triples BuildTriples(std::span<const AppliedEvent> events) {
     Triples t;
+    const size_t expected = events.size() * options_.num_negatives;
+    t.u.reserve(expected);
+    t.pos.reserve(expected);
+    t.neg.reserve(expected);
     std::vector<uint32_t> unclicked;
-    for (const AppliedEvent& e : events) {
+    for (size_t k = 0; k < events.size(); ++k) {
+      PrefetchClicks(events, k);
+      const AppliedEvent& e = events[k];
       if (e.user >= num_users_) continue;
       if (!e.clicked.empty()) {
         unclicked.clear();
@@ -691,6 +732,26 @@ class Learner::Impl {
 
   // Ranker step on triples[begin, end): CPR eq. (1) or eq. (2).
   double RankerStep(const Triples& t, size_t begin, size_t end) {
+    if (fused_mf_) {
+      MfParams params;
+      ranker_->FusedParams(&params);
+      auto part = [&](const std::vector<int64_t>& v) {
+        return std::span<const int64_t>(v).subspan(begin, end - begin);
+      };
+      double loss =
+          fused_mf_->Step(params, options_.loss == "pairwise", part(t.u),
+                          part(t.pos), part(t.neg), ranker_adam_);
+      ranker_->AfterStep();
+      ++ranker_steps_;
+      return loss;
+    }
+    auto t0 = Clock::now();
+    double loss = TorchRankerStep(t, begin, end);
+    times_.ranker_torch += SecondsSince(t0);
+    return loss;
+  }
+
+  double TorchRankerStep(const Triples& t, size_t begin, size_t end) {
     if (auto* gcn = dynamic_cast<LightGcn*>(ranker_.get())) {
       // Periodic rebuild: every new click changes the normalisation of its
       // user's and item's edges, so patching is no cheaper than rebuilding
@@ -751,11 +812,23 @@ class Learner::Impl {
 
   // Draws N(0, 1) noise of the given shape from the learner's generator.
   at::Tensor Noise(at::IntArrayRef shape) { return RandNormal(rng_, shape); }
+  // The same draws as Noise({count}) as plain floats.
+  std::vector<float> NoiseValues(int64_t count) {
+    std::vector<float> out(count);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    for (float& x : out) x = dist(rng_);
+    return out;
+  }
 
   // p_R step, CPR eq. (6) with alpha ~ N(0, I) drawn alpha_samples times and
   // the loss averaged (footnote 3).
   double ImpressionStep(const ImpressionTerms& t) {
     int64_t n = static_cast<int64_t>(t.user.size());
+    if (options_.kernel == "fused") {
+      std::vector<float> alpha = NoiseValues(options_.alpha_samples * n);
+      return fused_sem_.Impression(p_r_.FusedParams(), t.user, t.item, t.shown,
+                                   alpha, options_.alpha_samples, sem_adam_);
+    }
     at::Tensor alpha = Noise({options_.alpha_samples, n});
     at::Tensor logits =
         p_r_.Logits(LongTensor(t.user), LongTensor(t.item), alpha, true);
@@ -770,6 +843,13 @@ class Learner::Impl {
   // p_S step, CPR eq. (7): in-list softmax likelihood of the clicks.
   double SelectionStep(const SelectionLists& l) {
     int64_t n = static_cast<int64_t>(l.user.size());
+    if (options_.kernel == "fused") {
+      std::vector<float> beta = NoiseValues(options_.alpha_samples * n);
+      SelectionBatch b{l.user,        l.item,          l.position, l.segment,
+                       l.click_entry, l.click_segment, l.segments};
+      return fused_sem_.Selection(p_s_.FusedParams(), b, beta,
+                                  options_.alpha_samples, sem_adam_);
+    }
     at::Tensor beta = Noise({options_.alpha_samples, n});
     at::Tensor logits = p_s_.Logits(LongTensor(l.user), LongTensor(l.item),
                                     LongTensor(l.position), beta, true);
@@ -831,6 +911,7 @@ class Learner::Impl {
   void TrainRound(std::span<const AppliedEvent> events) {
     // ACL/PS: g_psi's stage-1 fit on the first events it sees.
     if (acl_) acl_->Pretrain(events, num_users_, num_items_, rng_);
+    auto prepare_start = Clock::now();
     Triples triples = BuildTriples(events);
     // Shuffle the triples so a mini-batch mixes users and events.
     for (size_t k = triples.size(); k > 1; --k) {
@@ -841,6 +922,7 @@ class Learner::Impl {
     }
     size_t batch = static_cast<size_t>(options_.batch_size);
     size_t steps = std::max<size_t>(1, (triples.size() + batch - 1) / batch);
+    times_.prepare += SecondsSince(prepare_start);
     auto start = Clock::now();
     for (size_t s = 0; s < steps; ++s) {
       size_t begin = s * batch, end = std::min(triples.size(), begin + batch);
@@ -860,6 +942,7 @@ class Learner::Impl {
         acl_->FillStats(stats_);
       }
       if (!options_.train_sems) continue;
+      auto sem_start = Clock::now();
       ImpressionTerms terms = BuildImpressionTerms(chunk, rng_);
       SelectionLists lists = BuildSelectionLists(chunk);
       if (!terms.user.empty()) {
@@ -877,6 +960,7 @@ class Learner::Impl {
         stats_.elbo =
             Ema(stats_.elbo, PosteriorStep(terms, lists), posterior_steps_);
       }
+      times_.sems += SecondsSince(sem_start);
     }
     double seconds =
         std::chrono::duration<double>(Clock::now() - start).count();
@@ -892,6 +976,10 @@ class Learner::Impl {
   SelectionModel p_s_;
   Posteriors posteriors_;
   std::unique_ptr<ExposureObjective> acl_;  // trainers "ps" and "acl" only
+  // Kernel "fused": BPR-MF and GMF without ACL; null otherwise.
+  std::unique_ptr<FusedMfStep> fused_mf_;
+  FusedSemStep fused_sem_;  // p_R and p_S with kernel "fused"
+  TrainTimes times_;
   AdamOptions ranker_adam_, sem_adam_, posterior_adam_;
 
   int64_t num_users_ = 0;
@@ -1017,6 +1105,7 @@ Status Learner::RankerSampleLosses(
 SemView Learner::sem_view() const { return impl_->sem_view(); }
 int Learner::SamplesPerClick() const { return impl_->SamplesPerClick(); }
 const TrainingStats& Learner::stats() const { return impl_->stats(); }
+TrainTimes Learner::train_times() const { return impl_->train_times(); }
 uint64_t Learner::applied_seq() const { return impl_->applied_seq(); }
 size_t Learner::num_users() const { return impl_->num_users(); }
 size_t Learner::num_items() const { return impl_->num_items(); }

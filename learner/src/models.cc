@@ -233,6 +233,18 @@ class EmbeddingRanker : public Ranker {
 
   bool IsDotProduct() const override { return !gmf_ && !mlp_; }
 
+  bool FusedParams(MfParams* out) override {
+    if (mlp_) return false;
+    out->gmf = gmf_;
+    out->user = params_.Raw(gmf_ ? gmf_user_ : user_);
+    out->item = params_.Raw(gmf_ ? gmf_item_ : item_);
+    if (gmf_) {
+      out->h = params_.Raw(h_gmf_);
+      out->bias = params_.Raw(bias_);
+    }
+    return true;
+  }
+
  private:
   int dim_;
   bool gmf_, mlp_;

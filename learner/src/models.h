@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "cfrec/learner/options.h"
+#include "fused_mf.h"
+#include "fused_sem.h"
 #include "param_set.h"
 #include "scoring.h"
 
@@ -37,6 +39,12 @@ class Ranker {
   virtual bool IsDotProduct() const = 0;
   // Called after every optimizer step.
   virtual void AfterStep() {}
+  // BPR-MF and GMF: their parameters for the fused kernel (fused_mf.h);
+  // false for the rankers that train through LibTorch.
+  virtual bool FusedParams(MfParams* out) {
+    (void)out;
+    return false;
+  }
   ParamSet& params() { return params_; }
   const ParamSet& params() const { return params_; }
 
@@ -102,6 +110,10 @@ class ImpressionModel {
   // alpha broadcasts against the [N] logits (e.g. [S, N]).
   at::Tensor Logits(const at::Tensor& users, const at::Tensor& items,
                     const at::Tensor& alpha, bool train);
+  // P, Q and w^R for the fused step (fused_sem.h).
+  ImpressionParams FusedParams() {
+    return {params_.Raw(p_), params_.Raw(q_), params_.Raw(w_)};
+  }
   ParamSet& params() { return params_; }
   const ParamSet& params() const { return params_; }
 
@@ -120,6 +132,10 @@ class SelectionModel {
   at::Tensor Logits(const at::Tensor& users, const at::Tensor& items,
                     const at::Tensor& positions, const at::Tensor& beta,
                     bool train);
+  // X, Y and w^S for the fused step (fused_sem.h).
+  SelectionParams FusedParams() {
+    return {params_.Raw(x_), params_.Raw(y_), params_.Raw(w_)};
+  }
   ParamSet& params() { return params_; }
   const ParamSet& params() const { return params_; }
 

@@ -115,6 +115,8 @@ const std::map<std::string, Field>& Fields() {
       {"max_positions", Bind(&LearnerOptions::max_positions)},
       {"initial_rows", Bind(&LearnerOptions::initial_rows)},
       {"seed", Bind(&LearnerOptions::seed)},
+      {"kernel", Bind(&LearnerOptions::kernel)},
+      {"train_threads", Bind(&LearnerOptions::train_threads)},
       {"exposure_model", Bind(&LearnerOptions::exposure_model)},
       {"exposure_dim", Bind(&LearnerOptions::exposure_dim)},
       {"acl_alpha", Bind(&LearnerOptions::acl_alpha)},
@@ -215,6 +217,10 @@ Status ValidateLearnerOptions(const LearnerOptions& o) {
       Positive("sem_negatives_per_positive", o.sem_negatives_per_positive));
   CFREC_RETURN_IF_ERROR(Positive("max_positions", o.max_positions));
   CFREC_RETURN_IF_ERROR(Positive("initial_rows", o.initial_rows));
+  CFREC_RETURN_IF_ERROR(OneOf("kernel", o.kernel, {"fused", "torch"}));
+  if (o.train_threads < 1 || o.train_threads > 64) {
+    return Status::InvalidArgument("option 'train_threads' must be in [1, 64]");
+  }
   CFREC_RETURN_IF_ERROR(OneOf("trainer", o.trainer, {"default", "ps", "acl"}));
   CFREC_RETURN_IF_ERROR(
       OneOf("exposure_model", o.exposure_model, {"gmf", "mlp", "neumf"}));

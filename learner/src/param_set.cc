@@ -153,16 +153,9 @@ void ParamSet::StepTable(Param& p, const AdamOptions& o) {
   }
   ++p.step;
   // Row-wise Adam with L2 weight decay on the touched rows, fused into one
-  // pass (no temporaries; this is the hot loop of MF training).
+  // pass (no temporaries; the same arithmetic as the fused kernels).
   grad = grad.contiguous();
-  const float b1 = static_cast<float>(o.beta1);
-  const float b2 = static_cast<float>(o.beta2);
-  const float eps = static_cast<float>(o.eps);
-  const float wd = static_cast<float>(o.weight_decay);
-  const double bc1 = 1 - std::pow(o.beta1, static_cast<double>(p.step));
-  const double bc2 = 1 - std::pow(o.beta2, static_cast<double>(p.step));
-  const float step_size = static_cast<float>(o.lr / bc1);
-  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  const AdamScalars s(o, p.step);
   const int64_t dim = p.value.size(1);
   const int64_t rows = index.size(0);
   const int64_t* idx = index.data_ptr<int64_t>();
@@ -172,17 +165,20 @@ void ParamSet::StepTable(Param& p, const AdamOptions& o) {
   float* v = p.v.data_ptr<float>();
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t off = idx[r] * dim;
-    const float* __restrict gr = g + r * dim;
-    float* __restrict wr = w + off;
-    float* __restrict mr = m + off;
-    float* __restrict vr = v + off;
-    for (int64_t d = 0; d < dim; ++d) {
-      float gd = gr[d] + wd * wr[d];
-      mr[d] = b1 * mr[d] + (1 - b1) * gd;
-      vr[d] = b2 * vr[d] + (1 - b2) * gd * gd;
-      wr[d] -= step_size * mr[d] / (std::sqrt(vr[d]) * inv_sqrt_bc2 + eps);
-    }
+    AdamRow(s, g + r * dim, w + off, m + off, v + off, dim);
   }
+}
+
+RawParam ParamSet::Raw(int id) {
+  Param& p = params_[id];
+  RawParam r;
+  r.value = p.value.data_ptr<float>();
+  r.m = p.m.data_ptr<float>();
+  r.v = p.v.data_ptr<float>();
+  r.rows = p.table ? p.value.size(0) : 1;
+  r.cols = p.table ? p.value.size(1) : p.value.numel();
+  r.step = &p.step;
+  return r;
 }
 
 void ParamSet::StepDense(Param& p, const AdamOptions& o) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cfrec/schemas/status.h"
+#include "sparse_adam.h"
 
 namespace torch::serialize {
 class OutputArchive;
@@ -36,14 +37,6 @@ using Rng = std::mt19937_64;
 at::Tensor RandNormal(Rng& rng, at::IntArrayRef shape, double std = 1.0);
 // Uniform(-bound, bound) values from `rng`.
 at::Tensor RandUniform(Rng& rng, at::IntArrayRef shape, double bound);
-
-struct AdamOptions {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0;
-};
 
 class ParamSet {
  public:
@@ -67,6 +60,10 @@ class ParamSet {
   // rows stay bit-identical, new rows are drawn N(0, init_std^2).
   void EnsureRows(int id, int64_t rows, Rng& rng);
   int64_t Rows(int id) const { return params_[id].value.size(0); }
+  // The storage and Adam state of parameter `id` for the fused kernels
+  // (fused_mf.h, fused_sem.h), which update it in place. Valid until the
+  // next EnsureRows or Load.
+  RawParam Raw(int id);
 
   // Applies Adam to every table row looked up and every dense parameter with
   // a gradient since the last Step, then forgets the gradients.

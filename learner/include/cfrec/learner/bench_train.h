@@ -24,8 +24,12 @@ struct BenchTrainOptions {
   std::vector<std::string> rankers = {"bpr", "neumf"};
   // Measured wall time per ranker (after one warm-up round). Default 10 s.
   double seconds = 10;
-  // Intra-op threads. Default 1 (as the trainer).
+  // Threads: LibTorch's intra-op threads and the fused kernel's
+  // train_threads. Default 1 (as the trainer).
   int threads = 1;
+  // Training kernel, LearnerOptions::kernel: "fused" or "torch". Default
+  // "fused".
+  std::string kernel = "fused";
   // Seed of data and models. Default 42.
   uint64_t seed = 42;
 };
@@ -39,6 +43,12 @@ struct BenchTrainModel {
   // Time to build one serving snapshot of the trained model (every id has
   // a row and clicks), as the trainer does every snapshot_interval_ms.
   double snapshot_ms = 0;
+  // Where the measured seconds went (Learner::train_times, same span).
+  double prepare_s = 0;          // clicks, negatives, shuffle
+  double ranker_index_s = 0;     // fused: unique rows
+  double ranker_gradient_s = 0;  // fused: scores and gradient sums
+  double ranker_update_s = 0;    // fused: Adam on touched rows
+  double ranker_torch_s = 0;     // LibTorch step, whole
 };
 
 struct BenchTrainResult {

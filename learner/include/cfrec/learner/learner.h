@@ -36,6 +36,18 @@ class EventStore;
 
 namespace cfrec::learner {
 
+// Where training time went, in seconds summed since the Learner was made
+// (not checkpointed); `cfrec bench train` prints it per phase.
+struct TrainTimes {
+  double prepare = 0;  // recording clicks, drawing negatives, shuffling
+  // The fused ranker kernel (fused_mf.h), by phase.
+  double ranker_index = 0;     // unique rows of the batch
+  double ranker_gradient = 0;  // scores, loss and per-row gradient sums
+  double ranker_update = 0;    // Adam on the touched rows
+  double ranker_torch = 0;     // the LibTorch ranker step, whole
+  double sems = 0;             // p_R, p_S and posterior steps
+};
+
 // A counterfactual ranker sample (u, i, j) of C(tau): i is among the k
 // items the simulated user most likely clicks, j among the k least likely
 // (CPR section 3.3.3).
@@ -152,6 +164,7 @@ class Learner {
   int SamplesPerClick() const;
 
   const TrainingStats& stats() const;
+  TrainTimes train_times() const;
   uint64_t applied_seq() const;
   size_t num_users() const;
   size_t num_items() const;

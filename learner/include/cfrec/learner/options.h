@@ -79,6 +79,19 @@ struct LearnerOptions {
   // Seed of every random choice (init, sampling, shuffling). Default 42.
   uint64_t seed = 42;
 
+  // --- Training kernels (docs/LEARNER.md, "Training kernels") ---
+  // "fused": BPR-MF and GMF (trainer "default") and p_R, p_S train with
+  // the fused CPU kernels (one pass per batch: gather, forward, backward,
+  // row-wise Adam; no autograd); the other models through LibTorch.
+  // "torch": everything through LibTorch's autograd. Both give the same
+  // updates to float rounding and read each other's checkpoints.
+  // Default "fused".
+  std::string kernel = "fused";
+  // Threads of the fused ranker kernel: a batch's triples are split among
+  // them and the row updates too (deterministic for a given count). 1 to
+  // 64. Default 1.
+  int train_threads = 1;
+
   // --- Training mode and exposure model (ACL paper, A.5 and A.6.4) ---
   // "default" (unweighted ranker loss), "ps" (inverse-propensity weights
   // from a pre-fitted exposure model g_psi, A.6.4) or "acl" (the minimax

@@ -1,0 +1,177 @@
+// The fused training kernels (fused_mf.h, fused_sem.h) against the LibTorch
+// path: the same seed, data and options must give the same parameters to
+// 1e-5; threads of the fused ranker kernel change only the order of float
+// sums, and a given thread count is deterministic.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <numeric>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "cfrec/learner/learner.h"
+#include "learner/synthetic.h"
+#include "work_pool.h"
+
+namespace cfrec::learner {
+namespace {
+
+using state::AppliedEvent;
+using testing::MakeSyntheticLog;
+using testing::SyntheticLog;
+
+constexpr uint32_t kUsers = 200, kItems = 150;  // MakeSyntheticLog's
+
+LearnerOptions Options(const std::string& ranker, const std::string& loss,
+                       const std::string& kernel) {
+  LearnerOptions o;
+  o.ranker = ranker;
+  o.loss = loss;
+  o.kernel = kernel;
+  o.dim = 16;
+  o.batch_size = 128;
+  o.weight_decay = 1e-3;
+  o.sem_dim = 8;
+  o.train_sems = false;
+  o.initial_rows = 64;
+  o.seed = 77;
+  return o;
+}
+
+std::unique_ptr<Learner> Trained(const LearnerOptions& o,
+                                 const SyntheticLog& log) {
+  auto learner = Learner::Create(o);
+  EXPECT_TRUE(learner.ok()) << learner.status().ToString();
+  std::span<const AppliedEvent> all(log.train);
+  // Several rounds, as the trainer hands them over.
+  const size_t round = all.size() / 3 + 1;
+  for (size_t begin = 0; begin < all.size(); begin += round) {
+    auto part = all.subspan(begin, std::min(round, all.size() - begin));
+    EXPECT_TRUE((*learner)->Train(part).ok());
+  }
+  return std::move(learner).value();
+}
+
+// f(u, i) - f(u, 0) for every user and item: the scores up to a per-model
+// constant (GMF's bias has no gradient under the pairwise loss; LibTorch's
+// sum of its cancelling terms leaves float noise that Adam rescales).
+std::vector<float> RelativeScores(Learner& learner) {
+  std::vector<uint32_t> items(kItems);
+  std::iota(items.begin(), items.end(), 0);
+  std::vector<float> out(size_t{kUsers} * kItems);
+  for (uint32_t u = 0; u < kUsers; ++u) {
+    std::span<float> row = std::span<float>(out).subspan(u * kItems, kItems);
+    learner.Score(u, items, row);
+    const float base = row[0];
+    for (float& s : row) s -= base;
+  }
+  return out;
+}
+
+void ExpectNear(std::span<const float> a, std::span<const float> b,
+                double tolerance, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  double worst = 0;
+  for (size_t k = 0; k < a.size(); ++k) {
+    worst = std::max(worst, std::abs(double(a[k]) - double(b[k])));
+  }
+  EXPECT_LE(worst, tolerance) << what;
+}
+
+class FusedRankerTest
+    : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(FusedRankerTest, SameUpdatesAsLibTorch) {
+  const auto& [ranker, loss] = GetParam();
+  SyntheticLog log = MakeSyntheticLog();
+  auto torch = Trained(Options(ranker, loss, "torch"), log);
+  auto fused = Trained(Options(ranker, loss, "fused"), log);
+  ASSERT_GT(fused->stats().steps, 10u);
+  EXPECT_EQ(fused->stats().steps, torch->stats().steps);
+  ExpectNear(RelativeScores(*fused), RelativeScores(*torch), 1e-5, "scores");
+  EXPECT_NEAR(fused->stats().ranker_loss, torch->stats().ranker_loss, 1e-5);
+  // The step moved the model: the comparison is not between two inits.
+  auto init = Learner::Create(Options(ranker, loss, "torch"));
+  ASSERT_TRUE(init.ok());
+  ASSERT_TRUE((*init)->EnsureIds(kUsers, kItems).ok());
+  std::vector<float> a = RelativeScores(*fused), b = RelativeScores(**init);
+  double moved = 0;
+  for (size_t k = 0; k < a.size(); ++k) moved += std::abs(a[k] - b[k]);
+  EXPECT_GT(moved / a.size(), 1e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(MatrixFactorisation, FusedRankerTest,
+                         ::testing::Combine(::testing::Values("bpr", "gmf"),
+                                            ::testing::Values("pairwise",
+                                                              "pointwise")));
+
+// p_R and p_S (and the posteriors, which read them) after rounds with
+// train_sems: every parameter within 1e-5 of the LibTorch run.
+TEST(FusedSemTest, SameUpdatesAsLibTorch) {
+  SyntheticLog log = MakeSyntheticLog();
+  LearnerOptions t = Options("mlp", "pairwise", "torch");
+  t.train_sems = true;
+  LearnerOptions f = t;
+  f.kernel = "fused";
+  auto torch = Trained(t, log);
+  auto fused = Trained(f, log);
+  SemView a = fused->sem_view(), b = torch->sem_view();
+  ASSERT_EQ(a.num_users, b.num_users);
+  ASSERT_EQ(a.num_items, b.num_items);
+  const size_t u = a.num_users * a.dim, i = a.num_items * a.dim;
+  auto span = [](const float* p, size_t n) {
+    return std::span<const float>(p, n);
+  };
+  ExpectNear(span(a.p, u), span(b.p, u), 1e-5, "P");
+  ExpectNear(span(a.q, i), span(b.q, i), 1e-5, "Q");
+  ExpectNear(span(a.w_r, a.num_items), span(b.w_r, b.num_items), 1e-5, "w_R");
+  ExpectNear(span(a.x, u), span(b.x, u), 1e-5, "X");
+  ExpectNear(span(a.y, i), span(b.y, i), 1e-5, "Y");
+  ExpectNear(span(a.w_s, a.max_positions), span(b.w_s, b.max_positions), 1e-5,
+             "w_S");
+  ExpectNear(span(a.mu_alpha, a.num_items), span(b.mu_alpha, b.num_items), 1e-5,
+             "mu_alpha");
+  ExpectNear(span(a.mu_beta, a.max_positions), span(b.mu_beta, b.max_positions),
+             1e-5, "mu_beta");
+  EXPECT_NEAR(fused->stats().sem_r_loss, torch->stats().sem_r_loss, 1e-5);
+  EXPECT_NEAR(fused->stats().sem_s_loss, torch->stats().sem_s_loss, 1e-5);
+  EXPECT_GT(fused->stats().sem_s_loss, 0);
+}
+
+// Two threads split the batch: the same model as one thread up to the
+// order of float sums, and bit-identical from run to run.
+TEST(FusedThreadsTest, TwoThreadsMatchOneAndRepeat) {
+  SyntheticLog log = MakeSyntheticLog();
+  for (const char* ranker : {"bpr", "gmf"}) {
+    LearnerOptions one = Options(ranker, "pairwise", "fused");
+    LearnerOptions two = one;
+    two.train_threads = 2;
+    auto a = Trained(one, log);
+    auto b = Trained(two, log);
+    auto c = Trained(two, log);
+    std::vector<float> sb = RelativeScores(*b);
+    ExpectNear(RelativeScores(*a), sb, 1e-5, ranker);
+    EXPECT_EQ(sb, RelativeScores(*c)) << ranker;
+  }
+}
+
+TEST(FusedThreadsTest, RejectsBadOptions) {
+  LearnerOptions o = Options("bpr", "pairwise", "fast");
+  EXPECT_FALSE(Learner::Create(o).ok());
+  o.kernel = "fused";
+  o.train_threads = 0;
+  EXPECT_FALSE(Learner::Create(o).ok());
+}
+
+TEST(WorkPoolTest, RunsEveryThreadOncePerCall) {
+  WorkPool pool(3);
+  std::vector<std::atomic<int>> calls(3);
+  for (int round = 0; round < 1000; ++round) {
+    pool.Run([&](int t) { calls[t].fetch_add(1); });
+    for (int t = 0; t < 3; ++t) ASSERT_EQ(calls[t].load(), round + 1);
+  }
+}
+
+}  // namespace
+}  // namespace cfrec::learner
