@@ -27,6 +27,7 @@
 #include "cfrec/state/event_store.h"
 #include "cfrec/web/assets.h"
 #include "commands.h"
+#include "serve_roles.h"
 #include "store_state_view.h"
 
 namespace cfrec::app {
@@ -46,6 +47,7 @@ struct ServeArgs {
   std::string trainer;          // empty = the config's (default default)
   std::string stream_features;  // empty = the config's (default on)
   std::string api_token_file;   // empty = writes are open
+  ScaleOutArgs scale;  // --role and the models topic (serve_roles)
 };
 
 int Fail(const std::string& what, const Status& s) {
@@ -238,6 +240,12 @@ int RunServe(const ServeArgs& args) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (args.scale.role == "replica") {
+    return RunReplica({args.http, args.kafka, args.topic, args.api_token_file,
+                       args.data_dir == "cfrec-data" ? "" : args.data_dir,
+                       args.scale});
+  }
+  const bool publishes = args.scale.role == "trainer";
 
   // The token first: a bad file stops the start before anything is opened.
   std::optional<server::ApiToken> api_token;
@@ -265,6 +273,8 @@ int RunServe(const ServeArgs& args) {
     broker = std::move(b).value();
     Status s = broker->CreateTopic(args.topic, args.partitions);
     if (!s.ok()) return Fail("creating the topic", s);
+    if (publishes) s = broker->CreateTopic(args.scale.models_topic, 1);
+    if (!s.ok()) return Fail("creating the models topic", s);
     brokers = broker->bootstrap_servers();
     LogInfo("serve", "embedded Kafka broker at " + brokers + " (topic " +
                          args.topic + ", " + std::to_string(args.partitions) +
@@ -281,6 +291,7 @@ int RunServe(const ServeArgs& args) {
   co.brokers = brokers;
   if (broker) co.fetch_wait_max_ms = 1;  // see ConsumerOptions
   co.topic = args.topic;
+  co.group_id = args.scale.group_id;
   auto source = ingest::CreateKafkaSource(co);
   if (!source.ok()) return Fail("creating the consumer", source.status());
   learner::TrainerOptions trainer_options;
@@ -314,9 +325,20 @@ int RunServe(const ServeArgs& args) {
           const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
         retrieval_cache->Prepare(snapshot);
       });
-  learner::Trainer trainer(trainer_options, store->get(), &snapshots);
+  // --role trainer: the trainer's snapshots go to the models topic, and
+  // HTTP serves each once it is published (serve_roles.h).
+  learner::SnapshotHolder trainer_snapshots;
+  learner::Trainer trainer(trainer_options, store->get(),
+                           publishes ? &trainer_snapshots : &snapshots);
   Status s = trainer.Start();
   if (!s.ok()) return Fail("starting the learner", s);
+  std::unique_ptr<TrainerPublishing> publishing;
+  if (publishes) {
+    auto started = TrainerPublishing::Start(
+        args.scale, brokers, &trainer_snapshots, &snapshots, store->get());
+    if (!started.ok()) return Fail("publishing models", started.status());
+    publishing = std::move(started).value();
+  }
 
   ingest::IngestorOptions io;
   io.topic = args.topic;
@@ -347,6 +369,7 @@ int RunServe(const ServeArgs& args) {
   RegisterIngestMetrics(metrics, ingestor, **store);
   RegisterTrainerMetrics(metrics, trainer);
   server::RegisterModelMetrics(metrics, &snapshots);
+  if (publishing) publishing->RegisterMetrics(metrics);
   server::ServiceContext context;
   context.snapshots = &snapshots;
   context.retrieval_cache = retrieval_cache;
@@ -489,6 +512,7 @@ int RunServe(const ServeArgs& args) {
   ingestor.Stop();
   s = trainer.Stop();
   if (!s.ok()) LogError("serve", "learner stop: " + s.ToString());
+  if (publishing) publishing->Stop();  // publishes the last snapshot
   const auto c = (*store)->Counters();
   LogInfo("serve", "stopped: " + std::to_string(c.impressions) +
                        " impressions and " + std::to_string(c.clicks_joined) +
@@ -556,6 +580,7 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "'Authorization: Bearer <token>' (surrounding whitespace "
                   "trimmed; keep it mode 600); reads stay open. Default: no "
                   "token, every route open");
+  AddScaleOutFlags(cmd, &args->scale);
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }
 

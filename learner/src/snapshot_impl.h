@@ -63,6 +63,7 @@ class ModelSnapshotImpl final : public ModelSnapshot {
   const stream::StreamScorer* stream() const override {
     return d_.stream.get();
   }
+  const ScoringModel* scoring_model() const override { return &d_.ranker; }
 
  private:
   SnapshotData d_;

@@ -10,6 +10,31 @@ constexpr uint32_t kNoUser = std::numeric_limits<uint32_t>::max();
 
 }  // namespace
 
+std::shared_ptr<const StreamScorer> StreamScorer::FromCounts(
+    Source source, const Weights& w,
+    std::shared_ptr<const UserExposure::Snapshot> exposure) {
+  const int64_t now = source.now_ms;
+  const ItemCounts global = source.global.At(now);  // decayed once
+  auto item = [&](const ItemCounts* c) {
+    Item out;
+    ItemFeatures(c, global, now, out.row);
+    out.score = 0;
+    for (int f = 0; f < kNumItemFeatures; ++f) out.score += w[f] * out.row[f];
+    return out;
+  };
+  std::unordered_map<uint32_t, Item> items;
+  if (source.items != nullptr) {
+    items.reserve(source.items->size());
+    for (const auto& [id, counts] : *source.items) {
+      items.emplace(id, item(&counts));
+    }
+  }
+  auto scorer = std::make_shared<StreamScorer>(
+      now, w, std::move(items), item(nullptr), std::move(exposure));
+  scorer->source_ = std::move(source);
+  return scorer;
+}
+
 void StreamScorer::ScoreItems(uint32_t user, std::span<const uint32_t> items,
                               std::span<const uint32_t> user_clicked,
                               std::span<const float> ranker,

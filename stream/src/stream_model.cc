@@ -195,23 +195,13 @@ void StreamModel::Evict() {
 }
 
 std::shared_ptr<const StreamScorer> StreamModel::MakeScorer() const {
-  const int64_t now = counters_.now();
-  const ItemCounts global = counters_.global().At(now);  // decayed once
-  const Weights& w = model_.weights();
-  auto item = [&](const ItemCounts* c) {
-    StreamScorer::Item out;
-    ItemFeatures(c, global, now, out.row);
-    out.score = 0;
-    for (int f = 0; f < kNumItemFeatures; ++f) out.score += w[f] * out.row[f];
-    return out;
-  };
-  std::unordered_map<uint32_t, StreamScorer::Item> items;
-  items.reserve(counters_.size());
-  for (const auto& [id, counts] : counters_.items()) {
-    items.emplace(id, item(&counts));
-  }
-  return std::make_shared<StreamScorer>(now, w, std::move(items), item(nullptr),
-                                        exposure_.MakeSnapshot());
+  StreamScorer::Source source;
+  source.now_ms = counters_.now();
+  source.global = counters_.global();
+  source.items =
+      std::make_shared<const StreamScorer::Counts>(counters_.items());
+  return StreamScorer::FromCounts(std::move(source), model_.weights(),
+                                  exposure_.MakeSnapshot());
 }
 
 StreamStats StreamModel::Stats() const {

@@ -21,6 +21,8 @@
 
 namespace cfrec::learner {
 
+struct ScoringModel;  // cfrec/learner/scoring_model.h
+
 // What the trainer has done so far; copied into every snapshot.
 struct TrainingStats {
   std::string ranker;             // "bpr", "gmf", "mlp", "neumf", "lightgcn"
@@ -104,6 +106,10 @@ class ModelSnapshot {
   // null when stream features are off (then Score() alone ranks, and
   // unknown users get PopularItems()).
   virtual const stream::StreamScorer* stream() const { return nullptr; }
+
+  // The weights Score() computes with, when it is a ScoringModel (what the
+  // trainer publishes to serving replicas, replica/); null otherwise.
+  virtual const ScoringModel* scoring_model() const { return nullptr; }
 };
 
 // Holds the latest snapshot. Thread-safe: Publish and Get may be called from

@@ -39,6 +39,32 @@ class StreamScorer {
         unseen_(unseen),
         exposure_(std::move(exposure)) {}
 
+  // What a scorer is computed from: the item counters at one moment (the
+  // decayed values as stored, brought forward by At() when scored). The
+  // replicas of a trainer rebuild its scorer from these (replica/), so the
+  // scorer keeps them.
+  using Counts = std::unordered_map<uint32_t, ItemCounts>;
+  struct Source {
+    int64_t now_ms = 0;
+    ItemCounts global;  // as stored (not brought forward)
+    std::shared_ptr<const Counts> items;
+  };
+
+  // The scorer of `source` with `weights`: each item's features at
+  // source.now_ms and their score. StreamModel::MakeScorer builds its
+  // scorers with this, and so do replicas, so both compute the same floats.
+  static std::shared_ptr<const StreamScorer> FromCounts(
+      Source source, const Weights& weights,
+      std::shared_ptr<const UserExposure::Snapshot> exposure);
+
+  // What FromCounts built this scorer from; null for a scorer made
+  // otherwise.
+  const Source* source() const { return source_ ? &*source_ : nullptr; }
+  // The users' exposure it reads (null: none).
+  const std::shared_ptr<const UserExposure::Snapshot>& exposure() const {
+    return exposure_;
+  }
+
   // The event time the item scores refer to.
   int64_t now_ms() const { return now_ms_; }
   const Weights& weights() const { return weights_; }
@@ -112,6 +138,7 @@ class StreamScorer {
   std::unordered_map<uint32_t, Item> items_;
   Item unseen_;
   std::shared_ptr<const UserExposure::Snapshot> exposure_;
+  std::optional<Source> source_;
 };
 
 }  // namespace cfrec::stream

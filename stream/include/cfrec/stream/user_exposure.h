@@ -64,6 +64,9 @@ class UserExposure {
     Seen Find(uint32_t user, uint32_t item) const;
     // The user's record (null if unknown), for many lookups with Lookup.
     const Record* User(uint32_t user) const;
+    // Every page (for the replicas' deltas: a page or record pointer that
+    // did not change between two snapshots holds the same records).
+    const Pages& pages() const { return pages_; }
 
    private:
     Pages pages_;
