@@ -226,6 +226,15 @@ void RegisterTrainerMetrics(server::MetricsRegistry& m,
   m.AddCallback("cfrec_counterfactual_mix_ratio",
                 "Achieved counterfactual / observed ranker samples", false,
                 [&] { return trainer.Counters().cf_mix_ratio; });
+  m.AddCallback(
+      "cfrec_learner_checkpoint_seq",
+      "Applied-log seq held by the last learner checkpoint written", false,
+      [&] {
+        return static_cast<double>(trainer.Counters().last_checkpoint_seq);
+      });
+  counter("cfrec_learner_checkpoints_unusable_total",
+          "Learner checkpoints found undecodable at start (started fresh)",
+          &learner::TrainerCounters::checkpoints_unusable);
   m.AddCallback("cfrec_trainer_applied_seq",
                 "Last applied-log sequence number trained on", false, [&] {
                   return static_cast<double>(trainer.Stats().applied_seq);

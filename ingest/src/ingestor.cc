@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "cfrec/schemas/failpoint.h"
 #include "cfrec/schemas/log.h"
 
 namespace cfrec::ingest {
@@ -195,6 +196,11 @@ Result<size_t> Ingestor::RunOnce() {
         std::to_string(outcome->dead_letters) + " dead letters in a batch");
   }
   const size_t n = buffer_.size();
+  if (FailPointsEnabled()) {
+    FailPoint("ingest.applied",
+              std::to_string(outcome->messages) + " messages, applied seq " +
+                  std::to_string(store_->Counters().applied_seq));
+  }
   if (on_applied_ && !outcome->events.empty()) {
     on_applied_(std::move(outcome->events));
   }

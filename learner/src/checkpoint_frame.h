@@ -37,6 +37,15 @@ std::string FrameCheckpoint(std::string_view learner, std::string_view window,
 // Splits a framed blob; Corruption when a size runs past the end.
 Result<CheckpointParts> SplitCheckpoint(std::string_view blob);
 
+// What the store holds: kSealMark, the CRC-32 of the frame (u32), then the
+// frame. The decoders of the parts do not catch every damage (a flipped
+// byte inside the learner's LibTorch archive restored without complaint);
+// the checksum does.
+std::string SealCheckpoint(std::string_view frame);
+// The frame of a sealed blob; Corruption when the checksum does not match.
+// A blob without the seal (written before seals) is returned whole.
+Result<std::string_view> UnsealCheckpoint(std::string_view blob);
+
 }  // namespace cfrec::learner
 
 #endif  // CFREC_LEARNER_SRC_CHECKPOINT_FRAME_H_

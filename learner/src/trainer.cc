@@ -205,7 +205,9 @@ class Trainer::Impl {
   }
 
   Status RestoreFrom(std::string_view blob) {
-    Result<CheckpointParts> parts = SplitCheckpoint(blob);
+    Result<std::string_view> frame = UnsealCheckpoint(blob);
+    if (!frame.ok()) return frame.status();
+    Result<CheckpointParts> parts = SplitCheckpoint(*frame);
     if (!parts.ok()) return parts.status();
     CFREC_RETURN_IF_ERROR(learner_->RestoreCheckpoint(parts->learner));
     CFREC_RETURN_IF_ERROR(window_.Deserialize(parts->window));
@@ -531,9 +533,9 @@ class Trainer::Impl {
     }
     const std::string stream_part =
         stream_ != nullptr ? stream_->Serialize() : std::string();
-    std::string framed =
+    const std::string framed = SealCheckpoint(
         FrameCheckpoint(*blob, window_.Serialize(),
-                        stream_ != nullptr ? &stream_part : nullptr);
+                        stream_ != nullptr ? &stream_part : nullptr));
     const uint64_t seq = learner_->applied_seq();
     if (FailPointsEnabled()) {
       FailPoint("checkpoint.put", "seq=" + std::to_string(seq));

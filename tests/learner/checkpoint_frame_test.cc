@@ -78,5 +78,34 @@ TEST(ServingWindowTest, RestoresExtremeTimesWithoutOverflow) {
   }
 }
 
+// The seal's checksum catches any single flipped byte and any cut; a blob
+// written before seals passes through whole.
+TEST(CheckpointFrameTest, SealCatchesEveryFlippedByteAndCut) {
+  const std::string stream = "stream";
+  const std::string frame = FrameCheckpoint("learner part", "window", &stream);
+  const std::string sealed = SealCheckpoint(frame);
+  auto unsealed = UnsealCheckpoint(sealed);
+  ASSERT_TRUE(unsealed.ok());
+  EXPECT_EQ(*unsealed, frame);
+  auto old = UnsealCheckpoint(frame);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(*old, frame);
+  for (size_t i = 0; i < sealed.size(); ++i) {
+    std::string damaged = sealed;
+    damaged[i] ^= 0x01;
+    auto u = UnsealCheckpoint(damaged);
+    // A flip inside the mark makes the blob an unsealed frame, which the
+    // frame decoder then rejects.
+    if (u.ok()) {
+      EXPECT_LT(i, 20u);
+      EXPECT_FALSE(SplitCheckpoint(*u).ok()) << i;
+    }
+  }
+  for (size_t n = 0; n < sealed.size(); ++n) {
+    auto u = UnsealCheckpoint(std::string_view(sealed).substr(0, n));
+    if (u.ok()) EXPECT_FALSE(SplitCheckpoint(*u).ok()) << n;
+  }
+}
+
 }  // namespace
 }  // namespace cfrec::learner
