@@ -25,6 +25,7 @@ packages=(
   librdkafka-dev librocksdb-dev libtorch-dev libboost-dev
   nlohmann-json3-dev libgtest-dev libcli11-dev
   python3-matplotlib  # not for the build or tests: plots of bench/report.py, bench/stream_report.py
+  python3-yaml  # tests/app/deploy_test.py reads deploy/'s compose file and manifests
   chromium  # the dashboard's browser test (tests/web)
 )
 
