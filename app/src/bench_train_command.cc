@@ -35,6 +35,11 @@ void Register(CLI::App& bench, ExitCode* exit_code) {
                   "autograd) or torch (LibTorch autograd)")
       ->check(CLI::IsMember({"fused", "torch"}))
       ->capture_default_str();
+  cmd->add_option("--mlp-matmul", options->mlp_matmul,
+                  "MLP tower products: own (dense_kernels.cc) or blas "
+                  "(LibTorch's addmm, the system BLAS)")
+      ->check(CLI::IsMember({"own", "blas"}))
+      ->capture_default_str();
   cmd->add_option("--seed", options->seed, "Seed of data and models")
       ->capture_default_str();
   cmd->callback([options, exit_code] {

@@ -43,6 +43,10 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
       o.seconds <= 0 || o.threads <= 0) {
     return Status::InvalidArgument("bench train: sizes must be positive");
   }
+  if (o.mlp_matmul != "own" && o.mlp_matmul != "blas") {
+    return Status::InvalidArgument(
+        "bench train: --mlp-matmul must be own or blas");
+  }
   if (o.kernel != "fused" && o.kernel != "torch") {
     return Status::InvalidArgument(
         "bench train: --kernel must be fused or torch");
@@ -62,6 +66,7 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
     lo.train_on_history = false;
     lo.seed = o.seed;
     lo.kernel = o.kernel;
+    lo.mlp_matmul = o.mlp_matmul;
     lo.train_threads = o.threads;
     lo.initial_rows = static_cast<int>(std::max(o.users, o.items));
     auto learner = Learner::Create(lo);
@@ -128,6 +133,7 @@ std::string BenchTrainResultToJson(const BenchTrainResult& r) {
       {"dim", r.options.dim},
       {"threads", r.options.threads},
       {"kernel", r.options.kernel},
+      {"mlp_matmul", r.options.mlp_matmul},
       {"peak_rss_mb", double(r.peak_rss_kb) / 1024.0},
   };
   for (const BenchTrainModel& m : r.models) {

@@ -125,7 +125,8 @@ class EmbeddingRanker : public Ranker {
   EmbeddingRanker(const LearnerOptions& o, Rng& rng)
       : dim_(o.dim),
         gmf_(o.ranker == "gmf" || o.ranker == "neumf"),
-        mlp_(o.ranker == "mlp" || o.ranker == "neumf") {
+        mlp_(o.ranker == "mlp" || o.ranker == "neumf"),
+        blas_(o.mlp_matmul == "blas") {
     int64_t rows = o.initial_rows;
     if (!gmf_ && !mlp_) {  // BPR-MF: f = U_u . I_i
       user_ = params_.AddTable("user", rows, dim_, kEmbeddingStd, rng);
@@ -184,7 +185,8 @@ class EmbeddingRanker : public Ranker {
       at::Tensor z =
           at::cat({rows(mlp_user_, users), rows(mlp_item_, items)}, -1);
       for (const auto& [w, b] : layers_) {
-        z = at::relu(FastLinear::apply(z, dense(w), dense(b))[0]);
+        z = at::relu(blas_ ? at::linear(z, dense(w), dense(b))
+                           : FastLinear::apply(z, dense(w), dense(b))[0]);
       }
       s = s + at::matmul(z, dense(h_mlp_));
     }
@@ -248,6 +250,7 @@ class EmbeddingRanker : public Ranker {
  private:
   int dim_;
   bool gmf_, mlp_;
+  bool blas_;  // MLP products through LibTorch's addmm (the system BLAS)
   int user_ = -1, item_ = -1;
   int gmf_user_ = -1, gmf_item_ = -1, h_gmf_ = -1;
   int mlp_user_ = -1, mlp_item_ = -1, h_mlp_ = -1;

@@ -117,6 +117,7 @@ const std::map<std::string, Field>& Fields() {
       {"seed", Bind(&LearnerOptions::seed)},
       {"kernel", Bind(&LearnerOptions::kernel)},
       {"train_threads", Bind(&LearnerOptions::train_threads)},
+      {"mlp_matmul", Bind(&LearnerOptions::mlp_matmul)},
       {"exposure_model", Bind(&LearnerOptions::exposure_model)},
       {"exposure_dim", Bind(&LearnerOptions::exposure_dim)},
       {"acl_alpha", Bind(&LearnerOptions::acl_alpha)},
@@ -218,6 +219,7 @@ Status ValidateLearnerOptions(const LearnerOptions& o) {
   CFREC_RETURN_IF_ERROR(Positive("max_positions", o.max_positions));
   CFREC_RETURN_IF_ERROR(Positive("initial_rows", o.initial_rows));
   CFREC_RETURN_IF_ERROR(OneOf("kernel", o.kernel, {"fused", "torch"}));
+  CFREC_RETURN_IF_ERROR(OneOf("mlp_matmul", o.mlp_matmul, {"own", "blas"}));
   if (o.train_threads < 1 || o.train_threads > 64) {
     return Status::InvalidArgument("option 'train_threads' must be in [1, 64]");
   }

@@ -30,6 +30,9 @@ struct BenchTrainOptions {
   // Training kernel, LearnerOptions::kernel: "fused" or "torch". Default
   // "fused".
   std::string kernel = "fused";
+  // LearnerOptions::mlp_matmul for the MLP tower: "blas" or "own". Default
+  // "blas".
+  std::string mlp_matmul = "blas";
   // Seed of data and models. Default 42.
   uint64_t seed = 42;
 };

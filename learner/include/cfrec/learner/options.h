@@ -91,6 +91,11 @@ struct LearnerOptions {
   // them and the row updates too (deterministic for a given count). 1 to
   // 64. Default 1.
   int train_threads = 1;
+  // Products of the MLP tower (mlp, neumf): "blas" (LibTorch's addmm, i.e.
+  // the system BLAS: OpenBLAS, which scripts/dev.sh installs) or "own" (the
+  // kernels of dense_kernels.cc, faster than Debian's reference BLAS but
+  // not than OpenBLAS; docs/BENCHMARKS.md). Default "blas".
+  std::string mlp_matmul = "blas";
 
   // --- Training mode and exposure model (ACL paper, A.5 and A.6.4) ---
   // "default" (unweighted ranker loss), "ps" (inverse-propensity weights
