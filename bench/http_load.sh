@@ -15,7 +15,12 @@
 #   bench/http_load.sh [--mode serve|synthetic] [--build DIR] [--items 20000]
 #       [--users 50000] [--dim 64] [--duration 20] [--connections 4]
 #       [--wrk-threads 1] [--port 18080] [--impressions 400000] [--n 10]
-#       [--serve-args "..."]
+#       [--serve-args "..."] [--shed-factors "2 4"] [--think-ms 25]
+#
+# --shed-factors: after the run above, whose qps is taken as the sustainable
+# rate R0, load-shedding phases (bench/http_shed.py): the probe alone, then
+# wrk offering k x R0 for each factor k with the probe alongside; the last
+# line is then the shedding figures (the line above it the closed-loop run).
 #
 # Defaults: 20,000 items, d = 64, 4 connections for 20 s (on 2 cores more
 # connections only queue: latency ~ connections / throughput). Record the
@@ -34,6 +39,8 @@ wrk_threads=1
 port=18080
 serve_args=""
 n=10
+shed_factors=""
+think_ms=25
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -49,7 +56,9 @@ while [[ $# -gt 0 ]]; do
     --port) port="$2"; shift 2 ;;
     --serve-args) serve_args="$2"; shift 2 ;;
     --n) n="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --shed-factors) shed_factors="$2"; shift 2 ;;
+    --think-ms) think_ms="$2"; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -182,3 +191,13 @@ out = {
 }
 print(json.dumps(out))
 PY
+
+if [[ -n "$shed_factors" ]]; then
+  sustainable="$(WRK_OUT="$wrk_out" python3 -c '
+import json, os
+print([json.loads(l) for l in os.environ["WRK_OUT"].splitlines() if l.startswith("{")][-1]["qps"])')"
+  python3 "$here/http_shed.py" --port "$port" --users-file "$users_file" \
+    --lua "$here/http_users.lua" --sustainable "$sustainable" \
+    --factors "$shed_factors" --think-ms "$think_ms" --duration "$duration" \
+    --n "$n"
+fi

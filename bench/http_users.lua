@@ -1,6 +1,9 @@
 -- wrk script for bench/http_load.sh: GET /v1/recommendations for users drawn
 -- uniformly (fixed seed per wrk thread) from a file of user ids, one a line.
---   wrk -s bench/http_users.lua http://127.0.0.1:8080 -- USERS_FILE [N]
+--   wrk -s bench/http_users.lua http://127.0.0.1:8080 -- USERS_FILE [N] [THINK_MS]
+-- THINK_MS (default 0): each connection waits that long before each request,
+-- so C connections offer at most C * 1000 / THINK_MS requests/s whatever
+-- the answers' latency (the overload phases of --shed-factors).
 -- done() prints one JSON line with the request count and latency
 -- percentiles (wrk measures latency in microseconds).
 
@@ -15,6 +18,7 @@ end
 
 local users = {}
 local n = 10
+local think_ms = 0
 
 local function urlencode(s)
   return (s:gsub("[^%w%-%._~]", function(c)
@@ -25,6 +29,11 @@ end
 function init(args)
   local path = args[1]
   if args[2] then n = tonumber(args[2]) end
+  if args[3] then think_ms = tonumber(args[3]) end
+  -- wrk looks for delay() after init, so closed-loop runs keep none.
+  if think_ms > 0 then
+    delay = function() return think_ms end
+  end
   local f = assert(io.open(path, "r"), "cannot open users file " .. tostring(path))
   for line in f:lines() do
     if #line > 0 then table.insert(users, urlencode(line)) end

@@ -47,6 +47,11 @@ struct ServeArgs {
   std::string trainer;          // empty = the config's (default default)
   std::string stream_features;  // empty = the config's (default on)
   std::string api_token_file;   // empty = writes are open
+  // Load shedding (server/admission.h): handler threads, requests queued
+  // or running before the excess gets 503, longest wait in the queue.
+  int http_threads = 2;
+  size_t max_inflight = 64;
+  int max_queue_ms = 20;
   ScaleOutArgs scale;  // --role and the models topic (serve_roles)
 };
 
@@ -387,6 +392,13 @@ int RunServe(const ServeArgs& args) {
   context.state_ready = [] { return true; };  // the store is open by now
   context.readiness_checks.push_back(
       [&ingestor] { return ingestor.NotReadyReason(); });
+  // A failed write (disk full, read-only, I/O error) stops ingest until the
+  // store writes again.
+  context.readiness_checks.push_back([store = store->get()] {
+    const Status health = store->StorageHealth();
+    return health.ok() ? std::string()
+                       : "state store cannot write: " + health.message();
+  });
   context.metrics = &metrics;
   context.api_token = api_token;
   // The dashboard: its page and what it shows of the store.
@@ -400,6 +412,9 @@ int RunServe(const ServeArgs& args) {
   server::ServerOptions so;
   s = ParseHostPort(args.http, &so.host, &so.port);
   if (!s.ok()) return Fail("parsing --http", s);
+  so.admission.threads = args.http_threads;
+  so.admission.max_inflight = args.max_inflight;
+  so.admission.max_queue_wait = std::chrono::milliseconds(args.max_queue_ms);
   if (api_token.has_value()) {
     LogInfo("serve",
             "POST /v1/events needs 'Authorization: Bearer' with "
@@ -589,6 +604,23 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "'Authorization: Bearer <token>' (surrounding whitespace "
                   "trimmed; keep it mode 600); reads stay open. Default: no "
                   "token, every route open");
+  cmd->add_option("--http-threads", args->http_threads,
+                  "Threads running request handlers (GET /healthz, /readyz "
+                  "and /metrics run on the I/O threads instead)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--max-inflight", args->max_inflight,
+                  "Load shedding: most requests queued or running at once; "
+                  "the excess is answered 503 with Retry-After at once "
+                  "(probes and /metrics are never shed)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-queue-ms", args->max_queue_ms,
+                  "Load shedding: a request that waited longer than this in "
+                  "the queue while others wait behind it is answered 503 "
+                  "instead of served late")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 60'000));
   AddScaleOutFlags(cmd, &args->scale);
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }

@@ -66,7 +66,7 @@ Status ServerOptions::Validate() const {
     return Status::InvalidArgument(
         "max_body_bytes, max_header_bytes and max_connections must be > 0");
   }
-  return Status::Ok();
+  return admission.Validate();
 }
 
 class Session;
@@ -81,6 +81,23 @@ struct ServerCore {
       rejected_counter = metrics->GetCounter(
           "cfrec_http_connections_rejected_total",
           "Connections refused because max_connections were open");
+      for (ShedReason r : {ShedReason::kQueueFull, ShedReason::kQueueTime}) {
+        shed_counters[static_cast<size_t>(r)] = metrics->GetCounter(
+            "cfrec_http_requests_shed_total",
+            "Requests answered 503 by load shedding: queue_full (max "
+            "in-flight requests reached), queue_time (waited too long in "
+            "the queue)",
+            {"reason"}, {std::string(ShedReasonName(r))});
+      }
+      inflight_gauge = metrics->GetGauge(
+          "cfrec_http_requests_inflight",
+          "Requests queued for or running on the handler threads");
+    }
+  }
+
+  void CountShed(ShedReason reason) {
+    if (Counter* c = shed_counters[static_cast<size_t>(reason)]) {
+      c->Increment();
     }
   }
 
@@ -94,6 +111,8 @@ struct ServerCore {
   MetricsRegistry* const metrics;
   Gauge* connections_gauge = nullptr;
   Counter* rejected_counter = nullptr;
+  Counter* shed_counters[2] = {nullptr, nullptr};  // by ShedReason
+  Gauge* inflight_gauge = nullptr;
 
   // Sessions by id; guarded by mu. `draining` flips once, under mu, so a
   // session is either registered before the drain sees the map or refused.
@@ -119,6 +138,9 @@ struct ServerCore {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
+  // Runs the handlers; declared after ioc so that it is destroyed first
+  // (its queued tasks hold sessions, whose sockets need the io_context).
+  std::unique_ptr<AdmissionPool> pool;
 };
 
 // One connection. Every member is touched only on the session's strand.
@@ -230,15 +252,58 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     request.body = std::move(req.body());
     method_ = request.method;
-    HttpResponse response;
-    try {
-      response = server_.handler(request);
-    } catch (const std::exception& e) {
-      response = ErrorResponse(500, "internal", e.what());
-    }
     const bool keep_alive = req.keep_alive() && !Draining();
-    Write(std::move(response), keep_alive, req.version(),
-          req.method() == http::verb::head);
+    const unsigned version = req.version();
+    const bool head = req.method() == http::verb::head;
+    if (NeverShed(request.target) || server_.pool == nullptr) {
+      return Write(Run(server_, request), keep_alive, version, head);
+    }
+    // On a handler thread; the answer is written back on this strand. A
+    // request refused at once, or after waiting too long, gets the 503.
+    auto self = shared_from_this();
+    auto executor = stream_.get_executor();
+    auto shared_request = std::make_shared<HttpRequest>(std::move(request));
+    ServerCore& server = server_;
+    if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(1);
+    const bool admitted = server.pool->TrySubmit(
+        [self, executor, shared_request, keep_alive, version, head, &server] {
+          HttpResponse response = Run(server, *shared_request);
+          if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
+          net::post(executor, [self, response = std::move(response), keep_alive,
+                               version, head]() mutable {
+            self->Write(std::move(response), keep_alive, version, head);
+          });
+        },
+        [self, executor, keep_alive, version, head, &server] {
+          server.CountShed(ShedReason::kQueueTime);
+          if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
+          net::post(executor, [self, keep_alive, version, head] {
+            self->Write(Overloaded(), keep_alive, version, head);
+          });
+        });
+    if (!admitted) {
+      if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
+      server.CountShed(ShedReason::kQueueFull);
+      Write(Overloaded(), keep_alive, version, head);
+    }
+  }
+
+  static HttpResponse Run(ServerCore& server, const HttpRequest& request) {
+    try {
+      return server.handler(request);
+    } catch (const std::exception& e) {
+      return ErrorResponse(500, "internal", e.what());
+    }
+  }
+
+  // The answer of a shed request.
+  static HttpResponse Overloaded() {
+    HttpResponse response = ErrorResponse(
+        503, "overloaded",
+        "the server is at capacity; retry after the Retry-After delay");
+    response.headers.emplace_back("Retry-After", "1");
+    response.route = "shed";
+    return response;
   }
 
   void OnReadError(beast::error_code ec) {
@@ -277,6 +342,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Write(HttpResponse response, bool keep_alive, unsigned version,
              bool head) {
+    // A drain that began while the handler ran closes the connection after
+    // this answer.
+    keep_alive = keep_alive && !Draining();
     phase_ = Phase::kWriting;
     route_ = std::move(response.route);
     status_ = response.status;
@@ -478,6 +546,7 @@ Status HttpServer::Start() {
                                e.what());
   }
   s.started = true;
+  s.pool = std::make_unique<AdmissionPool>(s.options.admission);
   s.work.emplace(s.ioc.get_executor());
   s.DoAccept();
   for (int i = 0; i < s.options.io_threads; ++i) {
@@ -532,7 +601,10 @@ void HttpServer::Drain() {
                             [&s] { return s.sessions.empty(); });
   }
   // Requests that outlived drain_timeout are abandoned here; their
-  // connections close when the server is destroyed.
+  // connections close when the server is destroyed. The handler threads
+  // finish what runs (as the I/O threads would below) and shed what is
+  // queued.
+  s.pool->Stop();
   s.work.reset();
   s.ioc.stop();
   for (auto& t : s.threads) t.join();

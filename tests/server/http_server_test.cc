@@ -221,6 +221,47 @@ TEST_F(HttpServerTest, ConnectionsOverTheCapGet503) {
   EXPECT_EQ(a.Read().result_int(), 200);
 }
 
+TEST_F(HttpServerTest, ExcessRequestsAreShedWith503AndProbesAreNot) {
+  ServerOptions options;
+  options.admission.threads = 1;
+  options.admission.max_inflight = 1;
+  StartServer(options);
+  const uint16_t port = server_->port();
+  Client busy(port), excess(port), probe(port);
+  busy.Send(Client::Get("/slow"));
+  slow_entered_.get_future().wait();  // the one handler slot is held
+
+  // Refused at once (the slow request is still held).
+  excess.Send(Client::Get("/x"));
+  const auto shed = excess.Read();
+  EXPECT_EQ(shed.result_int(), 503);
+  EXPECT_EQ(shed[http::field::retry_after], "1");
+  EXPECT_EQ(nlohmann::json::parse(shed.body())["error"]["code"], "overloaded");
+  EXPECT_TRUE(shed.keep_alive());  // the connection stays usable
+  // Probes and metrics bypass the queue.
+  for (const char* target : {"/healthz", "/readyz", "/metrics"}) {
+    probe.Send(Client::Get(target));
+    EXPECT_EQ(probe.Read().result_int(), 200) << target;
+  }
+  EXPECT_EQ(metrics_
+                .GetCounter("cfrec_http_requests_shed_total", "", {"reason"},
+                            {"queue_full"})
+                ->value(),
+            1u);
+
+  release_slow_.set_value();
+  EXPECT_EQ(busy.Read().result_int(), 200);
+  // Capacity is back: the same connection is served.
+  const auto deadline = std::chrono::steady_clock::now() + milliseconds(10'000);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    excess.Send(Client::Get("/x"));
+    status = excess.Read().result_int();
+    if (status == 200) break;
+  }
+  EXPECT_EQ(status, 200);
+}
+
 TEST_F(HttpServerTest, DrainFinishesRequestsInFlightAndClosesIdleOnes) {
   ServerOptions options;
   options.drain_timeout = milliseconds(10'000);

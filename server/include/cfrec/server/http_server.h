@@ -1,13 +1,15 @@
 // HttpServer: HTTP/1.1 transport on Boost.Beast/Asio. One session per
 // connection on its own strand; keep-alive and pipelining; read, idle and
 // write timeouts; a body limit; a cap on concurrent connections; a graceful
-// drain. It knows nothing about routes: every request goes to a Handler.
+// drain; load shedding (admission.h). It knows nothing about routes: every
+// request goes to a Handler, on a pool of handler threads, except the probes
+// and /metrics, which run on the I/O threads so that they are never shed.
 //
 // Thread-safety: Start, Drain and the destructor must be called from one
 // controlling thread (not from a handler). port() and active_connections()
-// may be called from any thread. The handler runs on the I/O threads,
-// concurrently for different connections, and must be thread-safe and not
-// block for long.
+// may be called from any thread. The handler runs on the handler threads
+// (and for the probes on the I/O threads), concurrently for different
+// connections, and must be thread-safe and not block for long.
 #ifndef CFREC_SERVER_HTTP_SERVER_H_
 #define CFREC_SERVER_HTTP_SERVER_H_
 
@@ -19,6 +21,7 @@
 #include <string>
 
 #include "cfrec/schemas/status.h"
+#include "cfrec/server/admission.h"
 #include "cfrec/server/http_types.h"
 #include "cfrec/server/metrics.h"
 #include "cfrec/server/service.h"
@@ -53,9 +56,16 @@ struct ServerOptions {
   // How long Drain() waits for requests in flight before it stops the I/O
   // threads anyway. Default 5 s.
   std::chrono::milliseconds drain_timeout{5'000};
+  // Load shedding (admission.h): handlers run on admission.threads threads
+  // behind a queue of at most admission.max_inflight requests; the excess,
+  // and requests that waited longer than admission.max_queue_wait, are
+  // answered 503 with "Retry-After: 1" and counted in
+  // cfrec_http_requests_shed_total{reason}. GET /healthz, /readyz and
+  // /metrics run on the I/O threads and are never shed.
+  AdmissionOptions admission;
 
   // InvalidArgument if a field is out of range (io_threads < 1, zero
-  // timeouts or limits).
+  // timeouts or limits, admission options).
   Status Validate() const;
 };
 

@@ -1,0 +1,117 @@
+#include "cfrec/server/admission.h"
+
+#include <utility>
+
+namespace cfrec::server {
+
+Status AdmissionOptions::Validate() const {
+  if (threads < 1)
+    return Status::InvalidArgument("handler threads must be >= 1");
+  if (max_inflight < static_cast<size_t>(threads)) {
+    return Status::InvalidArgument(
+        "max_inflight must be at least the number of handler threads (" +
+        std::to_string(threads) + ")");
+  }
+  if (max_queue_wait.count() < 0) {
+    return Status::InvalidArgument("max_queue_wait must not be negative");
+  }
+  return Status::Ok();
+}
+
+std::string_view ShedReasonName(ShedReason reason) {
+  switch (reason) {
+    case ShedReason::kQueueFull:
+      return "queue_full";
+    case ShedReason::kQueueTime:
+      return "queue_time";
+  }
+  return "unknown";
+}
+
+bool NeverShed(std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  return path == "/healthz" || path == "/readyz" || path == "/metrics";
+}
+
+AdmissionPool::AdmissionPool(const AdmissionOptions& options,
+                             std::function<Clock::time_point()> now)
+    : options_(options),
+      now_(now ? std::move(now) : [] { return Clock::now(); }) {
+  const int threads = options_.threads < 1 ? 1 : options_.threads;
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+}
+
+AdmissionPool::~AdmissionPool() { Stop(); }
+
+bool AdmissionPool::TrySubmit(std::function<void()> run,
+                              std::function<void()> shed) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_ || inflight_ >= options_.max_inflight) {
+      ++shed_full_;
+      return false;
+    }
+    ++inflight_;
+    queue_.push_back({std::move(run), std::move(shed), now_()});
+  }
+  ready_.notify_one();
+  return true;
+}
+
+void AdmissionPool::Work() {
+  while (true) {
+    Task task;
+    bool too_late = false;
+    {
+      std::unique_lock lock(mu_);
+      ready_.wait(lock, [this] { return stopped_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopped and nothing left
+      task = std::move(queue_.front());
+      queue_.pop_front();
+      // Late with others still waiting: a standing queue, so shed. A
+      // request that waited alone (its thread was not scheduled in time,
+      // the learner using the cores) is served: shedding it frees nothing.
+      too_late =
+          stopped_ || (now_() - task.queued_at > options_.max_queue_wait &&
+                       !queue_.empty());
+      if (too_late) ++shed_time_;
+    }
+    if (too_late) {
+      if (task.shed) task.shed();
+    } else {
+      task.run();
+    }
+    std::lock_guard lock(mu_);
+    --inflight_;
+  }
+}
+
+void AdmissionPool::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_ && threads_.empty()) return;
+    stopped_ = true;
+  }
+  ready_.notify_all();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+bool AdmissionPool::stopped() const {
+  std::lock_guard lock(mu_);
+  return stopped_;
+}
+
+size_t AdmissionPool::inflight() const {
+  std::lock_guard lock(mu_);
+  return inflight_;
+}
+
+uint64_t AdmissionPool::shed(ShedReason reason) const {
+  std::lock_guard lock(mu_);
+  return reason == ShedReason::kQueueFull ? shed_full_ : shed_time_;
+}
+
+}  // namespace cfrec::server

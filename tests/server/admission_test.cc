@@ -1,0 +1,167 @@
+// AdmissionPool: requests held in a blocking fake handler fill the pool, the
+// next one is refused at once; a request that waited past the budget (on a
+// fixed clock) is shed instead of run; Stop sheds what is queued.
+#include "cfrec/server/admission.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <thread>
+
+namespace cfrec::server {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = AdmissionPool::Clock;
+
+// Counts calls; Wait(n) blocks until n calls happened (with a deadline).
+class CallCounter {
+ public:
+  void Add() {
+    std::lock_guard lock(mu_);
+    ++n_;
+    cv_.notify_all();
+  }
+  bool Wait(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10),
+                        [&] { return n_ >= n; });
+  }
+  int value() {
+    std::lock_guard lock(mu_);
+    return n_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int n_ = 0;
+};
+
+TEST(AdmissionPool, RefusesAtOnceWhenMaxInflightAreHeld) {
+  AdmissionOptions options;
+  options.threads = 2;
+  options.max_inflight = 3;
+  options.max_queue_wait = milliseconds(60'000);
+  AdmissionPool pool(options);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  CallCounter started, finished, shed;
+  auto blocking = [&] {
+    started.Add();
+    released.wait();
+    finished.Add();
+  };
+  auto on_shed = [&] { shed.Add(); };
+  ASSERT_TRUE(pool.TrySubmit(blocking, on_shed));
+  ASSERT_TRUE(pool.TrySubmit(blocking, on_shed));
+  ASSERT_TRUE(started.Wait(2));                    // both threads are held
+  ASSERT_TRUE(pool.TrySubmit(blocking, on_shed));  // queued
+  EXPECT_EQ(pool.inflight(), 3u);
+
+  // The fourth is refused without waiting for anything.
+  EXPECT_FALSE(pool.TrySubmit(blocking, on_shed));
+  EXPECT_EQ(pool.shed(ShedReason::kQueueFull), 1u);
+
+  release.set_value();
+  ASSERT_TRUE(finished.Wait(3));
+  EXPECT_EQ(shed.value(), 0);
+  EXPECT_EQ(pool.shed(ShedReason::kQueueTime), 0u);
+  // Room again once they are done.
+  CallCounter later;
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (pool.inflight() != 0 && Clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_TRUE(pool.TrySubmit([&] { later.Add(); }, on_shed));
+  EXPECT_TRUE(later.Wait(1));
+}
+
+TEST(AdmissionPool, LateRequestWithOthersBehindIsShedNotRun) {
+  std::atomic<int64_t> now_ms{0};
+  AdmissionOptions options;
+  options.threads = 1;
+  options.max_inflight = 4;
+  options.max_queue_wait = milliseconds(20);
+  AdmissionPool pool(
+      options, [&] { return Clock::time_point(milliseconds(now_ms.load())); });
+  std::promise<void> release;
+  CallCounter started, ran, shed;
+  ASSERT_TRUE(pool.TrySubmit(
+      [&] {
+        started.Add();
+        release.get_future().wait();
+      },
+      [&] { shed.Add(); }));
+  ASSERT_TRUE(started.Wait(1));
+  // Two queued at t=0 and taken at t=21 ms, past the 20 ms budget: the
+  // first, with the second still waiting behind it, is shed; the second,
+  // the last in the queue, is served.
+  CallCounter second;
+  ASSERT_TRUE(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }));
+  ASSERT_TRUE(pool.TrySubmit([&] { second.Add(); }, [&] { shed.Add(); }));
+  now_ms = 21;
+  release.set_value();
+  ASSERT_TRUE(second.Wait(1));
+  EXPECT_EQ(shed.value(), 1);
+  EXPECT_EQ(ran.value(), 0);
+  EXPECT_EQ(pool.shed(ShedReason::kQueueTime), 1u);
+  // One queued within the budget runs.
+  ASSERT_TRUE(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }));
+  ASSERT_TRUE(ran.Wait(1));
+  EXPECT_EQ(shed.value(), 1);
+}
+
+TEST(AdmissionPool, StopShedsWhatIsQueuedAndRefusesMore) {
+  AdmissionOptions options;
+  options.threads = 1;
+  options.max_inflight = 8;
+  AdmissionPool pool(options);
+  std::promise<void> release;
+  CallCounter started, ran, shed;
+  ASSERT_TRUE(pool.TrySubmit(
+      [&] {
+        started.Add();
+        release.get_future().wait();
+        ran.Add();
+      },
+      [&] { shed.Add(); }));
+  ASSERT_TRUE(started.Wait(1));
+  ASSERT_TRUE(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }));
+  std::thread stopper([&] { pool.Stop(); });
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!pool.stopped() && Clock::now() < deadline) std::this_thread::yield();
+  release.set_value();
+  stopper.join();
+  EXPECT_EQ(ran.value(), 1);   // the running one finished
+  EXPECT_EQ(shed.value(), 1);  // the queued one was shed
+  EXPECT_FALSE(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }));
+}
+
+TEST(AdmissionOptions, ValidateRejectsNonsense) {
+  AdmissionOptions options;
+  EXPECT_TRUE(options.Validate().ok());
+  options.threads = 0;
+  EXPECT_FALSE(options.Validate().ok());
+  options.threads = 4;
+  options.max_inflight = 2;
+  EXPECT_FALSE(options.Validate().ok());
+  options.max_inflight = 4;
+  options.max_queue_wait = milliseconds(-1);
+  EXPECT_FALSE(options.Validate().ok());
+}
+
+TEST(NeverShed, ProbesAndMetricsOnly) {
+  EXPECT_TRUE(NeverShed("/healthz"));
+  EXPECT_TRUE(NeverShed("/readyz?verbose=1"));
+  EXPECT_TRUE(NeverShed("/metrics"));
+  EXPECT_FALSE(NeverShed("/v1/recommendations?user_id=u"));
+  EXPECT_FALSE(NeverShed("/healthzz"));
+  EXPECT_FALSE(NeverShed("/v1/metrics"));
+}
+
+}  // namespace
+}  // namespace cfrec::server
