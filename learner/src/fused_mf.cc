@@ -40,6 +40,9 @@ inline void Prefetch(const float* row, int64_t dim) {
 struct GradientJob {
   const float* user;  // tables
   const float* item;
+  // Adam moments: a row's first touch hints them into the cache for the
+  // update pass that follows.
+  const float *user_m, *user_v, *item_m, *item_v;
   const float* h;  // GMF only
   float bias;
   bool gmf, pairwise;
@@ -114,6 +117,10 @@ void GradientRange(const GradientJob& job) {
     float* __restrict gu = job.user_grad + su * dim;
     const bool first_u = !job.user_touched[su];
     job.user_touched[su] = 1;
+    if (first_u) {
+      Prefetch(job.user_m + job.u[k] * dim, dim);
+      Prefetch(job.user_v + job.u[k] * dim, dim);
+    }
     if (job.gmf) {
       const float* h = job.h;
       if (first_u) {
@@ -136,8 +143,16 @@ void GradientRange(const GradientJob& job) {
     }
     // Item rows: a w and b w.
     const int32_t si = job.si[k], sj = job.sj[k];
+    if (!job.item_touched[si]) {
+      Prefetch(job.item_m + job.i[k] * dim, dim);
+      Prefetch(job.item_v + job.i[k] * dim, dim);
+    }
     Axpy(!job.item_touched[si], a, w, job.item_grad + si * dim, dim);
     job.item_touched[si] = 1;
+    if (!job.item_touched[sj]) {
+      Prefetch(job.item_m + job.j[k] * dim, dim);
+      Prefetch(job.item_v + job.j[k] * dim, dim);
+    }
     Axpy(!job.item_touched[sj], b, w, job.item_grad + sj * dim, dim);
     job.item_touched[sj] = 1;
   }
@@ -285,6 +300,10 @@ void FusedMfStep::Gradients(int t, const MfParams& p, bool pairwise,
   GradientJob job;
   job.user = p.user.value;
   job.item = p.item.value;
+  job.user_m = p.user.m;
+  job.user_v = p.user.v;
+  job.item_m = p.item.m;
+  job.item_v = p.item.v;
   job.h = p.gmf ? p.h.value : nullptr;
   job.bias = p.gmf ? p.bias.value[0] : 0.0f;
   job.gmf = p.gmf;

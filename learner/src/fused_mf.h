@@ -60,6 +60,8 @@ class FusedMfStep {
 
   const MfPhaseTimes& times() const { return times_; }
   int threads() const { return pool_.threads(); }
+  // The kernel's threads, for other per-batch work split the same way.
+  WorkPool& pool() { return pool_; }
 
  private:
   // One thread's gradient sums.

@@ -616,10 +616,27 @@ class Learner::Impl {
       }
     }
     GrowTo(users, items);
+    if (fused_mf_ && fused_mf_->threads() > 1) {
+      // Click lists are per user: threads take users by residue, each in
+      // event order, so the lists come out as from one thread.
+      WorkPool& pool = fused_mf_->pool();
+      const int threads = pool.threads();
+      std::vector<uint8_t> added(threads, 0);
+      pool.Run([&](int t) {
+        for (size_t k = 0; k < events.size(); ++k) {
+          if (static_cast<int>(events[k].user % threads) != t) continue;
+          PrefetchClicks(events, k);
+          if (clicks_.Observe(events[k])) added[t] = 1;
+        }
+      });
+      for (uint8_t a : added) graph_dirty_ |= a != 0;
+    }
     for (size_t k = 0; k < events.size(); ++k) {
-      PrefetchClicks(events, k);
       const AppliedEvent& e = events[k];
-      if (clicks_.Observe(e)) graph_dirty_ = true;
+      if (!fused_mf_ || fused_mf_->threads() == 1) {
+        PrefetchClicks(events, k);
+        if (clicks_.Observe(e)) graph_dirty_ = true;
+      }
       stats_.applied_seq = std::max(stats_.applied_seq, e.seq);
       ++stats_.events_consumed;
     }
