@@ -15,6 +15,16 @@ namespace {
 
 using state::AppliedEvent;
 
+// CPU seconds (user + system) of every thread of the process so far.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + 1e-6 * t.tv_usec;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 // Clicks with a Zipf-like item popularity (s ~ 1), as in real logs. Each
 // event is a one-item impression with its click, so one event yields one
 // pairwise sample (num_negatives = 1, catalog negatives): the same work as
@@ -91,7 +101,9 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
     while (m.seconds < o.seconds) {
       std::vector<AppliedEvent> events = MakeClicks(o, round, rng, seq);
       auto t0 = std::chrono::steady_clock::now();
+      const double cpu0 = ProcessCpuSeconds();
       CFREC_RETURN_IF_ERROR((*learner)->Train(events));
+      m.cpu_seconds += ProcessCpuSeconds() - cpu0;
       m.samples += events.size();
       // Data generation is not training time; the baseline excludes it too.
       m.seconds +=
@@ -141,6 +153,9 @@ std::string BenchTrainResultToJson(const BenchTrainResult& r) {
                    {"steps", m.steps},
                    {"seconds", m.seconds},
                    {"samples_per_sec", m.samples_per_sec},
+                   {"cpu_seconds", m.cpu_seconds},
+                   {"samples_per_cpu_sec",
+                    m.cpu_seconds > 0 ? m.samples / m.cpu_seconds : 0.0},
                    {"snapshot_ms", m.snapshot_ms},
                    {"phases_s",
                     {{"prepare", m.prepare_s},

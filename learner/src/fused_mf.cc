@@ -264,7 +264,7 @@ double FusedMfStep::Step(const MfParams& p, bool pairwise,
   times_.index += Since(t0);
 
   auto t1 = Clock::now();
-  pool_.Run([&](int t) { Gradients(t, p, pairwise, n); });
+  pool_.Run(pool_.threads(), [&](int t) { Gradients(t, p, pairwise, n); });
   times_.gradient += Since(t1);
 
   auto t2 = Clock::now();
@@ -272,7 +272,7 @@ double FusedMfStep::Step(const MfParams& p, bool pairwise,
   ++*p.item.step;
   user_adam_ = AdamScalars(adam, *p.user.step);
   item_adam_ = AdamScalars(adam, *p.item.step);
-  pool_.Run([&](int t) { Update(t, p, adam); });
+  pool_.Run(pool_.threads(), [&](int t) { Update(t, p, adam); });
   double loss = 0;
   for (const Part& part : parts_) loss += part.loss;
   if (p.gmf) {

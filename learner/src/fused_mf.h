@@ -11,11 +11,12 @@
 // same arithmetic (sparse_adam.h), so checkpoints, snapshots and the
 // LibTorch path read and continue the same parameters.
 //
-// Threads: the triples are split into contiguous halves (thirds, ...); each
-// thread sums its triples' gradients into its own per-row buffers, and the
-// update is split by rows, summing the threads' parts of a row in thread
-// order. Results are deterministic for a given thread count (and differ
-// between thread counts only in the order of float sums).
+// Threads: the triples are split into as many contiguous parts as threads;
+// each part's gradients go to that part's own per-row buffers, and the
+// update is split by rows, summing the parts of a row in part order. Parts
+// are tasks of a WorkPool, taken by whichever thread is free, so results
+// are deterministic for a given thread count (and differ between counts
+// only in the order of float sums).
 //
 // Thread-safety: one caller thread (the Learner's); the pool is internal.
 #ifndef CFREC_LEARNER_SRC_FUSED_MF_H_

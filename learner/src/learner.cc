@@ -622,7 +622,7 @@ class Learner::Impl {
       WorkPool& pool = fused_mf_->pool();
       const int threads = pool.threads();
       std::vector<uint8_t> added(threads, 0);
-      pool.Run([&](int t) {
+      pool.Run(threads, [&](int t) {
         for (size_t k = 0; k < events.size(); ++k) {
           if (static_cast<int>(events[k].user % threads) != t) continue;
           PrefetchClicks(events, k);

@@ -20,7 +20,7 @@ void AwaitChange(const std::atomic<T>& a, T old) {
 
 WorkPool::WorkPool(int threads) : threads_(threads < 1 ? 1 : threads) {
   for (int t = 1; t < threads_; ++t)
-    workers_.emplace_back([this, t] { Worker(t); });
+    workers_.emplace_back([this] { Worker(); });
 }
 
 WorkPool::~WorkPool() {
@@ -30,33 +30,54 @@ WorkPool::~WorkPool() {
   for (std::thread& w : workers_) w.join();
 }
 
-void WorkPool::Run(const std::function<void(int)>& fn) {
-  if (threads_ == 1) {
-    fn(0);
+void WorkPool::Run(int tasks, const std::function<void(int)>& fn) {
+  if (threads_ == 1 || tasks <= 1) {
+    for (int t = 0; t < tasks; ++t) fn(t);
     return;
   }
+  const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
   fn_ = &fn;
-  pending_.store(threads_ - 1, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  tasks_.store(tasks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  ticket_.store(uint64_t{gen} << 32, std::memory_order_release);
+  generation_.store(gen, std::memory_order_release);
   generation_.notify_all();
-  fn(0);
-  for (int left = pending_.load(std::memory_order_acquire); left != 0;
-       left = pending_.load(std::memory_order_acquire)) {
-    AwaitChange(pending_, left);
+  Drain(gen);
+  for (int d = done_.load(std::memory_order_acquire); d != tasks;
+       d = done_.load(std::memory_order_acquire)) {
+    AwaitChange(done_, d);
   }
-  fn_ = nullptr;
 }
 
-void WorkPool::Worker(int t) {
-  uint64_t seen = 0;
+void WorkPool::Drain(uint32_t gen) {
+  uint64_t ticket = ticket_.load(std::memory_order_acquire);
+  while (true) {
+    if (static_cast<uint32_t>(ticket >> 32) != gen) return;
+    const int tasks = tasks_.load(std::memory_order_relaxed);
+    const int task = static_cast<int>(ticket & 0xffffffffu);
+    if (task >= tasks) return;
+    // A successful claim means the call of `gen` is still running (its
+    // tasks are not all done), so fn_ and tasks_ are that call's.
+    if (!ticket_.compare_exchange_weak(ticket, ticket + 1,
+                                       std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+      continue;
+    }
+    (*fn_)(task);
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == tasks) {
+      done_.notify_all();
+    }
+    ticket = ticket_.load(std::memory_order_acquire);
+  }
+}
+
+void WorkPool::Worker() {
+  uint32_t seen = 0;
   while (true) {
     AwaitChange(generation_, seen);
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
-    (*fn_)(t);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      pending_.notify_one();
-    }
+    Drain(seen);
   }
 }
 

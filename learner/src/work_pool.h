@@ -1,11 +1,14 @@
-// WorkPool: a fixed set of threads that run one function together, for the
-// fused training kernels' phases (a batch split by samples or by rows).
-// Run(fn) calls fn(0) on the caller's thread and fn(1) .. fn(n-1) on the
-// pool's workers, and returns when every call has returned. A pool of one
-// thread starts no worker.
+// WorkPool: a fixed set of threads that share the tasks of one call, for
+// the fused training kernels' phases (a batch split into parts by samples
+// or by rows). Run(tasks, fn) calls fn(0) .. fn(tasks - 1), each once; the
+// caller and the workers claim tasks from a shared counter, and Run returns
+// when every task has returned. A task's index, not the thread that runs
+// it, decides its work, so results do not depend on scheduling.
 //
-// Waiting spins briefly, then sleeps on the atomic (futex), so idle workers
-// cost nothing between training rounds.
+// On a busy machine a worker may be woken late: the caller then runs the
+// remaining tasks itself instead of waiting for the worker to start, so a
+// second thread never costs more than the tasks it actually took. Waiting
+// spins briefly, then sleeps on the atomic (futex).
 //
 // Thread-safety: Run is called by one thread at a time (the Learner's).
 #ifndef CFREC_LEARNER_SRC_WORK_POOL_H_
@@ -27,16 +30,21 @@ class WorkPool {
   WorkPool& operator=(const WorkPool&) = delete;
 
   int threads() const { return threads_; }
-  // fn(t) for t in [0, threads()); fn must not throw.
-  void Run(const std::function<void(int)>& fn);
+  // fn(task) for task in [0, tasks); fn must not throw.
+  void Run(int tasks, const std::function<void(int)>& fn);
 
  private:
-  void Worker(int t);
+  void Worker();
+  // Claims and runs tasks of generation `gen` until none is left.
+  void Drain(uint32_t gen);
 
   const int threads_;
   const std::function<void(int)>* fn_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> tasks_{0};
+  // (generation << 32) | next unclaimed task.
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
   std::vector<std::thread> workers_;
 };

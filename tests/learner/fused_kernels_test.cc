@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <numeric>
 #include <string>
 #include <tuple>
@@ -164,13 +165,33 @@ TEST(FusedThreadsTest, RejectsBadOptions) {
   EXPECT_FALSE(Learner::Create(o).ok());
 }
 
-TEST(WorkPoolTest, RunsEveryThreadOncePerCall) {
+TEST(WorkPoolTest, RunsEveryTaskOncePerCall) {
   WorkPool pool(3);
-  std::vector<std::atomic<int>> calls(3);
-  for (int round = 0; round < 1000; ++round) {
-    pool.Run([&](int t) { calls[t].fetch_add(1); });
-    for (int t = 0; t < 3; ++t) ASSERT_EQ(calls[t].load(), round + 1);
+  for (int tasks : {1, 2, 3, 7}) {
+    std::vector<std::atomic<int>> calls(tasks);
+    for (int round = 0; round < 500; ++round) {
+      pool.Run(tasks, [&](int t) { calls[t].fetch_add(1); });
+      for (int t = 0; t < tasks; ++t) {
+        ASSERT_EQ(calls[t].load(), round + 1) << tasks << " tasks";
+      }
+    }
   }
+}
+
+// A task that waits for another task finishes once some thread takes the
+// other: the caller does not wait for a particular worker.
+TEST(WorkPoolTest, TasksRunConcurrentlyWhenThreadsAreFree) {
+  WorkPool pool(2);
+  std::atomic<int> started{0};
+  std::atomic<bool> both{false};
+  pool.Run(2, [&](int) {
+    started.fetch_add(1);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (started.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+    }
+    if (started.load() == 2) both.store(true);
+  });
+  EXPECT_TRUE(both.load());
 }
 
 }  // namespace

@@ -43,6 +43,10 @@ struct BenchTrainModel {
   uint64_t steps = 0;
   double seconds = 0;
   double samples_per_sec = 0;
+  // CPU time of all the process's threads over the same span: on a shared
+  // machine samples / cpu_seconds shows the cost of a sample, and
+  // cpu_seconds / seconds how many threads actually ran.
+  double cpu_seconds = 0;
   // Time to build one serving snapshot of the trained model (every id has
   // a row and clicks), as the trainer does every snapshot_interval_ms.
   double snapshot_ms = 0;
