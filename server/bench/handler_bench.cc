@@ -2,7 +2,8 @@
 // retrieval + ranking (Recommend) and the whole GET /v1/recommendations
 // handler including query parsing and JSON, on a 20,000-item, d=64 model;
 // the argument `stream` is 1 with stream features (the default of `cfrec
-// serve`), 0 without.
+// serve`), 0 without; `exact` 1 scans the pool in float only, 0 (the
+// default of `cfrec serve`) bounds it with the int8 pass first.
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -27,6 +28,7 @@ void BM_Recommend(benchmark::State& state) {
         static_cast<uint32_t>(state.range(0)), kUsers, 200000, 7));
   }
   cfrec::server::RecommendOptions options;
+  options.exact_scan = state.range(3) != 0;
   const auto index = cfrec::server::CandidateIndex::Build(*snapshot);
   std::mt19937 rng(1);
   std::uniform_int_distribution<size_t> user(0, kUsers - 1);
@@ -38,11 +40,15 @@ void BM_Recommend(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Recommend)
-    ->ArgNames({"items", "dim", "stream"})
-    ->Args({20000, 64, 0})
-    ->Args({20000, 64, 1})
-    ->Args({5000, 64, 0})
-    ->Args({5000, 64, 1})
+    ->ArgNames({"items", "dim", "stream", "exact"})
+    ->Args({20000, 64, 0, 1})
+    ->Args({20000, 64, 0, 0})
+    ->Args({20000, 64, 1, 1})
+    ->Args({20000, 64, 1, 0})
+    ->Args({5000, 64, 0, 1})
+    ->Args({5000, 64, 0, 0})
+    ->Args({5000, 64, 1, 1})
+    ->Args({5000, 64, 1, 0})
     ->Unit(benchmark::kMicrosecond);
 
 void BM_HandleRecommendations(benchmark::State& state) {

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <unordered_map>
 #include <utility>
+
+#include "quantized_pool.h"
 
 namespace cfrec::server {
 namespace {
@@ -40,17 +43,6 @@ inline bool Better(const Candidate& a, const Candidate& b) {
 void KeepBest(std::vector<Candidate>& v, size_t k) {
   if (v.size() <= k) return;
   std::nth_element(v.begin(), v.begin() + k, v.end(), Better);
-  v.resize(k);
-}
-
-// KeepBest for the intermediate cuts of the retrieval scan, comparing scores
-// only (cheaper). It may keep either of two equal scores at the cut; the
-// final cut uses KeepBest, and the scan keeps everything at the threshold.
-void KeepBestByScore(std::vector<Candidate>& v, size_t k) {
-  if (v.size() <= k) return;
-  std::nth_element(
-      v.begin(), v.begin() + k, v.end(),
-      [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
   v.resize(k);
 }
 
@@ -95,6 +87,19 @@ std::shared_ptr<const CandidateIndex> CandidateIndex::Build(
     const size_t lane = i % kBlock;
     const size_t d_max = std::min(v.size(), static_cast<size_t>(dim));
     for (size_t d = 0; d < d_max; ++d) block[d * kBlock + lane] = v[d];
+  }
+  index->quantized_ =
+      QuantizedPool::Build(index->blocks_, index->num_blocks_, dim, n);
+  if (index->quantized_ != nullptr) {
+    // Row-major: the float scoring after the int8 pass reads a few hundred
+    // scattered items, 4 cache lines each instead of a block's 32.
+    index->rows_.resize(n * dim);
+    for (size_t i = 0; i < n; ++i) {
+      const float* block = index->blocks_.data() + (i / kBlock) * dim * kBlock;
+      for (int d = 0; d < dim; ++d) {
+        index->rows_[i * dim + d] = block[d * kBlock + i % kBlock];
+      }
+    }
   }
   if (const stream::StreamScorer* sc = snapshot.stream(); sc != nullptr) {
     index->stream_scores_.resize(n);
@@ -165,6 +170,114 @@ __attribute__((always_inline)) inline void DotBlocksBody(const float* blocks,
   }
 }
 
+// DotBlocksBody for the blocks listed in `list` (out receives kBlock floats
+// per listed block, in order), four at a time as there; each lane is
+// computed by the same operations, so the values are bit for bit DotBlocks'.
+__attribute__((always_inline)) inline void DotListedBody(const float* blocks,
+                                                         const uint32_t* list,
+                                                         size_t count, int dim,
+                                                         const float* user,
+                                                         float* out) {
+  constexpr size_t kB = CandidateIndex::kBlock;
+  const size_t stride = static_cast<size_t>(dim) * kB;
+  size_t b = 0;
+  for (; b + 4 <= count; b += 4) {
+    const float* p0 = blocks + list[b] * stride;
+    const float* p1 = blocks + list[b + 1] * stride;
+    const float* p2 = blocks + list[b + 2] * stride;
+    const float* p3 = blocks + list[b + 3] * stride;
+    Float8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int d = 0; d < dim; ++d) {
+      const float u = user[d];
+      const size_t o = static_cast<size_t>(d) * kB;
+      Float8 v0, v1, v2, v3;
+      std::memcpy(&v0, p0 + o, sizeof(v0));
+      std::memcpy(&v1, p1 + o, sizeof(v1));
+      std::memcpy(&v2, p2 + o, sizeof(v2));
+      std::memcpy(&v3, p3 + o, sizeof(v3));
+      a0 += u * v0;
+      a1 += u * v1;
+      a2 += u * v2;
+      a3 += u * v3;
+    }
+    std::memcpy(out + b * kB, &a0, sizeof(a0));
+    std::memcpy(out + (b + 1) * kB, &a1, sizeof(a1));
+    std::memcpy(out + (b + 2) * kB, &a2, sizeof(a2));
+    std::memcpy(out + (b + 3) * kB, &a3, sizeof(a3));
+  }
+  for (; b < count; ++b) {
+    const float* p = blocks + list[b] * stride;
+    Float8 a = {};
+    for (int d = 0; d < dim; ++d) {
+      Float8 v;
+      std::memcpy(&v, p + static_cast<size_t>(d) * kB, sizeof(v));
+      a += user[d] * v;
+    }
+    std::memcpy(out + b * kB, &a, sizeof(a));
+  }
+}
+
+// dot(user, row) for the listed rows of a row-major copy of the pool, four
+// at a time (four independent chains). Each is summed in the order DotBlocks
+// sums a lane, d = 0, 1, ..., with the same operations, so the values are bit
+// for bit DotBlocks'.
+__attribute__((always_inline)) inline void DotRowsBody(
+    const float* rows, int dim, const uint32_t* list, size_t count,
+    const float* user, float* out) {
+  const auto row = [&](size_t i) {
+    return rows + static_cast<size_t>(list[i]) * dim;
+  };
+  size_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const float *r0 = row(i), *r1 = row(i + 1), *r2 = row(i + 2),
+                *r3 = row(i + 3);
+    float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (int d = 0; d < dim; ++d) {
+      const float u = user[d];
+      a0 += u * r0[d];
+      a1 += u * r1[d];
+      a2 += u * r2[d];
+      a3 += u * r3[d];
+    }
+    out[i] = a0;
+    out[i + 1] = a1;
+    out[i + 2] = a2;
+    out[i + 3] = a3;
+  }
+  for (; i < count; ++i) {
+    const float* r = row(i);
+    float a = 0;
+    for (int d = 0; d < dim; ++d) a += user[d] * r[d];
+    out[i] = a;
+  }
+}
+
+__attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* rows, int dim,
+                                                     const uint32_t* list,
+                                                     size_t count,
+                                                     const float* user,
+                                                     float* out) {
+  DotRowsBody(rows, dim, list, count, user, out);
+}
+
+void DotRowsBaseline(const float* rows, int dim, const uint32_t* list,
+                     size_t count, const float* user, float* out) {
+  DotRowsBody(rows, dim, list, count, user, out);
+}
+
+__attribute__((target("avx2,fma"))) void DotListedAvx2(const float* blocks,
+                                                       const uint32_t* list,
+                                                       size_t count, int dim,
+                                                       const float* user,
+                                                       float* out) {
+  DotListedBody(blocks, list, count, dim, user, out);
+}
+
+void DotListedBaseline(const float* blocks, const uint32_t* list, size_t count,
+                       int dim, const float* user, float* out) {
+  DotListedBody(blocks, list, count, dim, user, out);
+}
+
 // The same code compiled twice: for AVX2+FMA (chosen at run time when the
 // CPU has them) and for the baseline, where the 8-wide vectors become pairs
 // of SSE operations. Dispatch is explicit rather than through an ifunc
@@ -203,6 +316,143 @@ void CandidateIndex::DotAll(std::span<const float> user, float* out) const {
     DotBlocks(use_avx2_, blocks_.data(), num_blocks_, dim_, padded.data(), out);
   }
 }
+
+void CandidateIndex::DotBlock(size_t block, const float* user,
+                              float* out) const {
+  DotBlocks(use_avx2_, blocks_.data() + block * dim_ * kBlock, 1, dim_, user,
+            out);
+}
+
+void CandidateIndex::DotRows(std::span<const uint32_t> positions,
+                             const float* user, float* out) const {
+  if (use_avx2_) {
+    DotRowsAvx2(rows_.data(), dim_, positions.data(), positions.size(), user,
+                out);
+  } else {
+    DotRowsBaseline(rows_.data(), dim_, positions.data(), positions.size(),
+                    user, out);
+  }
+}
+
+void CandidateIndex::DotListed(std::span<const uint32_t> blocks,
+                               const float* user, float* out) const {
+  if (use_avx2_) {
+    DotListedAvx2(blocks_.data(), blocks.data(), blocks.size(), dim_, user,
+                  out);
+  } else {
+    DotListedBaseline(blocks_.data(), blocks.data(), blocks.size(), dim_, user,
+                      out);
+  }
+}
+
+namespace {
+
+// The best `first_cut` of the pool by dot product (Better order, unsorted),
+// scoring every item in float.
+std::vector<Candidate> ExactCandidates(const CandidateIndex& index,
+                                       std::span<const float> user,
+                                       size_t first_cut) {
+  const std::span<const uint32_t> pool = index.items();
+  std::vector<float> dots(index.padded_size());
+  index.DotAll(user, dots.data());
+  std::vector<Candidate> candidates;
+  if (pool.size() <= first_cut) {
+    candidates.reserve(pool.size());
+    for (size_t i = 0; i < pool.size(); ++i) {
+      candidates.push_back(
+          {Sanitize(dots[i]), pool[i], static_cast<uint32_t>(i)});
+    }
+    return candidates;
+  }
+  // One pass with a rising threshold: candidates at or above it go to a
+  // buffer; when the buffer holds 2 * first_cut, it is cut back to the
+  // best first_cut and the threshold rises to the worst of those. Most of
+  // the pool is rejected by one comparison, and a NaN never passes it.
+  candidates.reserve(2 * first_cut);
+  float threshold = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < pool.size(); ++i) {
+    const float s = dots[i];
+    if (!(s >= threshold)) continue;
+    candidates.push_back({s, pool[i], static_cast<uint32_t>(i)});
+    if (candidates.size() == 2 * first_cut) {
+      // By Better, not by score alone: an item dropped here must be worse
+      // than first_cut others, or a tie at the cut could lose the item
+      // with the smaller index.
+      KeepBest(candidates, first_cut);
+      threshold = candidates.front().score;
+      for (const Candidate& c : candidates) {
+        threshold = std::min(threshold, c.score);
+      }
+    }
+  }
+  KeepBest(candidates, first_cut);
+  return candidates;
+}
+
+// The same selection from the int8 first pass: every item whose upper
+// bound reaches the first_cut-th largest lower bound is scored in float,
+// the others cannot be among the best (at least first_cut items score at
+// least that bound). Requires pool.size() > first_cut and a prepared query.
+std::vector<Candidate> BoundedCandidates(const CandidateIndex& index,
+                                         const QuantizedPool::Query& query,
+                                         std::span<const float> user,
+                                         size_t first_cut) {
+  const QuantizedPool& quantized = *index.quantized();
+  const std::span<const uint32_t> pool = index.items();
+  const size_t padded = index.padded_size();
+  std::vector<float> lo(padded), hi(padded);
+  quantized.Bounds(query, lo.data(), hi.data());
+  // A first threshold from every 16th lower bound, at a rank that leaves a
+  // margin; it holds if first_cut items reach it, else the exact one.
+  const size_t n = pool.size();
+  float threshold = -std::numeric_limits<float>::infinity();
+  {
+    std::vector<float> sample;
+    sample.reserve(n / 16 + 1);
+    for (size_t i = 0; i < n; i += 16) sample.push_back(lo[i]);
+    const size_t rank = (first_cut * 5 / 4) / 16 + 1;
+    if (rank > 0 && rank < sample.size()) {
+      std::nth_element(sample.begin(), sample.begin() + (rank - 1),
+                       sample.end(), std::greater<float>());
+      threshold = sample[rank - 1];
+    }
+    size_t reach = 0;
+    for (size_t i = 0; i < n; ++i) reach += lo[i] >= threshold;
+    if (reach < first_cut) {
+      std::vector<float> all(lo.begin(), lo.begin() + n);
+      std::nth_element(all.begin(), all.begin() + (first_cut - 1), all.end(),
+                       std::greater<float>());
+      threshold = all[first_cut - 1];
+    }
+  }
+  // Every item whose upper bound reaches it: at least first_cut items have
+  // a lower bound at or above it, so the best first_cut are among these.
+  std::vector<uint32_t> kept;
+  for (size_t i = 0; i < n; ++i) {
+    if (hi[i] >= threshold) kept.push_back(static_cast<uint32_t>(i));
+  }
+  if (kept.size() > first_cut) {
+    // The exact first_cut-th largest lower bound of those drops more.
+    std::vector<float> kept_lo(kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) kept_lo[i] = lo[kept[i]];
+    std::nth_element(kept_lo.begin(), kept_lo.begin() + (first_cut - 1),
+                     kept_lo.end(), std::greater<float>());
+    threshold = std::max(threshold, kept_lo[first_cut - 1]);
+    std::erase_if(kept, [&](uint32_t i) { return hi[i] < threshold; });
+  }
+  // Float scores of the kept items.
+  std::vector<float> dots(kept.size());
+  index.DotRows(kept, user.data(), dots.data());
+  std::vector<Candidate> candidates;
+  candidates.reserve(kept.size());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    candidates.push_back({dots[i], pool[kept[i]], kept[i]});
+  }
+  KeepBest(candidates, first_cut);
+  return candidates;
+}
+
+}  // namespace
 
 std::shared_ptr<const CandidateIndex> CandidateIndexCache::Get(
     const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
@@ -262,9 +512,14 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   if (n == 0) return result;
 
   // Stage 1, retrieval: dot product over the live candidate pool.
-  const std::span<const uint32_t> pool = index.items();
-  std::vector<float> dots(index.padded_size());
-  index.DotAll(snapshot.UserVector(*user), dots.data());
+  std::span<const float> user_vector = snapshot.UserVector(*user);
+  std::vector<float> padded_user;
+  if (user_vector.size() < static_cast<size_t>(index.dim())) {
+    // Zero-padded, as Dot() would do.
+    padded_user.assign(index.dim(), 0.0f);
+    std::copy(user_vector.begin(), user_vector.end(), padded_user.begin());
+    user_vector = padded_user;
+  }
   const std::span<const uint32_t> clicked = snapshot.ClickedItems(*user);
   // Clicked items are removed after a first cut rather than looked up for
   // every candidate: the best K + |clicked| hold at least K unclicked items,
@@ -272,32 +527,15 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   const size_t k = options.retrieval_candidates;
   const size_t first_cut = k + clicked.size();
   std::vector<Candidate> candidates;
-  if (pool.size() <= first_cut) {
-    candidates.reserve(pool.size());
-    for (size_t i = 0; i < pool.size(); ++i) {
-      candidates.push_back(
-          {Sanitize(dots[i]), pool[i], static_cast<uint32_t>(i)});
-    }
+  QuantizedPool::Query query;
+  if (!options.exact_scan && index.quantized() != nullptr &&
+      index.items().size() > first_cut && first_cut > 0) {
+    query = index.quantized()->Prepare(user_vector);
+  }
+  if (query.ok) {
+    candidates = BoundedCandidates(index, query, user_vector, first_cut);
   } else {
-    // One pass with a rising threshold: candidates at or above it go to a
-    // buffer; when the buffer holds 2 * first_cut, it is cut back to the
-    // best first_cut and the threshold rises to the worst of those. Most of
-    // the pool is rejected by one comparison, and a NaN never passes it.
-    candidates.reserve(2 * first_cut);
-    float threshold = -std::numeric_limits<float>::infinity();
-    for (size_t i = 0; i < pool.size(); ++i) {
-      const float s = dots[i];
-      if (!(s >= threshold)) continue;
-      candidates.push_back({s, pool[i], static_cast<uint32_t>(i)});
-      if (candidates.size() == 2 * first_cut) {
-        KeepBestByScore(candidates, first_cut);
-        threshold = candidates.front().score;
-        for (const Candidate& c : candidates) {
-          threshold = std::min(threshold, c.score);
-        }
-      }
-    }
-    KeepBest(candidates, first_cut);
+    candidates = ExactCandidates(index, user_vector, first_cut);
   }
   if (!clicked.empty()) {
     std::erase_if(candidates, [&](const Candidate& c) {

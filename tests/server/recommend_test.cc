@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <random>
 
 #include "cfrec/server/testing/fake_snapshot.h"
+#include "cfrec/server/testing/stream_fixture.h"
 
 namespace cfrec::server {
 namespace {
@@ -116,6 +118,160 @@ TEST(CandidateIndexCache, BuiltOnPublishAndKeptForThePreviousSnapshot) {
   EXPECT_EQ(cache->Get(holder.Get()), built[1]);
   EXPECT_EQ(cache->Get(first), built[0]);  // a request holding the old one
   EXPECT_EQ(cache->Get(first)->items().size(), 40u);
+}
+
+// A model whose dot products tie often: vector components from {-1, 0, 1}
+// (or Gaussian with `gaussian`), and every fifth item a copy of an earlier
+// one, so equal scores meet at the retrieval cut.
+std::shared_ptr<testing::FakeSnapshot> MakeTiedSnapshot(size_t users,
+                                                        size_t items, int dim,
+                                                        bool gaussian,
+                                                        uint32_t seed) {
+  auto snap = std::make_shared<testing::FakeSnapshot>(1, dim);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> trit(-1, 1);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::vector<std::vector<float>> vectors;
+  for (size_t i = 0; i < items; ++i) {
+    std::vector<float> v(dim);
+    if (i % 5 == 4) {
+      v = vectors[std::uniform_int_distribution<size_t>(0, i - 1)(rng)];
+    } else {
+      for (auto& x : v) x = gaussian ? gauss(rng) : float(trit(rng));
+    }
+    vectors.push_back(v);
+    snap->AddItem("N" + std::to_string(i), v, 0.0f);
+  }
+  std::uniform_int_distribution<uint32_t> pick(0, items - 1);
+  for (size_t u = 0; u < users; ++u) {
+    std::vector<float> v(dim);
+    for (auto& x : v) x = gaussian ? gauss(rng) : float(trit(rng));
+    const uint32_t user = snap->AddUser("U" + std::to_string(u), v);
+    std::vector<uint32_t> clicked;
+    for (size_t c = 0; c < u % 25; ++c) clicked.push_back(pick(rng));
+    std::sort(clicked.begin(), clicked.end());
+    clicked.erase(std::unique(clicked.begin(), clicked.end()), clicked.end());
+    snap->set_clicked(user, std::move(clicked));
+  }
+  std::vector<uint32_t> all(items);
+  for (size_t i = 0; i < items; ++i) all[i] = static_cast<uint32_t>(i);
+  snap->set_candidates(all);
+  snap->set_popular(all);
+  return snap;
+}
+
+// The int8 first pass of retrieval returns exactly what the float scan
+// returns: the same items with the same scores, ties included.
+void ExpectSameAsExactScan(const learner::ModelSnapshot& snap, size_t users,
+                           size_t k, size_t n) {
+  const auto index = CandidateIndex::Build(snap);
+  ASSERT_NE(index->quantized(), nullptr);
+  RecommendOptions fast, exact;
+  fast.retrieval_candidates = exact.retrieval_candidates = k;
+  exact.exact_scan = true;
+  for (size_t u = 0; u < users; ++u) {
+    const std::string id = "U" + std::to_string(u);
+    const Recommendation a = Recommend(snap, *index, id, n, fast);
+    const Recommendation b = Recommend(snap, *index, id, n, exact);
+    ASSERT_EQ(a.items.size(), b.items.size()) << id;
+    for (size_t i = 0; i < a.items.size(); ++i) {
+      EXPECT_EQ(a.items[i].item, b.items[i].item) << id << " rank " << i;
+      EXPECT_EQ(a.items[i].score, b.items[i].score) << id << " rank " << i;
+    }
+  }
+}
+
+TEST(QuantizedRetrieval, SameAsExactScanOnRandomModels) {
+  for (uint32_t seed : {21u, 22u}) {
+    for (int dim : {3, 16, 64, 70}) {
+      for (size_t items : {301u, 1999u}) {
+        SCOPED_TRACE(::testing::Message() << "seed " << seed << " dim " << dim
+                                          << " items " << items);
+        const auto snap = MakeRandomSnapshot(1, 12, items, dim, 20, seed);
+        for (size_t k : {1u, 50u, 300u})
+          ExpectSameAsExactScan(*snap, 12, k, 10);
+      }
+    }
+  }
+}
+
+TEST(QuantizedRetrieval, SameAsExactScanWithTies) {
+  for (uint32_t seed : {31u, 32u, 33u}) {
+    for (bool gaussian : {false, true}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "seed " << seed << " gaussian " << gaussian);
+      const auto snap = MakeTiedSnapshot(30, 3000, 8, gaussian, seed);
+      for (size_t k : {7u, 100u, 300u}) {
+        ExpectSameAsExactScan(*snap, 30, k, k);
+        if (gaussian) continue;
+        // Integer dot products: the reference's sums are exact too.
+        for (uint32_t user = 0; user < 30; ++user) {
+          const auto rec = Recommend(*snap, "U" + std::to_string(user), k, {});
+          std::vector<uint32_t> got;
+          for (const auto& item : rec.items) got.push_back(item.item);
+          EXPECT_EQ(got, Reference(*snap, user, k, k)) << "user " << user;
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantizedRetrieval, SameAsExactScanWithStreamFeatures) {
+  for (uint32_t seed : {41u, 42u}) {
+    SCOPED_TRACE(seed);
+    const auto snap = MakeRandomSnapshot(1, 40, 2500, 32, 15, seed);
+    snap->set_stream(testing::MakeGeneratedStreamScorer(2500, 40, 5000, seed));
+    ExpectSameAsExactScan(*snap, 40, 300, 10);
+  }
+}
+
+// A pool holding a value that is not finite gets no int8 copy and is
+// scanned in float.
+TEST(QuantizedRetrieval, NonFiniteVectorFallsBackToTheExactScan) {
+  auto snap = MakeRandomSnapshot(1, 3, 500, 8, 0, 5);
+  snap->AddItem("bad", {1.0f, std::numeric_limits<float>::infinity()});
+  std::vector<uint32_t> all(501);
+  for (uint32_t i = 0; i < 501; ++i) all[i] = i;
+  snap->set_candidates(all);
+  EXPECT_EQ(CandidateIndex::Build(*snap)->quantized(), nullptr);
+  EXPECT_EQ(Recommend(*snap, "U0", 5, {}).items.size(), 5u);
+}
+
+// DotBlock gives bit for bit what DotAll gives (the exact re-scoring of
+// the int8 pass relies on it).
+TEST(CandidateIndex, DotBlockEqualsDotAll) {
+  for (int dim : {1, 5, 64}) {
+    const auto snap = MakeRandomSnapshot(1, 3, 80, dim, 0, 6);
+    const auto index = CandidateIndex::Build(*snap);
+    std::vector<float> all(index->padded_size());
+    const auto user = snap->UserVector(1);
+    index->DotAll(user, all.data());
+    for (size_t b = 0; b * CandidateIndex::kBlock < 80; ++b) {
+      float block[CandidateIndex::kBlock];
+      index->DotBlock(b, user.data(), block);
+      for (size_t j = 0; j < CandidateIndex::kBlock; ++j) {
+        EXPECT_EQ(block[j], all[b * CandidateIndex::kBlock + j]) << b << j;
+      }
+    }
+    // Single items from the row-major copy.
+    std::vector<uint32_t> positions = {79, 0, 13, 13, 42, 8, 1};
+    std::vector<float> rows(positions.size());
+    index->DotRows(positions, user.data(), rows.data());
+    for (size_t i = 0; i < positions.size(); ++i) {
+      EXPECT_EQ(rows[i], all[positions[i]]) << positions[i];
+    }
+    // Listed blocks, in groups of four and one by one, in any order.
+    const std::vector<uint32_t> list = {9, 0, 3, 3, 7, 1, 5};
+    std::vector<float> listed(list.size() * CandidateIndex::kBlock);
+    index->DotListed(list, user.data(), listed.data());
+    for (size_t i = 0; i < list.size(); ++i) {
+      for (size_t j = 0; j < CandidateIndex::kBlock; ++j) {
+        EXPECT_EQ(listed[i * CandidateIndex::kBlock + j],
+                  all[list[i] * CandidateIndex::kBlock + j])
+            << list[i] << " " << j;
+      }
+    }
+  }
 }
 
 TEST(Dot, MatchesNaiveForAllTailLengths) {

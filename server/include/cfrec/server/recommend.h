@@ -25,6 +25,11 @@ namespace cfrec::server {
 struct RecommendOptions {
   // How many items the dot-product stage passes to the ranker. Default 300.
   size_t retrieval_candidates = 300;
+  // Retrieval scores every candidate in float. Default false: a first pass
+  // over the int8 copy of the pool bounds every dot product, and only the
+  // items that can still be among the best are scored in float; the result
+  // is the same (see QuantizedPool), this is for comparisons and tests.
+  bool exact_scan = false;
 };
 
 struct ScoredItem {
@@ -46,6 +51,8 @@ struct Recommendation {
   std::vector<ScoredItem> items;  // best first, at most n
 };
 
+class QuantizedPool;
+
 // The live candidate pool of one snapshot, copied into one contiguous
 // matrix laid out for the retrieval scan: blocks of kBlock items, each block
 // stored dimension-major ([d][kBlock] floats), so the scan is a chain of
@@ -62,6 +69,19 @@ class CandidateIndex {
   // out[i] = dot(user, vector of items()[i]) for every candidate; `out`
   // must hold padded_size() floats (the padding receives zeros).
   void DotAll(std::span<const float> user, float* out) const;
+  // The same for the kBlock items of one block; `user` holds dim() floats.
+  // Gives bit for bit the values DotAll gives for them.
+  void DotBlock(size_t block, const float* user, float* out) const;
+  // The same for each block listed (kBlock floats per block, in order).
+  void DotListed(std::span<const uint32_t> blocks, const float* user,
+                 float* out) const;
+  // out[k] = dot(user, vector of items()[positions[k]]), bit for bit as
+  // DotAll gives it; only when quantized() is not null.
+  void DotRows(std::span<const uint32_t> positions, const float* user,
+               float* out) const;
+  // The int8 copy for the first pass of retrieval; null when the pool has a
+  // value that is not finite.
+  const QuantizedPool* quantized() const { return quantized_.get(); }
 
   std::span<const uint32_t> items() const { return items_; }
   // With stream features: the item part of the stream score of each of
@@ -81,6 +101,8 @@ class CandidateIndex {
   std::vector<float> stream_scores_;
   std::vector<uint32_t> stream_order_;
   std::vector<float> blocks_;  // num_blocks_ * dim_ * kBlock
+  std::shared_ptr<const QuantizedPool> quantized_;
+  std::vector<float> rows_;  // with quantized_: n * dim_, row-major
 };
 
 // Remembers the CandidateIndex of the two latest snapshots it was asked
