@@ -17,10 +17,12 @@
 #       [--wrk-threads 1] [--port 18080] [--impressions 400000] [--n 10]
 #       [--serve-args "..."] [--shed-factors "2 4"] [--think-ms 25]
 #
-# --shed-factors: after the run above, whose qps is taken as the sustainable
-# rate R0, load-shedding phases (bench/http_shed.py): the probe alone, then
-# wrk offering k x R0 for each factor k with the probe alongside; the last
-# line is then the shedding figures (the line above it the closed-loop run).
+# --shed-factors: after the run above, whose rate is taken as the
+# sustainable rate R0, load-shedding phases (bench/http_shed.py): a paced
+# probe alone, the saturated rate (wrk closed-loop, 64 connections), then
+# wrk offering k x R0 for each factor k (connections paced by --think-ms)
+# with the probe alongside; the last line is then the shedding figures (the
+# line above it the closed-loop run).
 #
 # Defaults: 20,000 items, d = 64, 4 connections for 20 s (on 2 cores more
 # connections only queue: latency ~ connections / throughput). Record the
@@ -40,7 +42,7 @@ port=18080
 serve_args=""
 n=10
 shed_factors=""
-think_ms=25
+think_ms=10
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -197,7 +199,7 @@ if [[ -n "$shed_factors" ]]; then
 import json, os
 print([json.loads(l) for l in os.environ["WRK_OUT"].splitlines() if l.startswith("{")][-1]["qps"])')"
   python3 "$here/http_shed.py" --port "$port" --users-file "$users_file" \
-    --lua "$here/http_users.lua" --sustainable "$sustainable" \
-    --factors "$shed_factors" --think-ms "$think_ms" --duration "$duration" \
-    --n "$n"
+    --sustainable "$sustainable" \
+    --lua "$here/http_users.lua" --factors "$shed_factors" \
+    --think-ms "$think_ms" --duration "$duration" --n "$n"
 fi

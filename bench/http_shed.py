@@ -3,16 +3,21 @@
 
 Against a running `cfrec serve` (ingest, learner and HTTP), measures:
   unloaded   the probe alone (below);
+  saturated  wrk closed-loop with --capacity-connections connections (no
+             pause between requests): the rate of 200 answers when the
+             server is saturated, and the p99 it has then (context);
   k x R0     for each factor k: wrk offering k times the sustainable rate R0
-             (the closed-loop qps measured just before by http_load.sh), with
-             the probe running alongside.
+             (--sustainable: http_load.sh passes the rate of its closed-loop
+             run, 4 connections by default, where p99 stays near its
+             target), with the probe running alongside.
 wrk paces its connections (bench/http_users.lua THINK_MS): C connections that
 each wait THINK_MS before every request offer at most C * 1000 / THINK_MS
 requests/s, whatever the answers' latency, so C = k * R0 * THINK_MS / 1000.
 
 The probe is what a client sees: GET /v1/recommendations at a fixed rate on
 one keep-alive connection, and POST /v1/events (one new impression per
-request) at a fixed rate on another, timing each answer. Its admitted p99 is
+request) at a fixed rate on another, and GET /readyz at 10/s on a third,
+timing each answer. Its admitted p99 is
 the p99 of the 200 answers. The probe is Python: its own overhead (~0.1 ms)
 is in every figure, the unloaded one too.
 
@@ -89,6 +94,7 @@ class Probe:
         self.get_ok, self.post_ok = [], []
         self.get_shed = self.post_shed = self.other = 0
         self.events_accepted = 0
+        self.readyz_ms, self.readyz_not_200 = [], 0
 
     def _loop(self, rate, send):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
@@ -156,9 +162,21 @@ class Probe:
             else:
                 self.other += 1
 
+    def _readyz(self, conn, rng, i):
+        conn.request("GET", "/readyz")
+        r = conn.getresponse()
+        r.read()
+        return r.status
+
+    def _run_readyz(self):
+        for status, ms in self._loop(10, self._readyz):
+            self.readyz_ms.append(ms)
+            self.readyz_not_200 += status != 200
+
     def start(self):
         self.threads = [threading.Thread(target=self._run_gets),
-                        threading.Thread(target=self._run_posts)]
+                        threading.Thread(target=self._run_posts),
+                        threading.Thread(target=self._run_readyz)]
         for t in self.threads:
             t.start()
 
@@ -178,7 +196,27 @@ class Probe:
             "probe_post_p99_ms": round(percentile(self.post_ok, 99), 3)
             if self.post_ok else None,
             "probe_other_status": self.other,
+            "readyz_p99_ms": round(percentile(self.readyz_ms, 99), 3)
+            if self.readyz_ms else None,
+            "readyz_not_200": self.readyz_not_200,
         }
+
+
+def run_wrk(args, connections, think_ms, seconds):
+    cmd = ["wrk", f"-t{args.wrk_threads}", f"-c{connections}",
+           f"-d{seconds}s", "--latency", "-s", args.lua,
+           f"http://{args.host}:{args.port}", "--", args.users_file,
+           str(args.n)]
+    if think_ms:
+        cmd.append(str(think_ms))
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wrk_json(proc):
+    out, _ = proc.communicate()
+    lines = [l for l in out.splitlines() if l.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"wrk_output": out}
 
 
 def run_phase(args, users, factor, sustainable):
@@ -190,19 +228,12 @@ def run_phase(args, users, factor, sustainable):
     connections = 0
     if factor > 0:
         connections = max(1, round(factor * sustainable * args.think_ms / 1000))
-        wrk = subprocess.Popen(
-            ["wrk", f"-t{args.wrk_threads}", f"-c{connections}",
-             f"-d{args.duration}s", "--latency", "-s", args.lua,
-             f"http://{host}:{port}", "--", args.users_file, str(args.n),
-             str(args.think_ms)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wrk = run_wrk(args, connections, args.think_ms, args.duration)
     probe.start()
     probe.join()
     wrk_result = {}
     if wrk is not None:
-        out, _ = wrk.communicate()
-        lines = [l for l in out.splitlines() if l.startswith("{")]
-        wrk_result = json.loads(lines[-1]) if lines else {"wrk_output": out}
+        wrk_result = wrk_json(wrk)
     after = snapshot(host, port)
     seconds = args.duration
     phase = {
@@ -242,9 +273,10 @@ def main():
     ap.add_argument("--users-file", required=True)
     ap.add_argument("--lua", required=True)
     ap.add_argument("--sustainable", type=float, required=True,
-                    help="sustainable requests/s R0 (closed-loop wrk qps)")
+                    help="sustainable requests/s R0")
+    ap.add_argument("--capacity-connections", type=int, default=64)
     ap.add_argument("--factors", default="2 4")
-    ap.add_argument("--think-ms", type=int, default=25)
+    ap.add_argument("--think-ms", type=int, default=10)
     ap.add_argument("--duration", type=int, default=15)
     ap.add_argument("--probe-rate", type=float, default=200)
     ap.add_argument("--post-rate", type=float, default=20)
@@ -253,14 +285,22 @@ def main():
     args = ap.parse_args()
     with open(args.users_file) as f:
         users = [l.strip() for l in f if l.strip()]
-    phases = [run_phase(args, users, 0, args.sustainable)]
+    phases = [run_phase(args, users, 0, 0)]
+    cap = wrk_json(run_wrk(args, args.capacity_connections, 0, args.duration))
+    sustainable = args.sustainable
+    capacity = {"saturated_connections": args.capacity_connections,
+                "saturated_rps": cap["qps"],
+                "saturated_admitted_rps": round(
+                    (cap["requests"] - cap["non_2xx"]) / cap["duration_s"], 1),
+                "saturated_non_2xx": cap["non_2xx"],
+                "saturated_p99_ms": cap["p99_ms"]}
     for k in args.factors.split():
-        phases.append(run_phase(args, users, float(k), args.sustainable))
+        phases.append(run_phase(args, users, float(k), sustainable))
     unloaded = phases[0]["probe_admitted_p99_ms"]
     for p in phases:
         p["admitted_p99_vs_unloaded"] = round(p["probe_admitted_p99_ms"] / unloaded, 2)
-    print(json.dumps({"bench": "http_shed", "sustainable_rps": args.sustainable,
-                      "think_ms": args.think_ms, "phases": phases}))
+    print(json.dumps({"bench": "http_shed", "sustainable_rps": sustainable,
+                      "think_ms": args.think_ms, **capacity, "phases": phases}))
 
 
 if __name__ == "__main__":

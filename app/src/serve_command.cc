@@ -616,9 +616,8 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--max-queue-ms", args->max_queue_ms,
-                  "Load shedding: a request that waited longer than this in "
-                  "the queue while others wait behind it is answered 503 "
-                  "instead of served late")
+                  "Load shedding: while the oldest queued request has waited "
+                  "longer than this, new requests are answered 503 at once")
       ->capture_default_str()
       ->check(CLI::Range(0, 60'000));
   AddScaleOutFlags(cmd, &args->scale);

@@ -43,40 +43,42 @@ AdmissionPool::AdmissionPool(const AdmissionOptions& options,
 
 AdmissionPool::~AdmissionPool() { Stop(); }
 
-bool AdmissionPool::TrySubmit(std::function<void()> run,
-                              std::function<void()> shed) {
+std::optional<ShedReason> AdmissionPool::TrySubmit(std::function<void()> run,
+                                                   std::function<void()> shed) {
   {
     std::lock_guard lock(mu_);
     if (stopped_ || inflight_ >= options_.max_inflight) {
       ++shed_full_;
-      return false;
+      return ShedReason::kQueueFull;
+    }
+    const Clock::time_point now = now_();
+    if (!queue_.empty() &&
+        now - queue_.front().queued_at > options_.max_queue_wait) {
+      ++shed_time_;
+      return ShedReason::kQueueTime;
     }
     ++inflight_;
-    queue_.push_back({std::move(run), std::move(shed), now_()});
+    queue_.push_back({std::move(run), std::move(shed), now});
   }
   ready_.notify_one();
-  return true;
+  return std::nullopt;
 }
 
 void AdmissionPool::Work() {
   while (true) {
     Task task;
-    bool too_late = false;
+    bool stopped = false;
     {
       std::unique_lock lock(mu_);
       ready_.wait(lock, [this] { return stopped_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopped and nothing left
       task = std::move(queue_.front());
       queue_.pop_front();
-      // Late with others still waiting: a standing queue, so shed. A
-      // request that waited alone (its thread was not scheduled in time,
-      // the learner using the cores) is served: shedding it frees nothing.
-      too_late =
-          stopped_ || (now_() - task.queued_at > options_.max_queue_wait &&
-                       !queue_.empty());
-      if (too_late) ++shed_time_;
+      stopped = stopped_;
     }
-    if (too_late) {
+    // An admitted request is served, however long it waited: it has paid
+    // for its place. Only a stop sheds what is still queued.
+    if (stopped) {
       if (task.shed) task.shed();
     } else {
       task.run();

@@ -85,8 +85,8 @@ struct ServerCore {
         shed_counters[static_cast<size_t>(r)] = metrics->GetCounter(
             "cfrec_http_requests_shed_total",
             "Requests answered 503 by load shedding: queue_full (max "
-            "in-flight requests reached), queue_time (waited too long in "
-            "the queue)",
+            "in-flight requests reached), queue_time (the oldest queued "
+            "request waited longer than max_queue_wait)",
             {"reason"}, {std::string(ShedReasonName(r))});
       }
       inflight_gauge = metrics->GetGauge(
@@ -259,13 +259,13 @@ class Session : public std::enable_shared_from_this<Session> {
       return Write(Run(server_, request), keep_alive, version, head);
     }
     // On a handler thread; the answer is written back on this strand. A
-    // request refused at once, or after waiting too long, gets the 503.
+    // request refused at the door gets the 503 at once.
     auto self = shared_from_this();
     auto executor = stream_.get_executor();
     auto shared_request = std::make_shared<HttpRequest>(std::move(request));
     ServerCore& server = server_;
     if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(1);
-    const bool admitted = server.pool->TrySubmit(
+    const std::optional<ShedReason> refused = server.pool->TrySubmit(
         [self, executor, shared_request, keep_alive, version, head, &server] {
           HttpResponse response = Run(server, *shared_request);
           if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
@@ -275,15 +275,15 @@ class Session : public std::enable_shared_from_this<Session> {
           });
         },
         [self, executor, keep_alive, version, head, &server] {
-          server.CountShed(ShedReason::kQueueTime);
+          // Still queued when the server stopped.
           if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
           net::post(executor, [self, keep_alive, version, head] {
             self->Write(Overloaded(), keep_alive, version, head);
           });
         });
-    if (!admitted) {
+    if (refused.has_value()) {
       if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
-      server.CountShed(ShedReason::kQueueFull);
+      server.CountShed(*refused);
       Write(Overloaded(), keep_alive, version, head);
     }
   }

@@ -1,6 +1,7 @@
 // AdmissionPool: requests held in a blocking fake handler fill the pool, the
-// next one is refused at once; a request that waited past the budget (on a
-// fixed clock) is shed instead of run; Stop sheds what is queued.
+// next one is refused at once; while the oldest queued request is past the
+// budget (on a fixed clock) new ones are refused, and what was admitted is
+// still served; Stop sheds what is queued.
 #include "cfrec/server/admission.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +17,10 @@ namespace {
 
 using std::chrono::milliseconds;
 using Clock = AdmissionPool::Clock;
+
+bool Admitted(std::optional<ShedReason> refused) {
+  return !refused.has_value();
+}
 
 // Counts calls; Wait(n) blocks until n calls happened (with a deadline).
 class CallCounter {
@@ -56,14 +61,14 @@ TEST(AdmissionPool, RefusesAtOnceWhenMaxInflightAreHeld) {
     finished.Add();
   };
   auto on_shed = [&] { shed.Add(); };
-  ASSERT_TRUE(pool.TrySubmit(blocking, on_shed));
-  ASSERT_TRUE(pool.TrySubmit(blocking, on_shed));
-  ASSERT_TRUE(started.Wait(2));                    // both threads are held
-  ASSERT_TRUE(pool.TrySubmit(blocking, on_shed));  // queued
+  ASSERT_TRUE(Admitted(pool.TrySubmit(blocking, on_shed)));
+  ASSERT_TRUE(Admitted(pool.TrySubmit(blocking, on_shed)));
+  ASSERT_TRUE(started.Wait(2));  // both threads are held
+  ASSERT_TRUE(Admitted(pool.TrySubmit(blocking, on_shed)));  // queued
   EXPECT_EQ(pool.inflight(), 3u);
 
   // The fourth is refused without waiting for anything.
-  EXPECT_FALSE(pool.TrySubmit(blocking, on_shed));
+  EXPECT_EQ(pool.TrySubmit(blocking, on_shed), ShedReason::kQueueFull);
   EXPECT_EQ(pool.shed(ShedReason::kQueueFull), 1u);
 
   release.set_value();
@@ -76,11 +81,11 @@ TEST(AdmissionPool, RefusesAtOnceWhenMaxInflightAreHeld) {
   while (pool.inflight() != 0 && Clock::now() < deadline) {
     std::this_thread::yield();
   }
-  ASSERT_TRUE(pool.TrySubmit([&] { later.Add(); }, on_shed));
+  ASSERT_TRUE(Admitted(pool.TrySubmit([&] { later.Add(); }, on_shed)));
   EXPECT_TRUE(later.Wait(1));
 }
 
-TEST(AdmissionPool, LateRequestWithOthersBehindIsShedNotRun) {
+TEST(AdmissionPool, RefusesNewRequestsWhileTheOldestQueuedIsLate) {
   std::atomic<int64_t> now_ms{0};
   AdmissionOptions options;
   options.threads = 1;
@@ -90,29 +95,38 @@ TEST(AdmissionPool, LateRequestWithOthersBehindIsShedNotRun) {
       options, [&] { return Clock::time_point(milliseconds(now_ms.load())); });
   std::promise<void> release;
   CallCounter started, ran, shed;
-  ASSERT_TRUE(pool.TrySubmit(
+  ASSERT_TRUE(Admitted(pool.TrySubmit(
       [&] {
         started.Add();
         release.get_future().wait();
       },
-      [&] { shed.Add(); }));
+      [&] { shed.Add(); })));
   ASSERT_TRUE(started.Wait(1));
-  // Two queued at t=0 and taken at t=21 ms, past the 20 ms budget: the
-  // first, with the second still waiting behind it, is shed; the second,
-  // the last in the queue, is served.
-  CallCounter second;
-  ASSERT_TRUE(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }));
-  ASSERT_TRUE(pool.TrySubmit([&] { second.Add(); }, [&] { shed.Add(); }));
+  // B queued at t=0. At t=20 ms it is not late yet; at t=21 ms it is, and
+  // a new request is refused at the door.
+  ASSERT_EQ(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }),
+            std::nullopt);
+  now_ms = 20;
+  CallCounter c;
+  ASSERT_EQ(pool.TrySubmit([&] { c.Add(); }, [&] { shed.Add(); }),
+            std::nullopt);
   now_ms = 21;
-  release.set_value();
-  ASSERT_TRUE(second.Wait(1));
-  EXPECT_EQ(shed.value(), 1);
-  EXPECT_EQ(ran.value(), 0);
+  EXPECT_EQ(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }),
+            ShedReason::kQueueTime);
   EXPECT_EQ(pool.shed(ShedReason::kQueueTime), 1u);
-  // One queued within the budget runs.
-  ASSERT_TRUE(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }));
+  // What was admitted is served, however long it waited.
+  release.set_value();
   ASSERT_TRUE(ran.Wait(1));
-  EXPECT_EQ(shed.value(), 1);
+  ASSERT_TRUE(c.Wait(1));
+  EXPECT_EQ(shed.value(), 0);
+  // The queue is empty again: admitted.
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (pool.inflight() != 0 && Clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }),
+            std::nullopt);
+  ASSERT_TRUE(ran.Wait(2));
 }
 
 TEST(AdmissionPool, StopShedsWhatIsQueuedAndRefusesMore) {
@@ -122,15 +136,16 @@ TEST(AdmissionPool, StopShedsWhatIsQueuedAndRefusesMore) {
   AdmissionPool pool(options);
   std::promise<void> release;
   CallCounter started, ran, shed;
-  ASSERT_TRUE(pool.TrySubmit(
+  ASSERT_TRUE(Admitted(pool.TrySubmit(
       [&] {
         started.Add();
         release.get_future().wait();
         ran.Add();
       },
-      [&] { shed.Add(); }));
+      [&] { shed.Add(); })));
   ASSERT_TRUE(started.Wait(1));
-  ASSERT_TRUE(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }));
+  ASSERT_TRUE(
+      Admitted(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); })));
   std::thread stopper([&] { pool.Stop(); });
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   while (!pool.stopped() && Clock::now() < deadline) std::this_thread::yield();
@@ -138,7 +153,8 @@ TEST(AdmissionPool, StopShedsWhatIsQueuedAndRefusesMore) {
   stopper.join();
   EXPECT_EQ(ran.value(), 1);   // the running one finished
   EXPECT_EQ(shed.value(), 1);  // the queued one was shed
-  EXPECT_FALSE(pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }));
+  EXPECT_TRUE(
+      pool.TrySubmit([&] { ran.Add(); }, [&] { shed.Add(); }).has_value());
 }
 
 TEST(AdmissionOptions, ValidateRejectsNonsense) {

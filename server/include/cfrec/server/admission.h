@@ -2,14 +2,15 @@
 // behind a bounded queue, so that an overloaded server refuses the excess
 // at once (503 with Retry-After) instead of letting every request wait.
 //
-// A request is admitted when fewer than max_inflight requests are queued or
-// running; otherwise it is refused on the spot (kQueueFull). An admitted
-// request that waited longer than max_queue_wait before a thread took it,
-// while others still wait behind it (a standing queue), is refused then
-// (kQueueTime): it would be answered late, and dropping it keeps the queue
-// short, so requests that are served keep a latency close to the unloaded
-// one. A request that waited alone is served: its wait came from the cores
-// being busy elsewhere (the learner), not from a queue shedding would drain.
+// A request is refused on the spot, before any work is done for it, when
+// max_inflight requests are queued or running (kQueueFull), or when the
+// oldest queued request has waited longer than max_queue_wait (kQueueTime:
+// the threads are not keeping up, and a new request would wait at least as
+// long). Otherwise it is admitted, and an admitted request is always served:
+// dropping it after it waited would waste its wait (an earlier version shed
+// late requests at the head of the queue; after a stall of the threads it
+// dropped whole queues and goodput collapsed). So the queue stays short and
+// requests that are served keep a latency close to the unloaded one.
 // Probes and metrics bypass the pool (HttpServer runs them on its I/O threads),
 // so they are never shed.
 //
@@ -25,6 +26,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -40,8 +42,8 @@ struct AdmissionOptions {
   // Most requests queued or running at once; one more is refused at once.
   // Default 64.
   size_t max_inflight = 64;
-  // Longest a request may wait in the queue; one that waited longer is
-  // refused when a thread takes it. Default 20 ms.
+  // While the oldest queued request has waited longer than this, new
+  // requests are refused. Default 20 ms.
   std::chrono::milliseconds max_queue_wait{20};
 
   // InvalidArgument when threads < 1, max_inflight < threads or
@@ -69,12 +71,12 @@ class AdmissionPool {
   AdmissionPool(const AdmissionPool&) = delete;
   AdmissionPool& operator=(const AdmissionPool&) = delete;
 
-  // Queues `run` for a handler thread, or returns false at once when
-  // max_inflight requests are queued or running (or the pool is stopped);
-  // the caller then answers 503 itself. When the request waited longer than
-  // max_queue_wait and others wait behind it, a thread calls `shed` instead
-  // of `run`.
-  bool TrySubmit(std::function<void()> run, std::function<void()> shed);
+  // Queues `run` for a handler thread and returns nullopt, or refuses at
+  // once and returns why (kQueueFull also once the pool is stopped); the
+  // caller then answers 503 itself. `shed` runs instead of `run` only for a
+  // request still queued when Stop() is called.
+  std::optional<ShedReason> TrySubmit(std::function<void()> run,
+                                      std::function<void()> shed);
 
   // Stops taking requests, lets the threads finish what is running, calls
   // `shed` for what is still queued, and joins the threads. Idempotent.

@@ -58,8 +58,9 @@ struct ServerOptions {
   std::chrono::milliseconds drain_timeout{5'000};
   // Load shedding (admission.h): handlers run on admission.threads threads
   // behind a queue of at most admission.max_inflight requests; the excess,
-  // and requests that waited longer than admission.max_queue_wait, are
-  // answered 503 with "Retry-After: 1" and counted in
+  // and requests arriving while the oldest queued one has waited longer
+  // than admission.max_queue_wait, are answered 503 with "Retry-After: 1"
+  // at once and counted in
   // cfrec_http_requests_shed_total{reason}. GET /healthz, /readyz and
   // /metrics run on the I/O threads and are never shed.
   AdmissionOptions admission;
