@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 
@@ -21,6 +22,18 @@
 
 namespace cfrec::app {
 namespace {
+
+std::string Seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g s", s);
+  return buf;
+}
+
+std::string Millis(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.0f ms", ms);
+  return buf;
+}
 
 std::chrono::milliseconds Ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
@@ -156,9 +169,8 @@ Result<std::unique_ptr<TrainerPublishing>> TrainerPublishing::Start(
   out->publisher_ = std::move(publisher).value();
   LogInfo("serve", "role trainer: publishing model snapshots to " +
                        args.models_topic + " (a full image every " +
-                       std::to_string(args.full_interval_s) +
-                       " s, deltas every " +
-                       std::to_string(args.delta_interval_s) + " s)");
+                       Seconds(args.full_interval_s) + ", deltas every " +
+                       Seconds(args.delta_interval_s) + ")");
   return out;
 }
 
@@ -185,9 +197,17 @@ void TrainerPublishing::RegisterMetrics(server::MetricsRegistry& m) const {
       "Versions not published (encoding or delivery failed); the next one "
       "is a full image",
       true, [](const S& s) { return s.failures; });
-  add("cfrec_models_published_bytes_total",
-      "Model image bytes published to the models topic", true,
-      [](const S& s) { return s.bytes; });
+  for (const bool full : {true, false}) {
+    m.AddCallback("cfrec_models_published_bytes_total",
+                  "Model image bytes published to the models topic, by kind",
+                  true,
+                  [p, full] {
+                    const S s = p->Stats();
+                    return static_cast<double>(full ? s.full_bytes
+                                                    : s.bytes - s.full_bytes);
+                  },
+                  {"kind"}, {full ? "full" : "delta"});
+  }
   add("cfrec_models_published_version", "Newest published model version", false,
       [](const S& s) { return s.last_version; });
   add("cfrec_models_last_image_bytes", "Size of the newest published image",
@@ -279,13 +299,13 @@ int RunReplica(const ReplicaArgs& args) {
   if (!s.ok()) LogError("serve", "flushing accepted events: " + s.ToString());
   const auto st = (*follower)->Stats();
   const auto latencies = (*follower)->Latencies();
-  LogInfo("serve",
-          "stopped: served version " + std::to_string(st.version) + "; " +
-              std::to_string(st.fulls_applied) + " full images, " +
-              std::to_string(st.deltas_applied) + " deltas applied; " +
-              "publish-to-serve over " + std::to_string(latencies.size()) +
-              " versions: p50 " + std::to_string(Percentile(latencies, 0.5)) +
-              " ms, max " + std::to_string(Percentile(latencies, 1.0)) + " ms");
+  LogInfo("serve", "stopped: served version " + std::to_string(st.version) +
+                       "; " + std::to_string(st.fulls_applied) +
+                       " full images, " + std::to_string(st.deltas_applied) +
+                       " deltas applied; " + "publish-to-serve over " +
+                       std::to_string(latencies.size()) + " versions: p50 " +
+                       Millis(Percentile(latencies, 0.5)) + ", max " +
+                       Millis(Percentile(latencies, 1.0)));
   return 0;
 }
 

@@ -275,7 +275,9 @@ TableView RetrievalTable(const learner::ModelSnapshot& s, bool items) {
 }
 
 void PutTable(std::string* out, TableId id, const TableView& next,
-              const TableView* prev, size_t* changed_rows) {
+              const TableView* prev, EncodeStats* stats) {
+  stats->total_rows += next.rows;
+  size_t* changed_rows = &stats->changed_rows;
   if (next.rows == 0 && (prev == nullptr || prev->rows == 0)) return;
   std::string body;
   Put(&body, static_cast<uint8_t>(id));
@@ -420,9 +422,9 @@ Result<std::string> EncodeModel(const learner::ModelSnapshot& next,
     const TableView n = VectorTable(ranker->*t.v, ranker->*t.cols);
     if (prev_ranker != nullptr) {
       const TableView p = VectorTable(prev_ranker->*t.v, prev_ranker->*t.cols);
-      PutTable(&out, t.id, n, &p, &stats->changed_rows);
+      PutTable(&out, t.id, n, &p, stats);
     } else {
-      PutTable(&out, t.id, n, nullptr, &stats->changed_rows);
+      PutTable(&out, t.id, n, nullptr, stats);
     }
   }
   if (separate) {
@@ -431,9 +433,9 @@ Result<std::string> EncodeModel(const learner::ModelSnapshot& next,
       const TableId id = items ? kRetrievalItem : kRetrievalUser;
       if (prev != nullptr && prev_ranker->kind != ScoringModel::Kind::kDot) {
         const TableView p = RetrievalTable(*prev, items);
-        PutTable(&out, id, n, &p, &stats->changed_rows);
+        PutTable(&out, id, n, &p, stats);
       } else {
-        PutTable(&out, id, n, nullptr, &stats->changed_rows);
+        PutTable(&out, id, n, nullptr, stats);
       }
     }
   }

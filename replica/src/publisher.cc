@@ -110,13 +110,21 @@ struct ModelPublisher::Impl {
       version_base = stats.version_base;
     }
     const uint64_t version = version_base + snap->version();
-    const bool full = base.snapshot == nullptr || Clock::now() >= next_full;
+    bool full = base.snapshot == nullptr || Clock::now() >= next_full;
     const IdSource id_source = ids();
     const int64_t published = UnixMs();
     auto start = Clock::now();
     EncodeStats changes;
     auto image = EncodeModel(*snap, id_source, version, full ? nullptr : &base,
                              base_published_version, published, &changes);
+    // A delta of most rows costs about as much as a full image, which
+    // also starts a new chain (a replica that lost a delta recovers) and
+    // lets compaction drop the old one: send that instead.
+    if (!full && image.ok() && 2 * changes.changed_rows > changes.total_rows) {
+      full = true;
+      image = EncodeModel(*snap, id_source, version, nullptr, 0, published,
+                          &changes);
+    }
     const double encode_ms = MsSince(start);
     if (!image.ok()) {
       Fail(version, image.status());
@@ -147,6 +155,7 @@ struct ModelPublisher::Impl {
     std::lock_guard lock(mu);
     ++(full ? stats.fulls : stats.deltas);
     stats.bytes += image->size();
+    if (full) stats.full_bytes += image->size();
     stats.messages += chunks.size();
     stats.last_version = version;
     stats.last_bytes = image->size();

@@ -93,9 +93,12 @@ struct TrainerNode {
 
 // Waits until `replica` serves the version `node` serves, then compares.
 void ExpectFollows(TrainerNode& node, SnapshotHolder& replica) {
+  // A version that has trained on the events (a restarted trainer starts
+  // from an empty model here: it has no store).
   ASSERT_TRUE(WaitFor([&] {
-    const uint64_t v = VersionOf(node.served);
-    return v > 0 && VersionOf(replica) == v;
+    const auto served = node.served.Get();
+    return served != nullptr && served->num_users() > 0 &&
+           VersionOf(replica) == served->version();
   })) << "trainer serves "
       << VersionOf(node.served) << ", replica " << VersionOf(replica);
   const auto t = node.served.Get();

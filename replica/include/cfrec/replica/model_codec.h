@@ -93,6 +93,7 @@ struct EncodedBase {
 
 struct EncodeStats {
   size_t changed_rows = 0;      // embedding rows sent
+  size_t total_rows = 0;        // embedding rows of the model
   size_t changed_users = 0;     // clicked lists sent
   size_t changed_items = 0;     // stream item counters sent
   size_t changed_exposure = 0;  // exposure records sent

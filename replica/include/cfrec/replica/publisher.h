@@ -52,6 +52,7 @@ struct PublisherStats {
   uint64_t deltas = 0;        // deltas published
   uint64_t failures = 0;      // versions not published (encode or delivery)
   uint64_t bytes = 0;         // image bytes published (chunk headers excluded)
+  uint64_t full_bytes = 0;    // of those, in full images
   uint64_t messages = 0;      // chunks published
   uint64_t last_version = 0;  // newest published version
   size_t last_bytes = 0;      // its image size
