@@ -67,7 +67,8 @@ class ModelSnapshot {
  public:
   virtual ~ModelSnapshot() = default;
 
-  // Increases by one with every published snapshot.
+  // Increases with every published snapshot: by one while the trainer
+  // runs, and across a restart to above every version published before.
   virtual uint64_t version() const = 0;
   // Wall-clock creation time, ms since the Unix epoch.
   virtual int64_t created_unix_ms() const = 0;
