@@ -170,53 +170,6 @@ __attribute__((always_inline)) inline void DotBlocksBody(const float* blocks,
   }
 }
 
-// DotBlocksBody for the blocks listed in `list` (out receives kBlock floats
-// per listed block, in order), four at a time as there; each lane is
-// computed by the same operations, so the values are bit for bit DotBlocks'.
-__attribute__((always_inline)) inline void DotListedBody(const float* blocks,
-                                                         const uint32_t* list,
-                                                         size_t count, int dim,
-                                                         const float* user,
-                                                         float* out) {
-  constexpr size_t kB = CandidateIndex::kBlock;
-  const size_t stride = static_cast<size_t>(dim) * kB;
-  size_t b = 0;
-  for (; b + 4 <= count; b += 4) {
-    const float* p0 = blocks + list[b] * stride;
-    const float* p1 = blocks + list[b + 1] * stride;
-    const float* p2 = blocks + list[b + 2] * stride;
-    const float* p3 = blocks + list[b + 3] * stride;
-    Float8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-    for (int d = 0; d < dim; ++d) {
-      const float u = user[d];
-      const size_t o = static_cast<size_t>(d) * kB;
-      Float8 v0, v1, v2, v3;
-      std::memcpy(&v0, p0 + o, sizeof(v0));
-      std::memcpy(&v1, p1 + o, sizeof(v1));
-      std::memcpy(&v2, p2 + o, sizeof(v2));
-      std::memcpy(&v3, p3 + o, sizeof(v3));
-      a0 += u * v0;
-      a1 += u * v1;
-      a2 += u * v2;
-      a3 += u * v3;
-    }
-    std::memcpy(out + b * kB, &a0, sizeof(a0));
-    std::memcpy(out + (b + 1) * kB, &a1, sizeof(a1));
-    std::memcpy(out + (b + 2) * kB, &a2, sizeof(a2));
-    std::memcpy(out + (b + 3) * kB, &a3, sizeof(a3));
-  }
-  for (; b < count; ++b) {
-    const float* p = blocks + list[b] * stride;
-    Float8 a = {};
-    for (int d = 0; d < dim; ++d) {
-      Float8 v;
-      std::memcpy(&v, p + static_cast<size_t>(d) * kB, sizeof(v));
-      a += user[d] * v;
-    }
-    std::memcpy(out + b * kB, &a, sizeof(a));
-  }
-}
-
 // dot(user, row) for the listed rows of a row-major copy of the pool, four
 // at a time (four independent chains). Each is summed in the order DotBlocks
 // sums a lane, d = 0, 1, ..., with the same operations, so the values are bit
@@ -263,19 +216,6 @@ __attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* rows, int dim,
 void DotRowsBaseline(const float* rows, int dim, const uint32_t* list,
                      size_t count, const float* user, float* out) {
   DotRowsBody(rows, dim, list, count, user, out);
-}
-
-__attribute__((target("avx2,fma"))) void DotListedAvx2(const float* blocks,
-                                                       const uint32_t* list,
-                                                       size_t count, int dim,
-                                                       const float* user,
-                                                       float* out) {
-  DotListedBody(blocks, list, count, dim, user, out);
-}
-
-void DotListedBaseline(const float* blocks, const uint32_t* list, size_t count,
-                       int dim, const float* user, float* out) {
-  DotListedBody(blocks, list, count, dim, user, out);
 }
 
 // The same code compiled twice: for AVX2+FMA (chosen at run time when the
@@ -331,17 +271,6 @@ void CandidateIndex::DotRows(std::span<const uint32_t> positions,
   } else {
     DotRowsBaseline(rows_.data(), dim_, positions.data(), positions.size(),
                     user, out);
-  }
-}
-
-void CandidateIndex::DotListed(std::span<const uint32_t> blocks,
-                               const float* user, float* out) const {
-  if (use_avx2_) {
-    DotListedAvx2(blocks_.data(), blocks.data(), blocks.size(), dim_, user,
-                  out);
-  } else {
-    DotListedBaseline(blocks_.data(), blocks.data(), blocks.size(), dim_, user,
-                      out);
   }
 }
 

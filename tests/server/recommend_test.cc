@@ -260,17 +260,6 @@ TEST(CandidateIndex, DotBlockEqualsDotAll) {
     for (size_t i = 0; i < positions.size(); ++i) {
       EXPECT_EQ(rows[i], all[positions[i]]) << positions[i];
     }
-    // Listed blocks, in groups of four and one by one, in any order.
-    const std::vector<uint32_t> list = {9, 0, 3, 3, 7, 1, 5};
-    std::vector<float> listed(list.size() * CandidateIndex::kBlock);
-    index->DotListed(list, user.data(), listed.data());
-    for (size_t i = 0; i < list.size(); ++i) {
-      for (size_t j = 0; j < CandidateIndex::kBlock; ++j) {
-        EXPECT_EQ(listed[i * CandidateIndex::kBlock + j],
-                  all[list[i] * CandidateIndex::kBlock + j])
-            << list[i] << " " << j;
-      }
-    }
   }
 }
 

@@ -72,9 +72,6 @@ class CandidateIndex {
   // The same for the kBlock items of one block; `user` holds dim() floats.
   // Gives bit for bit the values DotAll gives for them.
   void DotBlock(size_t block, const float* user, float* out) const;
-  // The same for each block listed (kBlock floats per block, in order).
-  void DotListed(std::span<const uint32_t> blocks, const float* user,
-                 float* out) const;
   // out[k] = dot(user, vector of items()[positions[k]]), bit for bit as
   // DotAll gives it; only when quantized() is not null.
   void DotRows(std::span<const uint32_t> positions, const float* user,
