@@ -79,6 +79,8 @@ struct ModelPublisher::Impl {
   uint32_t delta_number = 0;
   Clock::time_point next_full;
   uint64_t failures_logged = 0;
+  uint64_t topic_max_version = 0;  // read at Start
+  bool offset_chosen = false;      // guarded by mu
 
   mutable std::mutex mu;
   std::condition_variable cv;
@@ -107,6 +109,15 @@ struct ModelPublisher::Impl {
     uint64_t version_base;
     {
       std::lock_guard lock(mu);
+      if (!offset_chosen) {
+        // The trainer's own numbers when they are above everything on the
+        // topic (the learner reserves versions across restarts); else
+        // shifted just above the topic's highest.
+        stats.version_base = snap->version() > topic_max_version
+                                 ? 0
+                                 : topic_max_version - snap->version() + 1;
+        offset_chosen = true;
+      }
       version_base = stats.version_base;
     }
     const uint64_t version = version_base + snap->version();
@@ -209,7 +220,7 @@ Result<std::unique_ptr<ModelPublisher>> ModelPublisher::Start(
     return scan.status().WithContext("reading the models topic " +
                                      options.topic);
   }
-  impl->stats.version_base = scan->max_version;
+  impl->topic_max_version = scan->max_version;
   // The newest complete full image stays untouched until the next one is
   // complete in the other slot.
   impl->next_full_slot = scan->newest_full_slot == 0 ? uint8_t{1} : uint8_t{0};
@@ -223,8 +234,7 @@ Result<std::unique_ptr<ModelPublisher>> ModelPublisher::Start(
                          std::to_string(scan->newest_full_version) +
                          " in slot " + std::to_string(scan->newest_full_slot)
                    : std::string(", no full image")) +
-              "; publishing versions from " +
-              std::to_string(scan->max_version + 1));
+              "; publishing versions above it");
   auto producer = ModelsProducer::Create(options.brokers, options.topic,
                                          options.producer_extra);
   if (!producer.ok()) return producer.status();

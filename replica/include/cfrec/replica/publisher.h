@@ -7,11 +7,11 @@
 // the trainer's own HTTP answers from exactly the versions replicas can
 // have, under the same numbers.
 //
-// Versions: a published version is the trainer's snapshot version plus a
-// base read from the topic at Start (the highest version on it), so
-// numbers keep rising across trainer restarts, and the first full image
-// after a restart goes to the slot that does not hold the newest complete
-// one.
+// Versions: a published version is the trainer's snapshot version, lifted
+// above the highest version on the topic (read at Start) when it is not
+// already above it, so numbers keep rising across trainer restarts and a
+// new topic; the first full image after a restart goes to the slot that
+// does not hold the newest complete one.
 //
 // Thread-safety: Start/Stop from one thread; Stats from any.
 #ifndef CFREC_REPLICA_PUBLISHER_H_
@@ -47,7 +47,9 @@ struct PublisherOptions {
 };
 
 struct PublisherStats {
-  uint64_t version_base = 0;  // added to the trainer's versions
+  // Added to the trainer's versions: 0 when they are above every version
+  // on the topic already, else what lifts the first one just above.
+  uint64_t version_base = 0;
   uint64_t fulls = 0;         // full images published
   uint64_t deltas = 0;        // deltas published
   uint64_t failures = 0;      // versions not published (encode or delivery)
