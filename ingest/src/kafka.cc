@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -394,19 +395,57 @@ class BrokerWatch final : public RdKafka::EventCb {
   uint64_t errors_ = 0;  // guarded by mu_
 };
 
+// Forwards librdkafka's rebalance callback (set on the configuration before
+// the consumer exists) to the source once it does.
+class GroupRebalance : public RdKafka::RebalanceCb {
+ public:
+  using Handler =
+      std::function<void(RdKafka::KafkaConsumer*, RdKafka::ErrorCode,
+                         std::vector<RdKafka::TopicPartition*>&)>;
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& parts) override {
+    if (handler) {
+      handler(consumer, err, parts);
+    } else if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      consumer->assign(parts);
+    } else {
+      consumer->unassign();
+    }
+  }
+  Handler handler;
+};
+
 class KafkaSource final : public MessageSource {
  public:
   KafkaSource(ConsumerOptions options, std::unique_ptr<BrokerWatch> watch,
+              std::unique_ptr<GroupRebalance> rebalance,
               std::unique_ptr<RdKafka::KafkaConsumer> consumer)
       : options_(std::move(options)),
         watch_(std::move(watch)),
-        consumer_(std::move(consumer)) {}
+        rebalance_(std::move(rebalance)),
+        consumer_(std::move(consumer)) {
+    if (rebalance_) {
+      rebalance_->handler = [this](RdKafka::KafkaConsumer* c,
+                                   RdKafka::ErrorCode err,
+                                   auto& parts) { OnRebalance(c, err, parts); };
+    }
+  }
 
   ~KafkaSource() override { consumer_->close(); }
 
   Status Assign(const std::map<int32_t, int64_t>& next_offsets) override {
     if (assigned_) return Rewind(next_offsets);
     CFREC_RETURN_IF_ERROR(LoadPartitions());
+    if (options_.join_group) {
+      // Partitions arrive through OnRebalance, inside Poll.
+      initial_offsets_ = next_offsets;
+      auto err = consumer_->subscribe({options_.topic});
+      if (err != RdKafka::ERR_NO_ERROR) {
+        return Status::Unavailable("subscribe: " + RdKafka::err2str(err));
+      }
+      assigned_ = true;
+      return Status::Ok();
+    }
     next_ = {};
     for (int32_t p : partitions_) {
       auto it = next_offsets.find(p);
@@ -559,6 +598,48 @@ class KafkaSource final : public MessageSource {
                                "' has no partitions at " + options_.brokers);
   }
 
+  // The group's decisions, in the consumer's thread (inside consume()).
+  // Assigned partitions start at the store's offsets, so the consumer that
+  // gets a partition back resumes exactly where the store is; revoked ones
+  // are released (a batch already polled from them is still applied: the
+  // store skips what it holds).
+  void OnRebalance(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                   std::vector<RdKafka::TopicPartition*>& parts) {
+    std::string names;
+    for (const auto* tp : parts) {
+      names += (names.empty() ? "" : ",") + std::to_string(tp->partition());
+    }
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      const std::map<int32_t, int64_t> stored = options_.stored_offsets
+                                                    ? options_.stored_offsets()
+                                                    : initial_offsets_;
+      for (auto* tp : parts) {
+        auto it = stored.find(tp->partition());
+        const int64_t at =
+            it == stored.end() ? RdKafka::Topic::OFFSET_BEGINNING : it->second;
+        tp->set_offset(at);
+        next_[tp->partition()] = at;
+      }
+      auto e = consumer->assign(parts);
+      LogInfo("consumer",
+              "group " + options_.group_id + " assigned partitions [" + names +
+                  "] of " + options_.topic + " at the store's offsets" +
+                  (e == RdKafka::ERR_NO_ERROR ? std::string()
+                                              : ": " + RdKafka::err2str(e)));
+    } else {
+      for (const auto* tp : parts) {
+        next_.erase(tp->partition());
+        restarting_.erase(tp->partition());
+      }
+      consumer->unassign();
+      LogInfo("consumer", "group " + options_.group_id +
+                              " revoked partitions [" + names + "]" +
+                              (err == RdKafka::ERR__REVOKE_PARTITIONS
+                                   ? std::string()
+                                   : " (" + RdKafka::err2str(err) + ")"));
+    }
+  }
+
   // Moves every partition to `next_offsets` (after a failed apply, to
   // re-read what was not stored). seek() keeps the assignment: a second
   // assign() while librdkafka 2.0.2 still stops the fetchers of the first
@@ -681,7 +762,9 @@ class KafkaSource final : public MessageSource {
   ConsumerOptions options_;
   // Declared before consumer_: it outlives the consumer that calls it.
   std::unique_ptr<BrokerWatch> watch_;
+  std::unique_ptr<GroupRebalance> rebalance_;  // join_group only; the same
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::map<int32_t, int64_t> initial_offsets_;  // join_group: Assign's
   // Loaded before the first Assign and not changed after (read by the
   // thread-safe methods).
   std::vector<int32_t> partitions_;
@@ -725,11 +808,19 @@ Result<std::unique_ptr<MessageSource>> CreateKafkaSource(
   if (conf->set("event_cb", watch.get(), err) != RdKafka::Conf::CONF_OK) {
     return Status::Internal(err);
   }
+  std::unique_ptr<GroupRebalance> rebalance;
+  if (options.join_group) {
+    rebalance = std::make_unique<GroupRebalance>();
+    if (conf->set("rebalance_cb", rebalance.get(), err) !=
+        RdKafka::Conf::CONF_OK) {
+      return Status::Internal(err);
+    }
+  }
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(
       RdKafka::KafkaConsumer::create(conf.get(), err));
   if (!consumer) return Status::Unavailable("creating Kafka consumer: " + err);
-  return std::unique_ptr<MessageSource>(
-      new KafkaSource(options, std::move(watch), std::move(consumer)));
+  return std::unique_ptr<MessageSource>(new KafkaSource(
+      options, std::move(watch), std::move(rebalance), std::move(consumer)));
 }
 
 }  // namespace cfrec::ingest

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -179,12 +180,23 @@ struct ConsumerOptions {
   // ALL_BROKERS_DOWN error to tell an outage, and nothing its end but the
   // next message. Default 1000.
   int statistics_interval_ms = 1000;
+  // Join the consumer group `group_id` (subscribe) instead of assigning
+  // every partition. The group decides which partitions this consumer
+  // reads; each partition it is given starts at stored_offsets()[p] (the
+  // store's next offsets, read at that moment; the beginning when absent),
+  // and a partition taken away is released at once. Offsets are never
+  // committed to the group: exactly-once stays in the store. Default false
+  // (manual assignment of every partition).
+  bool join_group = false;
+  std::function<std::map<int32_t, int64_t>()> stored_offsets;
   // Extra librdkafka properties.
   std::map<std::string, std::string> extra;
 };
 
-// A librdkafka consumer with manual partition assignment: no auto-commit, no
-// group rebalancing; offsets live in the EventStore and Assign() seeks there.
+// A librdkafka consumer: no auto-commit; offsets live in the EventStore and
+// Assign() seeks there. Manual assignment of every partition, or, with
+// join_group, the partitions the consumer group hands out (docs/STATE.md,
+// "Consumer group").
 Result<std::unique_ptr<MessageSource>> CreateKafkaSource(
     const ConsumerOptions& options);
 
