@@ -137,13 +137,16 @@ class ChildProcess {
     return status;
   }
 
-  // Waits for the exit; the wait status, or nullopt at the deadline.
+  // Waits for the exit, and for the end of its log (every line read); the
+  // wait status, or nullopt at the deadline.
   std::optional<int> WaitForExit(Clock::time_point deadline) {
     while (Clock::now() < deadline) {
       int status = 0;
       const pid_t r = waitpid(pid_, &status, WNOHANG);
       if (r == pid_) {
         exited_ = true;
+        std::unique_lock lock(mu_);
+        cv_.wait_until(lock, deadline, [&] { return eof_; });
         return status;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));

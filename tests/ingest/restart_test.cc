@@ -8,27 +8,15 @@
 //
 // The server is a separate process: its progress is observed as a client
 // sees it (GET /metrics, its log lines), against deadlines.
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -36,164 +24,22 @@
 #include <vector>
 
 #include "cfrec/schemas/mind.h"
+#include "common/serve_child.h"
 #include "common/temp_dir.h"
-
-extern char** environ;
 
 namespace cfrec::ingest {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A child process whose stderr (cfrec's log) is read line by line.
-class Child {
- public:
-  explicit Child(std::vector<std::string> args) {
-    int fds[2];
-    if (pipe(fds) != 0) return;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    posix_spawn_file_actions_addclose(&actions, fds[1]);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ) !=
-        0) {
-      pid_ = -1;
-    }
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    reader_ = std::thread([this, fd = fds[0]] { Read(fd); });
-  }
-  ~Child() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (reader_.joinable()) reader_.join();
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
+using Child = cfrec::testing::ChildProcess;
+using cfrec::testing::ParseMetrics;
 
-  bool started() const { return pid_ > 0; }
-  void Signal(int sig) { kill(pid_, sig); }
-
-  // The first log line containing `text`, waiting until `deadline`.
-  std::optional<std::string> WaitForLine(const std::string& text,
-                                         Clock::time_point deadline) {
-    std::unique_lock lock(mu_);
-    std::optional<std::string> found;
-    cv_.wait_until(lock, deadline, [&] {
-      for (const auto& line : lines_) {
-        if (line.find(text) != std::string::npos) {
-          found = line;
-          return true;
-        }
-      }
-      return eof_;
-    });
-    return found;
-  }
-
-  // Waits for the exit (the log's end first); the wait status, or nullopt
-  // when it has not exited by `deadline`.
-  std::optional<int> WaitForExit(Clock::time_point deadline) {
-    {
-      std::unique_lock lock(mu_);
-      if (!cv_.wait_until(lock, deadline, [&] { return eof_; })) {
-        return std::nullopt;
-      }
-    }
-    int status = 0;
-    // The log closes when the process exits (it starts no children).
-    if (waitpid(pid_, &status, 0) != pid_) return std::nullopt;
-    exited_ = true;
-    return status;
-  }
-
-  std::string Log() {
-    std::lock_guard lock(mu_);
-    std::string all;
-    for (const auto& line : lines_) all += line + "\n";
-    return all;
-  }
-
- private:
-  void Read(int fd) {
-    FILE* in = fdopen(fd, "r");
-    char buf[4096];
-    std::string line;
-    while (fgets(buf, sizeof(buf), in) != nullptr) {
-      line += buf;
-      if (line.back() != '\n') continue;
-      line.pop_back();
-      std::lock_guard lock(mu_);
-      lines_.push_back(std::move(line));
-      line.clear();
-      cv_.notify_all();
-    }
-    fclose(in);
-    std::lock_guard lock(mu_);
-    eof_ = true;
-    cv_.notify_all();
-  }
-
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  std::thread reader_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::string> lines_;  // guarded by mu_
-  bool eof_ = false;                // guarded by mu_
-};
-
-// GET `target` on 127.0.0.1:port; the body, or nullopt on any failure.
+// GET `target` on 127.0.0.1:port; the body, or nullopt unless 200.
 std::optional<std::string> HttpGet(uint16_t port, const std::string& target) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return std::nullopt;
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string request = "GET " + target +
-                                " HTTP/1.1\r\nHost: t\r\n"
-                                "Connection: close\r\n\r\n";
-    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buf[8192];
-      ssize_t n = 0;
-      while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) response.append(buf, n);
-    }
-  }
-  close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  if (response.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) {
-    return std::nullopt;
-  }
-  return response.substr(body + 4);
-}
-
-// Unlabelled samples of a Prometheus exposition: name -> value.
-std::map<std::string, double> ParseMetrics(const std::string& text) {
-  std::map<std::string, double> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    const std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (line.empty() || line[0] == '#') continue;
-    const size_t space = line.find(' ');
-    if (space == std::string::npos || line.find('{') < space) continue;
-    out[line.substr(0, space)] = std::strtod(line.c_str() + space + 1, nullptr);
-  }
-  return out;
+  const auto reply = cfrec::testing::HttpCall(port, "GET", target);
+  if (reply.status != 200) return std::nullopt;
+  return reply.body;
 }
 
 struct Totals {
