@@ -244,7 +244,7 @@ class Trainer::Impl {
     char* end = nullptr;
     const uint64_t reserved = std::strtoull(blob->c_str(), &end, 10);
     if (blob->empty() || *end != '\0') {
-      // Versions then restart from the checkpoint's; say so.
+      // Versions then start from 1 again; say so.
       LogError("learner", "model version record '" + VersionsName() +
                               "' is damaged; versions start from 1");
       return Status::Ok();
