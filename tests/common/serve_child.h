@@ -69,6 +69,8 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   bool started() const { return pid_ > 0; }
+  // The wait status of an exit WaitForStop saw instead of a stop.
+  std::optional<int> exit_status() const { return exit_status_; }
   pid_t pid() const { return pid_; }
   void Signal(int sig) { kill(pid_, sig); }
 
@@ -119,7 +121,8 @@ class ChildProcess {
       int status = 0;
       const pid_t r = waitpid(pid_, &status, WUNTRACED | WNOHANG);
       if (r == pid_ && WIFSTOPPED(status)) return true;
-      if (r == pid_) {
+      if (r == pid_ || r < 0) {
+        if (r == pid_) exit_status_ = status;
         exited_ = true;
         return false;
       }
@@ -187,6 +190,7 @@ class ChildProcess {
 
   pid_t pid_ = -1;
   bool exited_ = false;
+  std::optional<int> exit_status_;
   std::thread reader_;
   std::mutex mu_;
   std::condition_variable cv_;
