@@ -19,14 +19,13 @@
 #include "cfrec/learner/snapshot.h"
 #include "cfrec/learner/trainer.h"
 #include "cfrec/schemas/log.h"
-#include "cfrec/server/auth.h"
 #include "cfrec/server/http_server.h"
 #include "cfrec/server/metrics.h"
 #include "cfrec/server/recommend.h"
 #include "cfrec/server/service.h"
 #include "cfrec/state/event_store.h"
-#include "cfrec/web/assets.h"
 #include "commands.h"
+#include "serve_http.h"
 #include "serve_roles.h"
 #include "store_state_view.h"
 
@@ -34,7 +33,7 @@ namespace cfrec::app {
 namespace {
 
 struct ServeArgs {
-  std::string http = "127.0.0.1:8080";
+  HttpArgs front;  // --http, --api-token-file, load shedding (serve_http)
   std::string data_dir = "cfrec-data";
   std::string kafka;  // empty = embedded broker
   std::string topic = std::string(ingest::kDefaultTopic);
@@ -46,46 +45,8 @@ struct ServeArgs {
   std::string intervention;     // empty = the config's (default none)
   std::string trainer;          // empty = the config's (default default)
   std::string stream_features;  // empty = the config's (default on)
-  std::string api_token_file;   // empty = writes are open
-  // Load shedding (server/admission.h): handler threads, requests queued
-  // or running before the excess gets 503, longest wait in the queue.
-  int http_threads = 2;
-  size_t max_inflight = 64;
-  int max_queue_ms = 20;
-  ScaleOutArgs scale;  // --role and the models topic (serve_roles)
+  ScaleOutArgs scale;           // --role and the models topic (serve_roles)
 };
-
-int Fail(const std::string& what, const Status& s) {
-  LogError("serve", what + ": " + s.ToString());
-  return 1;
-}
-
-// "HOST:PORT" -> host, port. IPv6 literals go in brackets: [::1]:8080.
-Status ParseHostPort(const std::string& text, std::string* host,
-                     uint16_t* port) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 == text.size()) {
-    return Status::InvalidArgument("--http: expected HOST:PORT, got '" + text +
-                                   "'");
-  }
-  *host = text.substr(0, colon);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  const std::string p = text.substr(colon + 1);
-  char* end = nullptr;
-  const long v = std::strtol(p.c_str(), &end, 10);
-  if (*end != '\0' || v < 0 || v > 65535) {
-    return Status::InvalidArgument("--http: bad port '" + p + "'");
-  }
-  *port = static_cast<uint16_t>(v);
-  return Status::Ok();
-}
-
-// True for a host that only this machine can reach.
-bool IsLoopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 void RegisterIngestMetrics(server::MetricsRegistry& m,
                            const ingest::Ingestor& ingestor,
@@ -255,19 +216,16 @@ int RunServe(const ServeArgs& args) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (args.scale.role == "replica") {
-    return RunReplica({args.http, args.kafka, args.topic, args.api_token_file,
+    return RunReplica({args.front, args.kafka, args.topic,
                        args.data_dir == "cfrec-data" ? "" : args.data_dir,
                        args.scale});
   }
   const bool publishes = args.scale.role == "trainer";
 
   // The token first: a bad file stops the start before anything is opened.
-  std::optional<server::ApiToken> api_token;
-  if (!args.api_token_file.empty()) {
-    auto file = server::ReadApiTokenFile(args.api_token_file);
-    if (!file.ok()) return Fail("reading --api-token-file", file.status());
-    if (!file->warning.empty()) LogWarn("serve", file->warning);
-    api_token = std::move(file->token);
+  auto api_token = LoadApiToken(args.front.api_token_file);
+  if (!api_token.ok()) {
+    return Fail("reading --api-token-file", api_token.status());
   }
 
   state::StoreOptions store_options;
@@ -333,12 +291,7 @@ int RunServe(const ServeArgs& args) {
   learner::SnapshotHolder snapshots;
   // Serving's retrieval index of each snapshot is built by the trainer as
   // it publishes, not by the first request that meets the snapshot.
-  auto retrieval_cache = std::make_shared<server::CandidateIndexCache>();
-  snapshots.SetOnPublish(
-      [retrieval_cache](
-          const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
-        retrieval_cache->Prepare(snapshot);
-      });
+  auto retrieval_cache = PrepareRetrievalOnPublish(&snapshots);
   // --role trainer: the trainer's snapshots go to the models topic, and
   // HTTP serves each once it is published (serve_roles.h).
   learner::SnapshotHolder trainer_snapshots;
@@ -400,35 +353,19 @@ int RunServe(const ServeArgs& args) {
                        : "state store cannot write: " + health.message();
   });
   context.metrics = &metrics;
-  context.api_token = api_token;
+  context.api_token = *api_token;
   // The dashboard: its page and what it shows of the store.
   StoreStateView state_view(store->get());
   context.state_view = &state_view;
-  std::vector<server::StaticAsset> assets;
-  for (const web::Asset& a : web::Assets()) {
-    assets.push_back({a.path, a.content_type, a.body});
-  }
+  const std::vector<server::StaticAsset> assets = DashboardAssets();
   context.assets = assets;
-  server::ServerOptions so;
-  s = ParseHostPort(args.http, &so.host, &so.port);
-  if (!s.ok()) return Fail("parsing --http", s);
-  so.admission.threads = args.http_threads;
-  so.admission.max_inflight = args.max_inflight;
-  so.admission.max_queue_wait = std::chrono::milliseconds(args.max_queue_ms);
-  if (api_token.has_value()) {
-    LogInfo("serve",
-            "POST /v1/events needs 'Authorization: Bearer' with "
-            "the token in " +
-                args.api_token_file + "; reads stay open");
-  } else if (!IsLoopback(so.host)) {
-    LogWarn("serve", "POST /v1/events is open to anyone who can reach " +
-                         args.http + "; give --api-token-file to protect it");
-  }
-  server::HttpServer http(so, context);
+  auto so = MakeServerOptions(args.front, api_token->has_value());
+  if (!so.ok()) return Fail("parsing --http", so.status());
+  server::HttpServer http(*so, context);
   s = http.Start();
-  if (!s.ok()) return Fail("starting HTTP on " + args.http, s);
-  LogInfo("serve", "HTTP on " + so.host + ":" + std::to_string(http.port()) +
-                       " (dashboard at http://" + so.host + ":" +
+  if (!s.ok()) return Fail("starting HTTP on " + args.front.http, s);
+  LogInfo("serve", "HTTP on " + so->host + ":" + std::to_string(http.port()) +
+                       " (dashboard at http://" + so->host + ":" +
                        std::to_string(http.port()) +
                        "/; try GET /v1/model, /v1/recommendations?user_id=U, "
                        "/metrics)");
@@ -552,7 +489,7 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
       "serve",
       "Run the service. With no flags: an embedded Kafka broker on a "
       "loopback port, state in ./cfrec-data, HTTP on 127.0.0.1:8080.");
-  cmd->add_option("--http", args->http, "HTTP listen address HOST:PORT")
+  cmd->add_option("--http", args->front.http, "HTTP listen address HOST:PORT")
       ->capture_default_str();
   cmd->add_option("--data-dir", args->data_dir, "RocksDB data directory")
       ->capture_default_str();
@@ -599,23 +536,23 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "alone, popularity for unknown users (ablation); overrides "
                   "the config")
       ->check(CLI::IsMember({"on", "off"}));
-  cmd->add_option("--api-token-file", args->api_token_file,
+  cmd->add_option("--api-token-file", args->front.api_token_file,
                   "File holding a token that POST /v1/events must present as "
                   "'Authorization: Bearer <token>' (surrounding whitespace "
                   "trimmed; keep it mode 600); reads stay open. Default: no "
                   "token, every route open");
-  cmd->add_option("--http-threads", args->http_threads,
+  cmd->add_option("--http-threads", args->front.http_threads,
                   "Threads running request handlers (GET /healthz, /readyz "
                   "and /metrics run on the I/O threads instead)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
-  cmd->add_option("--max-inflight", args->max_inflight,
+  cmd->add_option("--max-inflight", args->front.max_inflight,
                   "Load shedding: most requests queued or running at once; "
                   "the excess is answered 503 with Retry-After at once "
                   "(probes and /metrics are never shed)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--max-queue-ms", args->max_queue_ms,
+  cmd->add_option("--max-queue-ms", args->front.max_queue_ms,
                   "Load shedding: while the oldest queued request has waited "
                   "longer than this, new requests are answered 503 at once")
       ->capture_default_str()

@@ -12,13 +12,12 @@
 #include "cfrec/replica/follower.h"
 #include "cfrec/replica/publisher.h"
 #include "cfrec/schemas/log.h"
-#include "cfrec/server/auth.h"
 #include "cfrec/server/http_server.h"
 #include "cfrec/server/metrics.h"
 #include "cfrec/server/recommend.h"
 #include "cfrec/server/service.h"
 #include "cfrec/state/event_store.h"
-#include "cfrec/web/assets.h"
+#include "serve_http.h"
 
 namespace cfrec::app {
 namespace {
@@ -37,32 +36,6 @@ std::string Millis(double ms) {
 
 std::chrono::milliseconds Ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-}
-
-int Fail(const std::string& what, const Status& s) {
-  LogError("serve", what + ": " + s.ToString());
-  return 1;
-}
-
-// "HOST:PORT" -> host, port (IPv6 literals in brackets).
-Status ParseListen(const std::string& text, std::string* host, uint16_t* port) {
-  const size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 == text.size()) {
-    return Status::InvalidArgument("--http: expected HOST:PORT, got '" + text +
-                                   "'");
-  }
-  *host = text.substr(0, colon);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  const std::string p = text.substr(colon + 1);
-  char* end = nullptr;
-  const long v = std::strtol(p.c_str(), &end, 10);
-  if (*end != '\0' || v < 0 || v > 65535) {
-    return Status::InvalidArgument("--http: bad port '" + p + "'");
-  }
-  *port = static_cast<uint16_t>(v);
-  return Status::Ok();
 }
 
 double Percentile(std::vector<double> v, double q) {
@@ -230,12 +203,9 @@ int RunReplica(const ReplicaArgs& args) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  std::optional<server::ApiToken> api_token;
-  if (!args.api_token_file.empty()) {
-    auto file = server::ReadApiTokenFile(args.api_token_file);
-    if (!file.ok()) return Fail("reading --api-token-file", file.status());
-    if (!file->warning.empty()) LogWarn("serve", file->warning);
-    api_token = std::move(file->token);
+  auto api_token = LoadApiToken(args.front.api_token_file);
+  if (!api_token.ok()) {
+    return Fail("reading --api-token-file", api_token.status());
   }
   if (!args.data_dir.empty()) {
     LogInfo("serve", "role replica keeps no state: --data-dir " +
@@ -243,12 +213,7 @@ int RunReplica(const ReplicaArgs& args) {
   }
 
   learner::SnapshotHolder snapshots;
-  auto retrieval_cache = std::make_shared<server::CandidateIndexCache>();
-  snapshots.SetOnPublish(
-      [retrieval_cache](
-          const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
-        retrieval_cache->Prepare(snapshot);
-      });
+  auto retrieval_cache = PrepareRetrievalOnPublish(&snapshots);
   replica::FollowerOptions fo;
   fo.brokers = args.kafka;
   fo.topic = args.scale.models_topic;
@@ -273,19 +238,15 @@ int RunReplica(const ReplicaArgs& args) {
   context.sink = events_producer->get();
   context.events_topic = args.topic;
   context.metrics = &metrics;
-  context.api_token = api_token;
-  std::vector<server::StaticAsset> assets;
-  for (const web::Asset& a : web::Assets()) {
-    assets.push_back({a.path, a.content_type, a.body});
-  }
+  context.api_token = *api_token;
+  const std::vector<server::StaticAsset> assets = DashboardAssets();
   context.assets = assets;
-  server::ServerOptions so;
-  Status s = ParseListen(args.http, &so.host, &so.port);
-  if (!s.ok()) return Fail("parsing --http", s);
-  server::HttpServer http(so, context);
-  s = http.Start();
-  if (!s.ok()) return Fail("starting HTTP on " + args.http, s);
-  LogInfo("serve", "HTTP on " + so.host + ":" + std::to_string(http.port()) +
+  auto so = MakeServerOptions(args.front, api_token->has_value());
+  if (!so.ok()) return Fail("parsing --http", so.status());
+  server::HttpServer http(*so, context);
+  Status s = http.Start();
+  if (!s.ok()) return Fail("starting HTTP on " + args.front.http, s);
+  LogInfo("serve", "HTTP on " + so->host + ":" + std::to_string(http.port()) +
                        " (role replica)");
 
   int sig = 0;

@@ -14,6 +14,7 @@
 
 #include "cfrec/learner/snapshot.h"
 #include "cfrec/schemas/status.h"
+#include "serve_http.h"
 
 namespace cfrec::state {
 class EventStore;
@@ -41,10 +42,9 @@ void AddScaleOutFlags(CLI::App* serve, ScaleOutArgs* args);
 
 // What --role replica reads of the other serve flags.
 struct ReplicaArgs {
-  std::string http;
+  HttpArgs front;  // --http, --api-token-file, load shedding
   std::string kafka;
   std::string topic;
-  std::string api_token_file;
   std::string data_dir;  // unused; noted in the log when set
   ScaleOutArgs scale;
 };

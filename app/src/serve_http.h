@@ -1,0 +1,61 @@
+// The HTTP front of `cfrec serve`, the same for every role (all, trainer,
+// replica): the listen address, the write token, load shedding, the
+// dashboard's assets and the retrieval index built at publish time.
+#ifndef CFREC_APP_SERVE_HTTP_H_
+#define CFREC_APP_SERVE_HTTP_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cfrec/learner/snapshot.h"
+#include "cfrec/schemas/status.h"
+#include "cfrec/server/auth.h"
+#include "cfrec/server/dashboard.h"
+#include "cfrec/server/http_server.h"
+#include "cfrec/server/recommend.h"
+
+namespace cfrec::app {
+
+// The serve flags the HTTP front reads.
+struct HttpArgs {
+  std::string http = "127.0.0.1:8080";  // --http HOST:PORT
+  std::string api_token_file;           // empty = writes are open
+  // Load shedding (server/admission.h): handler threads, requests queued
+  // or running before the excess gets 503, longest wait in the queue.
+  int http_threads = 2;
+  size_t max_inflight = 64;
+  int max_queue_ms = 20;
+};
+
+// Logs "what: status" as an error; the exit code of a failed start (1).
+int Fail(const std::string& what, const Status& s);
+
+// "HOST:PORT" -> host, port. IPv6 literals go in brackets: [::1]:8080.
+Status ParseHostPort(const std::string& text, std::string* host,
+                     uint16_t* port);
+
+// The token of --api-token-file (nothing when the flag is empty); a warning
+// about the file (e.g. its mode) is logged.
+Result<std::optional<server::ApiToken>> LoadApiToken(const std::string& file);
+
+// Server options from the flags. Logs who may write: the token's holders,
+// or anyone, with a warning when the address is reachable beyond loopback.
+Result<server::ServerOptions> MakeServerOptions(const HttpArgs& args,
+                                                bool has_token);
+
+// The dashboard page and its scripts, embedded in the binary.
+std::vector<server::StaticAsset> DashboardAssets();
+
+// A retrieval-index cache that `snapshots` fills in its publishing thread,
+// so no request pays for building the index of a new snapshot. Set before
+// the first Publish.
+std::shared_ptr<server::CandidateIndexCache> PrepareRetrievalOnPublish(
+    learner::SnapshotHolder* snapshots);
+
+}  // namespace cfrec::app
+
+#endif  // CFREC_APP_SERVE_HTTP_H_
