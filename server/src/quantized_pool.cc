@@ -16,7 +16,6 @@ constexpr int kItemLevels = 127;   // item codes in [-127, 127]
 constexpr int kMaxDim = 4096;
 constexpr double kMargin = 1.01;
 
-
 // What Bounds() needs per position, and of the query.
 struct BoundInputs {
   const float* step;

@@ -56,10 +56,10 @@ struct TrainerCounters {
   uint64_t cf_samples_trained = 0;    // of those, trained by the ranker
   uint64_t cf_policy_updates = 0;     // REINFORCE steps
   double cf_mix_ratio = 0;            // achieved: trained cf / observed samples
-  uint64_t cf_steps = 0;        // ranker steps on counterfactual samples
+  uint64_t cf_steps = 0;              // ranker steps on counterfactual samples
   uint64_t observed_steps = 0;  // ranker steps on observed samples (cf runs)
-  double cf_seconds = 0;              // time spent generating (and pretraining)
-  uint64_t cf_refreshes = 0;          // learner copies handed to the generator
+  double cf_seconds = 0;        // time spent generating (and pretraining)
+  uint64_t cf_refreshes = 0;    // learner copies handed to the generator
 };
 
 class Trainer {
