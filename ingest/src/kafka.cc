@@ -10,12 +10,12 @@
 #include <cstdio>
 #include <functional>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <utility>
 
+#include "broker_watch.h"
 #include "cfrec/schemas/log.h"
 
 namespace cfrec::ingest {
@@ -274,126 +274,10 @@ size_t KafkaProducer::outstanding() const {
 
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-
 // A bound on each request HighWatermarks() makes: the status line and the
 // drain ask for the lag every second or so, and must not hang on a broker
 // that does not answer.
 constexpr int kWatermarkTimeoutMs = 2000;
-
-// Follows the brokers' reachability through librdkafka's callbacks: the
-// error ALL_BROKERS_DOWN (raised as the last broker connection is lost),
-// and the statistics document, whose brokers' "state" is UP while
-// connected. Errors and statistics are served by consume(), on the ingest
-// thread; log lines may come from librdkafka's own threads. Thread-safe.
-class BrokerWatch final : public RdKafka::EventCb {
- public:
-  void event_cb(RdKafka::Event& event) override {
-    switch (event.type()) {
-      case RdKafka::Event::EVENT_ERROR:
-        OnError(event);
-        break;
-      case RdKafka::Event::EVENT_STATS:
-        OnStats(event.str());
-        break;
-      case RdKafka::Event::EVENT_LOG:
-        // With an event callback librdkafka no longer prints its log (only
-        // levels up to log_level, 3 = errors, reach here).
-        Log(event.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR
-                ? LogLevel::kError
-                : LogLevel::kWarn,
-            "kafka", event.fac() + ": " + event.str());
-        break;
-      default:
-        break;
-    }
-  }
-
-  BrokerHealth Health() const {
-    std::lock_guard lock(mu_);
-    return health_;
-  }
-
-  // A message arrived: some broker answers.
-  void MarkReachable() {
-    std::lock_guard lock(mu_);
-    if (!health_.unreachable_since.has_value()) return;
-    health_.brokers_up = std::max(health_.brokers_up, 1);
-    ReachableLocked();
-  }
-
- private:
-  void OnError(RdKafka::Event& event) {
-    const std::string what = RdKafka::err2str(event.err()) +
-                             (event.str().empty() ? "" : ": " + event.str());
-    std::lock_guard lock(mu_);
-    health_.last_error = what;
-    if (event.err() == RdKafka::ERR__ALL_BROKERS_DOWN) {
-      health_.brokers_up = 0;
-      UnreachableLocked(what);
-      return;
-    }
-    // Transport errors, timeouts, ...: librdkafka reconnects by itself; log
-    // (rate-limited) and keep going.
-    if (event.fatal() || errors_++ % 100 == 0) {
-      Log(event.fatal() ? LogLevel::kError : LogLevel::kWarn, "consumer",
-          "Kafka: " + what + " (" + std::to_string(errors_) + " so far)");
-    }
-  }
-
-  void OnStats(const std::string& text) {
-    const auto doc = nlohmann::json::parse(text, nullptr, false);
-    if (doc.is_discarded() || !doc.contains("brokers") ||
-        !doc["brokers"].is_object()) {
-      return;
-    }
-    // Learned brokers (nodeid >= 0) are the cluster's; the bootstrap
-    // entries ("configured", nodeid -1) are the same servers again, counted
-    // only until metadata named the cluster's brokers. The internal and
-    // logical (coordinator) entries are no connections of their own.
-    int learned = 0, learned_up = 0, configured_up = 0;
-    for (const auto& [name, b] : doc["brokers"].items()) {
-      const std::string source = b.value("source", "");
-      const bool up = b.value("state", "") == "UP";
-      if (source == "learned") {
-        ++learned;
-        learned_up += up;
-      } else if (source == "configured") {
-        configured_up += up;
-      }
-    }
-    std::lock_guard lock(mu_);
-    health_.brokers_up = learned > 0 ? learned_up : configured_up;
-    if (learned_up + configured_up > 0) {
-      ReachableLocked();
-    } else if (learned > 0) {
-      UnreachableLocked("no broker connection is up");
-    }
-  }
-
-  void UnreachableLocked(const std::string& why) {
-    if (health_.unreachable_since.has_value()) return;
-    health_.unreachable_since = SteadyClock::now();
-    ++health_.outages;
-    LogError("consumer", "Kafka unreachable: " + why);
-  }
-
-  void ReachableLocked() {
-    if (!health_.unreachable_since.has_value()) return;
-    const double seconds = std::chrono::duration<double>(
-                               SteadyClock::now() - *health_.unreachable_since)
-                               .count();
-    health_.unreachable_since.reset();
-    char text[32];
-    std::snprintf(text, sizeof(text), "%.1f", seconds);
-    LogInfo("consumer",
-            std::string("Kafka reachable again after ") + text + " s");
-  }
-
-  mutable std::mutex mu_;
-  BrokerHealth health_;  // guarded by mu_
-  uint64_t errors_ = 0;  // guarded by mu_
-};
 
 // Forwards librdkafka's rebalance callback (set on the configuration before
 // the consumer exists) to the source once it does.
