@@ -96,13 +96,11 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
   std::shared_ptr<StorageFaults> faults_;
 };
 
-class FaultFileSystem final : public rocksdb::FileSystemWrapper {
+// A file system that hands every writable file it opens (new, reopened or
+// reused) to Wrap(), which may fail the open or wrap the file.
+class WritableFileHook : public rocksdb::FileSystemWrapper {
  public:
-  FaultFileSystem(const std::shared_ptr<rocksdb::FileSystem>& target,
-                  std::shared_ptr<StorageFaults> faults)
-      : FileSystemWrapper(target), faults_(std::move(faults)) {}
-
-  const char* Name() const override { return "CfrecFaultFileSystem"; }
+  using FileSystemWrapper::FileSystemWrapper;
 
   IOStatus NewWritableFile(const std::string& name, const FileOptions& options,
                            std::unique_ptr<FSWritableFile>* result,
@@ -128,10 +126,24 @@ class FaultFileSystem final : public rocksdb::FileSystemWrapper {
                 result);
   }
 
+ protected:
+  virtual IOStatus Wrap(IOStatus opened,
+                        std::unique_ptr<FSWritableFile>* result) = 0;
+};
+
+class FaultFileSystem final : public WritableFileHook {
+ public:
+  FaultFileSystem(const std::shared_ptr<rocksdb::FileSystem>& target,
+                  std::shared_ptr<StorageFaults> faults)
+      : WritableFileHook(target), faults_(std::move(faults)) {}
+
+  const char* Name() const override { return "CfrecFaultFileSystem"; }
+
  private:
   // Fails the creation while a fault is set; wraps the file otherwise, so
   // that a file opened before the fault fails its later writes.
-  IOStatus Wrap(IOStatus opened, std::unique_ptr<FSWritableFile>* result) {
+  IOStatus Wrap(IOStatus opened,
+                std::unique_ptr<FSWritableFile>* result) override {
     if (!opened.ok()) return opened;
     IOStatus s = Injected(faults_->Get(), *faults_);
     if (!s.ok()) {
@@ -205,38 +217,14 @@ class RetryableWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
   }
 };
 
-class RetryableFileSystem final : public rocksdb::FileSystemWrapper {
+class RetryableFileSystem final : public WritableFileHook {
  public:
-  using FileSystemWrapper::FileSystemWrapper;
+  using WritableFileHook::WritableFileHook;
   const char* Name() const override { return "CfrecRetryableFileSystem"; }
 
-  IOStatus NewWritableFile(const std::string& name, const FileOptions& options,
-                           std::unique_ptr<FSWritableFile>* result,
-                           IODebugContext* dbg) override {
-    return Wrap(FileSystemWrapper::NewWritableFile(name, options, result, dbg),
-                result);
-  }
-  IOStatus ReopenWritableFile(const std::string& name,
-                              const FileOptions& options,
-                              std::unique_ptr<FSWritableFile>* result,
-                              IODebugContext* dbg) override {
-    return Wrap(
-        FileSystemWrapper::ReopenWritableFile(name, options, result, dbg),
-        result);
-  }
-  IOStatus ReuseWritableFile(const std::string& name,
-                             const std::string& old_name,
-                             const FileOptions& options,
-                             std::unique_ptr<FSWritableFile>* result,
-                             IODebugContext* dbg) override {
-    return Wrap(FileSystemWrapper::ReuseWritableFile(name, old_name, options,
-                                                     result, dbg),
-                result);
-  }
-
  private:
-  static IOStatus Wrap(IOStatus opened,
-                       std::unique_ptr<FSWritableFile>* result) {
+  IOStatus Wrap(IOStatus opened,
+                std::unique_ptr<FSWritableFile>* result) override {
     if (!opened.ok()) return Retryable(std::move(opened));
     *result = std::make_unique<RetryableWritableFile>(std::move(*result));
     return opened;
