@@ -16,6 +16,8 @@
 #       [--users 50000] [--dim 64] [--duration 20] [--connections 4]
 #       [--wrk-threads 1] [--port 18080] [--impressions 400000] [--n 10]
 #       [--serve-args "..."] [--shed-factors "2 4"] [--think-ms 25]
+#       [--paced-rates "8000"] [--paced-factors "2 4 8"] [--p99-target-ms 5]
+#       [--paced-threads 1]
 #
 # --shed-factors: after the run above, whose rate is taken as the
 # sustainable rate R0, load-shedding phases (bench/http_shed.py): a paced
@@ -43,6 +45,10 @@ serve_args=""
 n=10
 shed_factors=""
 think_ms=10
+paced_rates=""
+paced_factors=""
+p99_target_ms=5
+paced_threads=1
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -60,7 +66,11 @@ while [[ $# -gt 0 ]]; do
     --n) n="$2"; shift 2 ;;
     --shed-factors) shed_factors="$2"; shift 2 ;;
     --think-ms) think_ms="$2"; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --paced-rates) paced_rates="$2"; shift 2 ;;
+    --paced-factors) paced_factors="$2"; shift 2 ;;
+    --p99-target-ms) p99_target_ms="$2"; shift 2 ;;
+    --paced-threads) paced_threads="$2"; shift 2 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -139,6 +149,16 @@ if [[ -n "${want_users:-}" ]]; then
     [[ "$have" -ge "$want_users" ]] && break
     sleep 0.5
   done
+fi
+
+if [[ -n "$paced_rates$paced_factors" ]]; then
+  paced_bin="$build/server/cfrec_http_paced"
+  [[ -x "$paced_bin" ]] || { echo "missing $paced_bin (build target cfrec_http_paced)" >&2; exit 1; }
+  python3 "$here/http_paced.py" --tool "$paced_bin" --port "$port" \
+    --users-file "$users_file" --rates "$paced_rates" \
+    --factors "$paced_factors" --p99-target-ms "$p99_target_ms" \
+    --duration "$duration" --n "$n" --threads "$paced_threads"
+  exit 0
 fi
 
 model_before="$(curl -fsS "$base/v1/model")"

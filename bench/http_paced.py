@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Open-loop load phases for bench/http_load.sh --paced-rate / --paced-factors.
+
+Drives cfrec_http_paced (server/tools/http_paced_load.cc), which offers GET
+/v1/recommendations at a fixed rate and times each request from its due
+time, against a running `cfrec serve` (or cfrec_http_bench_server).
+
+--rates "R ..."   one paced run per rate; prints one JSON line per run.
+--factors "k ..." the shedding figure:
+  unloaded  a paced run at --unloaded-rps: the reference p99;
+  R0        the highest paced rate whose admitted p99 stays within
+            --p99-target-ms with under 1 % shed and the offered rate
+            achieved: doubled from --start-rps until it fails, then bisected
+            (--search-steps), --search-s seconds per try;
+  k x R0    a paced run at k times R0 for each factor.
+  Each phase also reads /metrics and /v1/model before and after (events
+  applied, learner samples, model versions, shed counters), POSTs events at
+  --post-rps on a connection of its own (ingest must keep applying them)
+  and the tool polls /readyz at 10/s. Prints one JSON line.
+Before the first run it waits (up to --settle-s) until the events applied
+stop rising, so that a replay being applied is not part of the figures.
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from http_shed import snapshot  # noqa: E402
+
+
+def paced(args, rate, seconds):
+    cmd = [args.tool, "--host", args.host, "--port", str(args.port),
+           "--rate", str(rate), "--duration", str(seconds),
+           "--warmup", str(args.warmup_s), "--users-file", args.users_file,
+           "--n", str(args.n), "--threads", str(args.threads),
+           "--connections", str(args.connections)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads([l for l in out.stdout.splitlines()
+                       if l.startswith("{")][-1])
+
+
+class Poster:
+    """POST /v1/events (one new impression each) at a fixed rate."""
+
+    def __init__(self, args, users, tag):
+        self.args, self.users, self.tag = args, users, tag
+        self.accepted = self.shed = self.other = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        rng = random.Random(5)
+        conn = http.client.HTTPConnection(self.args.host, self.args.port,
+                                          timeout=10)
+        start, i = time.perf_counter(), 0
+        while not self.stop.is_set():
+            due = start + i / self.args.post_rps
+            if due > time.perf_counter():
+                time.sleep(due - time.perf_counter())
+            body = json.dumps({
+                "type": "impression",
+                "impression_id": f"paced-{self.tag}-{i}",
+                "user_id": rng.choice(self.users),
+                "ts": 1573568100000 + i,
+                "items": ["N1", "N2", "N3"],
+                "clicks": ["N2"],
+            })
+            try:
+                conn.request("POST", "/v1/events", body,
+                             {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                if r.status == 202:
+                    self.accepted += 1
+                elif r.status == 503:
+                    self.shed += 1
+                else:
+                    self.other += 1
+            except (OSError, http.client.HTTPException):
+                self.other += 1
+                conn.close()
+                conn = http.client.HTTPConnection(self.args.host,
+                                                  self.args.port, timeout=10)
+            i += 1
+        conn.close()
+
+    def __enter__(self):
+        if self.args.post_rps > 0:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+
+def phase(args, users, name, rate, seconds):
+    before = snapshot(args.host, args.port)
+    t0 = time.monotonic()
+    with Poster(args, users, f"{name}-{int(time.time())}") as poster:
+        result = paced(args, rate, seconds)
+    # Events accepted in the phase are applied within a second or so.
+    time.sleep(1)
+    after = snapshot(args.host, args.port)
+    wall = time.monotonic() - t0
+    keep = ["offered_rps", "achieved_rps", "ok_rps", "ok_2xx", "shed_503",
+            "other_status", "errors", "unanswered", "unsent", "shed_share",
+            "p50_ms", "p99_ms", "p999_ms", "max_ms", "readyz_requests",
+            "readyz_not_200", "readyz_p99_ms", "connections",
+            "max_client_backlog", "client_cpu_s"]
+    out = {"phase": name, **{k: result[k] for k in keep}}
+    out.update({
+        "events_posted": poster.accepted,
+        "events_post_shed": poster.shed,
+        "events_applied": int(after["applied"] - before["applied"]),
+        "learner_samples_per_s": round(
+            (after["samples"] - before["samples"]) / wall, 1),
+        "model_versions": after["model_version"] - before["model_version"],
+        "server_shed_queue_full": int(after["shed_full"] - before["shed_full"]),
+        "server_shed_queue_time": int(after["shed_time"] - before["shed_time"]),
+    })
+    return out
+
+
+def holds(args, r):
+    return (r["p99_ms"] >= 0 and r["p99_ms"] <= args.p99_target_ms
+            and r["shed_share"] < 0.01
+            and r["ok_rps"] >= 0.98 * r["offered_rps"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tool", required=True, help="cfrec_http_paced binary")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--users-file", required=True)
+    ap.add_argument("--rates", default="", help="paced runs at these rates")
+    ap.add_argument("--factors", default="", help="shedding: k x R0")
+    ap.add_argument("--p99-target-ms", type=float, default=5.0,
+                    help="R0 is the highest rate with p99 within this")
+    ap.add_argument("--unloaded-rps", type=float, default=100)
+    ap.add_argument("--start-rps", type=float, default=500)
+    ap.add_argument("--search-steps", type=int, default=3)
+    ap.add_argument("--search-s", type=float, default=5)
+    ap.add_argument("--duration", type=float, default=15)
+    ap.add_argument("--warmup-s", type=float, default=2)
+    ap.add_argument("--post-rps", type=float, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--settle-s", type=float, default=180,
+                    help="longest wait for a replay to be applied first")
+    args = ap.parse_args()
+    with open(args.users_file) as f:
+        users = [line.strip() for line in f if line.strip()]
+    # Let a replay still being applied finish first: it is a burst of
+    # ingest work, not the steady state the phases measure.
+    deadline = time.monotonic() + args.settle_s
+    applied = snapshot(args.host, args.port)["applied"]
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        now = snapshot(args.host, args.port)["applied"]
+        if now - applied < 100:
+            break
+        applied = now
+
+    for rate in args.rates.split():
+        r = phase(args, users, f"rate-{rate}", float(rate), args.duration)
+        print(json.dumps({"bench": "http_paced", **r}), flush=True)
+    if not args.factors:
+        return
+
+    unloaded = phase(args, users, "unloaded", args.unloaded_rps, args.duration)
+    search = []
+    good, bad = None, None
+    rate = args.start_rps
+    while bad is None:
+        r = paced(args, rate, args.search_s)
+        search.append({"rps": rate, "p99_ms": r["p99_ms"],
+                       "shed_share": r["shed_share"], "ok_rps": r["ok_rps"]})
+        if holds(args, r):
+            good, rate = rate, rate * 2
+        else:
+            bad = rate
+        if rate > 200000:
+            break
+    if good is None:
+        print(json.dumps({"bench": "http_paced_shed", "error":
+                          "p99 target missed at the start rate",
+                          "search": search, "unloaded": unloaded}))
+        return
+    for _ in range(args.search_steps if bad is not None else 0):
+        mid = round((good + bad) / 2)
+        r = paced(args, mid, args.search_s)
+        search.append({"rps": mid, "p99_ms": r["p99_ms"],
+                       "shed_share": r["shed_share"], "ok_rps": r["ok_rps"]})
+        if holds(args, r):
+            good = mid
+        else:
+            bad = mid
+    r0 = good
+    phases = [phase(args, users, "R0", r0, args.duration)]
+    for k in args.factors.split():
+        phases.append(phase(args, users, f"{k}xR0", float(k) * r0,
+                            args.duration))
+    base = unloaded["p99_ms"]
+    for p in [unloaded] + phases:
+        p["p99_vs_unloaded"] = round(p["p99_ms"] / base, 2) if base > 0 else None
+    print(json.dumps({"bench": "http_paced_shed",
+                      "p99_target_ms": args.p99_target_ms, "r0_rps": r0,
+                      "search": search, "phases": [unloaded] + phases}))
+
+
+if __name__ == "__main__":
+    main()
