@@ -199,7 +199,8 @@ void RegisterTrainerMetrics(server::MetricsRegistry& m,
         return static_cast<double>(trainer.Counters().last_checkpoint_seq);
       });
   counter("cfrec_learner_checkpoints_unusable_total",
-          "Learner checkpoints found undecodable at start (started fresh)",
+          "Learner checkpoints found undecodable at start (the previous "
+          "one was used, or the learner started fresh)",
           &learner::TrainerCounters::checkpoints_unusable);
   m.AddCallback("cfrec_trainer_applied_seq",
                 "Last applied-log sequence number trained on", false, [&] {

@@ -166,34 +166,60 @@ class Trainer::Impl {
   }
 
  private:
-  // The last checkpoint, if any. One that cannot be decoded (damaged,
-  // truncated) is reported and the learner starts fresh: it trains on the
-  // whole applied log again, which holds every event. A checkpoint of other
-  // model options is an error: the configuration is wrong, not the data.
+  // The previous good checkpoint, kept beside the newest one.
+  std::string PreviousName() const {
+    return options_.checkpoint_name + ".previous";
+  }
+
+  // The newest checkpoint, if any; if it cannot be decoded (damaged,
+  // truncated), the previous one (PreviousName()), and if that cannot be
+  // either, none: the learner starts fresh and trains on the whole applied
+  // log again, which holds every event. Either way the catch-up reads the
+  // applied log from the restored seq + 1, so nothing is lost. Each
+  // undecodable checkpoint is reported (log, checkpoints_unusable). A
+  // checkpoint of other model options is an error: the configuration is
+  // wrong, not the data.
   Status Restore() {
-    Result<std::string> blob = store_->GetCheckpoint(options_.checkpoint_name);
-    if (!blob.ok()) {
-      if (blob.status().IsNotFound()) return Status::Ok();  // first start
-      return blob.status().WithContext("reading the learner checkpoint");
+    bool any = false;
+    for (const std::string& name : {options_.checkpoint_name, PreviousName()}) {
+      Result<std::string> blob = store_->GetCheckpoint(name);
+      if (!blob.ok()) {
+        if (blob.status().IsNotFound()) continue;
+        return blob.status().WithContext("reading the learner checkpoint '" +
+                                         name + "'");
+      }
+      any = true;
+      Status restored = RestoreFrom(*blob);
+      if (restored.ok()) {
+        LogInfo("learner", "resumed from checkpoint '" + name +
+                               "' at applied seq " +
+                               std::to_string(learner_->applied_seq()));
+        // Only a newest checkpoint known to be good becomes the previous
+        // one when the next is written; after a fallback the previous
+        // stays what it is.
+        newest_good_ = name == options_.checkpoint_name;
+        return Status::Ok();
+      }
+      if (restored.code() != StatusCode::kCorruption) return restored;
+      LogError("learner", "checkpoint '" + name + "' (" +
+                              std::to_string(blob->size()) +
+                              " bytes) cannot be used: " + restored.ToString());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++counters_.checkpoints_unusable;
+      }
+      // A failed restore may have changed part of the state.
+      CFREC_RETURN_IF_ERROR(StartFresh());
     }
-    Status restored = RestoreFrom(*blob);
-    if (restored.ok()) {
-      LogInfo("learner", "resumed from checkpoint '" +
-                             options_.checkpoint_name + "' at applied seq " +
-                             std::to_string(learner_->applied_seq()));
-      return Status::Ok();
+    if (any) {
+      LogError("learner",
+               "no usable checkpoint; starting fresh, training again on the "
+               "applied log from seq 1");
     }
-    if (restored.code() != StatusCode::kCorruption) return restored;
-    LogError("learner",
-             "checkpoint '" + options_.checkpoint_name + "' (" +
-                 std::to_string(blob->size()) +
-                 " bytes) cannot be used: " + restored.ToString() +
-                 "; starting fresh, training again on the applied log from "
-                 "seq 1");
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++counters_.checkpoints_unusable;
-    }
+    return Status::Ok();
+  }
+
+  Status StartFresh() {
     auto fresh = Learner::Create(options_.learner);
     if (!fresh.ok()) return fresh.status();
     learner_ = std::move(fresh).value();
@@ -537,6 +563,20 @@ class Trainer::Impl {
         FrameCheckpoint(*blob, window_.Serialize(),
                         stream_ != nullptr ? &stream_part : nullptr));
     const uint64_t seq = learner_->applied_seq();
+    // The newest checkpoint becomes the previous one before it is
+    // replaced. Each put is atomic, so a crash at any point leaves a newest
+    // checkpoint no older than before, and a good previous one: between the
+    // two puts both hold the same blob.
+    if (newest_good_) {
+      Result<std::string> newest =
+          store_->GetCheckpoint(options_.checkpoint_name);
+      Status kept = newest.ok() ? store_->PutCheckpoint(PreviousName(), *newest)
+                                : newest.status();
+      if (!kept.ok()) {
+        RecordError(kept.WithContext("keeping the previous checkpoint"));
+        return;
+      }
+    }
     if (FailPointsEnabled()) {
       FailPoint("checkpoint.put", "seq=" + std::to_string(seq));
     }
@@ -545,6 +585,7 @@ class Trainer::Impl {
       RecordError(status.WithContext("writing the learner checkpoint"));
       return;
     }
+    newest_good_ = true;
     if (FailPointsEnabled()) {
       FailPoint("checkpoint.written", "seq=" + std::to_string(seq));
     }
@@ -612,6 +653,10 @@ class Trainer::Impl {
   TrainingStats stats_;
   TrainerCounters counters_;
   Status first_error_;
+  // True once the newest checkpoint in the store is known to be good
+  // (restored from, or written by, this trainer); trainer thread only
+  // after Start.
+  bool newest_good_ = false;
 };
 
 Trainer::Trainer(const TrainerOptions& options, state::EventStore* store,

@@ -647,7 +647,7 @@ TEST_F(CrashSoakTest, SigkillAtRandomMomentsLosesAndDoublesNothing) {
                 ->PutCheckpoint("learner", blob->substr(0, blob->size() / 2))
                 .ok());
         damaged = true;
-        durable_seq = 0;  // starts fresh
+        durable_seq = 0;  // the previous checkpoint, or fresh
         exact_seq.reset();
       }
     }

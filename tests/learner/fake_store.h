@@ -35,6 +35,11 @@ class FakeStore : public state::EventStore {
     ++puts_;
     return Status::Ok();
   }
+  // Test helper: removes a checkpoint, as if it had never been written.
+  void EraseCheckpoint(std::string_view name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    checkpoints_.erase(std::string(name));
+  }
   std::map<int32_t, int64_t> NextOffsets(std::string_view) const override {
     return {};
   }

@@ -335,6 +335,74 @@ TEST(TrainerTest, UndecodableCheckpointIsReportedAndTheLearnerStartsFresh) {
   ASSERT_TRUE(trainer.Stop().ok());
 }
 
+// The store keeps the previous good checkpoint beside the newest one: a
+// damaged newest one falls back to it (and the catch-up trains the rest
+// from the applied log, so the end state equals an uninterrupted run's);
+// with both damaged the learner starts fresh; neither crashes.
+TEST(TrainerTest, DamagedCheckpointFallsBackToThePreviousOne) {
+  SyntheticLog log = MakeSyntheticLog();
+  ASSERT_GE(log.train.size(), 600u);
+  const std::vector<AppliedEvent> first(log.train.begin(),
+                                        log.train.begin() + 300);
+  const std::vector<AppliedEvent> second(log.train.begin() + 300,
+                                         log.train.begin() + 600);
+  const uint64_t first_seq = first.back().seq;
+  const uint64_t last_seq = second.back().seq;
+  TrainerOptions o = SmallTrainerOptions();
+  FakeStore store;
+  auto run = [&](uint64_t until, uint64_t expect_restored,
+                 uint64_t expect_unusable) {
+    SnapshotHolder holder;
+    Trainer trainer(o, &store, &holder);
+    ASSERT_TRUE(trainer.Start().ok());
+    EXPECT_EQ(holder.Get()->stats().applied_seq, expect_restored);
+    EXPECT_EQ(trainer.Counters().checkpoints_unusable, expect_unusable);
+    ASSERT_TRUE(trainer.WaitForSeq(until, kWait));
+    ASSERT_TRUE(trainer.Stop().ok());
+    EXPECT_EQ(trainer.Counters().errors, 0u);
+  };
+  store.Append(first);
+  run(first_seq, 0, 0);
+  const std::string checkpoint_a = *store.GetCheckpoint(o.checkpoint_name);
+  // Only one checkpoint so far: nothing to keep as the previous one.
+  EXPECT_TRUE(store.GetCheckpoint(o.checkpoint_name + ".previous")
+                  .status()
+                  .IsNotFound());
+  store.Append(second);
+  run(last_seq, first_seq, 0);
+  const std::string checkpoint_b = *store.GetCheckpoint(o.checkpoint_name);
+  EXPECT_NE(checkpoint_a, checkpoint_b);
+  EXPECT_EQ(*store.GetCheckpoint(o.checkpoint_name + ".previous"),
+            checkpoint_a);
+
+  // The newest cut in half: resumes from the previous one, catches up.
+  ASSERT_TRUE(
+      store
+          .PutCheckpoint(o.checkpoint_name,
+                         checkpoint_b.substr(0, checkpoint_b.size() / 2))
+          .ok());
+  run(last_seq, first_seq, 1);
+  // That run's checkpoint is the newest; the previous one is still A (the
+  // damaged blob was not kept), and the model equals B's.
+  EXPECT_EQ(*store.GetCheckpoint(o.checkpoint_name + ".previous"),
+            checkpoint_a);
+  EXPECT_EQ(*store.GetCheckpoint(o.checkpoint_name), checkpoint_b);
+
+  // Both damaged: starts fresh and trains the whole log again.
+  std::string flipped = checkpoint_a;
+  flipped[flipped.size() / 4] ^= 0x10;
+  ASSERT_TRUE(store.PutCheckpoint(o.checkpoint_name, "garbage").ok());
+  ASSERT_TRUE(
+      store.PutCheckpoint(o.checkpoint_name + ".previous", flipped).ok());
+  run(last_seq, 0, 2);
+
+  // Only the previous one present (the newest deleted by hand): used.
+  store.EraseCheckpoint(o.checkpoint_name);
+  ASSERT_TRUE(
+      store.PutCheckpoint(o.checkpoint_name + ".previous", checkpoint_a).ok());
+  run(last_seq, first_seq, 0);
+}
+
 // Model versions go on increasing across a restart: the restarted trainer
 // publishes above every version the first one could have published (a
 // block of versions is recorded before its first is used).

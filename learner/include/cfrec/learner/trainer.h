@@ -6,10 +6,13 @@
 // Restart: Start() restores the last checkpoint and catches up by reading
 // the applied log from the checkpoint's applied seq + 1, so no event is lost
 // or trained twice; events that arrive through Enqueue with a seq already
-// trained are skipped, and a gap in seqs is filled from the applied log. A
-// checkpoint that cannot be decoded is reported (log, checkpoints_unusable)
-// and the learner starts fresh from seq 1. Model versions continue above
-// every version published before the restart.
+// trained are skipped, and a gap in seqs is filled from the applied log.
+// The store keeps the newest checkpoint and the previous good one
+// (checkpoint_name + ".previous"). A checkpoint that cannot be decoded is
+// reported (log, checkpoints_unusable) and the previous one is used; if
+// that cannot be decoded either, the learner starts fresh from seq 1.
+// Model versions continue above every version published before the
+// restart.
 //
 // Thread-safety: Start, Stop and the destructor from one thread; Enqueue from
 // one producer thread (ingest); Stats and the observers from any thread.
@@ -41,7 +44,8 @@ struct TrainerCounters {
   double last_snapshot_build_ms = 0;  // time to build the latest snapshot
   uint64_t checkpoints_written = 0;
   uint64_t last_checkpoint_seq = 0;  // applied seq the last one holds
-  // Checkpoints found undecodable at start (the learner started fresh).
+  // Checkpoints found undecodable at start (the learner fell back to the
+  // previous one, or started fresh).
   uint64_t checkpoints_unusable = 0;
   double last_checkpoint_ms = 0;
   size_t last_checkpoint_bytes = 0;
