@@ -42,6 +42,12 @@ void Register(CLI::App& bench, ExitCode* exit_code) {
       ->capture_default_str();
   cmd->add_option("--seed", options->seed, "Seed of data and models")
       ->capture_default_str();
+  cmd->add_flag("--sems", options->sems,
+                "Also measure the SEMs p_R and p_S (and the posteriors) on "
+                "generated lists with one click each");
+  cmd->add_option("--sem-list-length", options->sem_list_length,
+                  "Items per generated list for --sems (2 or more)")
+      ->capture_default_str();
   cmd->callback([options, exit_code] {
     auto result = learner::RunBenchTrain(*options);
     if (!result.ok()) {

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -46,11 +47,88 @@ std::vector<AppliedEvent> MakeClicks(const BenchTrainOptions& o, size_t count,
   return events;
 }
 
+// Impressions of `length` distinct items (uniform) with one click each,
+// for the SEMs: p_R reads what was shown, p_S which entry was clicked.
+std::vector<AppliedEvent> MakeLists(const BenchTrainOptions& o, size_t count,
+                                    std::mt19937_64& rng, uint64_t& seq) {
+  std::uniform_int_distribution<int64_t> user(0, o.users - 1);
+  std::uniform_int_distribution<int64_t> item(0, o.items - 1);
+  std::uniform_int_distribution<int> click(0, o.sem_list_length - 1);
+  std::vector<AppliedEvent> events(count);
+  for (AppliedEvent& e : events) {
+    e.seq = ++seq;
+    e.user = static_cast<uint32_t>(user(rng));
+    while (e.items.size() < static_cast<size_t>(o.sem_list_length)) {
+      auto i = static_cast<uint32_t>(item(rng));
+      if (std::find(e.items.begin(), e.items.end(), i) == e.items.end()) {
+        e.items.push_back(i);
+      }
+    }
+    e.clicked = {static_cast<uint16_t>(click(rng))};
+  }
+  return events;
+}
+
+// p_R, p_S and the posteriors beside a BPR ranker, timed per step.
+Result<BenchTrainSem> RunSemBench(const BenchTrainOptions& o) {
+  LearnerOptions lo;
+  lo.ranker = "bpr";
+  lo.loss = "pairwise";
+  lo.negatives = "catalog";
+  lo.num_negatives = 1;
+  lo.dim = o.dim;
+  lo.batch_size = o.batch_size;
+  lo.train_sems = true;
+  lo.train_on_history = false;
+  lo.seed = o.seed;
+  lo.kernel = o.kernel;
+  lo.train_threads = o.threads;
+  lo.initial_rows = static_cast<int>(std::max(o.users, o.items));
+  auto learner = Learner::Create(lo);
+  if (!learner.ok()) return learner.status();
+  std::mt19937_64 rng(o.seed);
+  uint64_t seq = 0;
+  AppliedEvent span_all;
+  span_all.seq = ++seq;
+  span_all.user = static_cast<uint32_t>(o.users - 1);
+  span_all.items = {static_cast<uint32_t>(o.items - 1)};
+  std::vector<AppliedEvent> warm = MakeLists(o, o.batch_size, rng, seq);
+  warm.insert(warm.begin(), span_all);
+  CFREC_RETURN_IF_ERROR((*learner)->Train(warm));
+  // A round of 8 ranker batches (one click, one negative per list).
+  const size_t round = 8 * static_cast<size_t>(o.batch_size);
+  BenchTrainSem m;
+  const TrainTimes before = (*learner)->train_times();
+  auto start = std::chrono::steady_clock::now();
+  while (m.seconds < o.seconds) {
+    std::vector<AppliedEvent> events = MakeLists(o, round, rng, seq);
+    auto t0 = std::chrono::steady_clock::now();
+    const double cpu0 = ProcessCpuSeconds();
+    CFREC_RETURN_IF_ERROR((*learner)->Train(events));
+    m.cpu_seconds += ProcessCpuSeconds() - cpu0;
+    m.lists += events.size();
+    m.seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
+    if (std::chrono::steady_clock::now() - start >
+        std::chrono::duration<double>(10 * o.seconds)) {
+      break;
+    }
+  }
+  const TrainTimes after = (*learner)->train_times();
+  m.impression_s = after.sem_impression - before.sem_impression;
+  m.selection_s = after.sem_selection - before.sem_selection;
+  m.posterior_s = after.sem_posterior - before.sem_posterior;
+  m.sems_s = after.sems - before.sems;
+  return m;
+}
+
 }  // namespace
 
 Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
   if (o.users <= 0 || o.items <= 1 || o.batch_size <= 0 || o.dim <= 0 ||
-      o.seconds <= 0 || o.threads <= 0) {
+      o.seconds <= 0 || o.threads <= 0 || o.sem_list_length < 2 ||
+      o.sem_list_length > o.items) {
     return Status::InvalidArgument("bench train: sizes must be positive");
   }
   if (o.mlp_matmul != "own" && o.mlp_matmul != "blas") {
@@ -130,6 +208,12 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
                         .count();
     result.models.push_back(m);
   }
+  if (o.sems) {
+    auto sem = RunSemBench(o);
+    if (!sem.ok()) return sem.status();
+    result.has_sem = true;
+    result.sem = *sem;
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   result.peak_rss_kb = usage.ru_maxrss;
@@ -156,6 +240,8 @@ std::string BenchTrainResultToJson(const BenchTrainResult& r) {
                    {"cpu_seconds", m.cpu_seconds},
                    {"samples_per_cpu_sec",
                     m.cpu_seconds > 0 ? m.samples / m.cpu_seconds : 0.0},
+                   // CPU seconds per wall second: the cores actually used.
+                   {"cores", m.seconds > 0 ? m.cpu_seconds / m.seconds : 0.0},
                    {"snapshot_ms", m.snapshot_ms},
                    {"phases_s",
                     {{"prepare", m.prepare_s},
@@ -163,6 +249,26 @@ std::string BenchTrainResultToJson(const BenchTrainResult& r) {
                      {"gradient", m.ranker_gradient_s},
                      {"update", m.ranker_update_s},
                      {"torch_step", m.ranker_torch_s}}}};
+  }
+  if (r.has_sem) {
+    const BenchTrainSem& m = r.sem;
+    auto per_sec = [&](double seconds) {
+      return seconds > 0 ? double(m.lists) / seconds : 0.0;
+    };
+    j["sem"] = {{"lists", m.lists},
+                {"list_length", r.options.sem_list_length},
+                {"seconds", m.seconds},
+                {"cpu_seconds", m.cpu_seconds},
+                {"cores", m.seconds > 0 ? m.cpu_seconds / m.seconds : 0.0},
+                {"lists_per_sec", per_sec(m.seconds)},
+                {"p_r_lists_per_sec", per_sec(m.impression_s)},
+                {"p_s_lists_per_sec", per_sec(m.selection_s)},
+                {"posterior_lists_per_sec", per_sec(m.posterior_s)},
+                {"phases_s",
+                 {{"p_r", m.impression_s},
+                  {"p_s", m.selection_s},
+                  {"posterior", m.posterior_s},
+                  {"sems", m.sems_s}}}};
   }
   return j.dump();
 }

@@ -17,6 +17,7 @@
 #include "models.h"
 #include "param_set.h"
 #include "snapshot_impl.h"
+#include "triple_sampler.h"
 
 namespace cfrec::learner {
 namespace {
@@ -39,13 +40,6 @@ double SecondsSince(Clock::time_point t0) {
 double Ema(double old_value, double value, uint64_t count) {
   return count <= 1 ? value : (1 - kEmaWeight) * old_value + kEmaWeight * value;
 }
-
-// Ranker training triples (u, i+, i-); the pointwise loss reads them as one
-// positive and one negative pair.
-struct Triples {
-  std::vector<int64_t> u, pos, neg;
-  size_t size() const { return u.size(); }
-};
 
 // Flat p_R terms of eq. (6): shown items (label 1) and sampled non-shown
 // items (label 0).
@@ -98,7 +92,8 @@ class Learner::Impl {
         ranker_(MakeRanker(o, rng_)),
         p_r_(o, rng_),
         p_s_(o, rng_),
-        posteriors_(o, rng_) {
+        posteriors_(o, rng_),
+        sampler_(o) {
     stats_.ranker = o.ranker;
     stats_.loss = o.loss;
     // The losses are batch means: the regulariser is divided by the batch
@@ -642,39 +637,6 @@ class Learner::Impl {
     }
   }
 
-  uint32_t UniformItem() {
-    return static_cast<uint32_t>(
-        std::uniform_int_distribution<int64_t>(0, num_items_ - 1)(rng_));
-  }
-
-  // A catalog negative: an item the user never clicked (a few tries).
-  uint32_t CatalogNegative(uint32_t user, uint32_t positive) {
-    uint32_t j = UniformItem();
-    for (int tries = 0; tries < 8; ++tries) {
-      if (j != positive && !clicks_.Contains(user, j)) break;
-      j = UniformItem();
-    }
-    return j;
-  }
-
-  void AddTriples(const AppliedEvent& e, uint32_t positive,
-                  const std::vector<uint32_t>& unclicked, Triples& out) {
-    for (int k = 0; k < options_.num_negatives; ++k) {
-      bool from_list = options_.negatives == "impression" ||
-                       (options_.negatives == "mix" && k % 2 == 0);
-      uint32_t j;
-      if (from_list && !unclicked.empty()) {
-        j = unclicked[std::uniform_int_distribution<size_t>(
-            0, unclicked.size() - 1)(rng_)];
-      } else {
-        j = CatalogNegative(e.user, positive);
-      }
-      out.u.push_back(e.user);
-      out.pos.push_back(positive);
-      out.neg.push_back(j);
-    }
-  }
-
   // Click lists are read at random users: hint the cache a few events
   // ahead (the entry first, then the items it points to).
   void PrefetchClicks(std::span<const AppliedEvent> events, size_t k) const {
@@ -685,35 +647,6 @@ class Learner::Impl {
     if (k + kItemsAhead < events.size()) {
       clicks_.PrefetchItems(events[k + kItemsAhead].user);
     }
-  }
-
-  Triples BuildTriples(std::span<const AppliedEvent> events) {
-    Triples t;
-    const size_t expected = events.size() * options_.num_negatives;
-    t.u.reserve(expected);
-    t.pos.reserve(expected);
-    t.neg.reserve(expected);
-    std::vector<uint32_t> unclicked;
-    for (size_t k = 0; k < events.size(); ++k) {
-      PrefetchClicks(events, k);
-      const AppliedEvent& e = events[k];
-      if (e.user >= num_users_) continue;
-      if (!e.clicked.empty()) {
-        unclicked.clear();
-        for (uint32_t i : e.items) {
-          if (!clicks_.Contains(e.user, i)) unclicked.push_back(i);
-        }
-        for (uint16_t p : e.clicked) {
-          if (p < e.items.size()) AddTriples(e, e.items[p], unclicked, t);
-        }
-      }
-      if (options_.train_on_history && !e.history.empty() &&
-          clicks_.BroughtHistory(e)) {
-        unclicked.clear();  // history has no list: catalog negatives
-        for (uint32_t i : e.history) AddTriples(e, i, unclicked, t);
-      }
-    }
-    return t;
   }
 
   ImpressionTerms BuildImpressionTerms(std::span<const AppliedEvent> events,
@@ -929,14 +862,12 @@ class Learner::Impl {
     // ACL/PS: g_psi's stage-1 fit on the first events it sees.
     if (acl_) acl_->Pretrain(events, num_users_, num_items_, rng_);
     auto prepare_start = Clock::now();
-    Triples triples = BuildTriples(events);
-    // Shuffle the triples so a mini-batch mixes users and events.
-    for (size_t k = triples.size(); k > 1; --k) {
-      size_t r = std::uniform_int_distribution<size_t>(0, k - 1)(rng_);
-      std::swap(triples.u[k - 1], triples.u[r]);
-      std::swap(triples.pos[k - 1], triples.pos[r]);
-      std::swap(triples.neg[k - 1], triples.neg[r]);
-    }
+    // One draw of the learner's generator seeds the round's sampling
+    // (triple_sampler.h), which the fused kernel's threads share.
+    const uint64_t sample_seed = rng_();
+    Triples& triples = triples_;
+    sampler_.Build(events, clicks_, num_users_, num_items_, sample_seed,
+                   fused_mf_ ? &fused_mf_->pool() : nullptr, &triples);
     size_t batch = static_cast<size_t>(options_.batch_size);
     size_t steps = std::max<size_t>(1, (triples.size() + batch - 1) / batch);
     times_.prepare += SecondsSince(prepare_start);
@@ -963,19 +894,25 @@ class Learner::Impl {
       ImpressionTerms terms = BuildImpressionTerms(chunk, rng_);
       SelectionLists lists = BuildSelectionLists(chunk);
       if (!terms.user.empty()) {
+        auto t0 = Clock::now();
         ++sem_r_steps_;
         stats_.sem_r_loss =
             Ema(stats_.sem_r_loss, ImpressionStep(terms), sem_r_steps_);
+        times_.sem_impression += SecondsSince(t0);
       }
       if (!lists.click_entry.empty()) {
+        auto t0 = Clock::now();
         ++sem_s_steps_;
         stats_.sem_s_loss =
             Ema(stats_.sem_s_loss, SelectionStep(lists), sem_s_steps_);
+        times_.sem_selection += SecondsSince(t0);
       }
       if (!terms.user.empty() || !lists.click_entry.empty()) {
+        auto t0 = Clock::now();
         ++posterior_steps_;
         stats_.elbo =
             Ema(stats_.elbo, PosteriorStep(terms, lists), posterior_steps_);
+        times_.sem_posterior += SecondsSince(t0);
       }
       times_.sems += SecondsSince(sem_start);
     }
@@ -996,6 +933,8 @@ class Learner::Impl {
   // Kernel "fused": BPR-MF and GMF without ACL; null otherwise.
   std::unique_ptr<FusedMfStep> fused_mf_;
   FusedSemStep fused_sem_;  // p_R and p_S with kernel "fused"
+  TripleSampler sampler_;
+  Triples triples_;  // the round's, reused
   TrainTimes times_;
   AdamOptions ranker_adam_, sem_adam_, posterior_adam_;
 

@@ -35,6 +35,11 @@ struct BenchTrainOptions {
   std::string mlp_matmul = "blas";
   // Seed of data and models. Default 42.
   uint64_t seed = 42;
+  // Also measure the SEMs p_R and p_S (and the posteriors, which step on
+  // the same events) on generated lists of `sem_list_length` items with one
+  // click each, beside a BPR ranker. Default off; lists of 10.
+  bool sems = false;
+  int sem_list_length = 10;
 };
 
 struct BenchTrainModel {
@@ -58,9 +63,23 @@ struct BenchTrainModel {
   double ranker_torch_s = 0;     // LibTorch step, whole
 };
 
+// The SEM measurement (BenchTrainOptions::sems): lists trained per second
+// of each SEM step's own time, so the ranker's share does not count.
+struct BenchTrainSem {
+  uint64_t lists = 0;  // impressions trained (one click each)
+  double seconds = 0;  // wall time of Learner::Train, everything included
+  double cpu_seconds = 0;
+  double impression_s = 0;  // p_R steps (eq. 6), terms built outside
+  double selection_s = 0;   // p_S steps (eq. 7)
+  double posterior_s = 0;   // posterior steps (eq. 9, LibTorch)
+  double sems_s = 0;        // all of the above, with building their terms
+};
+
 struct BenchTrainResult {
   BenchTrainOptions options;
   std::vector<BenchTrainModel> models;
+  bool has_sem = false;
+  BenchTrainSem sem;
   int64_t peak_rss_kb = 0;  // of the whole process (getrusage)
 };
 

@@ -45,7 +45,10 @@ struct TrainTimes {
   double ranker_gradient = 0;  // scores, loss and per-row gradient sums
   double ranker_update = 0;    // Adam on the touched rows
   double ranker_torch = 0;     // the LibTorch ranker step, whole
-  double sems = 0;             // p_R, p_S and posterior steps
+  double sems = 0;             // p_R, p_S and posterior steps, whole
+  double sem_impression = 0;   // of which the p_R step (eq. 6)
+  double sem_selection = 0;    // the p_S step (eq. 7)
+  double sem_posterior = 0;    // the posteriors' step (eq. 9)
 };
 
 // A counterfactual ranker sample (u, i, j) of C(tau): i is among the k

@@ -1,0 +1,130 @@
+// TripleSampler (the ranker's sample preparation) and FastRng: the triples
+// depend on the events, the click lists and the seed only, not on how many
+// threads build them; negatives come from where the options say and are
+// never clicked; the bounded draw stays in range and is uniform.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "click_lists.h"
+#include "fast_rng.h"
+#include "learner/synthetic.h"
+#include "triple_sampler.h"
+#include "work_pool.h"
+
+namespace cfrec::learner {
+namespace {
+
+using state::AppliedEvent;
+using testing::MakeSyntheticLog;
+using testing::SyntheticLog;
+
+constexpr int64_t kUsers = 200, kItems = 150;  // MakeSyntheticLog's
+
+struct Fixture {
+  SyntheticLog log = MakeSyntheticLog();
+  ClickLists clicks;
+  Fixture() {
+    clicks.Grow(kUsers);
+    for (const AppliedEvent& e : log.train) clicks.Observe(e);
+  }
+  Triples Build(const LearnerOptions& o, uint64_t seed, WorkPool* pool) {
+    TripleSampler sampler(o);
+    Triples t;
+    sampler.Build(log.train, clicks, kUsers, kItems, seed, pool, &t);
+    return t;
+  }
+};
+
+bool Same(const Triples& a, const Triples& b) {
+  return a.u == b.u && a.pos == b.pos && a.neg == b.neg;
+}
+
+TEST(TripleSamplerTest, SameTriplesOnAnyThreadCountAndNewOnesForANewSeed) {
+  Fixture f;
+  ASSERT_GT(f.log.train.size(), 3 * TripleSampler::kChunkEvents);
+  LearnerOptions o;  // mix negatives, 5 per click, history on
+  Triples one = f.Build(o, 11, nullptr);
+  ASSERT_GT(one.size(), f.log.train.size());
+  WorkPool two(2), three(3);
+  EXPECT_TRUE(Same(one, f.Build(o, 11, &two)));
+  EXPECT_TRUE(Same(one, f.Build(o, 11, &three)));
+  Triples other = f.Build(o, 12, &two);
+  EXPECT_EQ(other.size(), one.size());
+  EXPECT_FALSE(Same(one, other));
+}
+
+TEST(TripleSamplerTest, NegativesComeFromTheirSourceAndAreNotClicked) {
+  Fixture f;
+  size_t clicks = 0;
+  for (const AppliedEvent& e : f.log.train) {
+    for (uint16_t p : e.clicked) clicks += p < e.items.size();
+  }
+  for (const char* source : {"catalog", "impression"}) {
+    LearnerOptions o;
+    o.negatives = source;
+    o.num_negatives = 3;
+    o.train_on_history = false;
+    WorkPool pool(2);
+    Triples t = f.Build(o, 5, &pool);
+    ASSERT_EQ(t.size(), 3 * clicks) << source;
+    size_t clicked_negatives = 0;
+    for (size_t k = 0; k < t.size(); ++k) {
+      ASSERT_LT(t.neg[k], kItems);
+      EXPECT_TRUE(f.clicks.Contains(static_cast<uint32_t>(t.u[k]),
+                                    static_cast<uint32_t>(t.pos[k])));
+      clicked_negatives += f.clicks.Contains(static_cast<uint32_t>(t.u[k]),
+                                             static_cast<uint32_t>(t.neg[k]));
+    }
+    if (std::string(source) == "catalog") {
+      // Eight tries at 150 items: a clicked negative is all but impossible.
+      EXPECT_EQ(clicked_negatives, 0u);
+    }
+    // Shuffled: consecutive triples rarely share a user.
+    size_t same_user = 0;
+    for (size_t k = 1; k < t.size(); ++k) same_user += t.u[k] == t.u[k - 1];
+    EXPECT_LT(same_user, t.size() / 10) << source;
+  }
+  // "impression": every negative is an unclicked item of one of the user's
+  // lists, whenever the list had one.
+  LearnerOptions o;
+  o.negatives = "impression";
+  o.num_negatives = 2;
+  o.train_on_history = false;
+  Triples t = f.Build(o, 6, nullptr);
+  std::vector<std::vector<uint32_t>> shown(kUsers);
+  for (const AppliedEvent& e : f.log.train) {
+    shown[e.user].insert(shown[e.user].end(), e.items.begin(), e.items.end());
+  }
+  for (size_t k = 0; k < t.size(); ++k) {
+    const auto& s = shown[t.u[k]];
+    EXPECT_NE(std::find(s.begin(), s.end(), t.neg[k]), s.end());
+  }
+}
+
+TEST(FastRngTest, BoundedDrawIsInRangeAndUniform) {
+  FastRng rng(3, 0);
+  for (int k = 0; k < 1000; ++k) EXPECT_EQ(rng.Below(1), 0u);
+  constexpr uint64_t kRange = 7;
+  constexpr int kDraws = 70000;
+  std::vector<int> counts(kRange, 0);
+  for (int k = 0; k < kDraws; ++k) {
+    uint64_t x = rng.Below(kRange);
+    ASSERT_LT(x, kRange);
+    ++counts[x];
+  }
+  double chi2 = 0;
+  const double expected = double(kDraws) / kRange;
+  for (int c : counts) chi2 += (c - expected) * (c - expected) / expected;
+  EXPECT_LT(chi2, 22.5);  // p < 0.001 at 6 degrees of freedom
+  // Huge ranges stay in range; streams of one seed differ.
+  const uint64_t big = (uint64_t{1} << 63) + 12345;
+  for (int k = 0; k < 1000; ++k) ASSERT_LT(rng.Below(big), big);
+  FastRng a(9, 1), b(9, 2);
+  EXPECT_NE(a.Next(), b.Next());
+}
+
+}  // namespace
+}  // namespace cfrec::learner
