@@ -55,12 +55,28 @@ VARIANTS = {
     "top50": {"cf_min_top_prob": 0.5},
     # The oracle's pairs with the true clicks only (clicked vs not).
     "click": {"cf_oracle": "click"},
+    # Whose click model simulates (cf_simulator): the SEMs trained with the
+    # ranker (CPR's Algorithm 1), the SEMs of a learner of their own trained
+    # to convergence on held-out lists and refreshed per epoch, or a
+    # logistic click model with user and item intercepts (cf_click_model.h).
+    "shared": {"cf_simulator": "shared"},
+    "converged": {"cf_simulator": "converged"},
+    "logistic": {"cf_simulator": "logistic"},
+    # Schedules and filters, with the SEMs and with the logistic model.
+    "decay": {"cf_mix_decay": 0.9},
+    "few": {"cf_max_user_clicks": 5},
+    "logdecay": {"cf_simulator": "logistic", "cf_mix_decay": 0.9},
+    "logfew": {"cf_simulator": "logistic", "cf_max_user_clicks": 5},
+    "logtop50": {"cf_simulator": "logistic", "cf_min_top_prob": 0.5},
+    "logmix50": {"cf_simulator": "logistic", "cf_mix_ratio": 0.5},
+    "logstart10": {"cf_simulator": "logistic", "cf_start_epoch": 10},
 }
 # Two-sided 95% Student t quantiles by degrees of freedom.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
        7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179,
        13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 24: 2.064, 29: 2.045}
 METRIC = "ndcg@10_all"
+VALID_METRIC = "valid_ndcg@10_all"
 
 
 def t95(df):
@@ -135,8 +151,12 @@ class Runner:
         if config:
             cmd += ["--config", os.path.relpath(config, root)]
         # The key names the setting, not the scratch directory.
+        # A part's tag (its binary's generation) keeps its runs, the base
+        # ones included, apart from runs of older binaries.
+        tag = getattr(self.args, "tag", "")
         key = run_key(["study", "u%d" % users, "l%d" % lists, "d%d" % dim,
-                       "s%d" % seed, ranker, arm], config)
+                       "s%d" % seed, ranker, arm] + ([tag] if tag else []),
+                      config)
         if key in self.cache:
             return self.cache[key]
         if self.args.report_only or self.over_budget():
@@ -151,7 +171,7 @@ class Runner:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         slim = {
             "run_key": key, "users": users, "lists": lists, "dim": dim,
-            "seed": seed, "ranker": ranker, "arm": arm,
+            "seed": seed, "ranker": ranker, "arm": arm, "tag": tag,
             "metrics": r["metrics"], "best_epoch": r.get("best_epoch"),
             "dataset": r.get("dataset"), "wall_seconds": time.time() - start,
             "counterfactual": r.get("counterfactual"),
@@ -161,7 +181,9 @@ class Runner:
             cf["by_epoch"] = [
                 {k: e.get(k) for k in ("epoch", "mean_reward",
                                        "pair_agreement", "list_click_auc",
-                                       "catalog_share")}
+                                       "catalog_share", "ranker_agrees",
+                                       "pairs_teaching",
+                                       "gradient_true_share")}
                 for e in cf.get("by_epoch", [])]
         self.cache[key] = slim
         self.log.write(json.dumps(slim, sort_keys=True) + "\n")
@@ -200,6 +222,54 @@ def fmean_key(runs, path):
     return statistics.fmean(values) if values else None
 
 
+def table_lines(args, grid, metric, figure_series, suffix=""):
+    """One table per ranker and d: each arm's paired difference in `metric`
+    to the base (figure points into figure_series when given)."""
+    lines = []
+    for ranker in args.rankers:
+        for dim in args.dims:
+            lines.append("### %s, d = %d%s" % (ranker.upper(), dim, suffix))
+            lines.append("")
+            header = ["users", "lists/user", "test users", "base"]
+            header += [arm_label(a) for a in args.arms if a != "none"]
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            for users in args.users:
+                for lists in args.lists:
+                    cell = grid.get((ranker, dim, users, lists), {})
+                    base = cell.get("none", {})
+                    if not base:
+                        continue
+                    tu = fmean_key(base.values(), ["metrics", "test_users"])
+                    row = [str(users), str(lists),
+                           "%.0f" % tu if tu is not None else "-",
+                           "%.3f (n=%d)" % (statistics.fmean(
+                               r["metrics"][metric] for r in base.values()),
+                               len(base))]
+                    for arm in args.arms:
+                        if arm == "none":
+                            continue
+                        p = paired(cell.get(arm, {}), base, metric)
+                        if p is None:
+                            row.append("-")
+                            continue
+                        mean, half, n, mb, ma = p
+                        sig = (not math.isnan(half) and
+                               (mean - half > 0 or mean + half < 0))
+                        text = "%.3f, %+.3f [%+.3f, %+.3f] %s" % (
+                            ma, mean, mean - half, mean + half,
+                            "%+.0f%%" % (100 * mean / mb) if mb else "")
+                        row.append("**%s**" % text if sig else text)
+                        if figure_series is None:
+                            continue
+                        figure_series.setdefault(
+                            (ranker, dim, users, arm), []).append(
+                                (users * lists, mean, half))
+                    lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+    return lines
+
+
 def write_report(args, grid, title, out_fig):
     """The Markdown lines of one part of the study (and its figure)."""
     config = (os.path.relpath(args.config, repo_root()) if args.config
@@ -219,45 +289,12 @@ def write_report(args, grid, title, out_fig):
         "",
     ]
     figure_series = {}
-    for ranker in args.rankers:
-        for dim in args.dims:
-            lines.append("### %s, d = %d" % (ranker.upper(), dim))
-            lines.append("")
-            header = ["users", "lists/user", "test users", "base"]
-            header += [arm_label(a) for a in args.arms if a != "none"]
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|" + "---|" * len(header))
-            for users in args.users:
-                for lists in args.lists:
-                    cell = grid.get((ranker, dim, users, lists), {})
-                    base = cell.get("none", {})
-                    if not base:
-                        continue
-                    tu = fmean_key(base.values(), ["metrics", "test_users"])
-                    row = [str(users), str(lists),
-                           "%.0f" % tu if tu is not None else "-",
-                           "%.3f (n=%d)" % (statistics.fmean(
-                               r["metrics"][METRIC] for r in base.values()),
-                               len(base))]
-                    for arm in args.arms:
-                        if arm == "none":
-                            continue
-                        p = paired(cell.get(arm, {}), base, METRIC)
-                        if p is None:
-                            row.append("-")
-                            continue
-                        mean, half, n, mb, ma = p
-                        sig = (not math.isnan(half) and
-                               (mean - half > 0 or mean + half < 0))
-                        text = "%.3f, %+.3f [%+.3f, %+.3f] %s" % (
-                            ma, mean, mean - half, mean + half,
-                            "%+.0f%%" % (100 * mean / mb) if mb else "")
-                        row.append("**%s**" % text if sig else text)
-                        figure_series.setdefault(
-                            (ranker, dim, users, arm), []).append(
-                                (users * lists, mean, half))
-                    lines.append("| " + " | ".join(row) + " |")
-            lines.append("")
+    lines += table_lines(args, grid, METRIC, figure_series)
+    if getattr(args, "valid", False):
+        lines += ["Validation (`%s`, the figure models are selected on; "
+                  "same arms and seeds):" % VALID_METRIC, ""]
+        lines += table_lines(args, grid, VALID_METRIC, None,
+                             " (validation)")
     # Fidelity, averaged over seeds, per arm and setting.
     lines += [
         "### Fidelity of the simulators (means over seeds)",
@@ -268,12 +305,21 @@ def write_report(args, grid, title, out_fig):
         "counterfactual pairs whose order the true click logit agrees with.",
         "List click AUC: the simulated click probabilities against the true",
         "clicks on the counterfactual lists. Catalog share: items the",
-        "counterfactual lists reach in the last epoch.",
+        "counterfactual lists reach in the last epoch. Ranker AUC fresh: the",
+        "trained ranker's in-list AUC on the same fresh lists as p_S's (a",
+        "simulator can only teach where it knows the clicks better). Ranker",
+        "agrees: share of counterfactual pairs the ranker already orders as",
+        "the pair does when they are drawn; teaching: pairs it orders wrongly",
+        "whose order the truth agrees with; gradient true: share of the pairs'",
+        "BPR gradient weight sigma(-margin) on pairs with the true order.",
+        "Reward: the policy's mean reward in the first and the last epoch of",
+        "counterfactual training (learned policy only).",
         "",
         "| ranker | d | users | lists/user | arm | p_S AUC train | p_S AUC "
-        "fresh | p_R AUC | pair agreement | list click AUC | catalog share "
-        "(last epoch) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "fresh | ranker AUC fresh | p_R AUC | pair agreement | list click "
+        "AUC | ranker agrees | teaching | gradient true | reward first, last "
+        "| catalog share (last epoch) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (ranker, dim, users, lists), cell in sorted(grid.items()):
         for arm in args.arms:
@@ -287,14 +333,31 @@ def write_report(args, grid, title, out_fig):
             last_share = [r["counterfactual"]["by_epoch"][-1]["catalog_share"]
                           for r in runs if r.get("counterfactual") and
                           r["counterfactual"].get("by_epoch")]
+            rewards = [(r["counterfactual"]["by_epoch"][0]["mean_reward"],
+                        r["counterfactual"]["by_epoch"][-1]["mean_reward"])
+                       for r in runs if r.get("counterfactual") and
+                       r["counterfactual"].get("by_epoch") and
+                       r["counterfactual"]["by_epoch"][0].get("mean_reward")
+                       is not None and
+                       r["counterfactual"]["by_epoch"][-1].get("mean_reward")
+                       is not None]
             lines.append("| %s | %d | %d | %d | %s | %s | %s | %s | %s | %s "
-                         "| %s |" % (
+                         "| %s | %s | %s | %s | %s | %s |" % (
                              ranker, dim, users, lists, arm_label(arm),
                              f(["counterfactual", "sem", "ps_auc_train"]),
                              f(["counterfactual", "sem", "ps_auc_fresh"]),
+                             f(["counterfactual", "sem", "ranker_auc_fresh"]),
                              f(["counterfactual", "sem", "pr_auc_train"]),
                              f(["counterfactual", "total", "pair_agreement"]),
                              f(["counterfactual", "total", "list_click_auc"]),
+                             f(["counterfactual", "total", "ranker_agrees"]),
+                             f(["counterfactual", "total", "pairs_teaching"]),
+                             f(["counterfactual", "total",
+                                "gradient_true_share"]),
+                             "%.3f, %.3f" % (
+                                 statistics.fmean(a for a, _ in rewards),
+                                 statistics.fmean(b for _, b in rewards))
+                             if rewards else "-",
                              "%.2f" % statistics.fmean(last_share)
                              if last_share else "-"))
     lines.append("")
@@ -356,6 +419,11 @@ def plot(args, series, path):
     return True
 
 
+# The parts added after the ranker's triple sampler changed its random
+# draws (the base rankers' figures moved by a few per cent): their runs,
+# bases included, are keyed apart from the earlier parts'.
+TAG2 = "sampler2"
+
 # --study: every part of the committed study, one command (--resume).
 STUDY_PARTS = [
     ("defaults", "BPR at cfrec eval's defaults (the issue's setting), "
@@ -370,8 +438,31 @@ STUDY_PARTS = [
                "learned@mix100", "learned@k2", "learned@top50"]}),
     ("gmf", "Sparsity sweep, GMF, d = 16", {"rankers": ["gmf"]}),
     ("d32", "BPR, d = 32, 600 users", {"dims": [32], "users": [600]}),
+    ("simulators", "Simulators: the SEMs trained with the ranker (shared), "
+     "the SEMs trained to convergence on held-out lists (converged), a "
+     "logistic click model (logistic); BPR and GMF, d = 16",
+     {"rankers": ["bpr", "gmf"],
+      "arms": ["none", "learned@shared", "learned@converged",
+               "learned@logistic", "oracle"], "valid": True, "tag": TAG2}),
+    ("schedules", "Schedules and filters with each simulator, BPR, d = 16",
+     {"users": [150, 600], "lists": [5, 25],
+      "arms": ["none", "learned@shared", "learned@decay", "learned@few",
+               "learned@logistic", "learned@logdecay", "learned@logfew",
+               "learned@logtop50", "learned@logmix50"], "valid": True, "tag": TAG2}),
+    ("neumf_logistic", "NeuMF with the logistic click model, d = 16, 3 seeds",
+     {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
+      "arms": ["none", "oracle", "learned@logistic"], "valid": True, "tag": TAG2}),
+    ("d32_logistic", "BPR, d = 32, 600 users, the logistic click model",
+     {"dims": [32], "users": [600],
+      "arms": ["none", "learned@shared", "learned@logistic", "oracle"],
+      "valid": True, "tag": TAG2}),
     ("neumf", "NeuMF, d = 16, 3 seeds",
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3]}),
+    ("defaults_logistic", "BPR at cfrec eval's defaults, the SEMs against "
+     "the logistic click model",
+     {"config": "", "users": [600], "lists": [25],
+      "arms": ["none", "learned@shared", "learned@logistic", "oracle"],
+      "valid": True, "tag": TAG2}),
 ]
 
 
@@ -420,6 +511,12 @@ def main():
                    help="no runs: tables and figure from the cache")
     p.add_argument("--budget-minutes", type=float, default=0,
                    help="start no run after this many minutes (0: none)")
+    p.add_argument("--valid", action="store_true",
+                   help="also tabulate the paired differences in the "
+                   "validation metric (what models are selected on)")
+    p.add_argument("--parts", nargs="+", default=[],
+                   help="with --study: run only these parts (the report "
+                   "still holds every part, from the cache)")
     p.add_argument("--study", action="store_true",
                    help="every part of the committed study (STUDY_PARTS) "
                    "into CPR_SWEEP.md; the grid options are ignored")
@@ -457,10 +554,17 @@ def main():
             part = argparse.Namespace(**vars(args))
             for k, v in overrides.items():
                 setattr(part, k, v)
+            if args.parts and name not in args.parts:
+                part.report_only = True
             if args.study:
                 part.argv_for_report = ["--study"]
                 for k, v in overrides.items():
                     flag = "--" + k.replace("_", "-")
+                    if k == "tag":
+                        continue
+                    if isinstance(v, bool):
+                        part.argv_for_report += [flag] if v else []
+                        continue
                     part.argv_for_report += (
                         [flag] + [str(x) for x in v] if isinstance(v, list)
                         else [flag, "''" if v == "" else str(v)])

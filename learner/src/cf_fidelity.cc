@@ -51,6 +51,45 @@ float ImpressionScore(const SemView& v, uint32_t user, uint32_t item) {
          v.w_r[item] * v.mu_alpha[item];
 }
 
+// ListAuc, also counting the lists used.
+double ListAuc(const SemView& v, std::span<const eval::Impression> lists,
+               const ListScorer& ranker, size_t* counted) {
+  double auc_sum = 0;
+  size_t n = 0;
+  std::vector<float> pos, neg, scores;
+  std::vector<uint32_t> items;
+  for (const eval::Impression& imp : lists) {
+    if (imp.user >= v.num_users) continue;
+    items.clear();
+    std::vector<size_t> at;
+    for (size_t j = 0; j < imp.items.size(); ++j) {
+      if (imp.items[j] >= v.num_items) continue;
+      items.push_back(imp.items[j]);
+      at.push_back(j);
+    }
+    scores.resize(items.size());
+    if (ranker) {
+      ranker(imp.user, items, scores);
+    } else {
+      for (size_t n2 = 0; n2 < items.size(); ++n2) {
+        scores[n2] = SelectionScore(v, imp.user, items[n2], at[n2]);
+      }
+    }
+    pos.clear();
+    neg.clear();
+    for (size_t n2 = 0; n2 < items.size(); ++n2) {
+      size_t j = at[n2];
+      (j < imp.clicked.size() && imp.clicked[j] ? pos : neg)
+          .push_back(scores[n2]);
+    }
+    if (pos.empty() || neg.empty()) continue;
+    auc_sum += Auc(pos, neg);
+    ++n;
+  }
+  if (counted != nullptr) *counted = n;
+  return n ? auc_sum / double(n) : kNaN;
+}
+
 }  // namespace
 
 double MeanListAuc(std::span<const float> scores,
@@ -73,29 +112,25 @@ double MeanListAuc(std::span<const float> scores,
   return n == 0 ? kNaN : sum / double(n);
 }
 
+double ListAuc(const SemView& v, std::span<const eval::Impression> lists,
+               const ListScorer& ranker) {
+  return ListAuc(v, lists, ranker, nullptr);
+}
+
 nlohmann::json SemFidelity(const SemView& v, const eval::TrainData& data,
-                           const eval::TrueModel* truth, uint64_t seed) {
+                           const eval::TrueModel* truth, uint64_t seed,
+                           const ListScorer& ranker) {
   nlohmann::json out;
   if (v.p == nullptr || v.x == nullptr || v.dim <= 0) return out;
-  // p_S, training lists with a click and a non-click.
-  double auc_sum = 0;
+  // p_S (and the ranker), training lists with a click and a non-click.
   size_t lists = 0;
-  std::vector<float> pos, neg;
-  for (const eval::Impression& imp : data.impressions) {
-    if (imp.user >= v.num_users) continue;
-    pos.clear();
-    neg.clear();
-    for (size_t j = 0; j < imp.items.size(); ++j) {
-      if (imp.items[j] >= v.num_items) continue;
-      float s = SelectionScore(v, imp.user, imp.items[j], j);
-      (j < imp.clicked.size() && imp.clicked[j] ? pos : neg).push_back(s);
-    }
-    if (pos.empty() || neg.empty()) continue;
-    auc_sum += Auc(pos, neg);
-    ++lists;
-  }
-  out["ps_auc_train"] = Number(lists ? auc_sum / double(lists) : kNaN);
+  out["ps_auc_train"] = Number(ListAuc(v, data.impressions, {}, &lists));
   out["ps_lists_train"] = lists;
+  if (ranker) {
+    out["ranker_auc_train"] =
+        Number(ListAuc(v, data.impressions, ranker, nullptr));
+  }
+  std::vector<float> pos, neg;
 
   // p_R (and the true exposure score), shown vs not shown per user.
   std::mt19937_64 rng(seed);
@@ -170,8 +205,9 @@ nlohmann::json SemFidelity(const SemView& v, const eval::TrainData& data,
       0, static_cast<uint32_t>(v.num_users - 1));
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::vector<std::pair<double, uint32_t>> keys(v.num_items);
-  std::vector<float> ps, true_logit;
+  std::vector<float> ps, true_logit, rs;
   std::vector<uint8_t> clicked;
+  std::vector<uint32_t> fresh_items(k_len);
   for (size_t l = 0; l < kFreshLists; ++l) {
     uint32_t u = any_user(rng);
     for (uint32_t k = 0; k < v.num_items; ++k) {
@@ -181,6 +217,12 @@ nlohmann::json SemFidelity(const SemView& v, const eval::TrainData& data,
     std::partial_sort(keys.begin(),
                       keys.begin() + static_cast<std::ptrdiff_t>(k_len),
                       keys.end(), std::greater<>());
+    if (ranker) {
+      for (size_t j = 0; j < k_len; ++j) fresh_items[j] = keys[j].second;
+      rs.resize(rs.size() + k_len);
+      ranker(u, fresh_items,
+             std::span<float>(rs.data() + rs.size() - k_len, k_len));
+    }
     for (size_t j = 0; j < k_len; ++j) {
       uint32_t i = keys[j].second;
       ps.push_back(SelectionScore(v, u, i, j));
@@ -192,6 +234,9 @@ nlohmann::json SemFidelity(const SemView& v, const eval::TrainData& data,
   }
   size_t counted = 0;
   out["ps_auc_fresh"] = Number(MeanListAuc(ps, clicked, k_len, &counted));
+  if (ranker) {
+    out["ranker_auc_fresh"] = Number(MeanListAuc(rs, clicked, k_len, nullptr));
+  }
   out["true_model_auc_fresh"] =
       Number(MeanListAuc(true_logit, clicked, k_len, nullptr));
   out["fresh_lists_with_click_and_nonclick"] = counted;
@@ -206,7 +251,8 @@ void FidelityTracker::BeginEpoch(int epoch) {
 
 void FidelityTracker::AddRound(std::span<const CounterfactualSample> samples,
                                const CounterfactualEngine::Trace& trace,
-                               size_t list_size, const double* mean_reward) {
+                               size_t list_size, const double* mean_reward,
+                               std::span<const float> ranker_margin) {
   if (epochs_.empty()) BeginEpoch(0);
   Epoch& e = epochs_.back();
   e.lists += trace.users.size();
@@ -229,6 +275,15 @@ void FidelityTracker::AddRound(std::span<const CounterfactualSample> samples,
     double b = truth_->ClickLogit(c.user, c.neg);
     e.pair_agree += a > b ? 1.0 : (a == b ? 0.5 : 0.0);
     ++e.pairs;
+    if (ranker_margin.size() == samples.size()) {
+      const float m = ranker_margin[size_t(&c - samples.data())];
+      const double w = 1 / (1 + std::exp(double(m)));  // sigma(-m)
+      ++e.margin_pairs;
+      e.ranker_agrees += m > 0;
+      e.teaching += m <= 0 && a > b;
+      e.grad_total += w;
+      if (a > b) e.grad_true += w;
+    }
   }
   if (list_size == 0 || trace.lists.size() != trace.users.size() * list_size ||
       trace.probabilities.size() != trace.lists.size()) {
@@ -253,6 +308,18 @@ void FidelityTracker::AddRound(std::span<const CounterfactualSample> samples,
     e.auc_sum += auc * double(counted);
     e.auc_lists += counted;
   }
+}
+
+void FidelityTracker::AddMarginFigures(const Epoch& e, nlohmann::json& j) {
+  if (e.margin_pairs == 0) return;
+  const double n = double(e.margin_pairs);
+  // Share of pairs the ranker already orders as the pair does.
+  j["ranker_agrees"] = Number(double(e.ranker_agrees) / n);
+  // Share of pairs the ranker orders wrongly and the truth agrees with.
+  j["pairs_teaching"] = Number(double(e.teaching) / n);
+  // Share of the pairs' gradient weight on pairs with the true order.
+  j["gradient_true_share"] =
+      Number(e.grad_total > 0 ? e.grad_true / e.grad_total : kNaN);
 }
 
 void FidelityTracker::AddTraining(uint64_t steps, uint64_t samples) {
@@ -283,6 +350,7 @@ nlohmann::json FidelityTracker::Json(size_t num_items) const {
           Number(e.auc_lists ? e.auc_sum / double(e.auc_lists) : kNaN);
       j["lists_with_true_click"] =
           Number(e.lists ? double(e.lists_with_click) / double(e.lists) : kNaN);
+      AddMarginFigures(e, j);
     }
     by_epoch.push_back(j);
     total.lists += e.lists;
@@ -294,6 +362,11 @@ nlohmann::json FidelityTracker::Json(size_t num_items) const {
     total.auc_sum += e.auc_sum;
     total.auc_lists += e.auc_lists;
     total.lists_with_click += e.lists_with_click;
+    total.margin_pairs += e.margin_pairs;
+    total.ranker_agrees += e.ranker_agrees;
+    total.teaching += e.teaching;
+    total.grad_total += e.grad_total;
+    total.grad_true += e.grad_true;
     if (seen.size() < e.seen.size()) seen.resize(e.seen.size(), 0);
     for (size_t i = 0; i < e.seen.size(); ++i) seen[i] |= e.seen[i];
   }
@@ -312,6 +385,7 @@ nlohmann::json FidelityTracker::Json(size_t num_items) const {
     t["lists_with_true_click"] = Number(
         total.lists ? double(total.lists_with_click) / double(total.lists)
                     : kNaN);
+    AddMarginFigures(total, t);
   }
   return {{"by_epoch", by_epoch}, {"total", t}};
 }

@@ -18,6 +18,7 @@
 #define CFREC_LEARNER_SRC_CF_FIDELITY_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -38,8 +39,22 @@ double MeanListAuc(std::span<const float> scores,
                    std::span<const uint8_t> labels, size_t list_size,
                    size_t* counted);
 
+// Scores `items` for `user` into `out` (the target ranker's scores).
+using ListScorer = std::function<void(
+    uint32_t user, std::span<const uint32_t> items, std::span<float> out)>;
+
+// Mean in-list AUC (clicked vs not clicked entries) over `lists` that hold
+// both, of p_S's logits (`ranker` empty) or of the ranker's scores; NaN when
+// no list counts.
+double ListAuc(const SemView& v, std::span<const eval::Impression> lists,
+               const ListScorer& ranker);
+
+// With `ranker` set, also the ranker's in-list AUC on the same lists
+// (ranker_auc_train, ranker_auc_fresh), side by side with p_S's: a
+// simulator only adds information where it knows the clicks better.
 nlohmann::json SemFidelity(const SemView& v, const eval::TrainData& data,
-                           const eval::TrueModel* truth, uint64_t seed);
+                           const eval::TrueModel* truth, uint64_t seed,
+                           const ListScorer& ranker = {});
 
 class FidelityTracker {
  public:
@@ -50,9 +65,14 @@ class FidelityTracker {
   void BeginEpoch(int epoch);
   // One generation round: its samples and trace (lists and the simulated
   // click probabilities), and the policy's mean reward when it has one.
+  // `ranker_margin` (one per sample, or empty): the ranker's score of the
+  // pair's positive minus its negative before training on it; with the
+  // truth it says whether a pair teaches the ranker something it gets
+  // wrong, and where the pairs' gradient points.
   void AddRound(std::span<const CounterfactualSample> samples,
                 const CounterfactualEngine::Trace& trace, size_t list_size,
-                const double* mean_reward);
+                const double* mean_reward,
+                std::span<const float> ranker_margin = {});
   // Ranker steps and samples trained from the epoch's counterfactual
   // samples.
   void AddTraining(uint64_t steps, uint64_t samples);
@@ -71,8 +91,15 @@ class FidelityTracker {
     double auc_sum = 0;
     uint64_t auc_lists = 0;
     uint64_t lists_with_click = 0;
+    // Pairs the ranker already orders like the pair; pairs it orders
+    // wrongly whose order the truth agrees with (new, right information);
+    // the pairs' BPR gradient weight sigma(-margin) in total and on pairs
+    // with the true order.
+    uint64_t margin_pairs = 0, ranker_agrees = 0, teaching = 0;
+    double grad_total = 0, grad_true = 0;
     std::vector<uint8_t> seen;  // catalog items in the epoch's lists
   };
+  static void AddMarginFigures(const Epoch& e, nlohmann::json& j);
   std::shared_ptr<const eval::TrueModel> truth_;
   std::vector<Epoch> epochs_;
 };

@@ -64,7 +64,8 @@ class CounterfactualEngine::Impl {
  public:
   explicit Impl(const CounterfactualOptions& o) : options_(o), rng_(o.seed) {}
 
-  Status Pretrain(Learner& learner, std::span<const uint32_t> users) {
+  Status Pretrain(Learner& learner, const SemView& simulator,
+                  std::span<const uint32_t> users) {
     if (options_.intervention != "learned" || users.empty()) {
       return Status::Ok();
     }
@@ -75,7 +76,7 @@ class CounterfactualEngine::Impl {
       std::uniform_int_distribution<size_t> pick(0, users.size() - 1);
       for (uint32_t& u : batch) u = users[pick(rng_)];
       samples.clear();
-      CFREC_RETURN_IF_ERROR(Round(learner, batch, /*explore=*/true,
+      CFREC_RETURN_IF_ERROR(Round(learner, simulator, batch, /*explore=*/true,
                                   /*pretrain=*/true, nullptr, samples));
     }
     stats_.seconds +=
@@ -84,12 +85,13 @@ class CounterfactualEngine::Impl {
   }
 
   Result<std::vector<CounterfactualSample>> Generate(
-      Learner& learner, std::span<const uint32_t> users, Trace* trace) {
+      Learner& learner, const SemView& simulator,
+      std::span<const uint32_t> users, Trace* trace) {
     std::vector<CounterfactualSample> samples;
     if (trace != nullptr) *trace = Trace{};
     if (options_.intervention == "none" || users.empty()) return samples;
     auto start = Clock::now();
-    CFREC_RETURN_IF_ERROR(Round(learner, users, /*explore=*/false,
+    CFREC_RETURN_IF_ERROR(Round(learner, simulator, users, /*explore=*/false,
                                 /*pretrain=*/false, trace, samples));
     stats_.seconds +=
         std::chrono::duration<double>(Clock::now() - start).count();
@@ -339,11 +341,14 @@ class CounterfactualEngine::Impl {
     }
   }
 
-  Status Round(Learner& learner, std::span<const uint32_t> users, bool explore,
-               bool pretrain, Trace* trace,
-               std::vector<CounterfactualSample>& samples) {
+  // The lists and their clicks come from the tables of `simulator`, the
+  // reward from `learner`'s ranker (the learner's own SEMs unless the
+  // caller brings a simulator of its own).
+  Status Round(Learner& learner, const SemView& simulator,
+               std::span<const uint32_t> users, bool explore, bool pretrain,
+               Trace* trace, std::vector<CounterfactualSample>& samples) {
     const bool learned = options_.intervention == "learned";
-    SemView v = learner.sem_view();
+    SemView v = simulator;
     if (!Complete(v)) return Status::Internal("SEM tables unavailable");
     if (v.num_items < size_t(options_.list_size)) return Status::Ok();
     const int dim = v.dim;
@@ -466,8 +471,14 @@ CounterfactualEngine::~CounterfactualEngine() = default;
 
 Status CounterfactualEngine::Pretrain(Learner& learner,
                                       std::span<const uint32_t> users) {
+  return Pretrain(learner, learner.sem_view(), users);
+}
+
+Status CounterfactualEngine::Pretrain(Learner& learner,
+                                      const SemView& simulator,
+                                      std::span<const uint32_t> users) {
   try {
-    return impl_->Pretrain(learner, users);
+    return impl_->Pretrain(learner, simulator, users);
   } catch (const std::exception& e) {
     return Status::Internal(std::string("pretraining failed: ") + e.what());
   }
@@ -480,8 +491,14 @@ Result<std::vector<CounterfactualSample>> CounterfactualEngine::Generate(
 
 Result<std::vector<CounterfactualSample>> CounterfactualEngine::Generate(
     Learner& learner, std::span<const uint32_t> users, Trace* trace) {
+  return Generate(learner, learner.sem_view(), users, trace);
+}
+
+Result<std::vector<CounterfactualSample>> CounterfactualEngine::Generate(
+    Learner& learner, const SemView& simulator, std::span<const uint32_t> users,
+    Trace* trace) {
   try {
-    return impl_->Generate(learner, users, trace);
+    return impl_->Generate(learner, simulator, users, trace);
   } catch (const std::exception& e) {
     return Status::Internal(std::string("counterfactual round failed: ") +
                             e.what());

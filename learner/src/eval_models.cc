@@ -1,6 +1,7 @@
 #include "cfrec/learner/eval_models.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "cf_click_model.h"
 #include "cf_fidelity.h"
 #include "cf_oracle.h"
 #include "cfrec/learner/counterfactual.h"
@@ -27,6 +29,8 @@ using state::AppliedEvent;
 
 constexpr int kDefaultEpochs = 30;
 constexpr int kDefaultCfStartEpoch = 3;
+// Largest dimension cf_simulator "logistic" tries (cf::ClickModelOptions).
+constexpr int kMaxClickModelDim = 8;
 
 // SplitMix64: independent streams from one seed.
 uint64_t MixSeed(uint64_t seed, uint64_t stream) {
@@ -58,6 +62,27 @@ struct Settings {
   // Keep a simulated list's pairs only when p_S gives its most likely
   // item at least this probability (0: keep all, the default).
   double cf_min_top_prob = 0;
+  // The mix ratio of epoch e is cf_mix_ratio * cf_mix_decay^(e -
+  // cf_start_epoch) (1: constant, the default).
+  double cf_mix_decay = 1;
+  // Simulate only for users with at most this many clicks in the training
+  // log (0: every user with a list, the default).
+  int cf_max_user_clicks = 0;
+  // Whose SEMs simulate. "shared": the ranker's learner's, trained with it
+  // one step per ranker mini-batch (CPR's Algorithm 1, the default).
+  // "converged": a learner of their own, trained before the ranker uses
+  // them with early stopping on held-out lists (each user with at least
+  // two lists gives its last one with probability 1/2), the best epoch's
+  // p_S by in-list AUC kept; with cf_sim_refresh it takes one more pass per
+  // ranker epoch and keeps it only when the held-out AUC does not fall.
+  // "logistic": the SEMs' p_R draws the lists, and a logistic click model
+  // with user and item intercepts (cf_click_model.h), fitted on every
+  // shown entry with its settings chosen on the same held-out lists,
+  // replaces p_S.
+  std::string cf_simulator = "shared";
+  int cf_sim_epochs = 60;
+  int cf_sim_patience = 5;
+  bool cf_sim_refresh = true;
 };
 
 Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
@@ -75,7 +100,9 @@ Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
   }
   for (auto [key, field] :
        {std::pair{"epochs", &settings.epochs},
-        std::pair{"cf_start_epoch", &settings.cf_start_epoch}}) {
+        std::pair{"cf_start_epoch", &settings.cf_start_epoch},
+        std::pair{"cf_sim_epochs", &settings.cf_sim_epochs},
+        std::pair{"cf_sim_patience", &settings.cf_sim_patience}}) {
     if (!hyper.contains(key)) continue;
     const nlohmann::json& e = hyper[key];
     if (!e.is_number_integer() || e.get<int64_t>() < 1 ||
@@ -94,6 +121,46 @@ Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
     }
     settings.cf_min_top_prob = e.get<double>();
     hyper.erase("cf_min_top_prob");
+  }
+  if (hyper.contains("cf_mix_decay")) {
+    const nlohmann::json& e = hyper["cf_mix_decay"];
+    if (!e.is_number() || !(e.get<double>() > 0) || e.get<double>() > 1) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_mix_decay must be in (0, 1]");
+    }
+    settings.cf_mix_decay = e.get<double>();
+    hyper.erase("cf_mix_decay");
+  }
+  if (hyper.contains("cf_max_user_clicks")) {
+    const nlohmann::json& e = hyper["cf_max_user_clicks"];
+    if (!e.is_number_integer() || e.get<int64_t>() < 0 ||
+        e.get<int64_t>() > 1000000) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_max_user_clicks must be an integer "
+                                     "in [0, 1000000]");
+    }
+    settings.cf_max_user_clicks = e.get<int>();
+    hyper.erase("cf_max_user_clicks");
+  }
+  if (hyper.contains("cf_simulator")) {
+    const nlohmann::json& e = hyper["cf_simulator"];
+    if (!e.is_string() ||
+        (e != "shared" && e != "converged" && e != "logistic")) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_simulator must be \"shared\", "
+                                     "\"converged\" or \"logistic\"");
+    }
+    settings.cf_simulator = e.get<std::string>();
+    hyper.erase("cf_simulator");
+  }
+  if (hyper.contains("cf_sim_refresh")) {
+    const nlohmann::json& e = hyper["cf_sim_refresh"];
+    if (!e.is_boolean()) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_sim_refresh must be true or false");
+    }
+    settings.cf_sim_refresh = e.get<bool>();
+    hyper.erase("cf_sim_refresh");
   }
   if (hyper.contains("cf_oracle")) {
     const nlohmann::json& e = hyper["cf_oracle"];
@@ -128,6 +195,13 @@ Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
     return options.status().WithContext("models." + spec.ranker);
   }
   settings.trainer = std::move(options).value();
+  if (settings.cf_simulator == "logistic" &&
+      settings.trainer.learner.sem_dim < kMaxClickModelDim + 1) {
+    return Status::InvalidArgument(
+        "models." + spec.ranker +
+        ": cf_simulator \"logistic\" needs sem_dim >= " +
+        std::to_string(kMaxClickModelDim + 1));
+  }
   settings.oracle = spec.intervention == "oracle";
   // The oracle replaces the SEMs, not the sampling options: those are
   // validated as CPR-r's.
@@ -170,6 +244,9 @@ class LearnerModel final : public eval::Model {
     engine_.reset();
     oracle_.reset();
     tracker_.reset();
+    simulator_.reset();
+    click_model_.reset();
+    simulator_json_ = nlohmann::json();
     sem_fidelity_ = nlohmann::json();
     if (settings_.oracle) {
       if (spec_.truth == nullptr) {
@@ -195,6 +272,15 @@ class LearnerModel final : public eval::Model {
     users_with_history_.assign(data.num_users, false);
     std::vector<AppliedEvent> events = ToEvents(data);
     active_users_ = ActiveUsers(events);
+    if (simulating() && settings_.cf_max_user_clicks > 0) {
+      active_users_ = FewClickUsers(events, active_users_);
+    }
+    if (engine_ != nullptr && settings_.cf_simulator == "converged") {
+      CFREC_RETURN_IF_ERROR(FitSimulator(data, events, context.seed));
+    }
+    if (engine_ != nullptr && settings_.cf_simulator == "logistic") {
+      FitClickModel(data, context.seed);
+    }
     std::mt19937_64 rng(MixSeed(context.seed, 2));
     std::optional<std::string> best;
     for (int epoch = 1; epoch <= settings_.epochs; ++epoch) {
@@ -207,12 +293,21 @@ class LearnerModel final : public eval::Model {
       }
       if (simulating() && epoch >= settings_.cf_start_epoch) {
         tracker_->BeginEpoch(epoch);
+        if (simulator_ != nullptr && settings_.cf_sim_refresh &&
+            epoch > settings_.cf_start_epoch) {
+          CFREC_RETURN_IF_ERROR(RefreshSimulator());
+        }
         if (engine_ != nullptr && epoch == settings_.cf_start_epoch) {
           // Algorithm 2 needs trained SEMs and a ranker to reward against.
-          CFREC_RETURN_IF_ERROR(engine_->Pretrain(*learner_, active_users_));
+          CFREC_RETURN_IF_ERROR(
+              engine_->Pretrain(*learner_, SimulatorView(), active_users_));
         }
-        CFREC_RETURN_IF_ERROR(Counterfactual(
-            learner_->stats().observed_samples - observed_before, rng));
+        mix_scale_ = std::pow(settings_.cf_mix_decay,
+                              double(epoch - settings_.cf_start_epoch));
+        Status st = Counterfactual(
+            learner_->stats().observed_samples - observed_before, rng);
+        mix_scale_ = 1;
+        CFREC_RETURN_IF_ERROR(st);
       }
       if (!context.on_epoch) continue;
       const eval::EpochVerdict verdict =
@@ -230,9 +325,11 @@ class LearnerModel final : public eval::Model {
       CFREC_RETURN_IF_ERROR(learner_->RestoreCheckpoint(*best));
     }
     if (simulating()) {
-      sem_fidelity_ =
-          cf::SemFidelity(learner_->sem_view(), data, spec_.truth.get(),
-                          MixSeed(context.seed, 4));
+      Learner* ranker = learner_.get();
+      sem_fidelity_ = cf::SemFidelity(
+          SimulatorView(), data, spec_.truth.get(), MixSeed(context.seed, 4),
+          [ranker](uint32_t user, std::span<const uint32_t> items,
+                   std::span<float> out) { ranker->Score(user, items, out); });
     }
     return Status::Ok();
   }
@@ -346,7 +443,8 @@ class LearnerModel final : public eval::Model {
   // ones of this pass, and train the ranker on them (cf_batch).
   Status Counterfactual(uint64_t observed, std::mt19937_64& rng) {
     const CounterfactualOptions& cf = settings_.trainer.counterfactual;
-    const auto target = static_cast<uint64_t>(double(observed) * cf.mix_ratio);
+    const auto target =
+        static_cast<uint64_t>(double(observed) * cf.mix_ratio * mix_scale_);
     if (target == 0 || active_users_.empty()) return Status::Ok();
     const bool per_round = settings_.cf_batch == "round";
     std::vector<uint32_t> order = active_users_;
@@ -358,6 +456,7 @@ class LearnerModel final : public eval::Model {
     size_t at = 0;
     int empty_rounds = 0;
     CounterfactualEngine::Trace trace;
+    std::vector<float> margins;
     while (produced < target) {
       if (at >= order.size()) {
         std::shuffle(order.begin(), order.end(), rng);
@@ -374,7 +473,7 @@ class LearnerModel final : public eval::Model {
         oracle_->Generate(users, samples, &trace);
       } else {
         Result<std::vector<CounterfactualSample>> made =
-            engine_->Generate(*learner_, users, &trace);
+            engine_->Generate(*learner_, SimulatorView(), users, &trace);
         if (!made.ok()) return made.status();
         samples = std::move(made).value();
         reward = engine_->stats().mean_reward;
@@ -392,8 +491,9 @@ class LearnerModel final : public eval::Model {
         continue;
       }
       empty_rounds = 0;
+      if (spec_.truth != nullptr) RankerMargins(samples, margins);
       tracker_->AddRound(samples, trace, size_t(cf.list_size),
-                         oracle_ != nullptr ? nullptr : &reward);
+                         oracle_ != nullptr ? nullptr : &reward, margins);
       if (samples.size() > target - produced) {
         samples.resize(static_cast<size_t>(target - produced));
       }
@@ -409,6 +509,170 @@ class LearnerModel final : public eval::Model {
       CFREC_RETURN_IF_ERROR(Train(pending));
     }
     return Status::Ok();
+  }
+
+  // The tables the engine simulates from (cf_simulator).
+  SemView SimulatorView() {
+    if (simulator_ != nullptr) return simulator_->sem_view();
+    SemView v = learner_->sem_view();
+    SemView out;
+    if (click_model_ != nullptr && click_model_->View(v, out)) return out;
+    return v;
+  }
+
+  // Held-out lists for a simulator's own model selection: the last list of
+  // each user with two or more, with probability 1/2, when it has a click
+  // and a non-click. `held` marks them (by impression index).
+  static std::vector<eval::Impression> HeldOutLists(const eval::TrainData& data,
+                                                    uint64_t seed,
+                                                    std::vector<bool>& held) {
+    std::vector<std::vector<size_t>> by_user(data.num_users);
+    for (size_t k = 0; k < data.impressions.size(); ++k) {
+      const eval::Impression& imp = data.impressions[k];
+      if (imp.user < data.num_users) by_user[imp.user].push_back(k);
+    }
+    std::mt19937_64 rng(MixSeed(seed, 6));
+    std::bernoulli_distribution half(0.5);
+    held.assign(data.impressions.size(), false);
+    std::vector<eval::Impression> out;
+    for (const std::vector<size_t>& lists : by_user) {
+      if (lists.size() < 2 || !half(rng)) continue;
+      const eval::Impression& last = data.impressions[lists.back()];
+      const auto clicks =
+          std::count(last.clicked.begin(), last.clicked.end(), uint8_t(1));
+      if (clicks == 0 || size_t(clicks) >= last.items.size()) continue;
+      held[lists.back()] = true;
+      out.push_back(last);
+    }
+    return out;
+  }
+
+  // cf_simulator "logistic".
+  void FitClickModel(const eval::TrainData& data, uint64_t seed) {
+    std::vector<bool> held;
+    std::vector<eval::Impression> heldout = HeldOutLists(data, seed, held);
+    std::vector<eval::Impression> train;
+    for (size_t k = 0; k < data.impressions.size(); ++k) {
+      if (!held[k]) train.push_back(data.impressions[k]);
+    }
+    cf::ClickModelOptions options;
+    options.seed = MixSeed(seed, 8);
+    click_model_ = std::make_unique<cf::ClickModel>();
+    click_model_->Fit(train, heldout, data.num_users, data.num_items, options);
+    simulator_json_ = click_model_->report();
+  }
+
+  // cf_max_user_clicks: the users of `users` with at most that many clicks
+  // (history included) in `events`.
+  std::vector<uint32_t> FewClickUsers(const std::vector<AppliedEvent>& events,
+                                      const std::vector<uint32_t>& users) {
+    std::vector<size_t> clicks;
+    for (const AppliedEvent& e : events) {
+      if (clicks.size() <= e.user) clicks.resize(size_t(e.user) + 1, 0);
+      clicks[e.user] += e.clicked.size() + e.history.size();
+    }
+    std::vector<uint32_t> few;
+    for (uint32_t u : users) {
+      if (u < clicks.size() &&
+          clicks[u] <= size_t(settings_.cf_max_user_clicks)) {
+        few.push_back(u);
+      }
+    }
+    return few;
+  }
+
+  // The ranker's score of each pair's positive minus its negative.
+  void RankerMargins(std::span<const CounterfactualSample> samples,
+                     std::vector<float>& margins) const {
+    margins.resize(samples.size());
+    std::array<uint32_t, 2> items;
+    std::array<float, 2> scores;
+    for (size_t n = 0; n < samples.size(); ++n) {
+      items = {samples[n].pos, samples[n].neg};
+      learner_->Score(samples[n].user, items, scores);
+      margins[n] = scores[0] - scores[1];
+    }
+  }
+
+  // cf_simulator "converged": a learner of its own whose SEMs train on the
+  // log minus held-out lists until p_S's in-list AUC on those stops
+  // improving (cf_sim_patience), then the best epoch is restored.
+  Status FitSimulator(const eval::TrainData& data,
+                      const std::vector<AppliedEvent>& events, uint64_t seed) {
+    LearnerOptions options = settings_.trainer.learner;
+    options.seed = MixSeed(seed, 5);
+    Result<std::unique_ptr<Learner>> made = Learner::Create(options);
+    if (!made.ok()) return made.status();
+    simulator_ = std::move(made).value();
+    CFREC_RETURN_IF_ERROR(
+        simulator_->EnsureIds(data.num_users, data.num_items));
+    // ToEvents puts one event per impression, in order, at the end; the
+    // history rides on a user's first event, so holding out a user's last
+    // list (of two or more) keeps it.
+    const size_t offset = events.size() - data.impressions.size();
+    std::vector<bool> held;
+    sim_heldout_ = HeldOutLists(data, seed, held);
+    std::mt19937_64 rng(MixSeed(seed, 9));
+    sim_events_.clear();
+    for (size_t n = 0; n < events.size(); ++n) {
+      if (n >= offset && held[n - offset]) continue;
+      sim_events_.push_back(events[n]);
+    }
+    nlohmann::json curve = nlohmann::json::array();
+    sim_best_auc_ = -1;
+    int best_epoch = 0, since = 0, epoch = 1;
+    for (; epoch <= settings_.cf_sim_epochs; ++epoch) {
+      if (epoch == 1) {
+        CFREC_RETURN_IF_ERROR(simulator_->Train(sim_events_));
+      } else {
+        std::shuffle(sim_events_.begin(), sim_events_.end(), rng);
+        CFREC_RETURN_IF_ERROR(simulator_->Replay(sim_events_));
+      }
+      const double auc = cf::ListAuc(simulator_->sem_view(), sim_heldout_, {});
+      curve.push_back(std::isfinite(auc) ? nlohmann::json(auc)
+                                         : nlohmann::json());
+      if (auc > sim_best_auc_) {
+        sim_best_auc_ = auc;
+        best_epoch = epoch;
+        since = 0;
+        Result<std::string> blob = simulator_->SaveCheckpoint();
+        if (!blob.ok()) return blob.status();
+        sim_best_ = std::move(blob).value();
+      } else if (++since >= settings_.cf_sim_patience) {
+        break;
+      }
+    }
+    if (!sim_best_.empty()) {
+      CFREC_RETURN_IF_ERROR(simulator_->RestoreCheckpoint(sim_best_));
+    }
+    sim_rng_.seed(MixSeed(seed, 7));
+    simulator_json_ = {{"heldout_lists", sim_heldout_.size()},
+                       {"epochs_run", std::min(epoch, settings_.cf_sim_epochs)},
+                       {"best_epoch", best_epoch},
+                       {"ps_auc_heldout", curve},
+                       {"refresh_passes", 0},
+                       {"refresh_kept", 0}};
+    return Status::Ok();
+  }
+
+  // cf_sim_refresh: one more pass of the simulator's SEMs, kept only when
+  // the held-out in-list AUC does not fall.
+  Status RefreshSimulator() {
+    std::shuffle(sim_events_.begin(), sim_events_.end(), sim_rng_);
+    CFREC_RETURN_IF_ERROR(simulator_->Replay(sim_events_));
+    const double auc = cf::ListAuc(simulator_->sem_view(), sim_heldout_, {});
+    simulator_json_["refresh_passes"] =
+        simulator_json_["refresh_passes"].get<int>() + 1;
+    if (auc >= sim_best_auc_) {
+      sim_best_auc_ = auc;
+      Result<std::string> blob = simulator_->SaveCheckpoint();
+      if (!blob.ok()) return blob.status();
+      sim_best_ = std::move(blob).value();
+      simulator_json_["refresh_kept"] =
+          simulator_json_["refresh_kept"].get<int>() + 1;
+      return Status::Ok();
+    }
+    return simulator_->RestoreCheckpoint(sim_best_);
   }
 
   // cf_min_top_prob: drops the pairs of lists (K entries, per_list pairs
@@ -456,6 +720,11 @@ class LearnerModel final : public eval::Model {
     j["noise_k"] = cf.noise_k;
     j["list_size"] = cf.list_size;
     j["cf_start_epoch"] = settings_.cf_start_epoch;
+    j["cf_mix_decay"] = settings_.cf_mix_decay;
+    j["cf_max_user_clicks"] = settings_.cf_max_user_clicks;
+    j["cf_users"] = active_users_.size();
+    j["cf_simulator"] = settings_.cf_simulator;
+    if (!simulator_json_.is_null()) j["simulator_fit"] = simulator_json_;
     // The learner's counters (as saved with the restored epoch): ranker
     // steps and samples, observed and counterfactual.
     j["ranker_steps_all"] = st.steps;
@@ -482,6 +751,17 @@ class LearnerModel final : public eval::Model {
   std::unique_ptr<cf::OracleSimulator> oracle_;
   std::unique_ptr<cf::FidelityTracker> tracker_;
   nlohmann::json sem_fidelity_;
+  // cf_simulator "converged": its learner, training events, held-out
+  // lists and best checkpoint.
+  std::unique_ptr<Learner> simulator_;
+  std::unique_ptr<cf::ClickModel> click_model_;  // "logistic"
+  std::vector<AppliedEvent> sim_events_;
+  std::vector<eval::Impression> sim_heldout_;
+  std::string sim_best_;
+  double sim_best_auc_ = -1;
+  std::mt19937_64 sim_rng_;
+  nlohmann::json simulator_json_;
+  double mix_scale_ = 1;                // cf_mix_decay's factor this epoch
   std::vector<uint32_t> active_users_;  // users simulated from
   std::vector<bool> users_with_history_;
   uint64_t next_seq_ = 1;

@@ -69,8 +69,12 @@ TEST(EvalModelsTest, RegistersEveryRankerAndRejectsBadHyperParameters) {
       << typo.status().ToString();
   spec.hyper_json = R"({"ranker": "gmf"})";
   EXPECT_FALSE(registry.Create(spec).ok());
-  for (const char* bad : {R"({"cf_batch": "epoch"})", R"({"cf_oracle": 1})",
-                          R"({"cf_min_top_prob": 1.0})"}) {
+  for (const char* bad :
+       {R"({"cf_batch": "epoch"})", R"({"cf_oracle": 1})",
+        R"({"cf_min_top_prob": 1.0})", R"({"cf_mix_decay": 0})",
+        R"({"cf_mix_decay": 1.5})", R"({"cf_simulator": "oracle"})",
+        R"({"cf_max_user_clicks": -1})", R"({"cf_sim_refresh": 1})",
+        R"({"cf_simulator": "logistic", "sem_dim": 8})"}) {
     spec.hyper_json = bad;
     EXPECT_FALSE(registry.Create(spec).ok()) << bad;
   }
@@ -285,6 +289,76 @@ TEST(EvalModelsTest, OracleAndFidelityFigures) {
   std::unique_ptr<eval::Model> blind = Create(registry, spec);
   ASSERT_NE(blind, nullptr);
   EXPECT_FALSE(blind->Fit(log.train, eval::FitContext{}).ok());
+}
+
+// The simulators and schedules of cf_simulator, cf_mix_decay and
+// cf_max_user_clicks, and the figures that say whether the pairs teach the
+// ranker anything: the logistic click model knows the clicks of fresh
+// lists better than the SEMs' p_S on this log; the oracle's pairs all have
+// the true order, so the ones the ranker gets wrong all teach. (On this
+// small, dense log the SEMs' p_S is good too: 0.96 against 0.98.)
+TEST(EvalModelsTest, SimulatorsSchedulesAndTeachingFigures) {
+  const SynthLog log = SmallSynth();
+  eval::ModelRegistry registry = Registry();
+  const std::string hyper = std::string(kSynthHyper);
+  nlohmann::json shared = FitAndDiagnose(registry, log, hyper + "}", "learned");
+  nlohmann::json logistic = FitAndDiagnose(
+      registry, log, hyper + R"(, "cf_simulator": "logistic"})", "learned");
+  ASSERT_TRUE(shared.is_object());
+  ASSERT_TRUE(logistic.is_object());
+  EXPECT_EQ(shared["cf_simulator"], "shared");
+  const nlohmann::json& fit = logistic["simulator_fit"];
+  ASSERT_TRUE(fit.is_object()) << logistic.dump();
+  EXPECT_GT(fit["heldout_lists"].get<int>(), 0);
+  EXPECT_EQ(fit["candidates"].size(), 9u);
+  for (const nlohmann::json* d : {&shared, &logistic}) {
+    for (const char* key :
+         {"ps_auc_fresh", "ranker_auc_fresh", "ranker_auc_train"}) {
+      ASSERT_TRUE((*d)["sem"][key].is_number()) << key;
+      EXPECT_GE((*d)["sem"][key].get<double>(), 0.0);
+      EXPECT_LE((*d)["sem"][key].get<double>(), 1.0);
+    }
+    const nlohmann::json& t = (*d)["total"];
+    EXPECT_LE(t["pairs_teaching"].get<double>(),
+              1 - t["ranker_agrees"].get<double>() + 1e-12);
+  }
+  EXPECT_GT(logistic["sem"]["ps_auc_fresh"].get<double>(),
+            shared["sem"]["ps_auc_fresh"].get<double>());
+  EXPECT_GT(logistic["total"]["pair_agreement"].get<double>(),
+            shared["total"]["pair_agreement"].get<double>());
+
+  nlohmann::json oracle = FitAndDiagnose(registry, log, hyper + "}", "oracle");
+  ASSERT_TRUE(oracle.is_object());
+  EXPECT_DOUBLE_EQ(oracle["total"]["gradient_true_share"].get<double>(), 1.0);
+  EXPECT_NEAR(oracle["total"]["pairs_teaching"].get<double>() +
+                  oracle["total"]["ranker_agrees"].get<double>(),
+              1.0, 1e-9);
+
+  // Epochs 2..5 at 0.25 * 0.5^(e - 2): under half of the constant mix.
+  nlohmann::json decay = FitAndDiagnose(
+      registry, log, hyper + R"(, "cf_mix_decay": 0.5})", "random");
+  nlohmann::json constant =
+      FitAndDiagnose(registry, log, hyper + "}", "random");
+  ASSERT_TRUE(decay.is_object());
+  ASSERT_TRUE(constant.is_object());
+  EXPECT_LT(decay["samples_counterfactual"].get<double>(),
+            0.5 * constant["samples_counterfactual"].get<double>());
+
+  nlohmann::json few = FitAndDiagnose(
+      registry, log, hyper + R"(, "cf_max_user_clicks": 3})", "random");
+  ASSERT_TRUE(few.is_object());
+  EXPECT_GT(few["cf_users"].get<int>(), 0);
+  EXPECT_LT(few["cf_users"].get<int>(), constant["cf_users"].get<int>());
+
+  // Converged SEMs: their own epochs, then one refresh pass per ranker
+  // epoch after the first counterfactual one (epochs 3..5).
+  nlohmann::json converged = FitAndDiagnose(
+      registry, log, hyper + R"(, "cf_simulator": "converged"})", "learned");
+  ASSERT_TRUE(converged.is_object());
+  const nlohmann::json& sim = converged["simulator_fit"];
+  EXPECT_GE(sim["best_epoch"].get<int>(), 1);
+  EXPECT_EQ(sim["refresh_passes"].get<int>(), 3);
+  EXPECT_LE(sim["refresh_kept"].get<int>(), 3);
 }
 
 }  // namespace

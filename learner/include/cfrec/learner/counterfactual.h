@@ -76,6 +76,10 @@ class CounterfactualEngine {
   // from `users`, with exploration noise on tau; the ranker is not trained.
   // No-op for "random" and "none", or without users.
   Status Pretrain(Learner& learner, std::span<const uint32_t> users);
+  // Like Pretrain, with the lists drawn from the tables of `simulator`
+  // (see Generate below).
+  Status Pretrain(Learner& learner, const SemView& simulator,
+                  std::span<const uint32_t> users);
 
   // One round: one simulated list per user (users without a p_R row are
   // skipped) and its k*k samples, in user order. In "learned" mode also one
@@ -94,6 +98,15 @@ class CounterfactualEngine {
   };
   Result<std::vector<CounterfactualSample>> Generate(
       Learner& learner, std::span<const uint32_t> users, Trace* trace);
+  // Like Generate, with the lists and their clicks simulated from the
+  // tables of `simulator` (p_R, p_S, posteriors) while `learner`'s ranker
+  // scores the policy's reward: a simulator trained on its own, e.g. to
+  // convergence on held-out lists, or another click model behind the same
+  // tables. Both must have the same ids; the tables must stay valid during
+  // the call.
+  Result<std::vector<CounterfactualSample>> Generate(
+      Learner& learner, const SemView& simulator,
+      std::span<const uint32_t> users, Trace* trace);
 
   // The action step alone with alpha fixed: the K items with the largest
   // tau^T Q_k + w^R_k alpha_k over all items (alpha: one value per item of
