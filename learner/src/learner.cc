@@ -16,6 +16,7 @@
 #include "click_lists.h"
 #include "models.h"
 #include "param_set.h"
+#include "sem_models.h"
 #include "snapshot_impl.h"
 #include "triple_sampler.h"
 
@@ -27,7 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kCheckpointFormat = 1;
 constexpr double kEmaWeight = 0.05;  // of the newest value in loss averages
-constexpr uint64_t kEvalSeedOffset = 0x9e3779b97f4a7c15ULL;
 
 at::Tensor LongTensor(const std::vector<int64_t>& v) {
   return at::tensor(at::ArrayRef<int64_t>(v), at::kLong);
@@ -41,47 +41,6 @@ double Ema(double old_value, double value, uint64_t count) {
   return count <= 1 ? value : (1 - kEmaWeight) * old_value + kEmaWeight * value;
 }
 
-// Flat p_R terms of eq. (6): shown items (label 1) and sampled non-shown
-// items (label 0).
-// p_R's terms of eq. (6): shown items (1) and catalog items the list did
-// not show (0), sampled like g_psi's exposure terms (acl.h).
-using ImpressionTerms = ExposureTerms;
-
-// Flat p_S data of eq. (7): every entry of every clicked list, the list
-// (segment) it belongs to, and the flat indices of the clicked entries.
-struct SelectionLists {
-  std::vector<int64_t> user, item, position, segment;
-  std::vector<int64_t> click_entry, click_segment;
-  int64_t segments = 0;
-};
-
-// log softmax of `logits` ([S, T]) within segments, at the clicked entries.
-at::Tensor ClickedLogProb(const at::Tensor& logits, const SelectionLists& l) {
-  int64_t samples = logits.size(0);
-  at::Tensor segment = LongTensor(l.segment);
-  // Per-list maximum for a stable log-sum-exp (no gradient needed).
-  at::Tensor detached = logits.detach().contiguous();
-  at::Tensor max =
-      at::full({samples, l.segments}, -std::numeric_limits<float>::infinity(),
-               at::kFloat);
-  const float* in = detached.data_ptr<float>();
-  float* out = max.data_ptr<float>();
-  const int64_t entries = detached.size(1);
-  for (int64_t s = 0; s < samples; ++s) {
-    for (int64_t t = 0; t < entries; ++t) {
-      float& m = out[s * l.segments + l.segment[t]];
-      m = std::max(m, in[s * entries + t]);
-    }
-  }
-  at::Tensor shifted = (logits - max.index_select(1, segment)).exp();
-  at::Tensor lse = at::zeros({samples, l.segments}, at::kFloat)
-                       .index_add(1, segment, shifted)
-                       .log() +
-                   max;
-  return logits.index_select(1, LongTensor(l.click_entry)) -
-         lse.index_select(1, LongTensor(l.click_segment));
-}
-
 }  // namespace
 
 class Learner::Impl {
@@ -90,9 +49,7 @@ class Learner::Impl {
       : options_(o),
         rng_(o.seed),
         ranker_(MakeRanker(o, rng_)),
-        p_r_(o, rng_),
-        p_s_(o, rng_),
-        posteriors_(o, rng_),
+        sems_(o, rng_),
         sampler_(o) {
     stats_.ranker = o.ranker;
     stats_.loss = o.loss;
@@ -100,8 +57,6 @@ class Learner::Impl {
     // size too (see LearnerOptions::weight_decay).
     const double decay = o.weight_decay / o.batch_size;
     ranker_adam_ = {o.lr, 0.9, 0.999, 1e-8, decay};
-    sem_adam_ = {o.sem_lr, 0.9, 0.999, 1e-8, decay};
-    posterior_adam_ = {o.posterior_lr, 0.9, 0.999, 1e-8, 0};
     stats_.trainer = o.trainer;
     if (o.trainer != "default") {
       acl_ = std::make_unique<ExposureObjective>(o, rng_);
@@ -171,108 +126,32 @@ class Learner::Impl {
     for (size_t n = 0; n < where.size(); ++n) scores[where[n]] = data[n];
   }
 
-  std::vector<float> SampleBeta(size_t k) {
-    at::NoGradGuard no_grad;
-    at::Tensor eps = RandNormal(rng_, {1, options_.max_positions});
-    at::Tensor beta = posteriors_.Beta(eps, false).reshape({-1});
-    std::vector<float> out(k);
-    for (size_t j = 0; j < k; ++j) out[j] = beta[Position(j)].item<float>();
-    return out;
-  }
+  std::vector<float> SampleBeta(size_t k) { return sems_.SampleBeta(k, rng_); }
 
   std::vector<float> SampleAlpha(std::span<const uint32_t> items) {
-    at::NoGradGuard no_grad;
-    std::vector<float> out(items.size(), 0);
-    for (size_t k = 0; k < items.size(); ++k) {
-      // Items without a row are unseen: their posterior is the prior.
-      std::normal_distribution<float> normal(0, 1);
-      float eps = normal(rng_);
-      if (items[k] >= num_items_) {
-        out[k] = eps;
-        continue;
-      }
-      at::Tensor a = posteriors_.Alpha(at::tensor({int64_t{items[k]}}),
-                                       at::full({1}, eps), false);
-      out[k] = a.item<float>();
-    }
-    return out;
+    return sems_.SampleAlpha(items, num_items_, rng_);
   }
 
   std::vector<float> SelectionProbabilities(uint32_t user,
                                             std::span<const uint32_t> list,
                                             std::span<const float> beta) {
-    at::NoGradGuard no_grad;
     if (!Known(user, list)) return {};
-    std::vector<int64_t> us(list.size(), user), is(list.begin(), list.end());
-    std::vector<int64_t> ps;
-    for (size_t j = 0; j < list.size(); ++j) ps.push_back(Position(j));
-    at::Tensor b;
-    if (beta.empty()) {
-      b = posteriors_.Beta(at::zeros({options_.max_positions}), false)
-              .index_select(0, LongTensor(ps));
-    } else {
-      std::vector<float> bv(beta.begin(), beta.end());
-      bv.resize(list.size(), 0);
-      b = at::tensor(at::ArrayRef<float>(bv));
-    }
-    at::Tensor logits =
-        p_s_.Logits(LongTensor(us), LongTensor(is), LongTensor(ps), b, false);
-    // CPR eq. (10): softmax over the shown list.
-    at::Tensor p = at::softmax(logits, 0).contiguous();
-    return std::vector<float>(p.data_ptr<float>(),
-                              p.data_ptr<float>() + p.numel());
+    return sems_.SelectionProbabilities(user, list, beta);
   }
 
   std::vector<float> ImpressionLogits(uint32_t user,
                                       std::span<const uint32_t> items,
                                       std::span<const float> alpha) {
-    at::NoGradGuard no_grad;
     if (!Known(user, items)) return {};
-    std::vector<int64_t> us(items.size(), user), is(items.begin(), items.end());
-    at::Tensor a;
-    if (alpha.empty()) {
-      a = posteriors_.Alpha(LongTensor(is), at::zeros({int64_t(is.size())}),
-                            false);
-    } else {
-      std::vector<float> av(alpha.begin(), alpha.end());
-      av.resize(items.size(), 0);
-      a = at::tensor(at::ArrayRef<float>(av));
-    }
-    at::Tensor l =
-        p_r_.Logits(LongTensor(us), LongTensor(is), a, false).contiguous();
-    return std::vector<float>(l.data_ptr<float>(),
-                              l.data_ptr<float>() + l.numel());
+    return sems_.ImpressionLogits(user, items, alpha);
   }
 
   double EvaluateElbo(std::span<const AppliedEvent> events) {
-    at::NoGradGuard no_grad;
-    Rng rng(options_.seed ^ kEvalSeedOffset);
-    double elbo = 0;
-    SelectionLists lists = BuildSelectionLists(events);
-    if (!lists.click_entry.empty()) {
-      double n = static_cast<double>(lists.click_entry.size());
-      elbo += BetaElboPerObservation(lists, n, rng, false).item<double>();
-    }
-    ImpressionTerms terms = BuildImpressionTerms(events, rng);
-    if (!terms.user.empty()) {
-      double n = static_cast<double>(terms.user.size());
-      elbo += AlphaElboPerObservation(terms, n, rng, false, /*all_items=*/true)
-                  .item<double>();
-    }
-    return elbo;
+    return sems_.EvaluateElbo(events, num_users_, num_items_);
   }
 
   double SelectionLogLikelihood(std::span<const AppliedEvent> events) {
-    at::NoGradGuard no_grad;
-    SelectionLists lists = BuildSelectionLists(events);
-    if (lists.click_entry.empty()) return 0;
-    at::Tensor beta =
-        posteriors_.Beta(at::zeros({options_.max_positions}), false)
-            .index_select(0, LongTensor(lists.position));
-    at::Tensor logits =
-        p_s_.Logits(LongTensor(lists.user), LongTensor(lists.item),
-                    LongTensor(lists.position), beta.unsqueeze(0), false);
-    return ClickedLogProb(logits, lists).mean().item<double>();
+    return sems_.SelectionLogLikelihood(events, num_users_);
   }
 
   // Counterfactual triples with ids the model has rows for.
@@ -330,29 +209,7 @@ class Learner::Impl {
     for (size_t k = 0; k < where.size(); ++k) losses[where[k]] = data[k];
   }
 
-  SemView sem_view() const {
-    auto ptr = [](const at::Tensor& t) -> const float* {
-      return t.is_contiguous() ? t.data_ptr<float>() : nullptr;
-    };
-    SemView v;
-    v.dim = options_.sem_dim;
-    v.num_users = static_cast<size_t>(num_users_);
-    v.num_items = static_cast<size_t>(num_items_);
-    v.max_positions = options_.max_positions;
-    // Parameter ids in declaration order of models.cc: p_R {P, Q, w_R},
-    // p_S {X, Y, w_S}, posteriors {mu_a, log_sigma_a, mu_b, log_sigma_b}.
-    v.p = ptr(p_r_.params().Value(0));
-    v.q = ptr(p_r_.params().Value(1));
-    v.w_r = ptr(p_r_.params().Value(2));
-    v.x = ptr(p_s_.params().Value(0));
-    v.y = ptr(p_s_.params().Value(1));
-    v.w_s = ptr(p_s_.params().Value(2));
-    v.mu_alpha = ptr(posteriors_.params().Value(0));
-    v.log_sigma_alpha = ptr(posteriors_.params().Value(1));
-    v.mu_beta = ptr(posteriors_.params().Value(2));
-    v.log_sigma_beta = ptr(posteriors_.params().Value(3));
-    return v;
-  }
+  SemView sem_view() const { return sems_.View(num_users_, num_items_); }
 
   int SamplesPerClick() const { return options_.num_negatives; }
   const TrainingStats& stats() const { return stats_; }
@@ -387,8 +244,6 @@ class Learner::Impl {
           {"ranker_steps", ranker_steps_},
           {"graph_built_step", graph_built_step_},
           {"graph_dirty", graph_dirty_},
-          {"pr_terms_seen", pr_terms_seen_},
-          {"ps_clicks_seen", ps_clicks_seen_},
           {"stats",
            {{"applied_seq", stats_.applied_seq},
             {"events_consumed", stats_.events_consumed},
@@ -399,6 +254,7 @@ class Learner::Impl {
             {"sem_s_loss", stats_.sem_s_loss},
             {"elbo", stats_.elbo}}},
       };
+      sems_.SaveMeta(meta);
       std::ostringstream rng_text;
       rng_text << rng_;
       meta["rng"] = rng_text.str();
@@ -407,9 +263,7 @@ class Learner::Impl {
       if (acl_) acl_->Save(archive, meta);
       archive.write("meta", c10::IValue(meta.dump()));
       ranker_->params().Save(archive, "ranker.");
-      p_r_.params().Save(archive, "p_r.");
-      p_s_.params().Save(archive, "p_s.");
-      posteriors_.params().Save(archive, "q.");
+      sems_.SaveParams(archive);
       // Clicks as CSR, and which event first carried each user's history.
       std::vector<int64_t> offsets, items, owners;
       clicks_.ToCsr(&offsets, &items, &owners);
@@ -456,9 +310,7 @@ class Learner::Impl {
             "(ranker, dim, sem_dim, max_positions or mlp_hidden)");
       }
       CFREC_RETURN_IF_ERROR(ranker_->params().Load(archive, "ranker."));
-      CFREC_RETURN_IF_ERROR(p_r_.params().Load(archive, "p_r."));
-      CFREC_RETURN_IF_ERROR(p_s_.params().Load(archive, "p_s."));
-      CFREC_RETURN_IF_ERROR(posteriors_.params().Load(archive, "q."));
+      CFREC_RETURN_IF_ERROR(sems_.LoadParams(archive));
       if (acl_) {
         CFREC_RETURN_IF_ERROR(acl_->Load(archive, meta));
       } else if (meta.contains("acl")) {
@@ -474,8 +326,7 @@ class Learner::Impl {
       ranker_steps_ = meta.at("ranker_steps");
       graph_built_step_ = meta.at("graph_built_step");
       graph_dirty_ = meta.at("graph_dirty");
-      pr_terms_seen_ = meta.at("pr_terms_seen");
-      ps_clicks_seen_ = meta.at("ps_clicks_seen");
+      sems_.LoadMeta(meta);
       const auto& s = meta.at("stats");
       stats_.applied_seq = s.at("applied_seq");
       stats_.events_consumed = s.at("events_consumed");
@@ -544,7 +395,7 @@ class Learner::Impl {
     } else {
       // No dot-product form: retrieve with p_R's P and Q (CPR eq. 4).
       d.dim = options_.sem_dim;
-      ScoringModel pr = ExportImpressionModel();
+      ScoringModel pr = sems_.ExportImpressionModel(num_users_, num_items_);
       d.user_vectors = std::move(pr.user);
       d.item_vectors = std::move(pr.item);
     }
@@ -560,39 +411,17 @@ class Learner::Impl {
                        [&](uint32_t i) { return i < num_items_; });
   }
 
-  int64_t Position(size_t j) const {
-    return std::min<int64_t>(static_cast<int64_t>(j),
-                             options_.max_positions - 1);
-  }
-
   void ClearAllGrads() {
     ranker_->params().ClearGrads();
-    p_r_.params().ClearGrads();
-    p_s_.params().ClearGrads();
-    posteriors_.params().ClearGrads();
+    sems_.ClearGrads();
     if (acl_) acl_->ClearGrads();
-  }
-
-  ScoringModel ExportImpressionModel() {
-    ScoringModel m;
-    m.kind = ScoringModel::Kind::kDot;
-    m.num_users = num_users_;
-    m.num_items = num_items_;
-    m.dot_dim = options_.sem_dim;
-    at::Tensor p = p_r_.params().Value(0).narrow(0, 0, num_users_).contiguous();
-    at::Tensor q = p_r_.params().Value(1).narrow(0, 0, num_items_).contiguous();
-    m.user.assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
-    m.item.assign(q.data_ptr<float>(), q.data_ptr<float>() + q.numel());
-    return m;
   }
 
   void GrowTo(int64_t users, int64_t items) {
     users = std::max<int64_t>(users, num_users_);
     items = std::max<int64_t>(items, num_items_);
     ranker_->EnsureRows(users, items, rng_);
-    p_r_.EnsureRows(users, items, rng_);
-    p_s_.EnsureRows(users, items, rng_);
-    posteriors_.EnsureRows(items, rng_);
+    sems_.EnsureRows(users, items, rng_);
     if (acl_) acl_->EnsureRows(users, items, rng_);
     num_users_ = users;
     num_items_ = items;
@@ -647,37 +476,6 @@ class Learner::Impl {
     if (k + kItemsAhead < events.size()) {
       clicks_.PrefetchItems(events[k + kItemsAhead].user);
     }
-  }
-
-  ImpressionTerms BuildImpressionTerms(std::span<const AppliedEvent> events,
-                                       Rng& rng) {
-    // Negatives of eq. (6) come from the non-recommended items.
-    return BuildExposureTerms(events, num_users_, num_items_,
-                              options_.sem_positives_per_list,
-                              options_.sem_negatives_per_positive, rng);
-  }
-
-  SelectionLists BuildSelectionLists(std::span<const AppliedEvent> events) {
-    SelectionLists l;
-    for (const AppliedEvent& e : events) {
-      if (e.clicked.empty() || e.items.size() < 2 || e.user >= num_users_) {
-        continue;
-      }
-      int64_t base = static_cast<int64_t>(l.user.size());
-      for (size_t j = 0; j < e.items.size(); ++j) {
-        l.user.push_back(e.user);
-        l.item.push_back(e.items[j]);
-        l.position.push_back(Position(j));
-        l.segment.push_back(l.segments);
-      }
-      for (uint16_t p : e.clicked) {
-        if (p >= e.items.size()) continue;
-        l.click_entry.push_back(base + p);
-        l.click_segment.push_back(l.segments);
-      }
-      ++l.segments;
-    }
-    return l;
   }
 
   // Ranker step on triples[begin, end): CPR eq. (1) or eq. (2).
@@ -760,104 +558,6 @@ class Learner::Impl {
     return loss.item<double>();
   }
 
-  // Draws N(0, 1) noise of the given shape from the learner's generator.
-  at::Tensor Noise(at::IntArrayRef shape) { return RandNormal(rng_, shape); }
-  // The same draws as Noise({count}) as plain floats.
-  std::vector<float> NoiseValues(int64_t count) {
-    std::vector<float> out(count);
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    for (float& x : out) x = dist(rng_);
-    return out;
-  }
-
-  // p_R step, CPR eq. (6) with alpha ~ N(0, I) drawn alpha_samples times and
-  // the loss averaged (footnote 3).
-  double ImpressionStep(const ImpressionTerms& t) {
-    int64_t n = static_cast<int64_t>(t.user.size());
-    if (options_.kernel == "fused") {
-      std::vector<float> alpha = NoiseValues(options_.alpha_samples * n);
-      return fused_sem_.Impression(p_r_.FusedParams(), t.user, t.item, t.shown,
-                                   alpha, options_.alpha_samples, sem_adam_);
-    }
-    at::Tensor alpha = Noise({options_.alpha_samples, n});
-    at::Tensor logits =
-        p_r_.Logits(LongTensor(t.user), LongTensor(t.item), alpha, true);
-    at::Tensor labels =
-        at::tensor(at::ArrayRef<float>(t.shown)).unsqueeze(0).expand_as(logits);
-    at::Tensor loss = at::binary_cross_entropy_with_logits(logits, labels);
-    loss.backward();
-    p_r_.params().Step(sem_adam_);
-    return loss.item<double>();
-  }
-
-  // p_S step, CPR eq. (7): in-list softmax likelihood of the clicks.
-  double SelectionStep(const SelectionLists& l) {
-    int64_t n = static_cast<int64_t>(l.user.size());
-    if (options_.kernel == "fused") {
-      std::vector<float> beta = NoiseValues(options_.alpha_samples * n);
-      SelectionBatch b{l.user,        l.item,          l.position, l.segment,
-                       l.click_entry, l.click_segment, l.segments};
-      return fused_sem_.Selection(p_s_.FusedParams(), b, beta,
-                                  options_.alpha_samples, sem_adam_);
-    }
-    at::Tensor beta = Noise({options_.alpha_samples, n});
-    at::Tensor logits = p_s_.Logits(LongTensor(l.user), LongTensor(l.item),
-                                    LongTensor(l.position), beta, true);
-    at::Tensor loss = -ClickedLogProb(logits, l).mean();
-    loss.backward();
-    p_s_.params().Step(sem_adam_);
-    return loss.item<double>();
-  }
-
-  // CPR eq. (9) for beta, divided by the number of observations n:
-  // E_q[log p(O|beta)]/n - KL(q || N(0, I))/n, reparameterised.
-  at::Tensor BetaElboPerObservation(const SelectionLists& l, double n, Rng& rng,
-                                    bool train) {
-    at::Tensor eps =
-        RandNormal(rng, {options_.posterior_samples, options_.max_positions});
-    at::Tensor beta =
-        posteriors_.Beta(eps, train).index_select(1, LongTensor(l.position));
-    at::Tensor logits = p_s_.Logits(LongTensor(l.user), LongTensor(l.item),
-                                    LongTensor(l.position), beta, false);
-    return ClickedLogProb(logits, l).mean() - posteriors_.BetaKl(train) / n;
-  }
-
-  // The same for alpha with p_R's likelihood. During training only the
-  // items in the batch carry their KL term (a lazy, sparse estimate of the
-  // full KL; untouched items keep their posterior).
-  at::Tensor AlphaElboPerObservation(const ImpressionTerms& t, double n,
-                                     Rng& rng, bool train, bool all_items) {
-    at::Tensor items = LongTensor(t.item);
-    at::Tensor eps = RandNormal(
-        rng, {options_.posterior_samples, static_cast<int64_t>(t.item.size())});
-    at::Tensor alpha = posteriors_.Alpha(items, eps, train);
-    at::Tensor logits = p_r_.Logits(LongTensor(t.user), items, alpha, false);
-    at::Tensor labels =
-        at::tensor(at::ArrayRef<float>(t.shown)).unsqueeze(0).expand_as(logits);
-    at::Tensor loglik = -at::binary_cross_entropy_with_logits(logits, labels);
-    at::Tensor kl_items =
-        all_items ? at::arange(num_items_, at::kLong)
-                  : std::get<0>(at::_unique2(items, true, false, false));
-    return loglik - posteriors_.AlphaKl(kl_items, train) / n;
-  }
-
-  double PosteriorStep(const ImpressionTerms& t, const SelectionLists& l) {
-    at::Tensor elbo = at::zeros({});
-    if (!l.click_entry.empty()) {
-      ps_clicks_seen_ += static_cast<double>(l.click_entry.size());
-      elbo = elbo + BetaElboPerObservation(l, ps_clicks_seen_, rng_, true);
-    }
-    if (!t.user.empty()) {
-      pr_terms_seen_ += static_cast<double>(t.user.size());
-      elbo =
-          elbo + AlphaElboPerObservation(t, pr_terms_seen_, rng_, true, false);
-    }
-    if (!elbo.requires_grad()) return 0;
-    (-elbo).backward();
-    posteriors_.params().Step(posterior_adam_);
-    return elbo.item<double>();
-  }
-
   void TrainRound(std::span<const AppliedEvent> events) {
     // ACL/PS: g_psi's stage-1 fit on the first events it sees.
     if (acl_) acl_->Pretrain(events, num_users_, num_items_, rng_);
@@ -891,28 +591,20 @@ class Learner::Impl {
       }
       if (!options_.train_sems) continue;
       auto sem_start = Clock::now();
-      ImpressionTerms terms = BuildImpressionTerms(chunk, rng_);
-      SelectionLists lists = BuildSelectionLists(chunk);
-      if (!terms.user.empty()) {
-        auto t0 = Clock::now();
+      SemStepResult r = sems_.Step(chunk, num_users_, num_items_, rng_, times_);
+      if (r.impression) {
         ++sem_r_steps_;
         stats_.sem_r_loss =
-            Ema(stats_.sem_r_loss, ImpressionStep(terms), sem_r_steps_);
-        times_.sem_impression += SecondsSince(t0);
+            Ema(stats_.sem_r_loss, r.impression_loss, sem_r_steps_);
       }
-      if (!lists.click_entry.empty()) {
-        auto t0 = Clock::now();
+      if (r.selection) {
         ++sem_s_steps_;
         stats_.sem_s_loss =
-            Ema(stats_.sem_s_loss, SelectionStep(lists), sem_s_steps_);
-        times_.sem_selection += SecondsSince(t0);
+            Ema(stats_.sem_s_loss, r.selection_loss, sem_s_steps_);
       }
-      if (!terms.user.empty() || !lists.click_entry.empty()) {
-        auto t0 = Clock::now();
+      if (r.posterior) {
         ++posterior_steps_;
-        stats_.elbo =
-            Ema(stats_.elbo, PosteriorStep(terms, lists), posterior_steps_);
-        times_.sem_posterior += SecondsSince(t0);
+        stats_.elbo = Ema(stats_.elbo, r.elbo, posterior_steps_);
       }
       times_.sems += SecondsSince(sem_start);
     }
@@ -926,17 +618,14 @@ class Learner::Impl {
   LearnerOptions options_;
   Rng rng_;
   std::unique_ptr<Ranker> ranker_;
-  ImpressionModel p_r_;
-  SelectionModel p_s_;
-  Posteriors posteriors_;
+  SemModels sems_;                          // p_R, p_S and the posteriors
   std::unique_ptr<ExposureObjective> acl_;  // trainers "ps" and "acl" only
   // Kernel "fused": BPR-MF and GMF without ACL; null otherwise.
   std::unique_ptr<FusedMfStep> fused_mf_;
-  FusedSemStep fused_sem_;  // p_R and p_S with kernel "fused"
   TripleSampler sampler_;
   Triples triples_;  // the round's, reused
   TrainTimes times_;
-  AdamOptions ranker_adam_, sem_adam_, posterior_adam_;
+  AdamOptions ranker_adam_;
 
   int64_t num_users_ = 0;
   int64_t num_items_ = 0;
@@ -945,8 +634,6 @@ class Learner::Impl {
   uint64_t ranker_steps_ = 0;
   uint64_t graph_built_step_ = 0;
   uint64_t sem_r_steps_ = 0, sem_s_steps_ = 0, posterior_steps_ = 0;
-  double pr_terms_seen_ = 0;
-  double ps_clicks_seen_ = 0;
   TrainingStats stats_;
 };
 
