@@ -68,6 +68,9 @@ VARIANTS = {
     "logdecay": {"cf_simulator": "logistic", "cf_mix_decay": 0.9},
     "logfew": {"cf_simulator": "logistic", "cf_max_user_clicks": 5},
     "logtop50": {"cf_simulator": "logistic", "cf_min_top_prob": 0.5},
+    # Only pairs of a simulated click and a simulated non-click (the
+    # logistic model's own probabilities; cf_oracle "click"'s counterpart).
+    "logclick": {"cf_simulator": "logistic", "cf_sim_clicks": True},
     "logmix50": {"cf_simulator": "logistic", "cf_mix_ratio": 0.5},
     "logstart10": {"cf_simulator": "logistic", "cf_start_epoch": 10},
 }
@@ -443,7 +446,8 @@ STUDY_PARTS = [
      "logistic click model (logistic); BPR and GMF, d = 16",
      {"rankers": ["bpr", "gmf"],
       "arms": ["none", "learned@shared", "learned@converged",
-               "learned@logistic", "oracle"], "valid": True, "tag": TAG2}),
+               "learned@logistic", "learned@logclick", "oracle"],
+      "valid": True, "tag": TAG2}),
     ("schedules", "Schedules and filters with each simulator, BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned@shared", "learned@decay", "learned@few",

@@ -80,6 +80,10 @@ struct Settings {
   // shown entry with its settings chosen on the same held-out lists,
   // replaces p_S.
   std::string cf_simulator = "shared";
+  // With cf_simulator "logistic": keep a pair only when the model gives
+  // its positive a click (probability above 1/2) and its negative none,
+  // the learned counterpart of cf_oracle "click" (default false).
+  bool cf_sim_clicks = false;
   int cf_sim_epochs = 60;
   int cf_sim_patience = 5;
   bool cf_sim_refresh = true;
@@ -153,14 +157,17 @@ Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
     settings.cf_simulator = e.get<std::string>();
     hyper.erase("cf_simulator");
   }
-  if (hyper.contains("cf_sim_refresh")) {
-    const nlohmann::json& e = hyper["cf_sim_refresh"];
+  for (auto [key, field] :
+       {std::pair{"cf_sim_refresh", &settings.cf_sim_refresh},
+        std::pair{"cf_sim_clicks", &settings.cf_sim_clicks}}) {
+    if (!hyper.contains(key)) continue;
+    const nlohmann::json& e = hyper[key];
     if (!e.is_boolean()) {
-      return Status::InvalidArgument("models." + spec.ranker +
-                                     ".cf_sim_refresh must be true or false");
+      return Status::InvalidArgument("models." + spec.ranker + "." + key +
+                                     " must be true or false");
     }
-    settings.cf_sim_refresh = e.get<bool>();
-    hyper.erase("cf_sim_refresh");
+    *field = e.get<bool>();
+    hyper.erase(key);
   }
   if (hyper.contains("cf_oracle")) {
     const nlohmann::json& e = hyper["cf_oracle"];
@@ -195,6 +202,11 @@ Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
     return options.status().WithContext("models." + spec.ranker);
   }
   settings.trainer = std::move(options).value();
+  if (settings.cf_sim_clicks && settings.cf_simulator != "logistic") {
+    return Status::InvalidArgument("models." + spec.ranker +
+                                   ".cf_sim_clicks needs cf_simulator "
+                                   "\"logistic\"");
+  }
   if (settings.cf_simulator == "logistic" &&
       settings.trainer.learner.sem_dim < kMaxClickModelDim + 1) {
     return Status::InvalidArgument(
@@ -481,11 +493,19 @@ class LearnerModel final : public eval::Model {
           KeepConfident(trace, size_t(cf.list_size),
                         size_t(cf.noise_k) * cf.noise_k, samples);
         }
+        if (settings_.cf_sim_clicks && click_model_ != nullptr) {
+          std::erase_if(samples, [&](const CounterfactualSample& c) {
+            return !(click_model_->Logit(c.user, c.pos) > 0 &&
+                     click_model_->Logit(c.user, c.neg) <= 0);
+          });
+        }
       }
       if (samples.empty()) {
         // Users without rows or a catalog shorter than K: nothing to gain
         // from spinning (a confidence filter may empty many rounds).
-        if (++empty_rounds >= (settings_.cf_min_top_prob > 0 ? 50 : 3)) {
+        const bool filtered =
+            settings_.cf_min_top_prob > 0 || settings_.cf_sim_clicks;
+        if (++empty_rounds >= (filtered ? 50 : 3)) {
           break;
         }
         continue;
@@ -724,6 +744,7 @@ class LearnerModel final : public eval::Model {
     j["cf_max_user_clicks"] = settings_.cf_max_user_clicks;
     j["cf_users"] = active_users_.size();
     j["cf_simulator"] = settings_.cf_simulator;
+    j["cf_sim_clicks"] = settings_.cf_sim_clicks;
     if (!simulator_json_.is_null()) j["simulator_fit"] = simulator_json_;
     // The learner's counters (as saved with the restored epoch): ranker
     // steps and samples, observed and counterfactual.

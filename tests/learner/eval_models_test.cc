@@ -326,6 +326,18 @@ TEST(EvalModelsTest, SimulatorsSchedulesAndTeachingFigures) {
             shared["sem"]["ps_auc_fresh"].get<double>());
   EXPECT_GT(logistic["total"]["pair_agreement"].get<double>(),
             shared["total"]["pair_agreement"].get<double>());
+  // Simulated clicks only: fewer pairs than lists (k = 1), more of them in
+  // the true order.
+  nlohmann::json clicks = FitAndDiagnose(
+      registry, log,
+      hyper + R"(, "cf_simulator": "logistic", "cf_sim_clicks": true})",
+      "learned");
+  ASSERT_TRUE(clicks.is_object());
+  EXPECT_GT(clicks["total"]["samples"].get<double>(), 0);
+  EXPECT_LT(clicks["total"]["samples"].get<double>(),
+            clicks["total"]["lists"].get<double>());
+  EXPECT_GT(clicks["total"]["pair_agreement"].get<double>(),
+            logistic["total"]["pair_agreement"].get<double>());
 
   nlohmann::json oracle = FitAndDiagnose(registry, log, hyper + "}", "oracle");
   ASSERT_TRUE(oracle.is_object());
