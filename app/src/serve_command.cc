@@ -555,9 +555,17 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--max-queue-ms", args->front.max_queue_ms,
                   "Load shedding: while the oldest queued request has waited "
-                  "longer than this, new requests are answered 503 at once")
+                  "longer than this, or the queued requests would take longer "
+                  "than this to run, new requests are answered 503 at once")
       ->capture_default_str()
       ->check(CLI::Range(0, 60'000));
+  cmd->add_option("--http-handler-nice", args->front.handler_nice,
+                  "Nice value of the handler threads (0-19; the I/O threads "
+                  "keep 0): above 0 the I/O threads, which read requests and "
+                  "answer the shed ones, win the CPU over the handlers on a "
+                  "saturated machine")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 19));
   AddScaleOutFlags(cmd, &args->scale);
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }

@@ -25,10 +25,12 @@ struct HttpArgs {
   std::string http = "127.0.0.1:8080";  // --http HOST:PORT
   std::string api_token_file;           // empty = writes are open
   // Load shedding (server/admission.h): handler threads, requests queued
-  // or running before the excess gets 503, longest wait in the queue.
+  // or running before the excess gets 503, longest wait in the queue, the
+  // handler threads' nice value.
   int http_threads = 2;
   size_t max_inflight = 64;
   int max_queue_ms = 20;
+  int handler_nice = 5;
 };
 
 // Logs "what: status" as an error; the exit code of a failed start (1).

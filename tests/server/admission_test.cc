@@ -1,7 +1,8 @@
 // AdmissionPool: requests held in a blocking fake handler fill the pool, the
 // next one is refused at once; while the oldest queued request is past the
-// budget (on a fixed clock) new ones are refused, and what was admitted is
-// still served; Stop sheds what is queued.
+// budget, or the queue would run longer than the budget (on a fixed clock),
+// new ones are refused, and what was admitted is still served; Stop sheds
+// what is queued.
 #include "cfrec/server/admission.h"
 
 #include <gtest/gtest.h>
@@ -129,6 +130,57 @@ TEST(AdmissionPool, RefusesNewRequestsWhileTheOldestQueuedIsLate) {
   ASSERT_TRUE(ran.Wait(2));
 }
 
+// The queue's run time: once handlers are known to take 4 ms (on the fixed
+// clock), a new request is refused when the requests queued ahead of it
+// would take longer than max_queue_wait to run, although the oldest queued
+// one has not waited at all yet.
+TEST(AdmissionPool, RefusesWhenTheQueueWouldRunLongerThanTheBudget) {
+  std::atomic<int64_t> now_ms{0};
+  AdmissionOptions options;
+  options.threads = 1;
+  options.max_inflight = 64;
+  options.max_queue_wait = milliseconds(10);
+  AdmissionPool pool(
+      options, [&] { return Clock::time_point(milliseconds(now_ms.load())); });
+  CallCounter ran, shed;
+  // One request that takes 4 ms: the mean run time is now 4 ms.
+  ASSERT_TRUE(Admitted(pool.TrySubmit(
+      [&] {
+        now_ms += 4;
+        ran.Add();
+      },
+      [&] { shed.Add(); })));
+  ASSERT_TRUE(ran.Wait(1));
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (pool.inflight() != 0 && Clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  // Hold the thread; the clock stands still from here on.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  CallCounter started;
+  ASSERT_TRUE(Admitted(pool.TrySubmit(
+      [&] {
+        started.Add();
+        released.wait();
+      },
+      [&] { shed.Add(); })));
+  ASSERT_TRUE(started.Wait(1));
+  // Queued ahead: 0, 1, 2 requests (0, 4, 8 ms): admitted. With 3 ahead
+  // (12 ms > 10 ms) refused.
+  auto quick = [&] { ran.Add(); };
+  auto on_shed = [&] { shed.Add(); };
+  ASSERT_TRUE(Admitted(pool.TrySubmit(quick, on_shed)));
+  ASSERT_TRUE(Admitted(pool.TrySubmit(quick, on_shed)));
+  ASSERT_TRUE(Admitted(pool.TrySubmit(quick, on_shed)));
+  EXPECT_EQ(pool.TrySubmit(quick, on_shed), ShedReason::kQueueTime);
+  EXPECT_EQ(pool.shed(ShedReason::kQueueTime), 1u);
+  EXPECT_EQ(pool.shed(ShedReason::kQueueFull), 0u);
+  release.set_value();
+  ASSERT_TRUE(ran.Wait(4));
+  EXPECT_EQ(shed.value(), 0);
+}
+
 TEST(AdmissionPool, StopShedsWhatIsQueuedAndRefusesMore) {
   AdmissionOptions options;
   options.threads = 1;
@@ -168,6 +220,13 @@ TEST(AdmissionOptions, ValidateRejectsNonsense) {
   options.max_inflight = 4;
   options.max_queue_wait = milliseconds(-1);
   EXPECT_FALSE(options.Validate().ok());
+  options.max_queue_wait = milliseconds(5);
+  options.handler_nice = 20;
+  EXPECT_FALSE(options.Validate().ok());
+  options.handler_nice = -1;
+  EXPECT_FALSE(options.Validate().ok());
+  options.handler_nice = 5;
+  EXPECT_TRUE(options.Validate().ok());
 }
 
 TEST(NeverShed, ProbesAndMetricsOnly) {

@@ -3,16 +3,21 @@
 // at once (503 with Retry-After) instead of letting every request wait.
 //
 // A request is refused on the spot, before any work is done for it, when
-// max_inflight requests are queued or running (kQueueFull), or when the
-// oldest queued request has waited longer than max_queue_wait (kQueueTime:
-// the threads are not keeping up, and a new request would wait at least as
-// long). Otherwise it is admitted, and an admitted request is always served:
-// dropping it after it waited would waste its wait (an earlier version shed
-// late requests at the head of the queue; after a stall of the threads it
-// dropped whole queues and goodput collapsed). So the queue stays short and
-// requests that are served keep a latency close to the unloaded one.
-// Probes and metrics bypass the pool (HttpServer runs them on its I/O threads),
-// so they are never shed.
+// max_inflight requests are queued or running (kQueueFull), or (kQueueTime)
+// when the oldest queued request has waited longer than max_queue_wait (the
+// threads are not keeping up, and a new request would wait at least as
+// long), or when the requests queued ahead of it would take longer than
+// max_queue_wait to run: their number times the recent mean time a handler
+// runs (a moving average, which grows when the handlers are slowed down by
+// other work on the machine), divided by the threads. The last rule keeps
+// the wait of an admitted request near max_queue_wait even when the queue
+// fills faster than its head ages. Otherwise it is admitted, and an admitted
+// request is always served: dropping it after it waited would waste its wait
+// (an earlier version shed late requests at the head of the queue; after a
+// stall of the threads it dropped whole queues and goodput collapsed). So the
+// queue stays short and requests that are served keep a latency close to the
+// unloaded one. Probes and metrics bypass the pool (HttpServer runs them on its
+// I/O threads), so they are never shed.
 //
 // Thread-safety: TrySubmit and the accessors may be called from any thread.
 // Stop (also run by the destructor) must not be called from a worker.
@@ -42,12 +47,19 @@ struct AdmissionOptions {
   // Most requests queued or running at once; one more is refused at once.
   // Default 64.
   size_t max_inflight = 64;
-  // While the oldest queued request has waited longer than this, new
-  // requests are refused. Default 20 ms.
+  // While the oldest queued request has waited longer than this, or the
+  // queue ahead would take longer than this to run, new requests are
+  // refused. Default 20 ms.
   std::chrono::milliseconds max_queue_wait{20};
+  // Nice value added to the handler threads (Linux, per thread; 0-19).
+  // Above 0, the I/O threads, which read requests and answer the refused
+  // ones, win the CPU over the handlers when the machine is saturated, so
+  // a request is seen (and admitted or refused) soon after it arrives
+  // instead of waiting unread in the socket. Default 0.
+  int handler_nice = 0;
 
-  // InvalidArgument when threads < 1, max_inflight < threads or
-  // max_queue_wait is negative.
+  // InvalidArgument when threads < 1, max_inflight < threads,
+  // max_queue_wait is negative or handler_nice is outside 0-19.
   Status Validate() const;
 };
 
@@ -96,6 +108,8 @@ class AdmissionPool {
     Clock::time_point queued_at;
   };
   void Work();
+  // How long the queue would take to run at the recent mean run time.
+  Clock::duration QueueRunTimeLocked() const;
 
   const AdmissionOptions options_;
   const std::function<Clock::time_point()> now_;
@@ -106,6 +120,9 @@ class AdmissionPool {
   bool stopped_ = false;    // guarded by mu_
   uint64_t shed_full_ = 0;  // guarded by mu_
   uint64_t shed_time_ = 0;  // guarded by mu_
+  // Moving average of a handler's run time (wall clock), 0 until the first
+  // request has run; guarded by mu_.
+  Clock::duration mean_run_{0};
   std::vector<std::thread> threads_;
 };
 
