@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -141,9 +143,48 @@ Status EmbeddedBroker::PushRequestErrors(int16_t api_key,
 // -------------------------------------------------------------- producer
 
 namespace {
+// The outcome of the messages of one SendDurable call: each message carries
+// a reference (its opaque) that its delivery report settles and drops.
+class DurableAck {
+ public:
+  explicit DurableAck(size_t pending) : pending_(pending) {}
+  void Settle(RdKafka::ErrorCode err, const std::string& error) {
+    std::lock_guard lock(mu_);
+    if (err != RdKafka::ERR_NO_ERROR && failure_.empty()) failure_ = error;
+    --pending_;
+  }
+  // Messages not queued after all (produce refused them).
+  void Forget(size_t n) {
+    std::lock_guard lock(mu_);
+    pending_ -= n;
+  }
+  bool done() const {
+    std::lock_guard lock(mu_);
+    return pending_ == 0;
+  }
+  size_t pending() const {
+    std::lock_guard lock(mu_);
+    return pending_;
+  }
+  std::string failure() const {
+    std::lock_guard lock(mu_);
+    return failure_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  size_t pending_;
+  std::string failure_;  // the first failed delivery's error
+};
+
 class DeliveryCounter : public RdKafka::DeliveryReportCb {
  public:
   void dr_cb(RdKafka::Message& message) override {
+    if (void* opaque = message.msg_opaque()) {
+      auto* ack = static_cast<std::shared_ptr<DurableAck>*>(opaque);
+      (*ack)->Settle(message.err(), message.errstr());
+      delete ack;
+    }
     if (message.err() != RdKafka::ERR_NO_ERROR) {
       if (failures.fetch_add(1) < 10) {
         LogWarn("producer", "delivery failed: " + message.errstr());
@@ -253,6 +294,47 @@ Status KafkaProducer::Flush(std::chrono::milliseconds timeout) {
   return Status::Unavailable("flush: " + RdKafka::err2str(err) + " (" +
                              std::to_string(impl_->producer->outq_len()) +
                              " messages outstanding)");
+}
+
+Status KafkaProducer::SendDurable(std::span<const SinkMessage> messages,
+                                  std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto ack = std::make_shared<DurableAck>(messages.size());
+  Status refused = Status::Ok();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const SinkMessage& m = messages[i];
+    auto* reference = new std::shared_ptr<DurableAck>(ack);
+    auto err = impl_->producer->produce(
+        impl_->options.topic, RdKafka::Topic::PARTITION_UA,
+        RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(m.payload.data()),
+        m.payload.size(), m.key.data(), m.key.size(), 0, reference);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      delete reference;  // not queued: no delivery report will come
+      ack->Forget(messages.size() - i);
+      refused = err == RdKafka::ERR__QUEUE_FULL
+                    ? Status::ResourceExhausted("producer queue is full")
+                    : Status::Unavailable("produce: " + RdKafka::err2str(err));
+      break;
+    }
+  }
+  // Serve delivery reports until ours are in. Another thread's poll may
+  // serve them instead, so wait in short steps and look again.
+  while (!ack->done()) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return Status::Unavailable(
+          "the log did not confirm " + std::to_string(ack->pending()) + " of " +
+          std::to_string(messages.size()) + " messages within " +
+          std::to_string(timeout.count()) + " ms");
+    }
+    impl_->producer->poll(static_cast<int>(std::min<int64_t>(left.count(), 2)));
+  }
+  if (!refused.ok()) return refused;
+  if (std::string failure = ack->failure(); !failure.empty()) {
+    return Status::Unavailable("delivery failed: " + failure);
+  }
+  return Status::Ok();
 }
 
 uint64_t KafkaProducer::delivery_failures() const {

@@ -163,10 +163,41 @@ HttpResponse PostRank(const ServiceContext& context, const HttpRequest& request,
   return JsonResponse(200, out);
 }
 
+// POST /v1/events: ?ack=durable answers only once the log has confirmed
+// every event (the producer's delivery reports), waiting at most
+// timeout_ms (default 2000, at most 30000); otherwise 202 as soon as the
+// events are queued to the producer.
 HttpResponse PostEvents(const ServiceContext& context,
                         const HttpRequest& request,
                         const ParsedTarget& target) {
-  if (!target.params.empty()) return BadRequest("no query parameters allowed");
+  bool durable = false;
+  std::chrono::milliseconds timeout(2000);
+  bool timeout_given = false;
+  bool ack_given = false;
+  for (const auto& [name, value] : target.params) {
+    if ((name == "ack" && ack_given) ||
+        (name == "timeout_ms" && timeout_given)) {
+      return BadRequest("query parameter '" + name + "' given twice");
+    }
+    if (name == "ack") {
+      ack_given = true;
+      if (value != "durable" && value != "queued") {
+        return BadRequest("'ack' must be 'durable' or 'queued'");
+      }
+      durable = value == "durable";
+    } else if (name == "timeout_ms") {
+      Result<uint64_t> ms = ParseUint(value, 1, 30'000, "timeout_ms");
+      if (!ms.ok()) return ErrorResponseFor(ms.status());
+      timeout = std::chrono::milliseconds(*ms);
+      timeout_given = true;
+    } else {
+      return BadRequest("unknown query parameter '" + name.substr(0, 64) +
+                        "' (allowed: ack, timeout_ms)");
+    }
+  }
+  if (timeout_given && !durable) {
+    return BadRequest("'timeout_ms' needs 'ack=durable'");
+  }
   json doc;
   if (auto error = ParseJsonBody(context, request, &doc)) return *error;
   std::vector<Event> events;
@@ -202,11 +233,33 @@ HttpResponse PostEvents(const ServiceContext& context,
     return ErrorResponse(503, "unavailable",
                          "this server has no event producer configured");
   }
+  if (durable) {
+    std::vector<std::string> keys, payloads;
+    std::vector<ingest::SinkMessage> messages;
+    keys.reserve(events.size());
+    payloads.reserve(events.size());
+    for (const Event& event : events) {
+      keys.push_back(EventUserId(event));
+      payloads.push_back(SerializeEvent(event));
+    }
+    for (size_t i = 0; i < events.size(); ++i) {
+      messages.push_back({keys[i], payloads[i]});
+    }
+    const Status confirmed = context.sink->SendDurable(messages, timeout);
+    if (!confirmed.ok()) {
+      return ErrorResponse(503, "unavailable",
+                           "the log did not confirm the " +
+                               std::to_string(events.size()) +
+                               " events (they may still be stored later): " +
+                               confirmed.ToString());
+    }
+  }
   json accepted = json::array();
   for (size_t i = 0; i < events.size(); ++i) {
     const Event& event = events[i];
     const Status sent =
-        context.sink->Send(EventUserId(event), SerializeEvent(event));
+        durable ? Status::Ok()
+                : context.sink->Send(EventUserId(event), SerializeEvent(event));
     if (!sent.ok()) {
       return ErrorResponse(
           503, "unavailable",
@@ -236,6 +289,7 @@ HttpResponse PostEvents(const ServiceContext& context,
     }
   }
   return JsonResponse(202, {{"accepted", events.size()},
+                            {"ack", durable ? "durable" : "queued"},
                             {"topic", context.events_topic},
                             {"events", std::move(accepted)}});
 }

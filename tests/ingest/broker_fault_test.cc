@@ -331,5 +331,41 @@ TEST_F(BrokerFaultTest, EventsEndpointAnswers503WhenTheProducerQueueIsFull) {
   EXPECT_EQ((*small)->delivered(), 50u);
 }
 
+// POST /v1/events?ack=durable answers 202 only once the log has the
+// events (they are then consumed and applied), and 503 when the broker
+// cannot confirm them within timeout_ms; those are delivered once it is
+// back, so nothing is lost either way.
+TEST_F(BrokerFaultTest, DurableEventsAreConfirmedByTheLogOr503) {
+  StartAll(/*brokers=*/1, /*partitions=*/4);
+  server::ServiceContext context;
+  learner::SnapshotHolder snapshots;
+  context.snapshots = &snapshots;
+  context.sink = producer_.get();
+  auto post = [&](int first, const std::string& query) {
+    std::string body = "[";
+    for (int k = 0; k < 3; ++k) body += (k ? "," : "") + Impression(first + k);
+    body += "]";
+    return server::Handle(
+        context, {"POST", "/v1/events" + query, "application/json", body, ""});
+  };
+  server::HttpResponse r = post(0, "?ack=durable&timeout_ms=10000");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_NE(r.body.find("\"ack\":\"durable\""), std::string::npos) << r.body;
+  // Confirmed means in the log: nothing of it is still outstanding.
+  EXPECT_EQ(producer_->outstanding(), 0u);
+  EXPECT_EQ(producer_->delivered(), 3u);
+
+  ASSERT_TRUE(broker_->SetBrokerDown(1).ok());
+  const auto start = Clock::now();
+  r = post(3, "?ack=durable&timeout_ms=300");
+  const auto waited = Clock::now() - start;
+  ASSERT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("did not confirm"), std::string::npos) << r.body;
+  EXPECT_GE(waited, std::chrono::milliseconds(300));
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  ASSERT_TRUE(broker_->SetBrokerUp(1).ok());
+  ExpectExactlyOnce(6);
+}
+
 }  // namespace
 }  // namespace cfrec::ingest

@@ -260,6 +260,7 @@ TEST_F(ServiceTest, EventsAreValidatedAndProduced) {
   ASSERT_EQ(r.status, 202) << r.body;
   const json expected = {
       {"accepted", 2},
+      {"ack", "queued"},
       {"topic", "cfrec.events"},
       {"events",
        {{{"type", "impression"}, {"impression_id", "i1"}, {"user_id", "alice"}},
@@ -316,6 +317,35 @@ TEST_F(ServiceTest, EventsWithoutOrRefusedBySinkAre503) {
   r = Post("/v1/events", kClick);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(ErrorCode(r), "unavailable");
+}
+
+TEST_F(ServiceTest, DurableEventsWaitForTheSinkToConfirmThem) {
+  HttpResponse r = Post("/v1/events?ack=durable&timeout_ms=50",
+                        std::string("[") + kImpression + "," + kClick + "]");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(Json(r).at("ack"), "durable");
+  EXPECT_EQ(Json(r).at("accepted"), 2);
+  EXPECT_EQ(sink_.messages().size(), 2u);
+  // Not confirmed in time: 503 (the events were handed to the producer).
+  sink_.NeverDeliver();
+  r = Post("/v1/events?ack=durable", kClick);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(ErrorCode(r), "unavailable");
+  EXPECT_NE(
+      Json(r)["error"]["message"].get<std::string>().find("did not confirm"),
+      std::string::npos)
+      << r.body;
+  // Without ack=durable the answer does not wait for delivery.
+  EXPECT_EQ(Post("/v1/events?ack=queued", kClick).status, 202);
+  EXPECT_EQ(Post("/v1/events", kClick).status, 202);
+  // Bad parameters.
+  EXPECT_EQ(Post("/v1/events?ack=maybe", kClick).status, 400);
+  EXPECT_EQ(Post("/v1/events?timeout_ms=100", kClick).status, 400);
+  EXPECT_EQ(Post("/v1/events?ack=durable&timeout_ms=0", kClick).status, 400);
+  EXPECT_EQ(Post("/v1/events?ack=durable&timeout_ms=30001", kClick).status,
+            400);
+  EXPECT_EQ(Post("/v1/events?user_id=a", kClick).status, 400);
+  EXPECT_EQ(Post("/v1/events?ack=durable&ack=durable", kClick).status, 400);
 }
 
 TEST(OpenApi, DocumentsEveryRouteWithItsMethod) {

@@ -90,6 +90,10 @@ class KafkaProducer : public EventSink {
   // Like Send, but waits for room in the local queue instead of failing.
   Status SendBlocking(std::string_view key, std::string_view payload);
   Status Flush(std::chrono::milliseconds timeout) override;
+  // Waits for these messages' own delivery reports only, not for every
+  // message sent before them; the wait serves delivery reports (poll).
+  Status SendDurable(std::span<const SinkMessage> messages,
+                     std::chrono::milliseconds timeout) override;
   // Messages whose delivery failed (after librdkafka's retries).
   uint64_t delivery_failures() const;
   uint64_t delivered() const;

@@ -177,8 +177,18 @@ class RecordingSink : public ingest::EventSink {
     messages_.emplace_back(std::string(key), std::string(payload));
     return Status::Ok();
   }
-  Status Flush(std::chrono::milliseconds) override { return Status::Ok(); }
+  Status Flush(std::chrono::milliseconds) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (undelivered_) return Status::Unavailable("flush timed out");
+    return Status::Ok();
+  }
 
+  // From now on Flush (and so SendDurable) reports the messages
+  // undelivered.
+  void NeverDeliver() {
+    std::lock_guard<std::mutex> lock(mu_);
+    undelivered_ = true;
+  }
   void RefuseAfter(size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
     refuse_after_ = n;
@@ -192,6 +202,7 @@ class RecordingSink : public ingest::EventSink {
   mutable std::mutex mu_;
   std::vector<std::pair<std::string, std::string>> messages_;
   std::optional<size_t> refuse_after_;
+  bool undelivered_ = false;
 };
 
 }  // namespace cfrec::server::testing
