@@ -117,6 +117,9 @@ Status Ingestor::HandleRestartedPartitions() {
     }
   }
   if (restarted_.empty()) return Status::Ok();
+  // The batch being written carries offsets of these partitions: it goes
+  // first.
+  CFREC_RETURN_IF_ERROR(CompleteInFlight());
   // Kept until discarded: a failure is retried before the next batch.
   CFREC_RETURN_IF_ERROR(store_->DiscardOffsets(options_.topic, restarted_));
   std::lock_guard lock(stats_mu_);
@@ -137,74 +140,118 @@ void Ingestor::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-Result<size_t> Ingestor::RunOnce() {
-  using Clock = std::chrono::steady_clock;
-  buffer_.clear();
-  const auto t0 = Clock::now();
-  CFREC_RETURN_IF_ERROR(HandleRestartedPartitions());
-  CFREC_RETURN_IF_ERROR(
-      source_->Poll(options_.max_batch, options_.poll_timeout, &buffer_));
-  if (Status s = HandleRestartedPartitions(); !s.ok()) {
-    {
-      std::lock_guard lock(stats_mu_);
-      ++stats_.storage_errors;
-    }
-    // Re-read the batch once the offsets are discarded.
-    CFREC_RETURN_IF_ERROR(source_->Assign(store_->NextOffsets(options_.topic)));
-    return s;
-  }
-  const auto t1 = Clock::now();
-  if (buffer_.empty()) {
-    std::lock_guard lock(stats_mu_);
-    stats_.idle_seconds += std::chrono::duration<double>(t1 - t0).count();
-    return size_t{0};
-  }
-  std::vector<state::ConsumedMessage> batch;
-  batch.reserve(buffer_.size());
-  for (const auto& m : buffer_) {
-    batch.push_back({m.topic, m.partition, m.offset, m.key, m.payload});
-  }
-  auto outcome = store_->ApplyBatch(batch);
-  const auto t2 = Clock::now();
-  if (!outcome.ok()) {
-    {
-      std::lock_guard lock(stats_mu_);
-      ++stats_.storage_errors;
-    }
-    // Nothing of the batch was applied: rewind the source to the durable
-    // offsets so the same messages are read again.
-    CFREC_RETURN_IF_ERROR(source_->Assign(store_->NextOffsets(options_.topic)));
-    return outcome.status();
-  }
+void Ingestor::Account(state::ApplyOutcome&& outcome) {
   {
     std::lock_guard lock(stats_mu_);
     ++stats_.batches;
-    stats_.poll_seconds += std::chrono::duration<double>(t1 - t0).count();
-    stats_.apply_seconds += std::chrono::duration<double>(t2 - t1).count();
-    stats_.phases += outcome->phases;
-    stats_.messages += outcome->messages;
-    stats_.impressions += outcome->impressions;
-    stats_.clicks_joined += outcome->clicks_joined;
-    stats_.clicks_pending += outcome->clicks_pending;
-    stats_.duplicates += outcome->duplicates;
-    stats_.redelivered += outcome->redelivered;
-    stats_.dead_letters += outcome->dead_letters;
+    stats_.phases += outcome.phases;
+    stats_.messages += outcome.messages;
+    stats_.impressions += outcome.impressions;
+    stats_.clicks_joined += outcome.clicks_joined;
+    stats_.clicks_pending += outcome.clicks_pending;
+    stats_.duplicates += outcome.duplicates;
+    stats_.redelivered += outcome.redelivered;
+    stats_.dead_letters += outcome.dead_letters;
     stats_.gap_messages = source_->gap_messages();
   }
-  if (outcome->dead_letters > 0 && LogEnabled(LogLevel::kDebug)) {
+  if (outcome.dead_letters > 0 && LogEnabled(LogLevel::kDebug)) {
     Log(LogLevel::kDebug, "ingest",
-        std::to_string(outcome->dead_letters) + " dead letters in a batch");
+        std::to_string(outcome.dead_letters) + " dead letters in a batch");
   }
-  const size_t n = buffer_.size();
   if (FailPointsEnabled()) {
     FailPoint("ingest.applied",
-              std::to_string(outcome->messages) + " messages, applied seq " +
+              std::to_string(outcome.messages) + " messages, applied seq " +
                   std::to_string(store_->Counters().applied_seq));
   }
-  if (on_applied_ && !outcome->events.empty()) {
-    on_applied_(std::move(outcome->events));
+  if (on_applied_ && !outcome.events.empty()) {
+    on_applied_(std::move(outcome.events));
   }
-  return n;
+}
+
+Status Ingestor::CompleteInFlight() {
+  if (!in_flight_) return Status::Ok();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto done = store_->CompleteBatch();
+  in_flight_ = false;
+  {
+    std::lock_guard lock(stats_mu_);
+    stats_.apply_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
+  }
+  if (!done.ok()) return StorageFailed(done.status());
+  if (done->has_value()) Account(std::move(**done));
+  return Status::Ok();
+}
+
+Status Ingestor::StorageFailed(const Status& failure) {
+  {
+    std::lock_guard lock(stats_mu_);
+    ++stats_.storage_errors;
+  }
+  // What was not applied is read again: rewind the source to the durable
+  // offsets (after the batch still being written, if any, is).
+  if (in_flight_) {
+    auto done = store_->CompleteBatch();
+    in_flight_ = false;
+    if (done.ok() && done->has_value()) Account(std::move(**done));
+  }
+  CFREC_RETURN_IF_ERROR(source_->Assign(store_->NextOffsets(options_.topic)));
+  return failure;
+}
+
+Result<size_t> Ingestor::RunOnce() {
+  using Clock = std::chrono::steady_clock;
+  // The batch being written (if any) is in the other buffer.
+  std::vector<SourceMessage>& buffer = buffers_[turn_];
+  buffer.clear();
+  const auto t0 = Clock::now();
+  CFREC_RETURN_IF_ERROR(HandleRestartedPartitions());
+  // While a batch is being written, take what the consumer holds without
+  // waiting: when nothing is there, finishing that batch comes first.
+  CFREC_RETURN_IF_ERROR(source_->Poll(
+      options_.max_batch,
+      in_flight_ ? std::chrono::milliseconds(0) : options_.poll_timeout,
+      &buffer));
+  if (Status s = HandleRestartedPartitions(); !s.ok()) {
+    // Re-read the batch once the offsets are discarded.
+    return StorageFailed(s);
+  }
+  const auto t1 = Clock::now();
+  {
+    std::lock_guard lock(stats_mu_);
+    const double seconds = std::chrono::duration<double>(t1 - t0).count();
+    if (buffer.empty()) {
+      stats_.idle_seconds += seconds;
+    } else {
+      stats_.poll_seconds += seconds;
+    }
+  }
+  if (buffer.empty()) {
+    CFREC_RETURN_IF_ERROR(CompleteInFlight());
+    return size_t{0};
+  }
+  std::vector<state::ConsumedMessage> batch;
+  batch.reserve(buffer.size());
+  for (const auto& m : buffer) {
+    batch.push_back({m.topic, m.partition, m.offset, m.key, m.payload});
+  }
+  auto done = store_->SubmitBatch(batch);
+  const auto t2 = Clock::now();
+  {
+    std::lock_guard lock(stats_mu_);
+    stats_.apply_seconds += std::chrono::duration<double>(t2 - t1).count();
+  }
+  // A failed write took the batch before this one with it; a failed build
+  // left that one in flight (StorageFailed completes it).
+  if (!done.ok()) return StorageFailed(done.status());
+  // The store holds this batch now (in flight, or applied at once by a
+  // store that does not pipeline); the one before it is done.
+  in_flight_ = true;
+  turn_ = (turn_ + 1) % buffers_.size();
+  if (done->has_value()) Account(std::move(**done));
+  if (!options_.pipeline) CFREC_RETURN_IF_ERROR(CompleteInFlight());
+  return buffer.size();
 }
 
 void Ingestor::Loop() {
@@ -214,6 +261,10 @@ void Ingestor::Loop() {
       LogError("ingest", n.status().ToString() + "; retrying");
       std::this_thread::sleep_for(options_.retry_backoff);
     }
+  }
+  // The last batch submitted is applied before the thread ends.
+  if (Status s = CompleteInFlight(); !s.ok()) {
+    LogError("ingest", "the last batch was not applied: " + s.ToString());
   }
 }
 

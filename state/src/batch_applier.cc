@@ -44,20 +44,25 @@ Status BatchApplier::Load() {
 }
 
 Status BatchApplier::Apply(std::span<const ConsumedMessage> batch,
-                           BatchState& b) {
+                           BatchState& b, const BatchState* earlier) {
+  earlier_ = earlier;
+  std::vector<EventView>& views = views_[views_turn_];
+  views_turn_ = (views_turn_ + 1) % views_.size();
   b.outcome.messages = batch.size();
   b.outcome.events.reserve(batch.size());
   b.log.Start(db_, &b.wb);
   size_t parsed = 0;
+  const OffsetTable::NextOffsetMap* earlier_offsets =
+      earlier != nullptr ? &earlier->next_offsets : nullptr;
   for (const ConsumedMessage& msg : batch) {
-    if (!offsets_.Admit(msg, &b.next_offsets)) {
+    if (!offsets_.Admit(msg, &b.next_offsets, earlier_offsets)) {
       ++b.outcome.redelivered;
       continue;
     }
 
     // One EventView per message: the batch state keeps views into them.
-    if (parsed == views_.size()) views_.emplace_back();
-    EventView& event = views_[parsed++];
+    if (parsed == views.size()) views.emplace_back();
+    EventView& event = views[parsed++];
     const auto parse_start = Clock::now();
     Status parse = ParseEventView(msg.payload, limits_, &event);
     b.outcome.phases.parse_seconds += Since(parse_start);
@@ -115,6 +120,17 @@ Result<BatchState::Overlay*> BatchApplier::LookupImpression(
     BatchState& b, std::string_view impression_id) {
   if (auto it = b.impressions.find(impression_id); it != b.impressions.end()) {
     return &it->second;
+  }
+  if (earlier_ != nullptr) {
+    // Its write may or may not have reached the memtables: its overlay is
+    // what the store holds after it.
+    if (auto it = earlier_->impressions.find(impression_id);
+        it != earlier_->impressions.end()) {
+      return &b.impressions
+                  .emplace(impression_id,
+                           BatchState::Overlay{it->second.record, false})
+                  .first->second;
+    }
   }
   ScopeTimer timer(&b.outcome.phases.lookup_seconds);
   std::string value;
@@ -174,6 +190,29 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
       --b.counters.clicks_pending;
     }
   }
+  // Held by the batch being written: their rows may or may not be in the
+  // store yet, so they come from its state and the scan below skips them.
+  const std::vector<PendingClick>* held_earlier = nullptr;
+  const size_t held_in_batch = held.size();
+  if (earlier_ != nullptr) {
+    if (auto it = earlier_->pending.find(e.impression_id);
+        it != earlier_->pending.end()) {
+      held_earlier = &it->second;
+      for (const auto& p : *held_earlier) {
+        held.push_back(p);
+        b.wb.Delete(db_.cf(kPendingClicks),
+                    PendingKey(e.impression_id, p.item_id))
+            .PermitUncheckedError();
+        --b.counters.clicks_pending;
+      }
+      b.resolved_pending_impressions.emplace(e.impression_id);
+    }
+  }
+  const auto held_by_earlier = [held_earlier](std::string_view item) {
+    return held_earlier != nullptr &&
+           std::any_of(held_earlier->begin(), held_earlier->end(),
+                       [item](const auto& p) { return p.item_id == item; });
+  };
   if (pending_impressions_.contains(e.impression_id)) {
     std::string prefix(e.impression_id);
     prefix.push_back(kSep);
@@ -183,6 +222,7 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
          it->Next()) {
       PendingClick p;
       p.item_id = it->key().ToString().substr(prefix.size());
+      if (held_by_earlier(p.item_id)) continue;
       if (!DecodePending(it->value().ToStringView(), &p)) {
         return Status::Corruption("pending click");
       }
@@ -192,6 +232,15 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
     }
     CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading pending clicks"));
     b.resolved_pending_impressions.emplace(e.impression_id);
+  }
+  if (held_earlier != nullptr) {
+    // In the order the store would give them once the earlier batch is
+    // written (by item id), so that what follows does not depend on
+    // whether it was.
+    std::sort(held.begin() + static_cast<ptrdiff_t>(held_in_batch), held.end(),
+              [](const PendingClick& x, const PendingClick& y) {
+                return x.item_id < y.item_id;
+              });
   }
   // A held click that turns out invalid is recorded as a dead letter in its
   // canonical JSON form (its Kafka origin was consumed batches ago).
@@ -271,9 +320,16 @@ Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
                        .first;
     }
     auto& held = pending_it->second;
-    bool seen = std::any_of(held.begin(), held.end(), [&](const auto& p) {
-      return p.item_id == e.item_id;
-    });
+    const auto has_item = [&e](const std::vector<PendingClick>& clicks) {
+      return std::any_of(clicks.begin(), clicks.end(), [&e](const auto& p) {
+        return p.item_id == e.item_id;
+      });
+    };
+    bool seen = has_item(held);
+    if (!seen && earlier_ != nullptr) {
+      auto it = earlier_->pending.find(e.impression_id);
+      seen = it != earlier_->pending.end() && has_item(it->second);
+    }
     if (!seen && pending_impressions_.contains(e.impression_id)) {
       ScopeTimer timer(&b.outcome.phases.lookup_seconds);
       std::string v;

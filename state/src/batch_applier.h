@@ -14,6 +14,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -77,17 +78,23 @@ class BatchApplier {
   Status Load();
 
   // Adds the messages of `batch` that are new to `b` (whose counters and
-  // next dead-letter seq the caller has set). Fails only when storage fails.
-  Status Apply(std::span<const ConsumedMessage> batch, BatchState& b);
-  // After `b`'s write.
+  // next dead-letter seq the caller has set). `earlier` is the batch before
+  // it when that one is still being written (null otherwise): `b` sees its
+  // impressions, held clicks and offsets as if they were stored, and its
+  // messages must stay valid until `b` is published. Fails only when
+  // storage fails.
+  Status Apply(std::span<const ConsumedMessage> batch, BatchState& b,
+               const BatchState* earlier);
+  // After `b`'s write (batches in the order they were applied).
   void Publish(const BatchState& b);
 
  private:
   Status ApplyImpression(BatchState& b, const EventView& e);
   Status ApplyClick(BatchState& b, const EventView& e,
                     const ConsumedMessage& msg);
-  // The impression applied earlier (in this batch or before), or nullptr.
-  // One read from the store joins the batch's overlay.
+  // The impression applied earlier (in this batch, the earlier one being
+  // written, or before), or nullptr. One found outside the batch joins its
+  // overlay.
   Result<BatchState::Overlay*> LookupImpression(BatchState& b,
                                                 std::string_view impression_id);
   // Writes the rows of the impressions the batch changed.
@@ -107,9 +114,14 @@ class BatchApplier {
   std::unordered_set<std::string, StringHash, std::equal_to<>>
       pending_impressions_;
 
-  // The parsed messages of the batch being applied; kept across batches so
-  // that their vectors keep their capacity.
-  std::vector<EventView> views_;
+  // The batch before the one being applied while it is written, or null.
+  const BatchState* earlier_ = nullptr;
+
+  // The parsed messages of the last two batches (the one being applied and
+  // the one being written, whose overlay keys view them), used in turn;
+  // kept across batches so that their vectors keep their capacity.
+  std::array<std::vector<EventView>, 2> views_;
+  size_t views_turn_ = 0;
 };
 
 }  // namespace cfrec::state

@@ -1,5 +1,6 @@
 #include "dictionaries.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -46,31 +47,35 @@ Status Dictionaries::Load() {
   return Status::Ok();
 }
 
-void Dictionaries::Stage(rocksdb::WriteBatch* wb) const {
+Dictionaries::Marks Dictionaries::Stage(const Marks& from,
+                                        rocksdb::WriteBatch* wb) const {
   for (const IdDictionary* dict : {&users_, &items_}) {
     const char fwd = dict == &users_ ? 'u' : 'i';
     const char rev = dict == &users_ ? 'U' : 'I';
-    uint32_t index = dict->staged_base();
-    for (const auto& name : dict->staged()) {
+    const uint32_t base = dict->staged_base();
+    uint32_t index = std::max(base, dict == &users_ ? from.users : from.items);
+    const auto& staged = dict->staged();
+    for (; index < base + staged.size(); ++index) {
+      const std::string& name = staged[index - base];
       std::string idx;
       coding::PutBE32(&idx, index);
       wb->Put(db_.cf(kDictionary), DictKey(fwd, name), idx)
           .PermitUncheckedError();
       wb->Put(db_.cf(kDictionary), DictReverseKey(rev, index), name)
           .PermitUncheckedError();
-      ++index;
     }
   }
+  return StagedEnd();
 }
 
-void Dictionaries::Publish() {
-  users_.Publish();
-  items_.Publish();
+void Dictionaries::Publish(const Marks& through) {
+  users_.PublishThrough(through.users);
+  items_.PublishThrough(through.items);
 }
 
-void Dictionaries::Discard() {
-  users_.Discard();
-  items_.Discard();
+void Dictionaries::Discard(const Marks& from) {
+  users_.DiscardFrom(from.users);
+  items_.DiscardFrom(from.items);
 }
 
 }  // namespace cfrec::state

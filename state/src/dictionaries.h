@@ -9,6 +9,8 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <cstdint>
+
 #include "cfrec/schemas/status.h"
 #include "id_dictionary.h"
 #include "layout.h"
@@ -27,12 +29,24 @@ class Dictionaries {
   const IdDictionary& users() const { return users_; }
   const IdDictionary& items() const { return items_; }
 
-  // Writer only: adds the ids staged by the batch to its WriteBatch.
-  void Stage(rocksdb::WriteBatch* wb) const;
-  // Writer only: after the batch's write, readers see its ids; Discard
-  // forgets them when the batch failed.
-  void Publish();
-  void Discard();
+  // How far the ids of a batch reach: one past the last index of each
+  // dictionary when the batch was staged.
+  struct Marks {
+    uint32_t users = 0;
+    uint32_t items = 0;
+  };
+  // Writer only: where the next batch's ids begin (the end of the batches
+  // staged so far).
+  Marks StagedEnd() const { return {users_.staged_end(), items_.staged_end()}; }
+  // Writer only: adds the ids staged since `from` (the batch's, see
+  // StagedEnd) to its WriteBatch; returns the batch's marks.
+  Marks Stage(const Marks& from, rocksdb::WriteBatch* wb) const;
+  // Writer only: after a batch's write, readers see its ids (those below
+  // `through`, the marks Stage returned for it); later batches' stay staged.
+  void Publish(const Marks& through);
+  // Writer only: forgets the ids staged from `from` on (batches that failed
+  // or were never written).
+  void Discard(const Marks& from);
 
  private:
   DbRef db_;

@@ -17,6 +17,7 @@
 #include <filesystem>
 
 #include "batch_applier.h"
+#include "batch_writer.h"
 #include "counters.h"
 #include "dead_letters.h"
 #include "dictionaries.h"
@@ -48,10 +49,12 @@ class RocksEventStore final : public EventStore {
         dead_letters_(ref()),
         reader_(ref()),
         item_stats_(ref()),
-        applier_(ref(), dictionaries_, offsets_, dead_letters_,
-                 options.limits) {}
+        applier_(ref(), dictionaries_, offsets_, dead_letters_, options.limits),
+        writer_(db_.get()) {}
 
   ~RocksEventStore() override {
+    // A batch still being written is finished (and left unpublished).
+    writer_.Stop();
     for (auto* h : cf_) db_->DestroyColumnFamilyHandle(h);
     db_->Close().PermitUncheckedError();
   }
@@ -60,13 +63,18 @@ class RocksEventStore final : public EventStore {
 
   Result<ApplyOutcome> ApplyBatch(
       std::span<const ConsumedMessage> batch) override;
+  Result<std::optional<ApplyOutcome>> SubmitBatch(
+      std::span<const ConsumedMessage> batch) override;
+  Result<std::optional<ApplyOutcome>> CompleteBatch() override;
   Status PutCheckpoint(std::string_view name, std::string_view blob) override;
   Status SetLogId(std::string_view topic, std::string_view log_id,
                   bool discard_offsets) override {
+    CFREC_RETURN_IF_ERROR(NoBatchInFlight("SetLogId"));
     return offsets_.SetLogId(topic, log_id, discard_offsets);
   }
   Status DiscardOffsets(std::string_view topic,
                         std::span<const int32_t> partitions) override {
+    CFREC_RETURN_IF_ERROR(NoBatchInFlight("DiscardOffsets"));
     return offsets_.DiscardOffsets(topic, partitions);
   }
 
@@ -130,6 +138,27 @@ class RocksEventStore final : public EventStore {
  private:
   DbRef ref() const { return DbRef{db_.get(), cf_}; }
 
+  // A batch built into its WriteBatch, with the dictionary marks of its ids.
+  struct Built {
+    std::unique_ptr<BatchState> state;
+    Dictionaries::Marks ids;
+  };
+  // Parses `batch` and builds its WriteBatch against every batch applied or
+  // built before it (in_flight_'s included).
+  Result<Built> Build(std::span<const ConsumedMessage> batch);
+  // Waits for in_flight_'s write; publishes it and returns its outcome, or
+  // forgets every staged batch and returns the error.
+  Result<ApplyOutcome> FinishInFlight();
+  // Forgets what every batch not yet published staged.
+  void DiscardStaged();
+  // Writes of offsets must not race a batch's (its offsets would come back).
+  Status NoBatchInFlight(std::string_view what) const {
+    if (!in_flight_.has_value()) return Status::Ok();
+    return Status::FailedPrecondition(std::string(what) +
+                                      " while a submitted batch is in flight: "
+                                      "CompleteBatch first");
+  }
+
   std::unique_ptr<rocksdb::Env> env_;  // see fault_file_system.h
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cf_;
@@ -143,6 +172,11 @@ class RocksEventStore final : public EventStore {
   EventReader reader_;
   ItemStatsTable item_stats_;
   BatchApplier applier_;
+
+  // The pipelined apply (apply thread only): the batch being written, if
+  // any, and the thread that writes it.
+  std::optional<Built> in_flight_;
+  BatchWriter writer_;
 };
 
 Status RocksEventStore::Load() {
@@ -155,48 +189,106 @@ Status RocksEventStore::Load() {
   return applier_.Load();
 }
 
-Result<ApplyOutcome> RocksEventStore::ApplyBatch(
+Result<RocksEventStore::Built> RocksEventStore::Build(
     std::span<const ConsumedMessage> batch) {
   CFREC_RETURN_IF_ERROR(health_.BeforeWrite());
   const auto apply_start = std::chrono::steady_clock::now();
-  BatchState b;
-  b.counters = counters_.Get();
-  b.next_dead_letter_seq = dead_letters_.next_seq();
-  Status failure = applier_.Apply(batch, b);
+  const BatchState* earlier =
+      in_flight_.has_value() ? in_flight_->state.get() : nullptr;
+  const Dictionaries::Marks ids_from = dictionaries_.StagedEnd();
+  Built built{std::make_unique<BatchState>(), {}};
+  BatchState& b = *built.state;
+  b.counters = earlier != nullptr ? earlier->counters : counters_.Get();
+  b.next_dead_letter_seq = earlier != nullptr ? earlier->next_dead_letter_seq
+                                              : dead_letters_.next_seq();
+  Status failure = applier_.Apply(batch, b, earlier);
   if (!failure.ok()) {
-    dictionaries_.Discard();
+    // Only this batch's ids: the one being written keeps its own.
+    dictionaries_.Discard(ids_from);
     return failure;
   }
 
   // Item stats: this batch's deltas; flushed with the dirty set now and then.
   item_stats_.Stage(b.outcome.events, b.counters.applied_seq, &b.wb);
-  dictionaries_.Stage(&b.wb);
+  built.ids = dictionaries_.Stage(ids_from, &b.wb);
   offsets_.Stage(b.next_offsets, &b.wb);
   counters_.Stage(b.counters, &b.wb);
 
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync_writes;
-  const auto write_start = std::chrono::steady_clock::now();
   ApplyPhases& phases = b.outcome.phases;
-  phases.build_seconds =
-      std::chrono::duration<double>(write_start - apply_start).count() -
-      phases.parse_seconds - phases.lookup_seconds;
-  Status written = health_.AfterWrite(db_->Write(wo, &b.wb), "applying batch");
+  phases.build_seconds = std::chrono::duration<double>(
+                             std::chrono::steady_clock::now() - apply_start)
+                             .count() -
+                         phases.parse_seconds - phases.lookup_seconds;
+  return built;
+}
+
+Result<ApplyOutcome> RocksEventStore::FinishInFlight() {
+  double write_seconds = 0;
+  const auto wait_start = std::chrono::steady_clock::now();
+  const rocksdb::Status s = writer_.Wait(&write_seconds);
+  const double wait_seconds = std::chrono::duration<double>(
+                                  std::chrono::steady_clock::now() - wait_start)
+                                  .count();
+  Status written = health_.AfterWrite(s, "applying batch");
   if (!written.ok()) {
-    dictionaries_.Discard();
+    DiscardStaged();
     return written;
   }
-  phases.write_seconds = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - write_start)
-                             .count();
   // Durable: publish what readers may now see.
-  dictionaries_.Publish();
+  BatchState& b = *in_flight_->state;
+  dictionaries_.Publish(in_flight_->ids);
   offsets_.Publish(b.next_offsets);
   counters_.Publish(b.counters);
   dead_letters_.Publish(b.next_dead_letter_seq);
   item_stats_.Publish();
   applier_.Publish(b);
-  return std::move(b.outcome);
+  ApplyOutcome outcome = std::move(b.outcome);
+  outcome.phases.write_seconds = write_seconds;
+  outcome.phases.write_wait_seconds = wait_seconds;
+  in_flight_.reset();
+  return outcome;
+}
+
+void RocksEventStore::DiscardStaged() {
+  in_flight_.reset();
+  dictionaries_.Discard(Dictionaries::Marks{});
+  item_stats_.Discard();
+}
+
+Result<std::optional<ApplyOutcome>> RocksEventStore::SubmitBatch(
+    std::span<const ConsumedMessage> batch) {
+  // Built while the batch before it is written.
+  auto built = Build(batch);
+  if (!built.ok()) return built.status();
+  std::optional<ApplyOutcome> done;
+  if (in_flight_.has_value()) {
+    auto finished = FinishInFlight();
+    // Built on top of a batch that was not applied: not applied either.
+    if (!finished.ok()) return finished.status();
+    done = std::move(finished).value();
+  }
+  in_flight_ = std::move(built).value();
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  writer_.Start(&in_flight_->state->wb, wo);
+  return done;
+}
+
+Result<std::optional<ApplyOutcome>> RocksEventStore::CompleteBatch() {
+  if (!in_flight_.has_value()) return std::optional<ApplyOutcome>();
+  auto finished = FinishInFlight();
+  if (!finished.ok()) return finished.status();
+  return std::optional<ApplyOutcome>(std::move(finished).value());
+}
+
+Result<ApplyOutcome> RocksEventStore::ApplyBatch(
+    std::span<const ConsumedMessage> batch) {
+  CFREC_RETURN_IF_ERROR(NoBatchInFlight("ApplyBatch"));
+  auto submitted = SubmitBatch(batch);
+  if (!submitted.ok()) return submitted.status();
+  auto completed = CompleteBatch();
+  if (!completed.ok()) return completed.status();
+  return std::move(**completed);
 }
 
 Status RocksEventStore::PutCheckpoint(std::string_view name,
@@ -230,6 +322,17 @@ Status EventStore::DiscardOffsets(std::string_view, std::span<const int32_t>) {
 }
 
 Status EventStore::StorageHealth() const { return Status::Ok(); }
+
+Result<std::optional<ApplyOutcome>> EventStore::SubmitBatch(
+    std::span<const ConsumedMessage> batch) {
+  auto applied = ApplyBatch(batch);
+  if (!applied.ok()) return applied.status();
+  return std::optional<ApplyOutcome>(std::move(applied).value());
+}
+
+Result<std::optional<ApplyOutcome>> EventStore::CompleteBatch() {
+  return std::optional<ApplyOutcome>();
+}
 
 Result<std::string> EventStore::LogId(std::string_view) const {
   return Status::Unsupported("this store keeps no log identities");

@@ -148,25 +148,41 @@ class IdDictionary {
     return staged_index_.Find(id, tag, staged_,
                               static_cast<uint32_t>(names_.size()));
   }
-  // Writer only: the ids staged since the last Publish/Discard, in order.
+  // Writer only: the ids staged since the last Publish/Discard, in order;
+  // staged()[k] has index staged_base() + k.
   const std::vector<std::string>& staged() const { return staged_; }
   uint32_t staged_base() const { return static_cast<uint32_t>(names_.size()); }
-  void Publish() {
-    if (staged_.empty()) return;
+  // One past the last index assigned (published or staged).
+  uint32_t staged_end() const {
+    return static_cast<uint32_t>(names_.size() + staged_.size());
+  }
+  void Publish() { PublishThrough(staged_end()); }
+  // Publishes the staged ids with indexes below `end` (those of a batch
+  // that is durable); the later ones stay staged (a batch still being
+  // written or built).
+  void PublishThrough(uint32_t end) {
+    const size_t n = std::min<size_t>(end - staged_base(), staged_.size());
+    if (n == 0) return;
     std::unique_lock lock(mu_);
-    names_.reserve(names_.size() + staged_.size());
-    index_.Reserve(names_.size() + staged_.size());
-    for (size_t k = 0; k < staged_.size(); ++k) {
+    names_.reserve(names_.size() + n);
+    index_.Reserve(names_.size() + n);
+    for (size_t k = 0; k < n; ++k) {
       index_.Insert(staged_tags_[k], static_cast<uint32_t>(names_.size()));
       names_.push_back(std::move(staged_[k]));
     }
     lock.unlock();
-    Discard();
+    staged_.erase(staged_.begin(), staged_.begin() + n);
+    staged_tags_.erase(staged_tags_.begin(), staged_tags_.begin() + n);
+    RebuildStagedIndex();
   }
-  void Discard() {
-    staged_.clear();
-    staged_tags_.clear();
-    staged_index_.Clear();
+  void Discard() { DiscardFrom(staged_base()); }
+  // Forgets the staged ids with indexes from `end` on (a batch that failed).
+  void DiscardFrom(uint32_t end) {
+    const size_t keep = end > staged_base() ? end - staged_base() : 0;
+    if (keep >= staged_.size()) return;
+    staged_.resize(keep);
+    staged_tags_.resize(keep);
+    RebuildStagedIndex();
   }
   // Loading at open, before any reader exists.
   void LoadAppend(std::string name) {
@@ -175,6 +191,14 @@ class IdDictionary {
   }
 
  private:
+  void RebuildStagedIndex() {
+    staged_index_.Clear();
+    const auto base = staged_base();
+    for (size_t k = 0; k < staged_.size(); ++k) {
+      staged_index_.Insert(staged_tags_[k], base + static_cast<uint32_t>(k));
+    }
+  }
+
   mutable std::shared_mutex mu_;
   std::vector<std::string> names_;
   FlatIdIndex index_;  // over names_

@@ -89,38 +89,44 @@ Status ItemStatsTable::Load(const EventReader& reader, uint64_t applied_seq) {
 
 void ItemStatsTable::Stage(std::span<const AppliedEvent> events,
                            uint64_t applied_seq, rocksdb::WriteBatch* wb) {
-  StatsDelta& deltas = deltas_;
+  const size_t slot = (head_ + staged_) % deltas_.size();
+  const StatsDelta* earlier = staged_ > 0 ? &deltas_[head_] : nullptr;
+  ++staged_;
+  StatsDelta& deltas = deltas_[slot];
   deltas.Clear();
   for (const AppliedEvent& ev : events) FoldStats(ev, &deltas);
-  flush_stats_ = ++batches_since_stats_flush_ >= kStatsFlushBatches;
-  if (flush_stats_) {
-    std::lock_guard lock(stats_mu_);
-    MarkDirty(deltas);
-    for (ItemIndex item : stats_dirty_) {
-      ItemStats v = item < item_stats_.size() ? item_stats_[item] : ItemStats{};
-      AddStats(deltas.Get(item), &v);
-      std::string key;
-      coding::PutBE32(&key, item);
-      wb->Put(db_.cf(kItemStats), key, EncodeItemStats(v))
-          .PermitUncheckedError();
-    }
-    std::string seq;
-    coding::PutBE64(&seq, applied_seq);
-    wb->Put(db_.cf(kMeta), std::string(kStatsSeqKey), seq)
-        .PermitUncheckedError();
+  flush_[slot] = ++batches_since_stats_flush_ >= kStatsFlushBatches;
+  if (!flush_[slot]) return;
+  batches_since_stats_flush_ = 0;
+  std::lock_guard lock(stats_mu_);
+  if (earlier != nullptr) MarkDirty(*earlier);
+  MarkDirty(deltas);
+  for (ItemIndex item : stats_dirty_) {
+    ItemStats v = item < item_stats_.size() ? item_stats_[item] : ItemStats{};
+    if (earlier != nullptr) AddStats(earlier->Get(item), &v);
+    AddStats(deltas.Get(item), &v);
+    std::string key;
+    coding::PutBE32(&key, item);
+    wb->Put(db_.cf(kItemStats), key, EncodeItemStats(v)).PermitUncheckedError();
   }
+  std::string seq;
+  coding::PutBE64(&seq, applied_seq);
+  wb->Put(db_.cf(kMeta), std::string(kStatsSeqKey), seq).PermitUncheckedError();
 }
 
 void ItemStatsTable::Publish() {
-  const StatsDelta& deltas = deltas_;
+  if (staged_ == 0) return;
+  const StatsDelta& deltas = deltas_[head_];
   std::lock_guard lock(stats_mu_);
   ApplyStatsLocked(deltas);
-  if (flush_stats_) {
+  // A flush wrote every dirty item, the earlier staged batch's included.
+  if (flush_[head_]) {
     ClearDirty();
-    batches_since_stats_flush_ = 0;
   } else {
     MarkDirty(deltas);
   }
+  head_ = (head_ + 1) % deltas_.size();
+  --staged_;
 }
 
 ItemStats ItemStatsTable::Get(ItemIndex item) const {

@@ -16,6 +16,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -73,13 +74,17 @@ class ItemStatsTable {
   // it, up to `applied_seq`.
   Status Load(const EventReader& reader, uint64_t applied_seq);
 
-  // Folds a batch's `events` into its deltas and, when a flush is due, adds
-  // the stats of every item touched since the last one and `applied_seq` to
-  // the batch's WriteBatch.
+  // Folds a batch's `events` into deltas of its own and, when a flush is
+  // due, adds the stats of every item touched since the last one and
+  // `applied_seq` to the batch's WriteBatch. At most two batches are staged
+  // and not yet published (one being written, one being built); a flush
+  // counts the earlier one's deltas in.
   void Stage(std::span<const AppliedEvent> events, uint64_t applied_seq,
              rocksdb::WriteBatch* wb);
-  // After that batch's write: readers see its deltas.
+  // After the write of the oldest staged batch: readers see its deltas.
   void Publish();
+  // Forgets every staged batch (their writes failed).
+  void Discard() { staged_ = 0; }
 
   ItemStats Get(ItemIndex item) const;
   // Stats of items 0 .. n-1.
@@ -97,8 +102,12 @@ class ItemStatsTable {
   std::vector<ItemIndex> stats_dirty_;     // touched since last flush
   std::vector<uint8_t> stats_dirty_flag_;  // by ItemIndex
   int batches_since_stats_flush_ = 0;      // apply thread only
-  StatsDelta deltas_;                      // apply thread only
-  bool flush_stats_ = false;               // apply thread only: Stage flushed
+  // Apply thread only: the deltas of the staged batches, oldest at head_,
+  // and whether each flushes.
+  std::array<StatsDelta, 2> deltas_;
+  std::array<bool, 2> flush_ = {false, false};
+  size_t head_ = 0;
+  size_t staged_ = 0;
 };
 
 }  // namespace cfrec::state

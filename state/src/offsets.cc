@@ -43,13 +43,15 @@ Status OffsetTable::Load() {
   return FromRocks(off->status(), "reading offsets");
 }
 
-bool OffsetTable::Admit(const ConsumedMessage& msg,
-                        NextOffsetMap* batch_next) const {
+bool OffsetTable::Admit(const ConsumedMessage& msg, NextOffsetMap* batch_next,
+                        const NextOffsetMap* earlier) const {
   std::pair<std::string, int32_t> part{std::string(msg.topic), msg.partition};
   auto next_it = batch_next->find(part);
   int64_t next = -1;
   if (next_it != batch_next->end()) {
     next = next_it->second;
+  } else if (earlier != nullptr && earlier->contains(part)) {
+    next = earlier->at(part);
   } else {
     std::lock_guard lock(mu_);
     auto it = offsets_.find(part);

@@ -37,9 +37,12 @@ class OffsetTable {
   Status Load();
 
   // Whether `msg` is new, i.e. not below the next offset of its partition:
-  // the one in `batch_next` (the batch so far) or else the stored one. A new
-  // message's partition moves on to the offset after it in `batch_next`.
-  bool Admit(const ConsumedMessage& msg, NextOffsetMap* batch_next) const;
+  // the one in `batch_next` (the batch so far), else the one in `earlier`
+  // (a batch before it that is still being written; may be null), else the
+  // stored one. A new message's partition moves on to the offset after it
+  // in `batch_next`.
+  bool Admit(const ConsumedMessage& msg, NextOffsetMap* batch_next,
+             const NextOffsetMap* earlier) const;
   // Adds a batch's next offsets to its WriteBatch.
   void Stage(const NextOffsetMap& batch_next, rocksdb::WriteBatch* wb) const;
   // After that batch's write.

@@ -1,8 +1,10 @@
 // Ingestor: the consume -> apply -> hand-off loop.
 //
-// It reads batches from a MessageSource, applies each with one
-// EventStore::ApplyBatch (events + offsets in one WriteBatch), and passes the
-// applied events to a callback (the learner's bounded queue). On Start it
+// It reads batches from a MessageSource, applies each with one WriteBatch
+// (events + offsets, EventStore::SubmitBatch), and passes the applied events
+// to a callback (the learner's bounded queue) once they are durable. By
+// default the apply is pipelined: the next batch is polled and built while
+// the previous one is written (at most one batch in flight). On Start it
 // assigns the source at the store's stored offsets, so a restart after a
 // crash resumes exactly where the durable state ends -- provided the offsets
 // belong to the log being read. Assign() checks that first: when the
@@ -14,6 +16,7 @@
 #ifndef CFREC_INGEST_INGESTOR_H_
 #define CFREC_INGEST_INGESTOR_H_
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -43,6 +46,9 @@ struct IngestorOptions {
   // process. Default false: they are taken to be this log's (a store written
   // before log ids were recorded) and the id is recorded for them.
   bool discard_unidentified_offsets = false;
+  // Poll and build the next batch while the previous one is written
+  // (EventStore::SubmitBatch). Default true; false waits for each write.
+  bool pipeline = true;
 };
 
 struct IngestStats {
@@ -74,7 +80,7 @@ struct IngestStats {
   double broker_outage_seconds = 0;
   uint64_t broker_outages = 0;
   double poll_seconds = 0;    // time in MessageSource::Poll
-  double apply_seconds = 0;   // time in EventStore::ApplyBatch
+  double apply_seconds = 0;   // time in SubmitBatch and CompleteBatch
   double idle_seconds = 0;    // time in polls that returned nothing
   state::ApplyPhases phases;  // apply_seconds by phase
 };
@@ -97,8 +103,10 @@ class Ingestor {
   // Assign(), then starts the ingest thread.
   Status Start();
   // Runs one poll/apply step on the caller's thread, after Assign() and
-  // without a running thread (tools, tests).
-  // Returns the number of messages consumed.
+  // without a running thread (tools, tests): polls a batch and submits it,
+  // which finishes the batch submitted before it. A step that polls nothing
+  // finishes the batch in flight, so stepping until 0 applies everything
+  // read. Returns the number of messages consumed.
   Result<size_t> RunOnce();
   // Stops the thread after the batch in progress is applied.
   void Stop();
@@ -123,12 +131,22 @@ class Ingestor {
   Status CheckOffsetsWithinLog();
   // Discards the stored offsets of partitions the source found restarted.
   Status HandleRestartedPartitions();
+  // Waits for the batch in flight, if any, and hands it on.
+  Status CompleteInFlight();
+  // Counts an applied batch and hands its events to the callback.
+  void Account(state::ApplyOutcome&& outcome);
+  // After a failed apply: completes the batch still in flight, rewinds the
+  // source to the stored offsets and returns `failure`.
+  Status StorageFailed(const Status& failure);
 
   IngestorOptions options_;
   std::unique_ptr<MessageSource> source_;
   state::EventStore* store_;
   AppliedCallback on_applied_;
-  std::vector<SourceMessage> buffer_;
+  // The batch being polled and the one in flight, in turn.
+  std::array<std::vector<SourceMessage>, 2> buffers_;
+  size_t turn_ = 0;
+  bool in_flight_ = false;          // a batch was submitted and not completed
   std::vector<int32_t> restarted_;  // offsets still to discard
 
   std::atomic<bool> stop_{false};

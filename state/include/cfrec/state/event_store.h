@@ -33,7 +33,8 @@
 //
 // Thread-safety: ApplyBatch and the other writers must be called from one
 // thread at a time (the ingest thread); every const method may be called
-// concurrently with them from any thread.
+// concurrently with them from any thread. SetLogId and DiscardOffsets
+// refuse to run while a submitted batch is in flight (CompleteBatch first).
 #ifndef CFREC_STATE_EVENT_STORE_H_
 #define CFREC_STATE_EVENT_STORE_H_
 
@@ -85,6 +86,34 @@ class EventStore {
   // nothing of the batch is applied.
   virtual Result<ApplyOutcome> ApplyBatch(
       std::span<const ConsumedMessage> batch) = 0;
+
+  // The pipelined apply: the same, with the write of one batch overlapping
+  // the building of the next (and whatever the caller does in between, such
+  // as polling). SubmitBatch parses `batch` and builds its WriteBatch on the
+  // calling thread -- seeing every batch submitted before it as applied --
+  // and hands it to a writer thread. At most one batch is being written: a
+  // batch submitted while another is waits, once built, for that one's
+  // write, and returns its outcome. CompleteBatch waits for the batch being
+  // written and returns its outcome (nullopt when there is none). An
+  // outcome is returned once its batch is durable and visible to readers,
+  // exactly as ApplyBatch's; NextOffsets() only covers such batches.
+  //
+  // Each WriteBatch still carries its events and its offsets, and batches
+  // are written in order, so after a crash the store holds a prefix of the
+  // submitted batches with their offsets. The messages of a submitted batch
+  // must stay valid until its outcome has been returned.
+  //
+  // Errors: when a write fails, neither that batch nor the one built on it
+  // is applied (both are forgotten; re-read from NextOffsets()). When
+  // building fails, that batch is not applied; the one being written, if
+  // any, stays in flight for CompleteBatch.
+  //
+  // Default (stores that apply synchronously): SubmitBatch is ApplyBatch
+  // and CompleteBatch has nothing to return. ApplyBatch must not be called
+  // while a submitted batch is in flight.
+  virtual Result<std::optional<ApplyOutcome>> SubmitBatch(
+      std::span<const ConsumedMessage> batch);
+  virtual Result<std::optional<ApplyOutcome>> CompleteBatch();
 
   // Stores a named blob (a model checkpoint), replacing the previous one
   // atomically.

@@ -43,12 +43,16 @@ struct ApplyPhases {
   double lookup_seconds = 0;  // reads from the store: is it new, joins
   double build_seconds = 0;   // building the WriteBatch
   double write_seconds = 0;   // the RocksDB write (WAL and memtables)
+  // Of write_seconds, the time the apply thread waited for it (all of it
+  // unless the write overlapped the building of the next batch).
+  double write_wait_seconds = 0;
 
   ApplyPhases& operator+=(const ApplyPhases& o) {
     parse_seconds += o.parse_seconds;
     lookup_seconds += o.lookup_seconds;
     build_seconds += o.build_seconds;
     write_seconds += o.write_seconds;
+    write_wait_seconds += o.write_wait_seconds;
     return *this;
   }
 };
