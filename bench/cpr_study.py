@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 
-from bench_common import load_cache, pyplot, run_key
+from bench_common import load_cache, pyplot
 
 ARM_LABEL = {"none": "base", "random": "CPR-r", "learned": "CPR",
              "oracle": "CPR-oracle"}
@@ -124,28 +124,37 @@ class Runner:
         return d
 
     def config(self, ranker, arm):
-        """The config file of an arm: the study's base config with the
-        arm's variant merged into models.<ranker>."""
+        """The config of an arm and the config its cache key names: the
+        study's base config with the arm's variant merged into
+        models.<ranker>. CPR and CPR-r arms whose variant does not name
+        cf_simulator run with "shared", the default of the binaries that
+        made the cached runs (cfrec eval's default is "logistic" since), and
+        are keyed as before. Returns (path or None, key dict)."""
         base = {}
         if self.args.config:
             with open(self.args.config) as f:
                 base = json.load(f)
-        _, _, variant = arm.partition("@")
+        intervention, _, variant = arm.partition("@")
         if variant:
             base.setdefault("models", {}).setdefault(ranker, {}).update(
                 VARIANTS[variant])
+        key = json.loads(json.dumps(base))
+        if intervention in ("learned", "random") and "cf_simulator" not in (
+                base.get("models", {}).get(ranker, {})):
+            base.setdefault("models", {}).setdefault(ranker, {})[
+                "cf_simulator"] = "shared"
         if not base:
-            return None
-        path = os.path.join(self.args.work, "config_%s_%s.json" % (
-            ranker, variant or "base"))
+            return None, key
+        path = os.path.join(self.args.work, "config_%s_%s_%s.json" % (
+            ranker, variant or "base", intervention))
         with open(path, "w") as f:
             json.dump(base, f, sort_keys=True)
-        return path
+        return path, key
 
     def eval(self, users, lists, dim, seed, ranker, arm):
         data_dir = self.data(users, lists, dim, seed)
         intervention = arm.partition("@")[0]
-        config = self.config(ranker, arm)
+        config, key_config = self.config(ranker, arm)
         root = repo_root()
         cmd = [self.args.cfrec, "eval", "--data",
                os.path.relpath(os.path.join(data_dir, "behaviors.tsv"), root),
@@ -157,9 +166,11 @@ class Runner:
         # A part's tag (its binary's generation) keeps its runs, the base
         # ones included, apart from runs of older binaries.
         tag = getattr(self.args, "tag", "")
-        key = run_key(["study", "u%d" % users, "l%d" % lists, "d%d" % dim,
-                       "s%d" % seed, ranker, arm] + ([tag] if tag else []),
-                      config)
+        key = " ".join(["study", "u%d" % users, "l%d" % lists, "d%d" % dim,
+                        "s%d" % seed, ranker, arm] +
+                       ([tag] if tag else [])) + " " + (
+                           json.dumps(key_config, sort_keys=True)
+                           if key_config else "")
         if key in self.cache:
             return self.cache[key]
         if self.args.report_only or self.over_budget():
@@ -441,13 +452,17 @@ STUDY_PARTS = [
                "learned@mix100", "learned@k2", "learned@top50"]}),
     ("gmf", "Sparsity sweep, GMF, d = 16", {"rankers": ["gmf"]}),
     ("d32", "BPR, d = 32, 600 users", {"dims": [32], "users": [600]}),
+    ("defaults_logistic", "BPR at cfrec eval's defaults, the SEMs against "
+     "the logistic click model",
+     {"config": "", "users": [600], "lists": [25],
+      "arms": ["none", "learned@shared", "learned@logistic", "oracle"],
+      "valid": True, "tag": TAG2}),
     ("simulators", "Simulators: the SEMs trained with the ranker (shared), "
      "the SEMs trained to convergence on held-out lists (converged), a "
      "logistic click model (logistic); BPR and GMF, d = 16",
      {"rankers": ["bpr", "gmf"],
       "arms": ["none", "learned@shared", "learned@converged",
-               "learned@logistic", "learned@logclick", "oracle"],
-      "valid": True, "tag": TAG2}),
+               "learned@logistic", "oracle"], "valid": True, "tag": TAG2}),
     ("schedules", "Schedules and filters with each simulator, BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned@shared", "learned@decay", "learned@few",
@@ -456,15 +471,14 @@ STUDY_PARTS = [
     ("neumf_logistic", "NeuMF with the logistic click model, d = 16, 3 seeds",
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
       "arms": ["none", "oracle", "learned@logistic"], "valid": True, "tag": TAG2}),
-    ("d32_logistic", "BPR, d = 32, 600 users, the logistic click model",
-     {"dims": [32], "users": [600],
-      "arms": ["none", "learned@shared", "learned@logistic", "oracle"],
+    ("logclick", "Simulated clicks only (the logistic model's), BPR, d = 16",
+     {"users": [150, 600], "lists": [5, 25],
+      "arms": ["none", "learned@logistic", "learned@logclick"],
       "valid": True, "tag": TAG2}),
     ("neumf", "NeuMF, d = 16, 3 seeds",
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3]}),
-    ("defaults_logistic", "BPR at cfrec eval's defaults, the SEMs against "
-     "the logistic click model",
-     {"config": "", "users": [600], "lists": [25],
+    ("d32_logistic", "BPR, d = 32, 600 users, the logistic click model",
+     {"dims": [32], "users": [600],
       "arms": ["none", "learned@shared", "learned@logistic", "oracle"],
       "valid": True, "tag": TAG2}),
 ]

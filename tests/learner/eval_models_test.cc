@@ -74,7 +74,7 @@ TEST(EvalModelsTest, RegistersEveryRankerAndRejectsBadHyperParameters) {
         R"({"cf_min_top_prob": 1.0})", R"({"cf_mix_decay": 0})",
         R"({"cf_mix_decay": 1.5})", R"({"cf_simulator": "oracle"})",
         R"({"cf_max_user_clicks": -1})", R"({"cf_sim_refresh": 1})",
-        R"({"cf_simulator": "logistic", "sem_dim": 8})"}) {
+        R"({"cf_simulator": "logistic", "sem_dim": 2})"}) {
     spec.hyper_json = bad;
     EXPECT_FALSE(registry.Create(spec).ok()) << bad;
   }
@@ -301,12 +301,15 @@ TEST(EvalModelsTest, SimulatorsSchedulesAndTeachingFigures) {
   const SynthLog log = SmallSynth();
   eval::ModelRegistry registry = Registry();
   const std::string hyper = std::string(kSynthHyper);
-  nlohmann::json shared = FitAndDiagnose(registry, log, hyper + "}", "learned");
-  nlohmann::json logistic = FitAndDiagnose(
-      registry, log, hyper + R"(, "cf_simulator": "logistic"})", "learned");
+  nlohmann::json shared = FitAndDiagnose(
+      registry, log, hyper + R"(, "cf_simulator": "shared"})", "learned");
+  // "logistic" is the default.
+  nlohmann::json logistic =
+      FitAndDiagnose(registry, log, hyper + "}", "learned");
   ASSERT_TRUE(shared.is_object());
   ASSERT_TRUE(logistic.is_object());
   EXPECT_EQ(shared["cf_simulator"], "shared");
+  EXPECT_EQ(logistic["cf_simulator"], "logistic");
   const nlohmann::json& fit = logistic["simulator_fit"];
   ASSERT_TRUE(fit.is_object()) << logistic.dump();
   EXPECT_GT(fit["heldout_lists"].get<int>(), 0);
