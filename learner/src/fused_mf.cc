@@ -25,8 +25,10 @@ double Since(Clock::time_point t0) {
 #define CFREC_VECTOR_CLONES
 #endif
 
-// log(1 + exp(x)) without overflow.
-inline double Softplus(double x) {
+// log(1 + exp(x)) without overflow, in float as LibTorch's log_sigmoid
+// (the double version's libm calls cost 3% of a BPR step); summed in
+// double.
+inline float Softplus(float x) {
   return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
 }
 
@@ -133,12 +135,11 @@ void GradientRange(const GradientJob& job) {
       const float x = fi - fj;
       a = -Sigmoid(-x) * inv_n;
       b = -a;
-      loss += Softplus(-static_cast<double>(x));
+      loss += Softplus(-x);
     } else {
       a = (Sigmoid(fi) - 1.0f) * 0.5f * inv_n;
       b = Sigmoid(fj) * 0.5f * inv_n;
-      loss += 0.5 * (Softplus(-static_cast<double>(fi)) +
-                     Softplus(static_cast<double>(fj)));
+      loss += 0.5 * (static_cast<double>(Softplus(-fi)) + Softplus(fj));
     }
     // User row: a q_i + b q_j (times h for GMF).
     const int32_t su = job.su[k];
