@@ -420,5 +420,34 @@ TEST(BenchTrainTest, MeasuresEveryRankerAndPrintsOneJsonLine) {
   EXPECT_TRUE(RunBenchTrain(o).status().IsInvalidArgument());
 }
 
+// --sems: p_R, p_S and the posteriors on generated lists, each step timed.
+TEST(BenchTrainTest, MeasuresTheSemsOnLists) {
+  BenchTrainOptions o;
+  o.users = 300;
+  o.items = 200;
+  o.batch_size = 128;
+  o.dim = 8;
+  o.seconds = 0.2;
+  o.rankers = {"bpr"};
+  o.sems = true;
+  o.sem_list_length = 6;
+  auto result = RunBenchTrain(o);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_TRUE(result->has_sem);
+  EXPECT_GT(result->sem.lists, 0u);
+  EXPECT_GT(result->sem.impression_s, 0);
+  EXPECT_GT(result->sem.selection_s, 0);
+  EXPECT_GT(result->sem.posterior_s, 0);
+  EXPECT_GE(result->sem.sems_s, result->sem.impression_s +
+                                    result->sem.selection_s +
+                                    result->sem.posterior_s);
+  std::string json = BenchTrainResultToJson(*result);
+  EXPECT_NE(json.find("\"sem\":{"), std::string::npos);
+  EXPECT_NE(json.find("\"p_r_lists_per_sec\""), std::string::npos);
+  EXPECT_NE(json.find("\"cores\""), std::string::npos);
+  o.sem_list_length = 1;  // p_S needs two items to choose from
+  EXPECT_TRUE(RunBenchTrain(o).status().IsInvalidArgument());
+}
+
 }  // namespace
 }  // namespace cfrec::learner
