@@ -298,8 +298,15 @@ int RunApplyOnly(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
                        static_cast<int64_t>(k / 16), "", payloads[k]});
     }
     // The payloads outlive the store's use of them, as SubmitBatch needs.
-    auto r = (*store)->SubmitBatch(batch);
-    if (r.ok() && !args.pipeline) r = (*store)->CompleteBatch();
+    Result<std::optional<state::ApplyOutcome>> r =
+        std::optional<state::ApplyOutcome>();
+    if (args.pipeline) {
+      r = (*store)->SubmitBatch(batch);
+    } else if (auto applied = (*store)->ApplyBatch(batch); applied.ok()) {
+      r = std::optional<state::ApplyOutcome>(std::move(applied).value());
+    } else {
+      r = applied.status();
+    }
     if (!r.ok()) {
       std::fprintf(stderr, "%s\n", r.status().ToString().c_str());
       return 1;

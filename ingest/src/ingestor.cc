@@ -236,7 +236,15 @@ Result<size_t> Ingestor::RunOnce() {
   for (const auto& m : buffer) {
     batch.push_back({m.topic, m.partition, m.offset, m.key, m.payload});
   }
-  auto done = store_->SubmitBatch(batch);
+  Result<std::optional<state::ApplyOutcome>> done =
+      std::optional<state::ApplyOutcome>();
+  if (options_.pipeline) {
+    done = store_->SubmitBatch(batch);
+  } else if (auto applied = store_->ApplyBatch(batch); applied.ok()) {
+    done = std::optional<state::ApplyOutcome>(std::move(applied).value());
+  } else {
+    done = applied.status();
+  }
   const auto t2 = Clock::now();
   {
     std::lock_guard lock(stats_mu_);
@@ -245,12 +253,12 @@ Result<size_t> Ingestor::RunOnce() {
   // A failed write took the batch before this one with it; a failed build
   // left that one in flight (StorageFailed completes it).
   if (!done.ok()) return StorageFailed(done.status());
-  // The store holds this batch now (in flight, or applied at once by a
-  // store that does not pipeline); the one before it is done.
-  in_flight_ = true;
+  // The store holds this batch now (in flight, or applied at once without
+  // the pipeline or by a store that does not pipeline); the one before it
+  // is done.
+  in_flight_ = options_.pipeline;
   turn_ = (turn_ + 1) % buffers_.size();
   if (done->has_value()) Account(std::move(**done));
-  if (!options_.pipeline) CFREC_RETURN_IF_ERROR(CompleteInFlight());
   return buffer.size();
 }
 

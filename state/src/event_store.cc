@@ -149,6 +149,10 @@ class RocksEventStore final : public EventStore {
   // Waits for in_flight_'s write; publishes it and returns its outcome, or
   // forgets every staged batch and returns the error.
   Result<ApplyOutcome> FinishInFlight();
+  // After in_flight_'s write ended with `s`: publishes it, or forgets every
+  // staged batch.
+  Result<ApplyOutcome> Publish(const rocksdb::Status& s, double write_seconds,
+                               double wait_seconds);
   // Forgets what every batch not yet published staged.
   void DiscardStaged();
   // Writes of offsets must not race a batch's (its offsets would come back).
@@ -229,6 +233,12 @@ Result<ApplyOutcome> RocksEventStore::FinishInFlight() {
   const double wait_seconds = std::chrono::duration<double>(
                                   std::chrono::steady_clock::now() - wait_start)
                                   .count();
+  return Publish(s, write_seconds, wait_seconds);
+}
+
+Result<ApplyOutcome> RocksEventStore::Publish(const rocksdb::Status& s,
+                                              double write_seconds,
+                                              double wait_seconds) {
   Status written = health_.AfterWrite(s, "applying batch");
   if (!written.ok()) {
     DiscardStaged();
@@ -284,11 +294,19 @@ Result<std::optional<ApplyOutcome>> RocksEventStore::CompleteBatch() {
 Result<ApplyOutcome> RocksEventStore::ApplyBatch(
     std::span<const ConsumedMessage> batch) {
   CFREC_RETURN_IF_ERROR(NoBatchInFlight("ApplyBatch"));
-  auto submitted = SubmitBatch(batch);
-  if (!submitted.ok()) return submitted.status();
-  auto completed = CompleteBatch();
-  if (!completed.ok()) return completed.status();
-  return std::move(**completed);
+  auto built = Build(batch);
+  if (!built.ok()) return built.status();
+  // Written on this thread: no hand-over to the writer's.
+  in_flight_ = std::move(built).value();
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  const auto write_start = std::chrono::steady_clock::now();
+  const rocksdb::Status s = db_->Write(wo, &in_flight_->state->wb);
+  const double write_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                    write_start)
+          .count();
+  return Publish(s, write_seconds, write_seconds);
 }
 
 Status RocksEventStore::PutCheckpoint(std::string_view name,
