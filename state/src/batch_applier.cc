@@ -50,6 +50,7 @@ Status BatchApplier::Apply(std::span<const ConsumedMessage> batch,
   views_turn_ = (views_turn_ + 1) % views_.size();
   b.outcome.messages = batch.size();
   b.outcome.events.reserve(batch.size());
+  b.impressions.reserve(batch.size());
   b.log.Start(db_, &b.wb);
   size_t parsed = 0;
   const OffsetTable::NextOffsetMap* earlier_offsets =
@@ -85,8 +86,8 @@ Status BatchApplier::Apply(std::span<const ConsumedMessage> batch,
 void BatchApplier::Finish(BatchState& b) {
   for (const auto& [id, overlay] : b.impressions) {
     if (!overlay.dirty) continue;
-    b.wb.Put(db_.cf(kImpressions), id, EncodeImpression(overlay.record))
-        .PermitUncheckedError();
+    EncodeImpression(overlay.record, &value_);
+    b.wb.Put(db_.cf(kImpressions), id, value_).PermitUncheckedError();
   }
   b.log.Finish();
 }
@@ -279,11 +280,13 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
 
   // Writes: the indexes now, the impression's row when the batch ends.
   const std::string_view id = e.impression_id;
-  b.wb.Put(db_.cf(kUserLog), UserLogKey(rec.user, rec.ts_ms, id), "")
-      .PermitUncheckedError();
-  std::string user_value;
-  coding::PutBE32(&user_value, rec.user);
-  b.wb.Put(db_.cf(kTimeIndex), TimeKey(rec.ts_ms, id), user_value)
+  UserLogKey(rec.user, rec.ts_ms, id, &key_);
+  b.wb.Put(db_.cf(kUserLog), key_, "").PermitUncheckedError();
+  char user_value[4];
+  coding::EncodeBE32(user_value, rec.user);
+  TimeKey(rec.ts_ms, id, &key_);
+  b.wb.Put(db_.cf(kTimeIndex), key_,
+           rocksdb::Slice(user_value, sizeof(user_value)))
       .PermitUncheckedError();
   std::sort(clicked.begin(), clicked.end());
 

@@ -114,6 +114,11 @@ class BatchApplier {
   std::unordered_set<std::string, StringHash, std::equal_to<>>
       pending_impressions_;
 
+  // Scratch for keys and values on their way into the WriteBatch (which
+  // copies them).
+  std::string key_;
+  std::string value_;
+
   // The batch before the one being applied while it is written, or null.
   const BatchState* earlier_ = nullptr;
 

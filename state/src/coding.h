@@ -11,9 +11,16 @@
 
 namespace cfrec::state::coding {
 
+inline void EncodeBE32(char* b, uint32_t v) {
+  b[0] = static_cast<char>(v >> 24);
+  b[1] = static_cast<char>(v >> 16);
+  b[2] = static_cast<char>(v >> 8);
+  b[3] = static_cast<char>(v);
+}
+
 inline void PutBE32(std::string* out, uint32_t v) {
-  char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-               static_cast<char>(v >> 8), static_cast<char>(v)};
+  char b[4];
+  EncodeBE32(b, v);
   out->append(b, 4);
 }
 

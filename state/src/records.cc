@@ -5,18 +5,23 @@
 
 namespace cfrec::state {
 
+void EncodeImpression(const ImpressionRecord& r, std::string* out) {
+  out->clear();
+  out->reserve(8 + 3 * (r.items.size() + r.history.size()));
+  coding::PutVarint(out, r.user);
+  coding::PutVarint(out, static_cast<uint64_t>(r.ts_ms));
+  coding::PutVarint(out, r.seq);
+  coding::PutVarint(out, r.items.size());
+  for (auto i : r.items) coding::PutVarint(out, i);
+  coding::PutVarint(out, r.history.size());
+  for (auto h : r.history) coding::PutVarint(out, h);
+  coding::PutVarint(out, r.clicked.size());
+  for (auto c : r.clicked) coding::PutVarint(out, c);
+}
+
 std::string EncodeImpression(const ImpressionRecord& r) {
   std::string out;
-  out.reserve(8 + 3 * (r.items.size() + r.history.size()));
-  coding::PutVarint(&out, r.user);
-  coding::PutVarint(&out, static_cast<uint64_t>(r.ts_ms));
-  coding::PutVarint(&out, r.seq);
-  coding::PutVarint(&out, r.items.size());
-  for (auto i : r.items) coding::PutVarint(&out, i);
-  coding::PutVarint(&out, r.history.size());
-  for (auto h : r.history) coding::PutVarint(&out, h);
-  coding::PutVarint(&out, r.clicked.size());
-  for (auto c : r.clicked) coding::PutVarint(&out, c);
+  EncodeImpression(r, &out);
   return out;
 }
 
@@ -74,19 +79,30 @@ std::string PendingKey(std::string_view impression_id,
   return k;
 }
 
+void UserLogKey(UserIndex user, int64_t ts_ms, std::string_view impression_id,
+                std::string* out) {
+  out->clear();
+  coding::PutBE32(out, user);
+  coding::PutBE64(out, static_cast<uint64_t>(ts_ms));
+  out->append(impression_id);
+}
+
 std::string UserLogKey(UserIndex user, int64_t ts_ms,
                        std::string_view impression_id) {
   std::string k;
-  coding::PutBE32(&k, user);
-  coding::PutBE64(&k, static_cast<uint64_t>(ts_ms));
-  k.append(impression_id);
+  UserLogKey(user, ts_ms, impression_id, &k);
   return k;
+}
+
+void TimeKey(int64_t ts_ms, std::string_view impression_id, std::string* out) {
+  out->clear();
+  coding::PutBE64(out, static_cast<uint64_t>(ts_ms));
+  out->append(impression_id);
 }
 
 std::string TimeKey(int64_t ts_ms, std::string_view impression_id) {
   std::string k;
-  coding::PutBE64(&k, static_cast<uint64_t>(ts_ms));
-  k.append(impression_id);
+  TimeKey(ts_ms, impression_id, &k);
   return k;
 }
 

@@ -29,6 +29,8 @@ struct ImpressionRecord {
 };
 
 std::string EncodeImpression(const ImpressionRecord& r);
+// The same into `*out` (replacing its contents; its capacity is reused).
+void EncodeImpression(const ImpressionRecord& r, std::string* out);
 Result<ImpressionRecord> DecodeImpression(std::string_view v);
 
 // A click held in pending_clicks. Key: PendingKey(impression id, item_id);
@@ -50,8 +52,11 @@ std::string PendingKey(std::string_view impression_id,
 // user_log key: user (BE32), ts (BE64), impression id.
 std::string UserLogKey(UserIndex user, int64_t ts_ms,
                        std::string_view impression_id);
+void UserLogKey(UserIndex user, int64_t ts_ms, std::string_view impression_id,
+                std::string* out);
 // time_index key: ts (BE64), impression id. Value: user (BE32).
 std::string TimeKey(int64_t ts_ms, std::string_view impression_id);
+void TimeKey(int64_t ts_ms, std::string_view impression_id, std::string* out);
 
 }  // namespace cfrec::state
 
