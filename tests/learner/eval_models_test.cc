@@ -368,7 +368,9 @@ TEST(EvalModelsTest, SimulatorsSchedulesAndTeachingFigures) {
   // Converged SEMs: their own epochs, then one refresh pass per ranker
   // epoch after the first counterfactual one (epochs 3..5).
   nlohmann::json converged = FitAndDiagnose(
-      registry, log, hyper + R"(, "cf_simulator": "converged"})", "learned");
+      registry, log,
+      hyper + R"(, "cf_simulator": "converged", "cf_sim_epochs": 8})",
+      "learned");
   ASSERT_TRUE(converged.is_object());
   const nlohmann::json& sim = converged["simulator_fit"];
   EXPECT_GE(sim["best_epoch"].get<int>(), 1);
