@@ -385,22 +385,42 @@ std::vector<Candidate> BoundedCandidates(const CandidateIndex& index,
 
 std::shared_ptr<const CandidateIndex> CandidateIndexCache::Get(
     const std::shared_ptr<const learner::ModelSnapshot>& snapshot) {
+  bool mine = false;  // this call marked the build as under way
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      for (const Entry* e : {&latest_, &previous_}) {
+        if (e->index != nullptr && e->snapshot.lock() == snapshot) {
+          return e->index;
+        }
+      }
+      if (latest_.index != nullptr && snapshot->version() < latest_.version) {
+        lock.unlock();
+        return CandidateIndex::Build(*snapshot);  // older than both; rare
+      }
+      if (building_ != snapshot.get()) break;
+      built_.wait(lock);  // another thread builds this one
+    }
+    if (building_ == nullptr) {
+      building_ = snapshot.get();
+      mine = true;
+    }
+  }
+  // Built without the lock, so lookups of the current index never wait.
+  std::shared_ptr<const CandidateIndex> index =
+      CandidateIndex::Build(*snapshot);
   std::shared_ptr<const CandidateIndex> retired;  // freed after the lock
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const Entry* e : {&latest_, &previous_}) {
-    if (e->index != nullptr && e->snapshot.lock() == snapshot) return e->index;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (mine) building_ = nullptr;
+    if (latest_.index == nullptr || snapshot->version() >= latest_.version) {
+      retired = std::move(previous_.index);
+      previous_ = std::move(latest_);
+      latest_ = Entry{snapshot, snapshot->version(), index};
+    }
   }
-  if (latest_.index != nullptr && snapshot->version() < latest_.version) {
-    return CandidateIndex::Build(*snapshot);  // older than both; rare
-  }
-  // Built under the lock: the requests that arrive with a new snapshot wait
-  // for one build instead of each doing their own (with the on-publish hook
-  // the publisher has built it before any request sees the snapshot).
-  retired = std::move(previous_.index);
-  previous_ = std::move(latest_);
-  latest_ =
-      Entry{snapshot, snapshot->version(), CandidateIndex::Build(*snapshot)};
-  return latest_.index;
+  if (mine) built_.notify_all();
+  return index;
 }
 
 Recommendation Recommend(const learner::ModelSnapshot& snapshot,

@@ -7,6 +7,7 @@
 #ifndef CFREC_SERVER_RECOMMEND_H_
 #define CFREC_SERVER_RECOMMEND_H_
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -108,10 +109,18 @@ class CandidateIndex {
 // (SnapshotHolder::SetOnPublish), so requests only look it up; a request
 // that took the previous snapshot just before a publish still finds its
 // index. Thread-safe.
+//
+// An index is built outside the lock: the publisher builds the next one
+// (on the learner's low-priority thread, for milliseconds) while requests
+// keep looking up the current one. Building it under the lock made every
+// request wait for each publish (a priority inversion: the p99 of a lightly
+// loaded server was the build time).
 class CandidateIndexCache {
  public:
   // The index of `snapshot`, building it on first use. A request holding an
-  // older snapshot than both gets a private index (not cached).
+  // older snapshot than both gets a private index (not cached). Callers
+  // that ask for the snapshot whose index another thread is building wait
+  // for that build instead of doing their own.
   std::shared_ptr<const CandidateIndex> Get(
       const std::shared_ptr<const learner::ModelSnapshot>& snapshot);
   // Builds and caches the index of `snapshot` (the on-publish hook).
@@ -126,7 +135,9 @@ class CandidateIndexCache {
     std::shared_ptr<const CandidateIndex> index;
   };
   std::mutex mu_;
-  Entry latest_, previous_;
+  std::condition_variable built_;
+  Entry latest_, previous_;                           // guarded by mu_
+  const learner::ModelSnapshot* building_ = nullptr;  // guarded by mu_
 };
 
 // Top-n for `user_id`:
