@@ -34,6 +34,53 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_shed import snapshot  # noqa: E402
 
 
+def server_buckets(host, port):
+    """The server's own latency histogram of GET /v1/recommendations 200s
+    (from reading the request to writing the answer): {le: count}."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    prefix = ('cfrec_http_request_duration_seconds_bucket{'
+              'route="/v1/recommendations",status="200",le="')
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            le = line[len(prefix):line.index('"', len(prefix))]
+            out[float(le)] = float(line.rpartition(" ")[2])
+    return out
+
+
+def step_buckets(host, port):
+    """cfrec_http_admitted_step_seconds by step: {step: {le: count}}."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    prefix = 'cfrec_http_admitted_step_seconds_bucket{step="'
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            step = line[len(prefix):line.index('"', len(prefix))]
+            le = line[line.index('le="') + 4:line.rindex('"')]
+            out.setdefault(step, {})[float(le)] = float(
+                line.rpartition(" ")[2])
+    return out
+
+
+def server_p99_ms(before, after):
+    """Upper bound of the bucket holding the 99th percentile of the
+    requests between two readings; None without requests."""
+    delta = sorted((le, after[le] - before.get(le, 0)) for le in after)
+    if not delta or delta[-1][1] <= 0:
+        return None
+    total = delta[-1][1]
+    for le, count in delta:
+        if count >= 0.99 * total:
+            return le * 1000
+    return None
+
+
 def paced(args, rate, seconds):
     cmd = [args.tool, "--host", args.host, "--port", str(args.port),
            "--rate", str(rate), "--duration", str(seconds),
@@ -103,12 +150,16 @@ class Poster:
 
 def phase(args, users, name, rate, seconds):
     before = snapshot(args.host, args.port)
+    buckets_before = server_buckets(args.host, args.port)
+    steps_before = step_buckets(args.host, args.port)
     t0 = time.monotonic()
     with Poster(args, users, f"{name}-{int(time.time())}") as poster:
         result = paced(args, rate, seconds)
     # Events accepted in the phase are applied within a second or so.
     time.sleep(1)
     after = snapshot(args.host, args.port)
+    buckets_after = server_buckets(args.host, args.port)
+    steps_after = step_buckets(args.host, args.port)
     wall = time.monotonic() - t0
     keep = ["offered_rps", "achieved_rps", "ok_rps", "ok_2xx", "shed_503",
             "other_status", "errors", "unanswered", "unsent", "shed_share",
@@ -116,6 +167,12 @@ def phase(args, users, name, rate, seconds):
             "readyz_not_200", "readyz_p99_ms", "connections",
             "max_client_backlog", "client_cpu_s"]
     out = {"phase": name, **{k: result[k] for k in keep}}
+    # The server's view (from reading the request to writing the answer):
+    # what the client sees beyond it waited before the server read it.
+    out["server_p99_ms_le"] = server_p99_ms(buckets_before, buckets_after)
+    for step, after_step in sorted(steps_after.items()):
+        out[f"server_{step}_p99_ms_le"] = server_p99_ms(
+            steps_before.get(step, {}), after_step)
     out.update({
         "events_posted": poster.accepted,
         "events_post_shed": poster.shed,

@@ -92,6 +92,28 @@ struct ServerCore {
       inflight_gauge = metrics->GetGauge(
           "cfrec_http_requests_inflight",
           "Requests queued for or running on the handler threads");
+      // Where an admitted request's time in the server goes.
+      const std::vector<double> bounds = {
+          0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+          0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1};
+      const char* const help =
+          "Time of an admitted request in each step on the server: queue "
+          "(admitted to a handler thread taking it), handler (running), "
+          "write_back (handler done to the I/O thread writing the answer)";
+      const char* const phases[3] = {"queue", "handler", "write_back"};
+      for (int i = 0; i < 3; ++i) {
+        step_seconds[i] =
+            metrics->GetHistogram("cfrec_http_admitted_step_seconds", help,
+                                  bounds, {"step"}, {phases[i]});
+      }
+    }
+  }
+
+  // Steps of step_seconds.
+  enum Step { kQueue = 0, kHandler = 1, kWriteBack = 2 };
+  void Observe(Step step, Clock::duration d) {
+    if (Histogram* h = step_seconds[step]) {
+      h->Observe(std::chrono::duration<double>(d).count());
     }
   }
 
@@ -113,6 +135,7 @@ struct ServerCore {
   Counter* rejected_counter = nullptr;
   Counter* shed_counters[2] = {nullptr, nullptr};  // by ShedReason
   Gauge* inflight_gauge = nullptr;
+  Histogram* step_seconds[3] = {nullptr, nullptr, nullptr};  // by Step
 
   // Sessions by id; guarded by mu. `draining` flips once, under mu, so a
   // session is either registered before the drain sees the map or refused.
@@ -265,12 +288,19 @@ class Session : public std::enable_shared_from_this<Session> {
     auto shared_request = std::make_shared<HttpRequest>(std::move(request));
     ServerCore& server = server_;
     if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(1);
+    const Clock::time_point submitted = Clock::now();
     const std::optional<ShedReason> refused = server.pool->TrySubmit(
-        [self, executor, shared_request, keep_alive, version, head, &server] {
+        [self, executor, shared_request, keep_alive, version, head, &server,
+         submitted] {
+          const Clock::time_point began = Clock::now();
+          server.Observe(ServerCore::kQueue, began - submitted);
           HttpResponse response = Run(server, *shared_request);
+          const Clock::time_point done = Clock::now();
+          server.Observe(ServerCore::kHandler, done - began);
           if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
           net::post(executor, [self, response = std::move(response), keep_alive,
-                               version, head]() mutable {
+                               version, head, &server, done]() mutable {
+            server.Observe(ServerCore::kWriteBack, Clock::now() - done);
             self->Write(std::move(response), keep_alive, version, head);
           });
         },
