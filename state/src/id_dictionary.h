@@ -161,6 +161,7 @@ class IdDictionary {
   // that is durable); the later ones stay staged (a batch still being
   // written or built).
   void PublishThrough(uint32_t end) {
+    if (end <= staged_base()) return;
     const size_t n = std::min<size_t>(end - staged_base(), staged_.size());
     if (n == 0) return;
     std::unique_lock lock(mu_);
