@@ -452,9 +452,10 @@ TEST_F(CrashSoakTest, SigkillAtRandomMomentsLosesAndDoublesNothing) {
   std::optional<uint64_t> exact_seq;    // the checkpoint that must be restored
   uint64_t put_seq_bound = UINT64_MAX;  // restored at most this
   bool damaged = false;                 // the checkpoint was damaged while down
+  bool previous_kept = false;  // and a previous checkpoint was kept beside it
   uint64_t applied_at_kill = 0;
   double slowest_ready = 0;
-  uint64_t lost = 0, doubled = 0, fresh_starts = 0;
+  uint64_t lost = 0, doubled = 0, fresh_starts = 0, fallbacks = 0;
 
   // Checks a start: the checkpoint restored, versions, readiness. Returns
   // the port, 0 on failure.
@@ -470,9 +471,24 @@ TEST_F(CrashSoakTest, SigkillAtRandomMomentsLosesAndDoublesNothing) {
     const auto resumed = child.WaitForLine("resumed from checkpoint", started);
     const bool unusable = child.HasLine("cannot be used");
     if (damaged) {
+      // Reported; the previous checkpoint is used if one was kept, else
+      // the learner starts fresh.
       EXPECT_TRUE(unusable) << child.Log();
-      EXPECT_FALSE(resumed.has_value());
-      fresh_starts += unusable ? 1 : 0;
+      if (previous_kept) {
+        EXPECT_TRUE(resumed.has_value()) << child.Log();
+        if (resumed) {
+          EXPECT_NE(resumed->find("'learner.previous'"), std::string::npos)
+              << *resumed;
+          EXPECT_LE(
+              static_cast<uint64_t>(NumberAfter(*resumed, "applied seq ")),
+              applied_at_kill)
+              << *resumed;
+        }
+        fallbacks += unusable && resumed ? 1 : 0;
+      } else {
+        EXPECT_FALSE(resumed.has_value());
+        fresh_starts += unusable ? 1 : 0;
+      }
     } else if (durable_seq > 0 || exact_seq.has_value()) {
       EXPECT_FALSE(unusable) << child.Log();
       EXPECT_TRUE(resumed.has_value()) << child.Log();
@@ -647,6 +663,7 @@ TEST_F(CrashSoakTest, SigkillAtRandomMomentsLosesAndDoublesNothing) {
                 ->PutCheckpoint("learner", blob->substr(0, blob->size() / 2))
                 .ok());
         damaged = true;
+        previous_kept = (*store)->GetCheckpoint("learner.previous").ok();
         durable_seq = 0;  // the previous checkpoint, or fresh
         exact_seq.reset();
       }
@@ -705,7 +722,7 @@ TEST_F(CrashSoakTest, SigkillAtRandomMomentsLosesAndDoublesNothing) {
     accepted_not_in_log += log.impressions.count(id) == 0;
   }
   EXPECT_GT(accepted.size(), 0u);
-  EXPECT_EQ(fresh_starts, 2u);
+  EXPECT_EQ(fresh_starts + fallbacks, 2u);
   json by_moment = kills_by_moment;
   std::printf("%s\n", json{{"soak", "crash"},
                            {"seed", seed},
@@ -721,6 +738,7 @@ TEST_F(CrashSoakTest, SigkillAtRandomMomentsLosesAndDoublesNothing) {
                            {"events_lost", lost},
                            {"events_doubled", doubled},
                            {"damaged_checkpoints_started_fresh", fresh_starts},
+                           {"damaged_checkpoints_fell_back", fallbacks},
                            {"slowest_ready_s", slowest_ready},
                            {"seconds", SecondsSince(soak_start)}}
                           .dump()
