@@ -40,7 +40,9 @@ void AddEvalCommand(CLI::App& app) {
                              "itempop", "itemknn", "none"}))
       ->capture_default_str();
   cmd->add_option("--intervention", request->intervention,
-                  "none (plain ranker), random (CPR-r), learned (CPR) or "
+                  "none (plain ranker), random (CPR-r), learned (CPR; clicks "
+                  "simulated by a logistic click model, or by the paper's "
+                  "SEMs with models.<ranker>.cf_simulator \"shared\") or "
                   "oracle (CPR with the generator's true models; synthetic "
                   "logs with ground_truth.json)")
       ->check(CLI::IsMember({"none", "random", "learned", "oracle"}))
