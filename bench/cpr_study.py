@@ -73,6 +73,10 @@ VARIANTS = {
     "logclick": {"cf_simulator": "logistic", "cf_sim_clicks": True},
     "logmix50": {"cf_simulator": "logistic", "cf_mix_ratio": 0.5},
     "logstart10": {"cf_simulator": "logistic", "cf_start_epoch": 10},
+    # Counterfactual samples from the first epoch (NeuMF's validation picks
+    # an early epoch).
+    "start1": {"cf_start_epoch": 1},
+    "logstart1": {"cf_simulator": "logistic", "cf_start_epoch": 1},
 }
 # Two-sided 95% Student t quantiles by degrees of freedom.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
@@ -473,6 +477,11 @@ STUDY_PARTS = [
     ("neumf_logistic", "NeuMF with the logistic click model, d = 16, 3 seeds",
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
       "arms": ["none", "oracle", "learned@logistic"], "valid": True, "tag": TAG2}),
+    ("neumf_start1", "NeuMF with counterfactual samples from the first "
+     "epoch, d = 16, 3 seeds",
+     {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
+      "arms": ["none", "oracle@start1", "learned@logstart1"], "valid": True,
+      "tag": TAG2}),
     ("logclick", "Simulated clicks only (the logistic model's), BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned@logistic", "learned@logclick"],
