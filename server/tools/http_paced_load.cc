@@ -404,7 +404,7 @@ class Generator {
         if (c->open) {
           Send(c);
         } else {
-          Reopen(c);
+          Open(c);
         }
       }
       next_readyz_ += readyz_period_;
@@ -490,7 +490,7 @@ class Generator {
       return;
     }
     if (c->due >= counted_from_) ++tally_.errors;
-    Reopen(c);
+    Next(c);  // the next request on it opens a new connection
   }
 
   // Answer complete: record it, then hand the connection to the oldest
@@ -524,18 +524,6 @@ class Generator {
       }
     }
     Next(c);
-  }
-
-  void Reopen(Conn* c) {
-    if (!c->readyz) return Next(c);
-    c->socket = tcp::socket(ioc_);
-    net::async_connect(c->socket, endpoints_,
-                       [this, c](boost::system::error_code ec, const auto&) {
-                         if (ec) return Failed(c);
-                         c->socket.set_option(tcp::no_delay(true));
-                         c->open = true;
-                         Send(c);
-                       });
   }
 
   void Next(Conn* c) {
