@@ -17,6 +17,7 @@
 #include "cf_click_model.h"
 #include "cf_fidelity.h"
 #include "cf_oracle.h"
+#include "cf_sem_simulator.h"
 #include "cfrec/learner/counterfactual.h"
 #include "cfrec/learner/learner.h"
 #include "cfrec/learner/options.h"
@@ -262,7 +263,6 @@ class LearnerModel final : public eval::Model {
     tracker_.reset();
     simulator_.reset();
     click_model_.reset();
-    simulator_json_ = nlohmann::json();
     sem_fidelity_ = nlohmann::json();
     if (settings_.oracle) {
       if (spec_.truth == nullptr) {
@@ -292,7 +292,16 @@ class LearnerModel final : public eval::Model {
       active_users_ = FewClickUsers(events, active_users_);
     }
     if (engine_ != nullptr && settings_.cf_simulator == "converged") {
-      CFREC_RETURN_IF_ERROR(FitSimulator(data, events, context.seed));
+      LearnerOptions options = settings_.trainer.learner;
+      options.seed = MixSeed(context.seed, 5);
+      auto fitted =
+          cf::SemSimulator::Fit(options, data, events, settings_.cf_sim_epochs,
+                                settings_.cf_sim_patience,
+                                {.heldout = MixSeed(context.seed, 6),
+                                 .shuffle = MixSeed(context.seed, 9),
+                                 .refresh = MixSeed(context.seed, 7)});
+      if (!fitted.ok()) return fitted.status();
+      simulator_ = std::move(fitted).value();
     }
     if (engine_ != nullptr && settings_.cf_simulator == "logistic") {
       FitClickModel(data, context.seed);
@@ -311,7 +320,7 @@ class LearnerModel final : public eval::Model {
         tracker_->BeginEpoch(epoch);
         if (simulator_ != nullptr && settings_.cf_sim_refresh &&
             epoch > settings_.cf_start_epoch) {
-          CFREC_RETURN_IF_ERROR(RefreshSimulator());
+          CFREC_RETURN_IF_ERROR(simulator_->Refresh());
         }
         if (engine_ != nullptr && epoch == settings_.cf_start_epoch) {
           // Algorithm 2 needs trained SEMs and a ranker to reward against.
@@ -537,44 +546,18 @@ class LearnerModel final : public eval::Model {
 
   // The tables the engine simulates from (cf_simulator).
   SemView SimulatorView() {
-    if (simulator_ != nullptr) return simulator_->sem_view();
+    if (simulator_ != nullptr) return simulator_->view();
     SemView v = learner_->sem_view();
     SemView out;
     if (click_model_ != nullptr && click_model_->View(v, out)) return out;
     return v;
   }
 
-  // Held-out lists for a simulator's own model selection: the last list of
-  // each user with two or more, with probability 1/2, when it has a click
-  // and a non-click. `held` marks them (by impression index).
-  static std::vector<eval::Impression> HeldOutLists(const eval::TrainData& data,
-                                                    uint64_t seed,
-                                                    std::vector<bool>& held) {
-    std::vector<std::vector<size_t>> by_user(data.num_users);
-    for (size_t k = 0; k < data.impressions.size(); ++k) {
-      const eval::Impression& imp = data.impressions[k];
-      if (imp.user < data.num_users) by_user[imp.user].push_back(k);
-    }
-    std::mt19937_64 rng(MixSeed(seed, 6));
-    std::bernoulli_distribution half(0.5);
-    held.assign(data.impressions.size(), false);
-    std::vector<eval::Impression> out;
-    for (const std::vector<size_t>& lists : by_user) {
-      if (lists.size() < 2 || !half(rng)) continue;
-      const eval::Impression& last = data.impressions[lists.back()];
-      const auto clicks =
-          std::count(last.clicked.begin(), last.clicked.end(), uint8_t(1));
-      if (clicks == 0 || size_t(clicks) >= last.items.size()) continue;
-      held[lists.back()] = true;
-      out.push_back(last);
-    }
-    return out;
-  }
-
   // cf_simulator "logistic".
   void FitClickModel(const eval::TrainData& data, uint64_t seed) {
     std::vector<bool> held;
-    std::vector<eval::Impression> heldout = HeldOutLists(data, seed, held);
+    std::vector<eval::Impression> heldout =
+        cf::HeldOutLists(data, MixSeed(seed, 6), held);
     std::vector<eval::Impression> train;
     for (size_t k = 0; k < data.impressions.size(); ++k) {
       if (!held[k]) train.push_back(data.impressions[k]);
@@ -586,7 +569,6 @@ class LearnerModel final : public eval::Model {
     });
     click_model_ = std::make_unique<cf::ClickModel>();
     click_model_->Fit(train, heldout, data.num_users, data.num_items, options);
-    simulator_json_ = click_model_->report();
   }
 
   // cf_max_user_clicks: the users of `users` with at most that many clicks
@@ -619,87 +601,6 @@ class LearnerModel final : public eval::Model {
       learner_->Score(samples[n].user, items, scores);
       margins[n] = scores[0] - scores[1];
     }
-  }
-
-  // cf_simulator "converged": a learner of its own whose SEMs train on the
-  // log minus held-out lists until p_S's in-list AUC on those stops
-  // improving (cf_sim_patience), then the best epoch is restored.
-  Status FitSimulator(const eval::TrainData& data,
-                      const std::vector<AppliedEvent>& events, uint64_t seed) {
-    LearnerOptions options = settings_.trainer.learner;
-    options.seed = MixSeed(seed, 5);
-    Result<std::unique_ptr<Learner>> made = Learner::Create(options);
-    if (!made.ok()) return made.status();
-    simulator_ = std::move(made).value();
-    CFREC_RETURN_IF_ERROR(
-        simulator_->EnsureIds(data.num_users, data.num_items));
-    // ToEvents puts one event per impression, in order, at the end; the
-    // history rides on a user's first event, so holding out a user's last
-    // list (of two or more) keeps it.
-    const size_t offset = events.size() - data.impressions.size();
-    std::vector<bool> held;
-    sim_heldout_ = HeldOutLists(data, seed, held);
-    std::mt19937_64 rng(MixSeed(seed, 9));
-    sim_events_.clear();
-    for (size_t n = 0; n < events.size(); ++n) {
-      if (n >= offset && held[n - offset]) continue;
-      sim_events_.push_back(events[n]);
-    }
-    nlohmann::json curve = nlohmann::json::array();
-    sim_best_auc_ = -1;
-    int best_epoch = 0, since = 0, epoch = 1;
-    for (; epoch <= settings_.cf_sim_epochs; ++epoch) {
-      if (epoch == 1) {
-        CFREC_RETURN_IF_ERROR(simulator_->Train(sim_events_));
-      } else {
-        std::shuffle(sim_events_.begin(), sim_events_.end(), rng);
-        CFREC_RETURN_IF_ERROR(simulator_->Replay(sim_events_));
-      }
-      const double auc = cf::ListAuc(simulator_->sem_view(), sim_heldout_, {});
-      curve.push_back(std::isfinite(auc) ? nlohmann::json(auc)
-                                         : nlohmann::json());
-      if (auc > sim_best_auc_) {
-        sim_best_auc_ = auc;
-        best_epoch = epoch;
-        since = 0;
-        Result<std::string> blob = simulator_->SaveCheckpoint();
-        if (!blob.ok()) return blob.status();
-        sim_best_ = std::move(blob).value();
-      } else if (++since >= settings_.cf_sim_patience) {
-        break;
-      }
-    }
-    if (!sim_best_.empty()) {
-      CFREC_RETURN_IF_ERROR(simulator_->RestoreCheckpoint(sim_best_));
-    }
-    sim_rng_.seed(MixSeed(seed, 7));
-    simulator_json_ = {{"heldout_lists", sim_heldout_.size()},
-                       {"epochs_run", std::min(epoch, settings_.cf_sim_epochs)},
-                       {"best_epoch", best_epoch},
-                       {"ps_auc_heldout", curve},
-                       {"refresh_passes", 0},
-                       {"refresh_kept", 0}};
-    return Status::Ok();
-  }
-
-  // cf_sim_refresh: one more pass of the simulator's SEMs, kept only when
-  // the held-out in-list AUC does not fall.
-  Status RefreshSimulator() {
-    std::shuffle(sim_events_.begin(), sim_events_.end(), sim_rng_);
-    CFREC_RETURN_IF_ERROR(simulator_->Replay(sim_events_));
-    const double auc = cf::ListAuc(simulator_->sem_view(), sim_heldout_, {});
-    simulator_json_["refresh_passes"] =
-        simulator_json_["refresh_passes"].get<int>() + 1;
-    if (auc >= sim_best_auc_) {
-      sim_best_auc_ = auc;
-      Result<std::string> blob = simulator_->SaveCheckpoint();
-      if (!blob.ok()) return blob.status();
-      sim_best_ = std::move(blob).value();
-      simulator_json_["refresh_kept"] =
-          simulator_json_["refresh_kept"].get<int>() + 1;
-      return Status::Ok();
-    }
-    return simulator_->RestoreCheckpoint(sim_best_);
   }
 
   // cf_min_top_prob: drops the pairs of lists (K entries, per_list pairs
@@ -752,7 +653,8 @@ class LearnerModel final : public eval::Model {
     j["cf_users"] = active_users_.size();
     j["cf_simulator"] = settings_.cf_simulator;
     j["cf_sim_clicks"] = settings_.cf_sim_clicks;
-    if (!simulator_json_.is_null()) j["simulator_fit"] = simulator_json_;
+    if (simulator_ != nullptr) j["simulator_fit"] = simulator_->report();
+    if (click_model_ != nullptr) j["simulator_fit"] = click_model_->report();
     // The learner's counters (as saved with the restored epoch): ranker
     // steps and samples, observed and counterfactual.
     j["ranker_steps_all"] = st.steps;
@@ -779,16 +681,8 @@ class LearnerModel final : public eval::Model {
   std::unique_ptr<cf::OracleSimulator> oracle_;
   std::unique_ptr<cf::FidelityTracker> tracker_;
   nlohmann::json sem_fidelity_;
-  // cf_simulator "converged": its learner, training events, held-out
-  // lists and best checkpoint.
-  std::unique_ptr<Learner> simulator_;
+  std::unique_ptr<cf::SemSimulator> simulator_;  // "converged"
   std::unique_ptr<cf::ClickModel> click_model_;  // "logistic"
-  std::vector<AppliedEvent> sim_events_;
-  std::vector<eval::Impression> sim_heldout_;
-  std::string sim_best_;
-  double sim_best_auc_ = -1;
-  std::mt19937_64 sim_rng_;
-  nlohmann::json simulator_json_;
   double mix_scale_ = 1;                // cf_mix_decay's factor this epoch
   std::vector<uint32_t> active_users_;  // users simulated from
   std::vector<bool> users_with_history_;
