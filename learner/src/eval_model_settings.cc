@@ -7,8 +7,8 @@
 
 namespace cfrec::learner {
 
-Result<Settings> ParseSettings(const eval::ModelSpec& spec) {
-  Settings settings;
+Result<EvalSettings> ParseEvalSettings(const eval::ModelSpec& spec) {
+  EvalSettings settings;
   nlohmann::json hyper;
   try {
     hyper =

@@ -13,18 +13,18 @@
 
 namespace cfrec::learner {
 
-constexpr int kDefaultEpochs = 30;
-constexpr int kDefaultCfStartEpoch = 3;
+constexpr int kEvalDefaultEpochs = 30;
+constexpr int kEvalDefaultCfStartEpoch = 3;
 // cf_simulator "logistic" tries the dimensions of cf::ClickModelOptions
 // below sem_dim (one column holds the item intercept), at least this one.
 constexpr int kMinClickModelDim = 2;
 
-struct Settings {
+struct EvalSettings {
   TrainerOptions trainer;  // learner + counterfactual options
-  int epochs = kDefaultEpochs;
+  int epochs = kEvalDefaultEpochs;
   // First epoch that adds counterfactual samples: the SEMs train alone with
   // the ranker before, so C(tau) is not drawn from untrained models.
-  int cf_start_epoch = kDefaultCfStartEpoch;
+  int cf_start_epoch = kEvalDefaultCfStartEpoch;
   // How an epoch's counterfactual samples reach the ranker. "ranker": all of
   // the epoch's samples, shuffled, in mini-batches of the ranker's
   // batch_size, like the observed ones (the default). "round": one step per
@@ -71,7 +71,7 @@ struct Settings {
   bool cf_sim_refresh = true;
 };
 
-Result<Settings> ParseSettings(const eval::ModelSpec& spec);
+Result<EvalSettings> ParseEvalSettings(const eval::ModelSpec& spec);
 
 }  // namespace cfrec::learner
 

@@ -41,7 +41,7 @@ uint64_t MixSeed(uint64_t seed, uint64_t stream) {
 // eval::Model.
 class LearnerModel final : public eval::Model {
  public:
-  LearnerModel(eval::ModelSpec spec, Settings settings)
+  LearnerModel(eval::ModelSpec spec, EvalSettings settings)
       : spec_(std::move(spec)), settings_(std::move(settings)) {}
 
   std::string name() const override {
@@ -475,7 +475,7 @@ class LearnerModel final : public eval::Model {
 
  private:
   const eval::ModelSpec spec_;
-  const Settings settings_;
+  const EvalSettings settings_;
   // Learner::Score is not thread-safe; eval::Model allows concurrent Score
   // calls (Fit and Update have exclusive access by contract).
   mutable std::mutex mu_;
@@ -500,7 +500,7 @@ void RegisterEvalModels(eval::ModelRegistry& registry) {
         ranker,
         [](const eval::ModelSpec& spec)
             -> Result<std::unique_ptr<eval::Model>> {
-          Result<Settings> settings = ParseSettings(spec);
+          Result<EvalSettings> settings = ParseEvalSettings(spec);
           if (!settings.ok()) return settings.status();
           return std::unique_ptr<eval::Model>(std::make_unique<LearnerModel>(
               spec, std::move(settings).value()));
