@@ -53,6 +53,25 @@ Result<EvalSettings> ParseEvalSettings(const eval::ModelSpec& spec) {
     settings.cf_mix_decay = e.get<double>();
     hyper.erase("cf_mix_decay");
   }
+  if (hyper.contains("cf_weight")) {
+    const nlohmann::json& e = hyper["cf_weight"];
+    if (!e.is_number() || !(e.get<double>() > 0) || e.get<double>() > 100) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_weight must be in (0, 100]");
+    }
+    settings.cf_weight = e.get<double>();
+    hyper.erase("cf_weight");
+  }
+  if (hyper.contains("cf_weight_by")) {
+    const nlohmann::json& e = hyper["cf_weight_by"];
+    if (!e.is_string() || (e != "none" && e != "confidence")) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_weight_by must be \"none\" or "
+                                     "\"confidence\"");
+    }
+    settings.cf_weight_by = e.get<std::string>();
+    hyper.erase("cf_weight_by");
+  }
   if (hyper.contains("cf_max_user_clicks")) {
     const nlohmann::json& e = hyper["cf_max_user_clicks"];
     if (!e.is_number_integer() || e.get<int64_t>() < 0 ||
@@ -124,6 +143,19 @@ Result<EvalSettings> ParseEvalSettings(const eval::ModelSpec& spec) {
     return Status::InvalidArgument("models." + spec.ranker +
                                    ".cf_sim_clicks needs cf_simulator "
                                    "\"logistic\"");
+  }
+  if (settings.cf_weight_by == "confidence" &&
+      (settings.cf_simulator != "logistic" || spec.intervention == "oracle")) {
+    return Status::InvalidArgument("models." + spec.ranker +
+                                   ".cf_weight_by \"confidence\" needs "
+                                   "cf_simulator \"logistic\" (not the "
+                                   "oracle)");
+  }
+  if ((settings.cf_weight != 1 || settings.cf_weight_by != "none") &&
+      spec.trainer == "acl") {
+    return Status::InvalidArgument("models." + spec.ranker +
+                                   ": cf_weight and cf_weight_by need a "
+                                   "trainer other than acl");
   }
   if (settings.cf_simulator == "logistic" &&
       settings.trainer.learner.sem_dim < kMinClickModelDim + 1) {

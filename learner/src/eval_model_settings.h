@@ -66,6 +66,13 @@ struct EvalSettings {
   // its positive a click (probability above 1/2) and its negative none,
   // the learned counterpart of cf_oracle "click" (default false).
   bool cf_sim_clicks = false;
+  // Loss weight of the counterfactual samples in the ranker step (1: CPR's
+  // unweighted loss, the default). With cf_weight_by "confidence" each
+  // pair's weight is also proportional to the logistic click model's
+  // confidence in its order, |2 sigma(logit_pos - logit_neg) - 1|, scaled
+  // so that the epoch's weights average cf_weight ("none": the default).
+  double cf_weight = 1;
+  std::string cf_weight_by = "none";
   int cf_sim_epochs = 60;
   int cf_sim_patience = 5;
   bool cf_sim_refresh = true;

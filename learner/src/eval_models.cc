@@ -335,6 +335,7 @@ class LearnerModel final : public eval::Model {
       }
       produced += samples.size();
       if (per_round) {
+        Weigh(samples);
         CFREC_RETURN_IF_ERROR(Train(samples));
       } else {
         pending.insert(pending.end(), samples.begin(), samples.end());
@@ -342,9 +343,32 @@ class LearnerModel final : public eval::Model {
     }
     if (!pending.empty()) {
       std::shuffle(pending.begin(), pending.end(), rng);
+      Weigh(pending);
       CFREC_RETURN_IF_ERROR(Train(pending));
     }
     return Status::Ok();
+  }
+
+  // cf_weight and cf_weight_by: the samples' loss weights, averaging
+  // cf_weight over `samples` (the epoch's, or a round's with cf_batch
+  // "round").
+  void Weigh(std::span<CounterfactualSample> samples) const {
+    const auto weight = static_cast<float>(settings_.cf_weight);
+    if (settings_.cf_weight_by != "confidence" || click_model_ == nullptr) {
+      for (CounterfactualSample& c : samples) c.weight = weight;
+      return;
+    }
+    double sum = 0;
+    for (CounterfactualSample& c : samples) {
+      const float margin = click_model_->Logit(c.user, c.pos) -
+                           click_model_->Logit(c.user, c.neg);
+      c.weight = std::abs(2.0f / (1.0f + std::exp(-margin)) - 1.0f);
+      sum += c.weight;
+    }
+    const double mean = sum / double(samples.size());
+    for (CounterfactualSample& c : samples) {
+      c.weight = mean > 0 ? float(c.weight / mean) * weight : weight;
+    }
   }
 
   // The tables the engine simulates from (cf_simulator).
@@ -456,6 +480,8 @@ class LearnerModel final : public eval::Model {
     j["cf_users"] = active_users_.size();
     j["cf_simulator"] = settings_.cf_simulator;
     j["cf_sim_clicks"] = settings_.cf_sim_clicks;
+    j["cf_weight"] = settings_.cf_weight;
+    j["cf_weight_by"] = settings_.cf_weight_by;
     if (simulator_ != nullptr) j["simulator_fit"] = simulator_->report();
     if (click_model_ != nullptr) j["simulator_fit"] = click_model_->report();
     // The learner's counters (as saved with the restored epoch): ranker

@@ -155,8 +155,10 @@ class Learner::Impl {
   }
 
   // Counterfactual triples with ids the model has rows for.
+  // With `weights`, also each kept sample's weight.
   Triples KnownTriples(std::span<const CounterfactualSample> samples,
-                       std::vector<size_t>* where) const {
+                       std::vector<size_t>* where,
+                       std::vector<float>* weights = nullptr) const {
     Triples t;
     for (size_t n = 0; n < samples.size(); ++n) {
       const CounterfactualSample& c = samples[n];
@@ -167,17 +169,32 @@ class Learner::Impl {
       t.pos.push_back(c.pos);
       t.neg.push_back(c.neg);
       if (where != nullptr) where->push_back(n);
+      if (weights != nullptr) weights->push_back(c.weight);
     }
     return t;
   }
 
   Status TrainCounterfactual(std::span<const CounterfactualSample> samples) {
     return Guarded([&] {
-      Triples t = KnownTriples(samples, nullptr);
+      std::vector<float> weights;
+      Triples t = KnownTriples(samples, nullptr, &weights);
+      for (float w : weights) {
+        if (!std::isfinite(w) || w < 0) {
+          return Status::InvalidArgument(
+              "counterfactual sample weight must be finite and >= 0");
+        }
+      }
+      if (acl_ && std::any_of(weights.begin(), weights.end(),
+                              [](float w) { return w != 1.0f; })) {
+        return Status::InvalidArgument(
+            "counterfactual sample weights other than 1 need a trainer other "
+            "than acl");
+      }
       size_t batch = static_cast<size_t>(options_.batch_size);
       for (size_t begin = 0; begin < t.size(); begin += batch) {
         size_t end = std::min(t.size(), begin + batch);
-        RankerStep(t, begin, end);
+        RankerStep(t, begin, end,
+                   std::span<const float>(weights).subspan(begin, end - begin));
         ++stats_.steps;
         stats_.counterfactual_samples += end - begin;
       }
@@ -478,9 +495,15 @@ class Learner::Impl {
     }
   }
 
-  // Ranker step on triples[begin, end): CPR eq. (1) or eq. (2).
-  double RankerStep(const Triples& t, size_t begin, size_t end) {
-    if (fused_mf_) {
+  // Ranker step on triples[begin, end): CPR eq. (1) or eq. (2), each
+  // triple's loss times weights[k - begin] when given. Weights other than
+  // 1 take the LibTorch step (the fused kernel has none; both paths share
+  // the parameters and the Adam state).
+  double RankerStep(const Triples& t, size_t begin, size_t end,
+                    std::span<const float> weights = {}) {
+    const bool weighted = std::any_of(weights.begin(), weights.end(),
+                                      [](float w) { return w != 1.0f; });
+    if (fused_mf_ && !weighted) {
       MfParams params;
       ranker_->FusedParams(&params);
       auto part = [&](const std::vector<int64_t>& v) {
@@ -494,12 +517,14 @@ class Learner::Impl {
       return loss;
     }
     auto t0 = Clock::now();
-    double loss = TorchRankerStep(t, begin, end);
+    double loss = TorchRankerStep(
+        t, begin, end, weighted ? weights : std::span<const float>{});
     times_.ranker_torch += SecondsSince(t0);
     return loss;
   }
 
-  double TorchRankerStep(const Triples& t, size_t begin, size_t end) {
+  double TorchRankerStep(const Triples& t, size_t begin, size_t end,
+                         std::span<const float> weights) {
     if (auto* gcn = dynamic_cast<LightGcn*>(ranker_.get())) {
       // Periodic rebuild: every new click changes the normalisation of its
       // user's and item's edges, so patching is no cheaper than rebuilding
@@ -523,7 +548,19 @@ class Learner::Impl {
     at::Tensor scores =
         ranker_->Forward(at::cat({u, u}), at::cat({i, j}), true);
     at::Tensor loss;
-    if (options_.loss == "pairwise") {
+    if (!weights.empty()) {
+      // The mean over triples of weight x loss (eq. (2): the mean of the
+      // positive's and the negative's cross-entropy, as unweighted).
+      at::Tensor w =
+          at::from_blob(const_cast<float*>(weights.data()), {n}, at::kFloat)
+              .clone();
+      at::Tensor per = options_.loss == "pairwise"
+                           ? -at::log_sigmoid(scores.narrow(0, 0, n) -
+                                              scores.narrow(0, n, n))
+                           : 0.5 * (at::softplus(-scores.narrow(0, 0, n)) +
+                                    at::softplus(scores.narrow(0, n, n)));
+      loss = (per * w).mean();
+    } else if (options_.loss == "pairwise") {
       // CPR eq. (1): -log sigma(f(u,i) - f(u,j)).
       loss = -at::log_sigmoid(scores.narrow(0, 0, n) - scores.narrow(0, n, n))
                   .mean();

@@ -74,7 +74,9 @@ TEST(EvalModelsTest, RegistersEveryRankerAndRejectsBadHyperParameters) {
         R"({"cf_min_top_prob": 1.0})", R"({"cf_mix_decay": 0})",
         R"({"cf_mix_decay": 1.5})", R"({"cf_simulator": "oracle"})",
         R"({"cf_max_user_clicks": -1})", R"({"cf_sim_refresh": 1})",
-        R"({"cf_simulator": "logistic", "sem_dim": 2})"}) {
+        R"({"cf_simulator": "logistic", "sem_dim": 2})", R"({"cf_weight": 0})",
+        R"({"cf_weight_by": "margin"})",
+        R"({"cf_weight_by": "confidence", "cf_simulator": "shared"})"}) {
     spec.hyper_json = bad;
     EXPECT_FALSE(registry.Create(spec).ok()) << bad;
   }
@@ -341,6 +343,22 @@ TEST(EvalModelsTest, SimulatorsSchedulesAndTeachingFigures) {
             clicks["total"]["lists"].get<double>());
   EXPECT_GT(clicks["total"]["pair_agreement"].get<double>(),
             logistic["total"]["pair_agreement"].get<double>());
+
+  // Loss weights leave which samples are drawn alone and change what the
+  // ranker learns from them.
+  nlohmann::json confident = FitAndDiagnose(
+      registry, log, hyper + R"(, "cf_weight_by": "confidence"})", "learned");
+  nlohmann::json heavy =
+      FitAndDiagnose(registry, log, hyper + R"(, "cf_weight": 3})", "learned");
+  for (const nlohmann::json* d : {&confident, &heavy}) {
+    ASSERT_TRUE(d->is_object());
+    EXPECT_EQ((*d)["samples_counterfactual"],
+              logistic["samples_counterfactual"]);
+    EXPECT_NE((*d)["sem"]["ranker_auc_fresh"],
+              logistic["sem"]["ranker_auc_fresh"]);
+  }
+  EXPECT_EQ(confident["cf_weight_by"], "confidence");
+  EXPECT_EQ(heavy["cf_weight"], 3.0);
 
   nlohmann::json oracle = FitAndDiagnose(registry, log, hyper + "}", "oracle");
   ASSERT_TRUE(oracle.is_object());

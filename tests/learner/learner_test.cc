@@ -390,6 +390,74 @@ TEST(LearnerTest, HistoryBecomesClicksAndSamples) {
   EXPECT_EQ(learner->stats().observed_samples, 2u * 5u);
 }
 
+// Counterfactual sample weights scale each sample's loss in the step's
+// mean: a batch of B at weight 2 and as many samples A at weight 0 takes
+// the same step as B alone at weight 1 (the fused step; scores compared
+// up to a constant per user), for both losses,
+// and leaves the rows only A touches where they were (no weight decay,
+// Adam's moments start at zero). Negative weights are refused.
+TEST(LearnerTest, CounterfactualSampleWeightsScaleTheirLoss) {
+  constexpr uint32_t kUsers = 40, kItems = 60;
+  for (const char* ranker : {"bpr", "gmf"}) {
+    for (const char* loss : {"pairwise", "pointwise"}) {
+      SCOPED_TRACE(std::string(ranker) + " " + loss);
+      LearnerOptions o = SmallOptions(ranker, loss);
+      o.weight_decay = 0;
+      o.batch_size = 4096;
+      std::vector<CounterfactualSample> a, b;
+      for (uint32_t k = 0; k < 30; ++k) {
+        // A: users 0-19, items 0-29; B: users 20-39, items 30-59.
+        a.push_back({k % 20, k, (k + 7) % 30, 0.0f});
+        b.push_back({20 + k % 20, 30 + k, 30 + (k + 11) % 30, 2.0f});
+      }
+      std::vector<CounterfactualSample> mixed;
+      for (size_t k = 0; k < a.size(); ++k) {
+        mixed.push_back(a[k]);
+        mixed.push_back(b[k]);
+      }
+      std::vector<CounterfactualSample> alone = b;
+      for (CounterfactualSample& c : alone) c.weight = 1.0f;
+      auto init = MustCreate(o), weighted = MustCreate(o),
+           plain = MustCreate(o);
+      for (Learner* l : {init.get(), weighted.get(), plain.get()}) {
+        ASSERT_TRUE(l->EnsureIds(kUsers, kItems).ok());
+      }
+      ASSERT_TRUE(weighted->TrainCounterfactual(mixed).ok());
+      ASSERT_TRUE(plain->TrainCounterfactual(alone).ok());
+      EXPECT_EQ(weighted->stats().steps, 1u);
+      std::vector<uint32_t> items(kItems);
+      std::iota(items.begin(), items.end(), 0);
+      std::vector<float> w(kItems), p(kItems), i0(kItems);
+      double worst = 0, moved = 0, untouched = 0;
+      for (uint32_t u = 0; u < kUsers; ++u) {
+        weighted->Score(u, items, w);
+        plain->Score(u, items, p);
+        init->Score(u, items, i0);
+        for (uint32_t i = 0; i < kItems; ++i) {
+          // Up to a constant per user: GMF's bias has no gradient under the
+          // pairwise loss, and LibTorch's float noise there is rescaled by
+          // Adam (as in fused_kernels_test).
+          worst =
+              std::max(worst, double(std::abs((w[i] - w[0]) - (p[i] - p[0]))));
+          moved += std::abs(p[i] - i0[i]);
+          if (u < 20 && i < 30) {
+            untouched = std::max(untouched, double(std::abs(w[i] - i0[i])));
+          }
+        }
+      }
+      EXPECT_LE(worst, 1e-5);
+      EXPECT_GT(moved / (kUsers * kItems), 1e-3);  // the step did something
+      if (std::string(ranker) == "bpr") {
+        EXPECT_LE(untouched, 1e-6);
+      }
+    }
+  }
+  auto learner = MustCreate(SmallOptions("bpr", "pairwise"));
+  ASSERT_TRUE(learner->EnsureIds(4, 4).ok());
+  std::vector<CounterfactualSample> bad = {{0, 1, 2, -1.0f}};
+  EXPECT_FALSE(learner->TrainCounterfactual(bad).ok());
+}
+
 }  // namespace
 }  // namespace cfrec::learner
 

@@ -53,11 +53,14 @@ struct TrainTimes {
 
 // A counterfactual ranker sample (u, i, j) of C(tau): i is among the k
 // items the simulated user most likely clicks, j among the k least likely
-// (CPR section 3.3.3).
+// (CPR section 3.3.3). `weight` multiplies the sample's loss in the
+// ranker step (the step's loss is the mean of weight x loss over its
+// samples), so 1 is CPR's unweighted loss.
 struct CounterfactualSample {
   uint32_t user = 0;
   uint32_t pos = 0;
   uint32_t neg = 0;
+  float weight = 1.0f;
 };
 
 // Read-only, row-major float views of p_R (eq. 4), p_S (eq. 5) and the
@@ -147,8 +150,11 @@ class Learner {
 
   // --- Counterfactual samples (CPR Algorithm 1, line 8) ---
   // Ranker steps on C(tau), in mini-batches of batch_size: pairwise eq. (1)
-  // on (u, i, j), or pointwise eq. (2) with i positive and j negative.
-  // Samples with ids the model has no row for are skipped. Counts
+  // on (u, i, j), or pointwise eq. (2) with i positive and j negative,
+  // each sample's loss times its weight (a batch with a weight other than 1
+  // takes the LibTorch step, which shares the fused kernel's parameters and
+  // Adam state; the acl trainer takes none). Samples with ids the model has no
+  // row for are skipped. Counts
   // TrainingStats::counterfactual_samples and steps; ranker_loss stays the
   // loss on observed samples.
   Status TrainCounterfactual(std::span<const CounterfactualSample> samples);
