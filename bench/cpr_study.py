@@ -22,17 +22,24 @@ generation round (the behaviour before the fix).
 Runs are cached in docs/results/cpr_runs.jsonl (keyed by command line and
 config); --resume reuses them, so an interrupted study continues where it
 stopped, and --report-only rewrites the tables and the figure from the cache.
-One run at a time (the runs are single-threaded). Standard library, plus
+Each run is single-threaded (the ranker's train_threads default 1, and the
+runs get OMP_NUM_THREADS=1), so --jobs runs (default: the core count) go at
+a time. --estimate prints how long the missing runs would take, from the
+run times recorded in the cache. Parts (or arms) marked as appendix are
+explorations the report's conclusions no longer rest on: their tables come
+from the cache, and only --with-appendix runs them. Standard library, plus
 matplotlib for the figure (Debian: python3-matplotlib).
 """
 
 import argparse
+import concurrent.futures
 import json
 import math
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 from bench_common import load_cache, pyplot
@@ -73,6 +80,10 @@ VARIANTS = {
     "logclick": {"cf_simulator": "logistic", "cf_sim_clicks": True},
     "logmix50": {"cf_simulator": "logistic", "cf_mix_ratio": 0.5},
     "logstart10": {"cf_simulator": "logistic", "cf_start_epoch": 10},
+    # Loss weights of the counterfactual samples: by the logistic model's
+    # confidence in the pair's order (mean weight 1), and a constant 2.
+    "logconf": {"cf_simulator": "logistic", "cf_weight_by": "confidence"},
+    "logw2": {"cf_simulator": "logistic", "cf_weight": 2},
     # Counterfactual samples from the first epoch (NeuMF's validation picks
     # an early epoch).
     "start1": {"cf_start_epoch": 1},
@@ -104,13 +115,22 @@ def arm_label(arm):
 
 
 class Runner:
-    def __init__(self, args, cache, log):
+    """Looks runs up in the cache and collects the missing ones (plan), then
+    runs them, `jobs` at a time (execute)."""
+
+    def __init__(self, args, cache, log, times):
         self.args = args
         self.cache = cache
         self.log = log
+        self.times = times  # run key -> recorded seconds, for estimates
         self.started = time.time()
         self.ran = 0
+        self.failed = 0
         self.skipped = 0
+        self.pending = []
+        self.pending_keys = set()
+        self.lock = threading.Lock()
+        self.data_locks = {}
 
     def over_budget(self):
         return (self.args.budget_minutes and
@@ -119,12 +139,15 @@ class Runner:
     def data(self, users, lists, dim, seed):
         d = os.path.join(self.args.work, "u%d_l%d_d%d_s%d" % (
             users, lists, dim, seed))
-        if not os.path.exists(os.path.join(d, "ground_truth.json")):
-            subprocess.run(
-                [self.args.cfrec, "synth", "--out", d, "--seed", str(seed),
-                 "--dim", str(dim), "--response", "nonlinear", "--users",
-                 str(users), "--lists-per-user", str(lists)],
-                check=True, stdout=subprocess.DEVNULL)
+        with self.lock:
+            lock = self.data_locks.setdefault(d, threading.Lock())
+        with lock:  # two runs on one data set: one synth
+            if not os.path.exists(os.path.join(d, "ground_truth.json")):
+                subprocess.run(
+                    [self.args.cfrec, "synth", "--out", d, "--seed",
+                     str(seed), "--dim", str(dim), "--response", "nonlinear",
+                     "--users", str(users), "--lists-per-user", str(lists)],
+                    check=True, stdout=subprocess.DEVNULL)
         return d
 
     def config(self, ranker, arm):
@@ -133,7 +156,7 @@ class Runner:
         models.<ranker>. CPR and CPR-r arms whose variant does not name
         cf_simulator run with "shared", the default of the binaries that
         made the cached runs (cfrec eval's default is "logistic" since), and
-        are keyed as before. Returns (path or None, key dict)."""
+        are keyed as before. Returns (config dict or None, key dict)."""
         base = {}
         if self.args.config:
             with open(self.args.config) as f:
@@ -147,25 +170,12 @@ class Runner:
                 base.get("models", {}).get(ranker, {})):
             base.setdefault("models", {}).setdefault(ranker, {})[
                 "cf_simulator"] = "shared"
-        if not base:
-            return None, key
-        path = os.path.join(self.args.work, "config_%s_%s_%s.json" % (
-            ranker, variant or "base", intervention))
-        with open(path, "w") as f:
-            json.dump(base, f, sort_keys=True)
-        return path, key
+        return (base or None), key
 
-    def eval(self, users, lists, dim, seed, ranker, arm):
-        data_dir = self.data(users, lists, dim, seed)
-        intervention = arm.partition("@")[0]
+    def lookup(self, users, lists, dim, seed, ranker, arm, runnable=True):
+        """The cached run, or None; a missing run that may run (`runnable`,
+        not --report-only) is queued for execute()."""
         config, key_config = self.config(ranker, arm)
-        root = repo_root()
-        cmd = [self.args.cfrec, "eval", "--data",
-               os.path.relpath(os.path.join(data_dir, "behaviors.tsv"), root),
-               "--ranker", ranker, "--intervention", intervention,
-               "--seed", str(seed)]
-        if config:
-            cmd += ["--config", os.path.relpath(config, root)]
         # The key names the setting, not the scratch directory.
         # A part's tag (its binary's generation) keeps its runs, the base
         # ones included, apart from runs of older binaries.
@@ -177,22 +187,82 @@ class Runner:
                            if key_config else "")
         if key in self.cache:
             return self.cache[key]
-        if self.args.report_only or self.over_budget():
+        if self.args.report_only or not runnable:
             self.skipped += 1
             return None
+        if key not in self.pending_keys:
+            self.pending_keys.add(key)
+            self.pending.append({
+                "key": key, "users": users, "lists": lists, "dim": dim,
+                "seed": seed, "ranker": ranker, "arm": arm, "tag": tag,
+                "config": config})
+        return None
+
+    def predicted(self, spec):
+        """Seconds a run is expected to take: its own recorded time, else
+        the mean of the recorded runs of the same setting (other seeds)."""
+        if spec["key"] in self.times:
+            return self.times[spec["key"]]
+        like = [t for k, t in self.times.items()
+                if without_seed(k) == without_seed(spec["key"])]
+        if like:
+            return statistics.fmean(like)
+        return statistics.fmean(self.times.values()) if self.times else 10.0
+
+    def estimate(self, jobs):
+        """(serial seconds, wall seconds on `jobs` workers): the queued
+        runs' predicted times, each started on the first free worker in
+        launch order (as execute() does)."""
+        workers = [0.0] * jobs
+        serial = 0.0
+        for spec in self.pending:
+            t = self.predicted(spec)
+            serial += t
+            k = workers.index(min(workers))
+            workers[k] += t
+        return serial, max(workers) if workers else 0.0
+
+    def run_one(self, spec):
+        if self.over_budget():
+            with self.lock:
+                self.skipped += 1
+            return None
+        data_dir = self.data(spec["users"], spec["lists"], spec["dim"],
+                             spec["seed"])
+        intervention = spec["arm"].partition("@")[0]
+        root = repo_root()
+        cmd = [self.args.cfrec, "eval", "--data",
+               os.path.relpath(os.path.join(data_dir, "behaviors.tsv"), root),
+               "--ranker", spec["ranker"], "--intervention", intervention,
+               "--seed", str(spec["seed"])]
+        if spec["config"]:
+            text = json.dumps(spec["config"], sort_keys=True)
+            path = os.path.join(self.args.work,
+                                "config_%s.json" % hash_text(text))
+            with self.lock:
+                if not os.path.exists(path):
+                    with open(path + ".tmp", "w") as f:
+                        f.write(text)
+                    os.replace(path + ".tmp", path)
+            cmd += ["--config", os.path.relpath(path, root)]
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         start = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root,
+                              env=env)
         if proc.returncode != 0:
             sys.stderr.write("%s failed (%d): %s\n" % (
                 " ".join(cmd), proc.returncode, proc.stderr.strip()[-300:]))
+            with self.lock:
+                self.failed += 1
             return None
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         slim = {
-            "run_key": key, "users": users, "lists": lists, "dim": dim,
-            "seed": seed, "ranker": ranker, "arm": arm, "tag": tag,
+            "run_key": spec["key"], "users": spec["users"],
+            "lists": spec["lists"], "dim": spec["dim"], "seed": spec["seed"],
+            "ranker": spec["ranker"], "arm": spec["arm"], "tag": spec["tag"],
             "metrics": r["metrics"], "best_epoch": r.get("best_epoch"),
             "dataset": r.get("dataset"), "wall_seconds": time.time() - start,
-            "counterfactual": r.get("counterfactual"),
+            "jobs": self.args.jobs, "counterfactual": r.get("counterfactual"),
         }
         cf = slim["counterfactual"]
         if cf:  # the per-epoch figures of the last setting only: keep size
@@ -203,14 +273,62 @@ class Runner:
                                        "pairs_teaching",
                                        "gradient_true_share")}
                 for e in cf.get("by_epoch", [])]
-        self.cache[key] = slim
-        self.log.write(json.dumps(slim, sort_keys=True) + "\n")
-        self.log.flush()
-        self.ran += 1
-        sys.stderr.write("%4.0fs u%d l%d d%d s%d %s %s %s=%.4f\n" % (
-            time.time() - self.started, users, lists, dim, seed, ranker, arm,
-            METRIC, r["metrics"].get(METRIC, float("nan"))))
+        with self.lock:
+            self.cache[spec["key"]] = slim
+            self.log.write(json.dumps(slim, sort_keys=True) + "\n")
+            self.log.flush()
+            self.ran += 1
         return slim
+
+    def execute(self, jobs):
+        """Runs the queued runs, `jobs` at a time, in the order queued;
+        prints one progress line per finished run."""
+        total = len(self.pending)
+        if not total:
+            return
+        _, left = self.estimate(jobs)
+        sys.stderr.write("%d runs to go, %d at a time; estimated %.1f min "
+                         "from the recorded run times\n" % (
+                             total, jobs, left / 60))
+        done = 0
+        expected_done = 0.0
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            futures = {pool.submit(self.run_one, spec): spec
+                       for spec in self.pending}
+            for future in concurrent.futures.as_completed(futures):
+                spec = futures[future]
+                r = future.result()
+                done += 1
+                expected_done += self.predicted(spec)
+                elapsed = time.time() - self.started
+                # Remaining: the recorded estimate of what is left, scaled
+                # by how fast the finished runs went against theirs.
+                pace = elapsed / (expected_done / jobs) if expected_done else 1
+                rest = sum(self.predicted(s) for s in self.pending) - \
+                    expected_done
+                sys.stderr.write(
+                    "[%d/%d] %5.1f min, about %.1f min to go | u%d l%d d%d "
+                    "s%d %s %s %s\n" % (
+                        done, total, elapsed / 60, pace * rest / jobs / 60,
+                        spec["users"], spec["lists"], spec["dim"],
+                        spec["seed"], spec["ranker"], spec["arm"],
+                        "%s=%.4f" % (METRIC, r["metrics"].get(
+                            METRIC, float("nan"))) if r else "not run"))
+        self.pending = []
+
+
+def without_seed(key):
+    """A run key with its seed left out: the setting of the run."""
+    words = key.split(" ")
+    return " ".join(words[:4] + words[5:])
+
+
+def hash_text(text):
+    """A stable name for a config's content (Python's hash() is salted)."""
+    h = 1469598103934665603
+    for b in text.encode():
+        h = ((h ^ b) * 1099511628211) % (1 << 64)
+    return "%016x" % h
 
 
 def paired(results, base, metric):
@@ -240,22 +358,25 @@ def fmean_key(runs, path):
     return statistics.fmean(values) if values else None
 
 
-def table_lines(args, grid, metric, figure_series, suffix=""):
+def table_lines(args, grid, metric, figure_series, suffix="", ref="none"):
     """One table per ranker and d: each arm's paired difference in `metric`
-    to the base (figure points into figure_series when given)."""
+    to the base, or to the arm `ref` (figure points into figure_series when
+    given)."""
     lines = []
+    arms = [a for a in args.arms if a not in ("none", ref)]
     for ranker in args.rankers:
         for dim in args.dims:
             lines.append("### %s, d = %d%s" % (ranker.upper(), dim, suffix))
             lines.append("")
-            header = ["users", "lists/user", "test users", "base"]
-            header += [arm_label(a) for a in args.arms if a != "none"]
+            header = ["users", "lists/user", "test users",
+                      "base" if ref == "none" else arm_label(ref)]
+            header += [arm_label(a) for a in arms]
             lines.append("| " + " | ".join(header) + " |")
             lines.append("|" + "---|" * len(header))
             for users in args.users:
                 for lists in args.lists:
                     cell = grid.get((ranker, dim, users, lists), {})
-                    base = cell.get("none", {})
+                    base = cell.get(ref, {})
                     if not base:
                         continue
                     tu = fmean_key(base.values(), ["metrics", "test_users"])
@@ -264,9 +385,7 @@ def table_lines(args, grid, metric, figure_series, suffix=""):
                            "%.3f (n=%d)" % (statistics.fmean(
                                r["metrics"][metric] for r in base.values()),
                                len(base))]
-                    for arm in args.arms:
-                        if arm == "none":
-                            continue
+                    for arm in arms:
                         p = paired(cell.get(arm, {}), base, metric)
                         if p is None:
                             row.append("-")
@@ -306,6 +425,13 @@ def write_report(args, grid, title, out_fig):
         "data set (a user needs 3 distinct clicks).",
         "",
     ]
+    if getattr(args, "appendix", False):
+        lines += ["Appendix: these runs come from the cache; `--study` runs "
+                  "them only with `--with-appendix`.", ""]
+    elif getattr(args, "appendix_arms", []):
+        lines += ["Appendix arms (from the cache; `--study` runs them only "
+                  "with `--with-appendix`): %s." % ", ".join(
+                      arm_label(a) for a in args.appendix_arms), ""]
     figure_series = {}
     lines += table_lines(args, grid, METRIC, figure_series)
     if getattr(args, "valid", False):
@@ -313,6 +439,14 @@ def write_report(args, grid, title, out_fig):
                   "same arms and seeds):" % VALID_METRIC, ""]
         lines += table_lines(args, grid, VALID_METRIC, None,
                              " (validation)")
+    versus = getattr(args, "versus", "")
+    if versus:
+        lines += ["Each variant against %s (paired over the same seeds; "
+                  "test, then validation):" % arm_label(versus), ""]
+        for metric, suffix in ((METRIC, ", against " + arm_label(versus)),
+                               (VALID_METRIC, ", against %s (validation)"
+                                % arm_label(versus))):
+            lines += table_lines(args, grid, metric, None, suffix, versus)
     # Fidelity, averaged over seeds, per arm and setting.
     lines += [
         "### Fidelity of the simulators (means over seeds)",
@@ -443,40 +577,82 @@ def plot(args, series, path):
 TAG2 = "sampler2"
 
 # --study: every part of the committed study, one command (--resume).
+# Parts and arms marked appendix are explorations the report's conclusions
+# no longer rest on (superseded by the logistic simulator, or too few
+# held-out users to conclude anything): reported from the cache, run only
+# with --with-appendix, so that the study regenerates within an hour.
+SEEDS10 = list(range(1, 11))
 STUDY_PARTS = [
     ("defaults", "BPR at cfrec eval's defaults (the issue's setting), "
      "before and after the fix",
      {"config": "", "users": [600], "lists": [25],
       "arms": ["none", "learned@round", "random", "learned", "oracle"]}),
     ("sweep", "Sparsity sweep, BPR, d = 16",
-     {"arms": ["none", "random", "learned", "oracle", "oracle@click"]}),
-    ("variants", "Candidate settings of CPR, BPR, d = 16",
+     {"arms": ["none", "random", "learned", "oracle", "oracle@click"],
+      "appendix_arms": ["random", "learned"]}),
+    ("variants", "Candidate settings of CPR with the SEMs, BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned", "learned@start10", "learned@mix10",
-               "learned@mix100", "learned@k2", "learned@top50"]}),
-    ("gmf", "Sparsity sweep, GMF, d = 16", {"rankers": ["gmf"]}),
-    ("d32", "BPR, d = 32, 600 users", {"dims": [32], "users": [600]}),
+               "learned@mix100", "learned@k2", "learned@top50"],
+      "appendix": True}),
+    ("gmf", "Sparsity sweep, GMF, d = 16",
+     {"rankers": ["gmf"], "appendix_arms": ["random", "learned"]}),
+    ("d32", "BPR, d = 32, 600 users",
+     {"dims": [32], "users": [600], "appendix": True}),
     ("neumf", "NeuMF, d = 16, 3 seeds",
-     {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3]}),
+     {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
+      "appendix": True}),
     ("defaults_logistic", "BPR and GMF at cfrec eval's defaults (the "
-     "paper's size), the SEMs against the logistic click model",
+     "paper's size), the SEMs against the logistic click model, 10 seeds "
+     "(the SEMs: 5)",
      {"config": "", "rankers": ["bpr", "gmf"], "users": [600], "lists": [25],
+      "seeds": SEEDS10,
       "arms": ["none", "learned@shared", "learned@logistic", "oracle"],
+      "arm_seeds": {"learned@shared": [1, 2, 3, 4, 5]},
       "valid": True, "tag": TAG2}),
     ("simulators", "Simulators: the SEMs trained with the ranker (shared), "
      "the SEMs trained to convergence on held-out lists (converged), a "
      "logistic click model (logistic); BPR and GMF, d = 16",
      {"rankers": ["bpr", "gmf"],
       "arms": ["none", "learned@shared", "learned@converged",
-               "learned@logistic", "oracle"], "valid": True, "tag": TAG2}),
+               "learned@logistic", "oracle"],
+      "appendix_arms": ["learned@converged"], "valid": True, "tag": TAG2}),
+    ("sparse10", "The sparse end with 10 seeds: BPR and GMF, 5 lists per "
+     "user, the logistic simulator and the oracle",
+     {"rankers": ["bpr", "gmf"], "users": [150, 600], "lists": [5],
+      "seeds": SEEDS10, "arms": ["none", "learned@logistic", "oracle"],
+      "valid": True, "tag": TAG2}),
     ("schedules", "Schedules and filters with each simulator, BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned@shared", "learned@logistic",
                "learned@logdecay", "learned@logfew", "learned@logtop50",
-               "learned@logmix50"], "valid": True, "tag": TAG2}),
+               "learned@logmix50"], "valid": True, "tag": TAG2,
+      "appendix": True}),
+    ("confirm600x5", "The variants that led at 600 x 5 on seeds 1-5, on "
+     "fresh seeds 6-10, BPR",
+     {"users": [600], "lists": [5], "seeds": [6, 7, 8, 9, 10],
+      "arms": ["none", "learned@logistic", "learned@logtop50",
+               "learned@logmix50", "learned@logclick"],
+      "valid": True, "tag": TAG2}),
+    ("levers", "Levers at the sparse end, 10 seeds: loss weights by the "
+     "simulator's confidence and a constant 2, and simulated-click pairs; "
+     "BPR and GMF, 5 lists per user",
+     {"rankers": ["bpr", "gmf"], "users": [150, 600], "lists": [5],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "learned@logconf",
+               "learned@logw2", "learned@logclick"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG2}),
+    ("levers_defaults", "Loss weights at cfrec eval's defaults (the paper's "
+     "size), GMF, 10 seeds",
+     {"config": "", "rankers": ["gmf"], "users": [600], "lists": [25],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "learned@logconf",
+               "learned@logw2"], "versus": "learned@logistic",
+      "valid": True, "tag": TAG2}),
     ("neumf_logistic", "NeuMF with the logistic click model, d = 16, 3 seeds",
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
-      "arms": ["none", "oracle", "learned@logistic"], "valid": True, "tag": TAG2}),
+      "arms": ["none", "oracle", "learned@logistic"], "valid": True,
+      "tag": TAG2}),
     ("neumf_start1", "NeuMF with counterfactual samples from the first "
      "epoch, d = 16, 3 seeds",
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
@@ -485,12 +661,17 @@ STUDY_PARTS = [
     ("logclick", "Simulated clicks only (the logistic model's), BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned@logistic", "learned@logclick"],
-      "valid": True, "tag": TAG2}),
+      "valid": True, "tag": TAG2, "appendix": True}),
 ]
 
 
 def run_part(args, runner):
+    """The part's grid from the cache; missing runs are queued (runner)
+    unless they are the appendix's (runs only with --with-appendix)."""
     grid = {}
+    appendix_arms = set(args.arms if getattr(args, "appendix", False)
+                        else getattr(args, "appendix_arms", []))
+    arm_seeds = getattr(args, "arm_seeds", {})
     # Seeds outermost: a budget cut leaves every setting with its first
     # seeds, so paired differences exist everywhere.
     for seed in args.seeds:
@@ -499,8 +680,12 @@ def run_part(args, runner):
                 for users in args.users:
                     for lists in args.lists:
                         for arm in args.arms:
-                            r = runner.eval(users, lists, dim, seed, ranker,
-                                            arm)
+                            if arm in arm_seeds and seed not in arm_seeds[arm]:
+                                continue
+                            runnable = (args.with_appendix or
+                                        arm not in appendix_arms)
+                            r = runner.lookup(users, lists, dim, seed, ranker,
+                                              arm, runnable)
                             if r is None:
                                 continue
                             grid.setdefault(
@@ -543,7 +728,27 @@ def main():
     p.add_argument("--study", action="store_true",
                    help="every part of the committed study (STUDY_PARTS) "
                    "into CPR_SWEEP.md; the grid options are ignored")
+    p.add_argument("--with-appendix", action="store_true",
+                   help="with --study: also run the appendix's parts and "
+                   "arms (by default they are reported from the cache only)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="runs at a time (each run is single-threaded; "
+                   "default: the number of cores)")
+    p.add_argument("--estimate", action="store_true",
+                   help="run nothing, write nothing: print (one JSON line) "
+                   "how many runs are missing and how long they would take "
+                   "with --jobs, from the run times recorded in "
+                   "--times-from (each missing run's own recorded time, "
+                   "else the mean over the other seeds of its setting; runs "
+                   "started in study order on the first free job)")
+    p.add_argument("--times-from",
+                   default=os.path.join(root, "docs", "results",
+                                        "cpr_runs.jsonl"),
+                   help="cache whose recorded run times --estimate and the "
+                   "progress lines use")
     args = p.parse_args()
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
     # The command as a reader would type it: no binary or scratch paths.
     argv, skip = [], False
     for a in sys.argv[1:]:
@@ -561,8 +766,12 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     cache_path = os.path.join(args.out, "cpr_runs.jsonl")
     cache = load_cache(cache_path) if (args.resume or args.report_only) else {}
-    if not (args.resume or args.report_only) and os.path.exists(cache_path):
+    if args.estimate:
+        args.report_only = False
+    elif not (args.resume or args.report_only) and os.path.exists(cache_path):
         os.replace(cache_path, cache_path + ".old")
+    times = {k: r["wall_seconds"] for k, r in load_cache(
+        args.times_from).items() if r.get("wall_seconds")}
     parts = ([(name, title, overrides) for name, title, overrides
               in STUDY_PARTS] if args.study
              else [("sweep", "Sparsity sweep", {})])
@@ -571,35 +780,57 @@ def main():
                  " --study --resume" if args.study else ""),
              "`docs/results/cpr_runs.jsonl`; do not edit. The text that reads",
              "these tables is CPR_STUDY.md.", ""]
-    with open(cache_path, "a") as log:
-        runner = Runner(args, cache, log)
-        for name, title, overrides in parts:
-            part = argparse.Namespace(**vars(args))
+    part_args = []
+    for name, title, overrides in parts:
+        part = argparse.Namespace(**vars(args))
+        for k, v in overrides.items():
+            setattr(part, k, v)
+        if args.parts and name not in args.parts:
+            part.report_only = True
+        if args.study:
+            part.argv_for_report = ["--study"]
             for k, v in overrides.items():
-                setattr(part, k, v)
-            if args.parts and name not in args.parts:
-                part.report_only = True
-            if args.study:
-                part.argv_for_report = ["--study"]
-                for k, v in overrides.items():
-                    flag = "--" + k.replace("_", "-")
-                    if k == "tag":
-                        continue
-                    if isinstance(v, bool):
-                        part.argv_for_report += [flag] if v else []
-                        continue
-                    part.argv_for_report += (
-                        [flag] + [str(x) for x in v] if isinstance(v, list)
-                        else [flag, "''" if v == "" else str(v)])
-            runner.args = part
-            grid = run_part(part, runner)
-            lines += write_report(part, grid, title, os.path.join(
-                args.out, "cpr_%s_lift.svg" % name))
+                flag = "--" + k.replace("_", "-")
+                if k in ("tag", "appendix", "appendix_arms", "arm_seeds",
+                         "versus"):
+                    continue
+                if isinstance(v, bool):
+                    part.argv_for_report += [flag] if v else []
+                    continue
+                part.argv_for_report += (
+                    [flag] + [str(x) for x in v] if isinstance(v, list)
+                    else [flag, "''" if v == "" else str(v)])
+        part_args.append((name, title, part))
+    runner = Runner(args, cache, None, times)
+    for name, title, part in part_args:  # plan: queue the missing runs
+        runner.args = part
+        run_part(part, runner)
+    runner.args = args
+    if args.estimate:
+        serial, wall = runner.estimate(args.jobs)
+        print(json.dumps({
+            "missing_runs": len(runner.pending),
+            "with_recorded_time": sum(
+                1 for s in runner.pending if s["key"] in times),
+            "serial_minutes": round(serial / 60, 1), "jobs": args.jobs,
+            "wall_minutes": round(wall / 60, 1)}))
+        return
+    with open(cache_path, "a") as log:
+        runner.log = log
+        runner.execute(args.jobs)
+    for name, title, part in part_args:  # report, from the cache
+        part.report_only = True
+        runner.args = part
+        grid = run_part(part, runner)
+        heading = title + (" (appendix: cached runs only)"
+                           if getattr(part, "appendix", False) else "")
+        lines += write_report(part, grid, heading, os.path.join(
+            args.out, "cpr_%s_lift.svg" % name))
     with open(os.path.join(args.out, "CPR_SWEEP.md"), "w") as f:
         f.write("\n".join(lines))
-    sys.stderr.write("ran %d, cached %d, not run %d\n" % (
-        runner.ran, len(cache) - runner.ran, runner.skipped))
-
+    sys.stderr.write("ran %d, failed %d, cached %d, %.1f min\n" % (
+        runner.ran, runner.failed, len(cache) - runner.ran,
+        (time.time() - runner.started) / 60))
 
 if __name__ == "__main__":
     main()
