@@ -108,6 +108,12 @@ class LearnerModel final : public eval::Model {
     }
     if (engine_ != nullptr && settings_.cf_simulator == "logistic") {
       FitClickModel(data, context.seed);
+      // The lists seen so far, for refits as Update brings more.
+      seen_ =
+          eval::TrainData{data.num_users, data.num_items, {}, data.impressions};
+      seen_at_fit_ = seen_.impressions.size();
+      click_model_seed_ = context.seed;
+      click_model_refits_ = 0;
     }
     std::mt19937_64 rng(MixSeed(context.seed, 2));
     std::optional<std::string> best;
@@ -174,6 +180,7 @@ class LearnerModel final : public eval::Model {
     std::vector<AppliedEvent> events = ToEvents(increment);
     const uint64_t observed_before = learner_->stats().observed_samples;
     CFREC_RETURN_IF_ERROR(learner_->Train(events));
+    if (click_model_ != nullptr) RefitClickModel(increment);
     if (simulating()) {
       tracker_->BeginEpoch(0);
       std::vector<uint32_t> recent = ActiveUsers(events);
@@ -398,6 +405,24 @@ class LearnerModel final : public eval::Model {
     click_model_->Fit(train, heldout, data.num_users, data.num_items, options);
   }
 
+  // cf_simulator "logistic" under an incremental protocol: the click model
+  // was fitted on the first window only; refit it on every list seen so far
+  // each time their number has doubled since the last fit (a handful of
+  // refits over a stream, so that later users and items are known).
+  void RefitClickModel(const eval::TrainData& increment) {
+    seen_.num_users = std::max(seen_.num_users, increment.num_users);
+    seen_.num_items = std::max(seen_.num_items, increment.num_items);
+    seen_.impressions.insert(seen_.impressions.end(),
+                             increment.impressions.begin(),
+                             increment.impressions.end());
+    if (seen_.impressions.size() < 2 * std::max<size_t>(1, seen_at_fit_)) {
+      return;
+    }
+    seen_at_fit_ = seen_.impressions.size();
+    ++click_model_refits_;
+    FitClickModel(seen_, MixSeed(click_model_seed_, 10 + click_model_refits_));
+  }
+
   // cf_max_user_clicks: the users of `users` with at most that many clicks
   // (history included) in `events`.
   std::vector<uint32_t> FewClickUsers(const std::vector<AppliedEvent>& events,
@@ -483,7 +508,10 @@ class LearnerModel final : public eval::Model {
     j["cf_weight"] = settings_.cf_weight;
     j["cf_weight_by"] = settings_.cf_weight_by;
     if (simulator_ != nullptr) j["simulator_fit"] = simulator_->report();
-    if (click_model_ != nullptr) j["simulator_fit"] = click_model_->report();
+    if (click_model_ != nullptr) {
+      j["simulator_fit"] = click_model_->report();
+      j["simulator_refits"] = click_model_refits_;
+    }
     // The learner's counters (as saved with the restored epoch): ranker
     // steps and samples, observed and counterfactual.
     j["ranker_steps_all"] = st.steps;
@@ -512,6 +540,10 @@ class LearnerModel final : public eval::Model {
   nlohmann::json sem_fidelity_;
   std::unique_ptr<cf::SemSimulator> simulator_;  // "converged"
   std::unique_ptr<cf::ClickModel> click_model_;  // "logistic"
+  eval::TrainData seen_;    // "logistic": the lists seen so far
+  size_t seen_at_fit_ = 0;  // their number at the last fit
+  uint64_t click_model_seed_ = 0;
+  int click_model_refits_ = 0;
   double mix_scale_ = 1;                // cf_mix_decay's factor this epoch
   std::vector<uint32_t> active_users_;  // users simulated from
   std::vector<bool> users_with_history_;

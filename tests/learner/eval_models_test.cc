@@ -133,6 +133,18 @@ TEST(EvalModelsTest, PrequentialUpdatesIncrementally) {
   EXPECT_EQ(result->windows.size(), 3u);
   EXPECT_TRUE(result->incremental);
   EXPECT_GT(result->overall.auc.value(), 0.5);
+
+  // CPR's logistic click model, fitted on the first window, is refitted as
+  // the lists seen double (window 0: a quarter of the log; after window 1:
+  // half).
+  spec.intervention = "learned";
+  std::unique_ptr<eval::Model> cpr = Create(registry, spec);
+  ASSERT_NE(cpr, nullptr);
+  ASSERT_TRUE(eval::RunPrequential(*cpr, data, options).ok());
+  nlohmann::json d = nlohmann::json::parse(cpr->DiagnosticsJson());
+  EXPECT_EQ(d["cf_simulator"], "logistic");
+  ASSERT_TRUE(d["simulator_refits"].is_number()) << d.dump();
+  EXPECT_GE(d["simulator_refits"].get<int>(), 1) << d.dump();
 }
 
 // A small log of the CPR generator (non-linear response) and its truth.
