@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -548,26 +549,62 @@ class FastParser {
     return true;
   }
   // ValidateImpressionLists' checks (the per-id ones were made while
-  // reading), without building its error messages.
+  // reading), without building its error messages. Repeats are found with a
+  // flat hash table of positions in out_->scratch (sorting the list cost
+  // more than the rest of the parse); clicks are looked up in it.
   bool ImpressionListsValid() {
     const auto& items = out_->items;
     const auto& clicks = out_->clicks;
     if (items.empty() || clicks.size() > items.size()) return false;
-    auto& sorted = out_->scratch;
-    sorted.assign(items.begin(), items.end());
-    std::sort(sorted.begin(), sorted.end());
-    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
-      return false;
+    size_t size = 16;
+    while (size < 2 * items.size()) size *= 2;
+    const size_t mask = size - 1;
+    auto& slots = out_->scratch;  // item position + 1, 0 = empty
+    slots.assign(size, 0);
+    // Lists made to collide take the general path, which sorts.
+    size_t probes_left = 8 * (items.size() + clicks.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      size_t pos = IdHash(items[i]) & mask;
+      for (; slots[pos] != 0; pos = (pos + 1) & mask) {
+        if (items[slots[pos] - 1] == items[i] || probes_left-- == 0) {
+          return false;
+        }
+      }
+      slots[pos] = static_cast<uint32_t>(i + 1);
     }
     for (size_t i = 0; i < clicks.size(); ++i) {
-      if (!std::binary_search(sorted.begin(), sorted.end(), clicks[i])) {
-        return false;
+      size_t pos = IdHash(clicks[i]) & mask;
+      for (;; pos = (pos + 1) & mask) {
+        if (slots[pos] == 0 || probes_left-- == 0) return false;
+        if (items[slots[pos] - 1] == clicks[i]) break;
       }
       for (size_t j = 0; j < i; ++j) {
         if (clicks[j] == clicks[i]) return false;
       }
     }
     return true;
+  }
+  // A hash of a short id: its bytes in 8-byte words, multiplied and folded.
+  // Any hash is correct here (equal ids are compared byte by byte); this one
+  // keeps the probes short for ids that differ in a few digits.
+  static uint64_t IdHash(std::string_view id) {
+    constexpr uint64_t kMul = 0x9e3779b97f4a7c15ull;
+    uint64_t h = id.size() * kMul;
+    size_t i = 0;
+    for (; i + 8 <= id.size(); i += 8) {
+      uint64_t w;
+      std::memcpy(&w, id.data() + i, 8);
+      h = (h ^ w) * kMul;
+      h ^= h >> 29;
+    }
+    if (i < id.size()) {
+      uint64_t w = 0;
+      std::memcpy(&w, id.data() + i, id.size() - i);
+      h = (h ^ w) * kMul;
+      h ^= h >> 29;
+    }
+    h *= kMul;
+    return h ^ (h >> 32);
   }
 
   const char* p_;

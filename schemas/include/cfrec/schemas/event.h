@@ -89,7 +89,7 @@ struct EventView {
   // Storage for the general parser's result (heap-held so that moving the
   // EventView keeps the views valid); not part of the event.
   std::unique_ptr<Event> owned;
-  std::vector<std::string_view> scratch;
+  std::vector<uint32_t> scratch;
 };
 
 // Parses and validates like ParseEvent (same acceptance, same errors) into
