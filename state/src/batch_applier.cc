@@ -84,10 +84,48 @@ Status BatchApplier::Apply(std::span<const ConsumedMessage> batch,
 }
 
 void BatchApplier::Finish(BatchState& b) {
-  for (const auto& [id, overlay] : b.impressions) {
-    if (!overlay.dirty) continue;
-    EncodeImpression(overlay.record, &value_);
-    b.wb.Put(db_.cf(kImpressions), id, value_).PermitUncheckedError();
+  // In key order within each family: RocksDB inserts a batch's keys into a
+  // memtable's skiplist starting from where the previous insert ended, so a
+  // family's keys in order need a short search each instead of one from the
+  // top (the skiplist search was three quarters of the write). The order
+  // within the WriteBatch changes nothing else: every key here is written
+  // once per batch, and the batch is applied atomically.
+  rows_.clear();
+  for (const auto& entry : b.impressions) {
+    if (entry.second.dirty) rows_.push_back(&entry);
+  }
+  std::sort(rows_.begin(), rows_.end(),
+            [](const auto* x, const auto* y) { return x->first < y->first; });
+  for (const auto* row : rows_) {
+    EncodeImpression(row->second.record, &value_);
+    b.wb.Put(db_.cf(kImpressions), row->first, value_).PermitUncheckedError();
+  }
+  std::erase_if(rows_, [](const auto* row) { return !row->second.fresh; });
+  // user_log: user (BE32) · ts (BE64) · impression id.
+  std::sort(rows_.begin(), rows_.end(), [](const auto* x, const auto* y) {
+    const ImpressionRecord& a = x->second.record;
+    const ImpressionRecord& c = y->second.record;
+    if (a.user != c.user) return a.user < c.user;
+    if (a.ts_ms != c.ts_ms) return a.ts_ms < c.ts_ms;
+    return x->first < y->first;
+  });
+  for (const auto* row : rows_) {
+    UserLogKey(row->second.record.user, row->second.record.ts_ms, row->first,
+               &key_);
+    b.wb.Put(db_.cf(kUserLog), key_, "").PermitUncheckedError();
+  }
+  // time_index: ts (BE64) · impression id -> user (BE32).
+  std::sort(rows_.begin(), rows_.end(), [](const auto* x, const auto* y) {
+    const int64_t a = x->second.record.ts_ms, c = y->second.record.ts_ms;
+    return a != c ? a < c : x->first < y->first;
+  });
+  for (const auto* row : rows_) {
+    char user_value[4];
+    coding::EncodeBE32(user_value, row->second.record.user);
+    TimeKey(row->second.record.ts_ms, row->first, &key_);
+    b.wb.Put(db_.cf(kTimeIndex), key_,
+             rocksdb::Slice(user_value, sizeof(user_value)))
+        .PermitUncheckedError();
   }
   b.log.Finish();
 }
@@ -278,16 +316,8 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
     ++b.counters.clicks_joined;
   }
 
-  // Writes: the indexes now, the impression's row when the batch ends.
+  // Its row and index rows are written when the batch ends (Finish).
   const std::string_view id = e.impression_id;
-  UserLogKey(rec.user, rec.ts_ms, id, &key_);
-  b.wb.Put(db_.cf(kUserLog), key_, "").PermitUncheckedError();
-  char user_value[4];
-  coding::EncodeBE32(user_value, rec.user);
-  TimeKey(rec.ts_ms, id, &key_);
-  b.wb.Put(db_.cf(kTimeIndex), key_,
-           rocksdb::Slice(user_value, sizeof(user_value)))
-      .PermitUncheckedError();
   std::sort(clicked.begin(), clicked.end());
 
   AppliedEvent ev;
@@ -304,7 +334,7 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
   ++b.counters.impressions;
   rec.seq = b.counters.applied_seq;
   rec.clicked = std::move(clicked);
-  b.impressions.emplace(id, BatchState::Overlay{std::move(rec), true});
+  b.impressions.emplace(id, BatchState::Overlay{std::move(rec), true, true});
   return Status::Ok();
 }
 

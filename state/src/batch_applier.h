@@ -50,6 +50,7 @@ struct BatchState {
   struct Overlay {
     ImpressionRecord record;
     bool dirty = false;
+    bool fresh = false;  // applied in this batch: needs its index rows
   };
   std::unordered_map<std::string_view, Overlay> impressions;
   // Clicks held in this batch, by impression id.
@@ -97,7 +98,8 @@ class BatchApplier {
   // overlay.
   Result<BatchState::Overlay*> LookupImpression(BatchState& b,
                                                 std::string_view impression_id);
-  // Writes the rows of the impressions the batch changed.
+  // Writes the rows of the impressions the batch changed, and the index
+  // rows of those it applied, each family in key order.
   void Finish(BatchState& b);
   void AddDeadLetter(BatchState& b, std::string reason,
                      const ConsumedMessage& msg);
@@ -118,6 +120,9 @@ class BatchApplier {
   // copies them).
   std::string key_;
   std::string value_;
+  // The impressions Finish writes, sorted by each family's key in turn.
+  std::vector<const std::pair<const std::string_view, BatchState::Overlay>*>
+      rows_;
 
   // The batch before the one being applied while it is written, or null.
   const BatchState* earlier_ = nullptr;
