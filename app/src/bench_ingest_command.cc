@@ -290,6 +290,7 @@ int RunApplyOnly(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
   const std::string topic(ingest::kDefaultTopic);
   std::vector<state::ConsumedMessage> batch;
   state::ApplyPhases phases;
+  const double cpu_start = ProcessCpuSeconds();
   const auto start = Clock::now();
   for (size_t i = 0; i < payloads.size(); i += args.max_batch) {
     batch.clear();
@@ -321,6 +322,7 @@ int RunApplyOnly(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
   if (last->has_value()) phases += (*last)->phases;
   const double seconds =
       std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_start;
   const auto c = (*store)->Counters();
   std::printf(
       "{\"bench\":\"ingest_apply_only\",\"source\":\"%s\","
@@ -329,13 +331,15 @@ int RunApplyOnly(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
       "\"lookup_seconds\":%.3f,\"build_seconds\":%.3f,"
       "\"write_seconds\":%.3f,\"write_wait_seconds\":%.3f,"
       "\"pipeline\":%s,\"us_per_impression\":%.2f,"
+      "\"cpu_seconds\":%.3f,\"cpu_us_per_impression\":%.2f,"
       "\"events_per_sec\":%.0f,\"messages_per_sec\":%.0f,\"wal\":true}\n",
       source_name, static_cast<unsigned long long>(c.impressions),
       static_cast<unsigned long long>(c.clicks_joined), payloads.size(),
       args.max_batch, seconds, phases.parse_seconds, phases.lookup_seconds,
       phases.build_seconds, phases.write_seconds, phases.write_wait_seconds,
       args.pipeline ? "true" : "false",
-      c.impressions ? seconds * 1e6 / c.impressions : 0.0,
+      c.impressions ? seconds * 1e6 / c.impressions : 0.0, cpu_seconds,
+      c.impressions ? cpu_seconds * 1e6 / c.impressions : 0.0,
       c.impressions / seconds, payloads.size() / seconds);
   return c.impressions == rows.size() && c.dead_letters == 0 ? 0 : 1;
 }
