@@ -1,9 +1,5 @@
 #include "cf_feed.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 
@@ -49,13 +45,13 @@ CounterfactualFeed::CounterfactualFeed(
 
 CounterfactualFeed::~CounterfactualFeed() { Stop(); }
 
-void CounterfactualFeed::Start(int nice) {
+void CounterfactualFeed::Start(const ThreadSched& sched) {
   if (!cf_.background || thread_.joinable()) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = false;
   }
-  thread_ = std::thread([this, nice] { Loop(nice); });
+  thread_ = std::thread([this, sched] { Loop(sched); });
 }
 
 void CounterfactualFeed::Stop() {
@@ -232,10 +228,9 @@ Status CounterfactualFeed::Mix(Learner& learner) {
   return status;
 }
 
-void CounterfactualFeed::Loop(int nice) {
-  if (nice > 0) {
-    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice);
-  }
+void CounterfactualFeed::Loop(const ThreadSched& sched) {
+  // Lowering one's own priority is always allowed.
+  (void)LowerThisThreadTo(sched);
   std::mt19937_64 rng(cf_.seed + 2);
   std::unique_ptr<Learner> copy;
   bool starved = false;  // the copy yields no samples: wait for a new one

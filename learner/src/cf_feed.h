@@ -35,6 +35,7 @@
 #include "cfrec/learner/counterfactual.h"
 #include "cfrec/learner/learner.h"
 #include "cfrec/learner/options.h"
+#include "cfrec/schemas/thread_sched.h"
 #include "cfrec/state/applied_event.h"
 
 namespace cfrec::learner {
@@ -57,8 +58,9 @@ class CounterfactualFeed {
       const TrainerOptions& options);
   ~CounterfactualFeed();  // Stops the thread.
 
-  // Starts the background thread (background mode); `nice` as the trainer.
-  void Start(int nice);
+  // Starts the background thread (background mode) under `sched`, as the
+  // trainer's.
+  void Start(const ThreadSched& sched);
   void Stop();
 
   // Users of newly trained events become candidates for simulation.
@@ -85,7 +87,7 @@ class CounterfactualFeed {
   CounterfactualFeed(const TrainerOptions& options,
                      std::unique_ptr<CounterfactualEngine> engine);
   std::vector<uint32_t> PickUsers(std::mt19937_64& rng) const;  // mu_ held
-  void Loop(int nice);
+  void Loop(const ThreadSched& sched);
   // Trains what is owed from the front of `pool` in steps of StepSize().
   void TrainOwed(Learner& learner, std::vector<CounterfactualSample>& pool);
   // Samples per counterfactual ranker step: the observed steps' mean size

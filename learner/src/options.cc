@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "cfrec/schemas/thread_sched.h"
+
 namespace cfrec::learner {
 namespace {
 
@@ -136,6 +138,7 @@ const std::map<std::string, Field>& Fields() {
       {"idle_replay_passes", Bind(&TrainerOptions::idle_replay_passes)},
       {"idle_replay_chunk", Bind(&TrainerOptions::idle_replay_chunk)},
       {"nice", Bind(&TrainerOptions::nice)},
+      {"sched", Bind(&TrainerOptions::sched)},
       {"intervention", Bind(&TrainerOptions::intervention)},
       // One key for the mode the learner runs and the trainer records.
       {"trainer",
@@ -307,6 +310,10 @@ Status ValidateTrainerOptions(const TrainerOptions& o) {
       Positive("max_events_per_round", o.max_events_per_round));
   if (o.nice < 0 || o.nice > 19) {
     return Status::InvalidArgument("option 'nice' must be in [0, 19]");
+  }
+  if (!ParseSchedPolicy(o.sched).ok()) {
+    return Status::InvalidArgument(
+        "option 'sched' must be normal, batch or idle, got '" + o.sched + "'");
   }
   if (o.replay_ratio < 0) {
     return Status::InvalidArgument("option 'replay_ratio' must be >= 0");

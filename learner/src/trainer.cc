@@ -1,9 +1,5 @@
 #include "cfrec/learner/trainer.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -19,6 +15,7 @@
 #include "cfrec/learner/learner.h"
 #include "cfrec/schemas/failpoint.h"
 #include "cfrec/schemas/log.h"
+#include "cfrec/schemas/thread_sched.h"
 #include "cfrec/state/event_store.h"
 #include "checkpoint_frame.h"
 #include "online_quality.h"
@@ -85,7 +82,7 @@ class Trainer::Impl {
     if (feed_ != nullptr && store_ != nullptr) {
       CFREC_RETURN_IF_ERROR(RestoreFeed());
     }
-    if (feed_ != nullptr) feed_->Start(options_.nice);
+    if (feed_ != nullptr) feed_->Start(BackgroundSched());
     {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = false;
@@ -322,17 +319,25 @@ class Trainer::Impl {
     PublishStatsLocked();
   }
 
+  // The trainer's threads' scheduling (options validated by Start).
+  ThreadSched BackgroundSched() const {
+    Result<SchedPolicy> policy = ParseSchedPolicy(options_.sched);
+    return {policy.ok() ? *policy : SchedPolicy::kNormal, options_.nice};
+  }
+
   void Run() {
     // One intra-op thread: measured faster than two while the other core
     // serves ingest and HTTP.
     at::set_num_threads(1);
     // Training is throughput work that shares two cores with request
-    // handling: a lower priority (Linux per-thread nice) keeps it from
-    // stretching the tail latency of HTTP requests, and it still gets every
-    // cycle the server does not use.
-    if (options_.nice > 0) {
-      setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)),
-                  options_.nice);
+    // handling: a lower priority (per-thread nice and policy) keeps it from
+    // stretching the tail latency of HTTP requests, and it still gets the
+    // cycles the server does not use. The fused kernels' workers take this
+    // thread's scheduling when it first hands them work.
+    const Status sched = LowerThisThreadTo(BackgroundSched());
+    if (!sched.ok()) {
+      LogWarn("learner",
+              "keeping the trainer thread's priority: " + sched.ToString());
     }
     auto next_snapshot =
         Clock::now() + std::chrono::milliseconds(options_.snapshot_interval_ms);

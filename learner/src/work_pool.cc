@@ -35,6 +35,10 @@ void WorkPool::Run(int tasks, const std::function<void(int)>& fn) {
     for (int t = 0; t < tasks; ++t) fn(t);
     return;
   }
+  if (!caller_sched_read_) {
+    caller_sched_ = ThisThreadSched();
+    caller_sched_read_ = true;
+  }
   const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
   fn_ = &fn;
   tasks_.store(tasks, std::memory_order_relaxed);
@@ -73,10 +77,17 @@ void WorkPool::Drain(uint32_t gen) {
 
 void WorkPool::Worker() {
   uint32_t seen = 0;
+  bool adopted = false;
   while (true) {
     AwaitChange(generation_, seen);
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
+    if (!adopted) {
+      // Lowering one's own priority is always allowed; a failure leaves
+      // the worker as it was, which only costs the server CPU.
+      (void)LowerThisThreadTo(caller_sched_);
+      adopted = true;
+    }
     Drain(seen);
   }
 }

@@ -10,6 +10,11 @@
 // second thread never costs more than the tasks it actually took. Waiting
 // spins briefly, then sleeps on the atomic (futex).
 //
+// Workers run under the scheduling of the thread that calls Run (policy and
+// nice value, read at the first Run that hands them work): the pool is
+// created wherever its owner is, often on a thread of normal priority, but
+// its work is the caller's (the trainer's background thread).
+//
 // Thread-safety: Run is called by one thread at a time (the Learner's).
 #ifndef CFREC_LEARNER_SRC_WORK_POOL_H_
 #define CFREC_LEARNER_SRC_WORK_POOL_H_
@@ -19,6 +24,8 @@
 #include <functional>
 #include <thread>
 #include <vector>
+
+#include "cfrec/schemas/thread_sched.h"
 
 namespace cfrec::learner {
 
@@ -46,6 +53,10 @@ class WorkPool {
   std::atomic<uint32_t> generation_{0};
   std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
+  // The first caller's scheduling, which workers adopt; written once by
+  // Run before it publishes the generation that workers then read.
+  ThreadSched caller_sched_;
+  bool caller_sched_read_ = false;  // Run's thread only
   std::vector<std::thread> workers_;
 };
 

@@ -4,10 +4,12 @@
 // sums, and a given thread count is deterministic.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -192,6 +194,39 @@ TEST(WorkPoolTest, TasksRunConcurrentlyWhenThreadsAreFree) {
     if (started.load() == 2) both.store(true);
   });
   EXPECT_TRUE(both.load());
+}
+
+// The pool's threads start wherever the pool is made, but run the work of
+// the thread that calls Run under that thread's scheduling (the trainer's
+// background priority, not its creator's).
+TEST(WorkPoolTest, WorkersTakeTheCallersScheduling) {
+  WorkPool pool(2);
+  const ThreadSched start = ThisThreadSched();
+  const ThreadSched want{start.policy == SchedPolicy::kIdle
+                             ? SchedPolicy::kIdle
+                             : SchedPolicy::kBatch,
+                         std::max(start.nice, 11)};
+  std::vector<ThreadSched> seen(2);
+  std::atomic<int> started{0};
+  bool both = false;
+  std::thread caller([&] {
+    ASSERT_TRUE(LowerThisThreadTo(want).ok());
+    // Each task waits for the other, so the worker must take one.
+    pool.Run(2, [&](int t) {
+      seen[t] = ThisThreadSched();
+      started.fetch_add(1);
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (started.load() < 2 &&
+             std::chrono::steady_clock::now() < deadline) {
+      }
+    });
+    both = started.load() == 2;
+  });
+  caller.join();
+  ASSERT_TRUE(both);
+  EXPECT_EQ(seen[0], want);
+  EXPECT_EQ(seen[1], want);
 }
 
 }  // namespace

@@ -25,6 +25,10 @@ TEST(OptionsTest, ParsesKnownKeysAndRoundTrips) {
   EXPECT_EQ(o->learner.mlp_hidden, (std::vector<int>{8, 4}));
   EXPECT_EQ(o->snapshot_interval_ms, 100);
   EXPECT_EQ(o->learner.batch_size, 2048);  // untouched default
+  auto idle = ParseTrainerOptions(R"({"sched": "idle", "nice": 19})");
+  ASSERT_TRUE(idle.ok()) << idle.status().ToString();
+  EXPECT_EQ(idle->sched, "idle");
+  EXPECT_EQ(idle->nice, 19);
   auto again = ParseTrainerOptions(TrainerOptionsToJson(*o));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(TrainerOptionsToJson(*again), TrainerOptionsToJson(*o));
@@ -39,6 +43,8 @@ TEST(OptionsTest, RejectsUnknownKeysBadTypesAndBadValues) {
   EXPECT_FALSE(ParseTrainerOptions(R"({"ranker": "svd"})").ok());
   EXPECT_FALSE(ParseTrainerOptions(R"({"batch_size": 0})").ok());
   EXPECT_FALSE(ParseTrainerOptions("[1, 2]").ok());
+  EXPECT_FALSE(ParseTrainerOptions(R"({"sched": "fifo"})").ok());
+  EXPECT_FALSE(ParseTrainerOptions(R"({"nice": 20})").ok());
   EXPECT_FALSE(ParseTrainerOptions("{").ok());
 }
 

@@ -221,9 +221,17 @@ struct TrainerOptions {
   // Old events per idle-replay round; the queue is checked between rounds,
   // so new events wait at most one round. Default 1024.
   int idle_replay_chunk = 1024;
-  // Nice value of the trainer thread (0-19; 0 = same priority as the rest).
-  // Default 10: serving latency before training throughput.
+  // Nice value of the trainer's threads (0-19; 0 = same priority as the
+  // rest). Default 10: serving latency before training throughput.
   int nice = 10;
+  // Scheduling policy of the trainer's threads: the trainer thread (which
+  // also builds each snapshot, its retrieval index and the checkpoints), the
+  // fused kernels' workers and the counterfactual generator.
+  // "normal" (SCHED_OTHER at `nice`), "batch" (SCHED_BATCH at `nice`: never
+  // preempts a thread on waking) or "idle" (SCHED_IDLE: only CPU no other
+  // thread wants; it may get none on a saturated machine). See
+  // cfrec/schemas/thread_sched.h. Default "normal".
+  std::string sched = "normal";
   // Intervention for the counterfactual engine: "none", "random",
   // "learned" (overrides counterfactual.intervention). Default "none".
   std::string intervention = "none";
