@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include "shed_response.h"
+
 namespace cfrec::server {
 namespace {
 
@@ -256,11 +258,8 @@ class Session : public std::enable_shared_from_this<Session> {
         beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
 
-  void OnRead(beast::error_code ec, std::size_t) {
-    if (ec) return OnReadError(ec);
-    started_ = Clock::now();
-    http::request<http::string_body> req = parser_->release();
-    parser_.reset();
+  // The handler's view of a request read by Beast.
+  static HttpRequest ToRequest(http::request<http::string_body>&& req) {
     HttpRequest request;
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
@@ -274,27 +273,39 @@ class Session : public std::enable_shared_from_this<Session> {
       request.authorization.append(value.data(), value.size());
     }
     request.body = std::move(req.body());
-    method_ = request.method;
-    const bool keep_alive = req.keep_alive() && !Draining();
-    const unsigned version = req.version();
-    const bool head = req.method() == http::verb::head;
-    if (NeverShed(request.target) || server_.pool == nullptr) {
-      return Write(Run(server_, request), keep_alive, version, head);
+    return request;
+  }
+
+  void OnRead(beast::error_code ec, std::size_t) {
+    if (ec) return OnReadError(ec);
+    started_ = Clock::now();
+    auto req =
+        std::make_shared<http::request<http::string_body>>(parser_->release());
+    parser_.reset();
+    const auto method = req->method_string();
+    method_.assign(method.data(), method.size());
+    const bool keep_alive = req->keep_alive() && !Draining();
+    const unsigned version = req->version();
+    const bool head = req->method() == http::verb::head;
+    const auto target = req->target();
+    if (NeverShed(std::string_view(target.data(), target.size())) ||
+        server_.pool == nullptr) {
+      return Write(Run(server_, ToRequest(std::move(*req))), keep_alive,
+                   version, head);
     }
-    // On a handler thread; the answer is written back on this strand. A
-    // request refused at the door gets the 503 at once.
+    // On a handler thread, which also converts the request; the answer is
+    // written back on this strand. A request refused at the door gets the
+    // pre-built 503 at once: the I/O thread does nothing more for it.
     auto self = shared_from_this();
     auto executor = stream_.get_executor();
-    auto shared_request = std::make_shared<HttpRequest>(std::move(request));
     ServerCore& server = server_;
     if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(1);
     const Clock::time_point submitted = Clock::now();
     const std::optional<ShedReason> refused = server.pool->TrySubmit(
-        [self, executor, shared_request, keep_alive, version, head, &server,
-         submitted] {
+        [self, executor, req, keep_alive, version, head, &server, submitted] {
           const Clock::time_point began = Clock::now();
           server.Observe(ServerCore::kQueue, began - submitted);
-          HttpResponse response = Run(server, *shared_request);
+          HttpResponse response = Run(server, ToRequest(std::move(*req)));
           const Clock::time_point done = Clock::now();
           server.Observe(ServerCore::kHandler, done - began);
           if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
@@ -308,13 +319,13 @@ class Session : public std::enable_shared_from_this<Session> {
           // Still queued when the server stopped.
           if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
           net::post(executor, [self, keep_alive, version, head] {
-            self->Write(Overloaded(), keep_alive, version, head);
+            self->WriteShed(keep_alive, version, head);
           });
         });
     if (refused.has_value()) {
       if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
       server.CountShed(*refused);
-      Write(Overloaded(), keep_alive, version, head);
+      WriteShed(keep_alive, version, head);
     }
   }
 
@@ -326,14 +337,18 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  // The answer of a shed request.
-  static HttpResponse Overloaded() {
-    HttpResponse response = ErrorResponse(
-        503, "overloaded",
-        "the server is at capacity; retry after the Retry-After delay");
-    response.headers.emplace_back("Retry-After", "1");
-    response.route = "shed";
-    return response;
+  // The answer of a shed request: constant bytes (shed_response.h).
+  void WriteShed(bool keep_alive, unsigned version, bool head) {
+    keep_alive = keep_alive && !Draining();
+    phase_ = Phase::kWriting;
+    route_ = "shed";
+    status_ = 503;
+    const std::string_view bytes =
+        internal::ShedResponseBytes(version, keep_alive, head);
+    stream_.expires_after(server_.options.write_timeout);
+    net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
+                     beast::bind_front_handler(&Session::OnWrite,
+                                               shared_from_this(), keep_alive));
   }
 
   void OnReadError(beast::error_code ec) {

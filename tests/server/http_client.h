@@ -52,6 +52,7 @@ class Client {
     return n == 0 && (ec == boost::asio::error::eof ||
                       ec == boost::asio::error::connection_reset);
   }
+  boost::asio::ip::tcp::socket& socket() { return socket_; }
   static std::string Get(const std::string& target, bool close = false) {
     return "GET " + target + " HTTP/1.1\r\nHost: t\r\n" +
            (close ? "Connection: close\r\n" : "") + "\r\n";

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -45,6 +46,7 @@ class HttpServerTest : public ::testing::Test {
     server_ = std::make_unique<HttpServer>(
         options,
         [this](const HttpRequest& request) -> HttpResponse {
+          handled_.fetch_add(1);
           if (request.target == "/slow") {
             slow_entered_.set_value();
             release_slow_.get_future().wait();
@@ -59,6 +61,7 @@ class HttpServerTest : public ::testing::Test {
   }
 
   MetricsRegistry metrics_;
+  std::atomic<int> handled_{0};  // handler calls
   std::promise<void> slow_entered_;
   std::promise<void> release_slow_;
   std::unique_ptr<HttpServer> server_;
@@ -260,6 +263,65 @@ TEST_F(HttpServerTest, ExcessRequestsAreShedWith503AndProbesAreNot) {
     if (status == 200) break;
   }
   EXPECT_EQ(status, 200);
+}
+
+// A refused request never reaches the handler; its answer is the
+// pre-built 503, framed for the request's version, method and keep-alive,
+// and a refused request's body is consumed, so the connection stays usable.
+TEST_F(HttpServerTest, RefusalsAreAnsweredWithoutRunningTheHandler) {
+  ServerOptions options;
+  options.admission.threads = 1;
+  options.admission.max_inflight = 1;
+  StartServer(options);
+  const uint16_t port = server_->port();
+  Client busy(port), excess(port);
+  busy.Send(Client::Get("/slow"));
+  slow_entered_.get_future().wait();
+  ASSERT_EQ(handled_.load(), 1);
+
+  excess.Send(Client::PostJson("/echo", R"({"a":1})"));
+  auto res = excess.Read();
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_TRUE(res.keep_alive());
+  EXPECT_EQ(nlohmann::json::parse(res.body())["error"]["code"], "overloaded");
+  excess.Send("HEAD /x HTTP/1.1\r\nHost: t\r\n\r\n");
+  {
+    // A HEAD answer has Content-Length but no body.
+    http::response_parser<http::empty_body> head;
+    head.skip(true);
+    boost::beast::flat_buffer buffer;
+    boost::system::error_code ec;
+    http::read(excess.socket(), buffer, head, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(head.get().result_int(), 503);
+    EXPECT_EQ(head.get()[http::field::content_length],
+              std::to_string(res.body().size()));
+    EXPECT_EQ(buffer.size(), 0u);
+  }
+  EXPECT_EQ(handled_.load(), 1);
+  // HTTP/1.0 without keep-alive: the answer says nothing and closes.
+  Client old(port);
+  old.Send("GET /x HTTP/1.0\r\n\r\n");
+  res = old.Read();
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(res.version(), 10u);
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(old.ReadsEof());
+  // HTTP/1.1 asking to close: "Connection: close", then closed.
+  excess.Send(Client::Get("/x", /*close=*/true));
+  res = excess.Read();
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(excess.ReadsEof());
+  EXPECT_EQ(handled_.load(), 1);  // only the slow request ran
+  EXPECT_EQ(
+      metrics_
+          .GetCounter("cfrec_http_requests_total", "",
+                      {"route", "method", "status"}, {"shed", "GET", "503"})
+          ->value(),
+      2u);
+  release_slow_.set_value();
+  EXPECT_EQ(busy.Read().result_int(), 200);
 }
 
 TEST_F(HttpServerTest, DrainFinishesRequestsInFlightAndClosesIdleOnes) {
