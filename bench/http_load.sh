@@ -17,7 +17,7 @@
 #       [--wrk-threads 1] [--port 18080] [--impressions 400000] [--n 10]
 #       [--serve-args "..."] [--shed-factors "2 4"] [--think-ms 25]
 #       [--paced-rates "8000"] [--paced-factors "2 4 8"] [--p99-target-ms 5]
-#       [--paced-threads 1]
+#       [--paced-threads 1] [--search-repeats 1]
 #
 # --shed-factors: after the run above, whose rate is taken as the
 # sustainable rate R0, load-shedding phases (bench/http_shed.py): a paced
@@ -49,6 +49,7 @@ paced_rates=""
 paced_factors=""
 p99_target_ms=5
 paced_threads=1
+search_repeats=1
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -70,6 +71,7 @@ while [[ $# -gt 0 ]]; do
     --paced-factors) paced_factors="$2"; shift 2 ;;
     --p99-target-ms) p99_target_ms="$2"; shift 2 ;;
     --paced-threads) paced_threads="$2"; shift 2 ;;
+    --search-repeats) search_repeats="$2"; shift 2 ;;
     -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -157,7 +159,8 @@ if [[ -n "$paced_rates$paced_factors" ]]; then
   python3 "$here/http_paced.py" --tool "$paced_bin" --port "$port" \
     --users-file "$users_file" --rates "$paced_rates" \
     --factors "$paced_factors" --p99-target-ms "$p99_target_ms" \
-    --duration "$duration" --n "$n" --threads "$paced_threads"
+    --duration "$duration" --n "$n" --threads "$paced_threads" \
+    --search-repeats "$search_repeats"
   exit 0
 fi
 
