@@ -35,6 +35,38 @@ bool ClickLists::Contains(uint32_t user, uint32_t item) const {
   return std::binary_search(clicked_[user].begin(), clicked_[user].end(), item);
 }
 
+uint32_t ClickLists::Touch(std::span<const uint32_t> users,
+                           std::span<const uint32_t> items) const {
+  constexpr size_t kMax = 16;
+  const uint32_t* base[kMax];
+  size_t left[kMax];
+  const size_t group = std::min({users.size(), items.size(), kMax});
+  for (size_t g = 0; g < group; ++g) {
+    const bool known = users[g] < clicked_.size();
+    base[g] = known ? clicked_[users[g]].data() : nullptr;
+    left[g] = known ? clicked_[users[g]].size() : 0;
+  }
+  // Branch-free lower bounds, one level of every search at a time.
+  uint32_t seen = 0;
+  bool more = true;
+  while (more) {
+    more = false;
+    for (size_t g = 0; g < group; ++g) {
+      if (left[g] <= 1) continue;
+      const size_t half = left[g] / 2;
+      const uint32_t probe = base[g][half];
+      seen ^= probe;
+      base[g] = probe < items[g] ? base[g] + half : base[g];
+      left[g] -= half;
+      more |= left[g] > 1;
+    }
+  }
+  for (size_t g = 0; g < group; ++g) {
+    if (left[g] == 1) seen ^= base[g][0];
+  }
+  return seen;
+}
+
 std::span<const uint32_t> ClickLists::Items(uint32_t user) const {
   if (user >= clicked_.size()) return {};
   return clicked_[user];

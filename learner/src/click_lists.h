@@ -41,6 +41,13 @@ class ClickLists {
     const size_t n = std::min<size_t>(c.size(), 256);
     for (size_t k = 0; k < n; k += 16) __builtin_prefetch(c.data() + k);
   }
+  // Reads, for every k, the cache lines that a search for items[k] in the
+  // list of users[k] reads, the searches in lockstep so that their cache
+  // misses overlap (a binary search's loads depend on each other, so one
+  // search at a time waits for each miss in turn). Returns a value of the
+  // loads, for the caller to keep. users.size() == items.size() <= 16.
+  uint32_t Touch(std::span<const uint32_t> users,
+                 std::span<const uint32_t> items) const;
   // Ascending; empty for an unknown user.
   std::span<const uint32_t> Items(uint32_t user) const;
   // Whether `e` is the event that brought its user's history (so the

@@ -91,7 +91,9 @@ class Learner::Impl {
         Observe(events);
         times_.prepare += SecondsSince(t0);
       }
-      TrainRound(events);
+      // The sampler records the observed events' clicks (per user, before
+      // it samples that user's negatives).
+      TrainRound(events, /*record_clicks=*/observe);
       return Status::Ok();
     });
   }
@@ -445,7 +447,8 @@ class Learner::Impl {
     clicks_.Grow(static_cast<size_t>(users));
   }
 
-  // Grows ids and tables, records clicks and histories.
+  // Grows ids and tables and counts the events (their clicks and
+  // histories are recorded by TrainRound's sampler).
   void Observe(std::span<const AppliedEvent> events) {
     int64_t users = num_users_, items = num_items_;
     for (const AppliedEvent& e : events) {
@@ -455,44 +458,10 @@ class Learner::Impl {
       for (uint32_t i : e.history) {
         items = std::max<int64_t>(items, int64_t{i} + 1);
       }
-    }
-    GrowTo(users, items);
-    if (fused_mf_ && fused_mf_->threads() > 1) {
-      // Click lists are per user: threads take users by residue, each in
-      // event order, so the lists come out as from one thread.
-      WorkPool& pool = fused_mf_->pool();
-      const int threads = pool.threads();
-      std::vector<uint8_t> added(threads, 0);
-      pool.Run(threads, [&](int t) {
-        for (size_t k = 0; k < events.size(); ++k) {
-          if (static_cast<int>(events[k].user % threads) != t) continue;
-          PrefetchClicks(events, k);
-          if (clicks_.Observe(events[k])) added[t] = 1;
-        }
-      });
-      for (uint8_t a : added) graph_dirty_ |= a != 0;
-    }
-    for (size_t k = 0; k < events.size(); ++k) {
-      const AppliedEvent& e = events[k];
-      if (!fused_mf_ || fused_mf_->threads() == 1) {
-        PrefetchClicks(events, k);
-        if (clicks_.Observe(e)) graph_dirty_ = true;
-      }
       stats_.applied_seq = std::max(stats_.applied_seq, e.seq);
       ++stats_.events_consumed;
     }
-  }
-
-  // Click lists are read at random users: hint the cache a few events
-  // ahead (the entry first, then the items it points to).
-  void PrefetchClicks(std::span<const AppliedEvent> events, size_t k) const {
-    constexpr size_t kEntryAhead = 16, kItemsAhead = 8;
-    if (k + kEntryAhead < events.size()) {
-      clicks_.PrefetchEntry(events[k + kEntryAhead].user);
-    }
-    if (k + kItemsAhead < events.size()) {
-      clicks_.PrefetchItems(events[k + kItemsAhead].user);
-    }
+    GrowTo(users, items);
   }
 
   // Ranker step on triples[begin, end): CPR eq. (1) or eq. (2), each
@@ -595,7 +564,9 @@ class Learner::Impl {
     return loss.item<double>();
   }
 
-  void TrainRound(std::span<const AppliedEvent> events) {
+  // With `record_clicks`, the sampler first records the events' clicks and
+  // histories in the click lists.
+  void TrainRound(std::span<const AppliedEvent> events, bool record_clicks) {
     // ACL/PS: g_psi's stage-1 fit on the first events it sees.
     if (acl_) acl_->Pretrain(events, num_users_, num_items_, rng_);
     auto prepare_start = Clock::now();
@@ -603,8 +574,11 @@ class Learner::Impl {
     // (triple_sampler.h), which the fused kernel's threads share.
     const uint64_t sample_seed = rng_();
     Triples& triples = triples_;
-    sampler_.Build(events, clicks_, num_users_, num_items_, sample_seed,
-                   fused_mf_ ? &fused_mf_->pool() : nullptr, &triples);
+    if (sampler_.Build(events, record_clicks, &clicks_, num_users_, num_items_,
+                       sample_seed, fused_mf_ ? &fused_mf_->pool() : nullptr,
+                       &triples)) {
+      graph_dirty_ = true;
+    }
     size_t batch = static_cast<size_t>(options_.batch_size);
     size_t steps = std::max<size_t>(1, (triples.size() + batch - 1) / batch);
     times_.prepare += SecondsSince(prepare_start);

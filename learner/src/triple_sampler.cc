@@ -11,20 +11,28 @@ namespace {
 
 using state::AppliedEvent;
 
-// The shuffle's stream; chunks use streams 0, 1, 2, ...
+// The shuffle's stream; lanes use streams 0, 1, 2, ...
 constexpr uint64_t kShuffleStream = std::numeric_limits<uint64_t>::max();
 
 // Click lists are read at random users: hint the cache a few events ahead
 // (the entry first, then the items it points to).
 inline void PrefetchClicks(const ClickLists& clicks,
-                           std::span<const AppliedEvent> events, size_t k) {
+                           std::span<const AppliedEvent> events,
+                           std::span<const uint32_t> lane, size_t k) {
   constexpr size_t kEntryAhead = 16, kItemsAhead = 8;
-  if (k + kEntryAhead < events.size()) {
-    clicks.PrefetchEntry(events[k + kEntryAhead].user);
+  if (k + kEntryAhead < lane.size()) {
+    clicks.PrefetchEntry(events[lane[k + kEntryAhead]].user);
   }
-  if (k + kItemsAhead < events.size()) {
-    clicks.PrefetchItems(events[k + kItemsAhead].user);
+  if (k + kItemsAhead < lane.size()) {
+    clicks.PrefetchItems(events[lane[k + kItemsAhead]].user);
   }
+}
+
+// The lane of a user: a multiplicative hash, so that lanes get users
+// evenly whatever the ids' pattern.
+inline size_t LaneOf(uint32_t user, size_t lanes) {
+  const uint32_t h = user * 2654435761u;
+  return static_cast<size_t>((uint64_t{h} * lanes) >> 32);
 }
 
 template <typename T>
@@ -44,13 +52,42 @@ TripleSampler::TripleSampler(const LearnerOptions& o)
       num_negatives_(o.num_negatives),
       train_on_history_(o.train_on_history) {}
 
-void TripleSampler::BuildChunk(std::span<const AppliedEvent> events,
-                               const ClickLists& clicks, int64_t num_users,
-                               int64_t num_items, FastRng& rng,
-                               Chunk& chunk) const {
-  Triples& t = chunk.triples;
+void TripleSampler::RecordLane(std::span<const AppliedEvent> events,
+                               ClickLists& clicks, Lane& lane) const {
+  // Groups of events: first the lines that their clicks' searches read,
+  // all at once (ClickLists::Touch), then the inserts, which find them in
+  // the cache.
+  constexpr size_t kGroup = 8;
+  uint32_t users[kGroup], items[kGroup];
+  uint32_t seen = 0;
+  const std::span<const uint32_t> order(lane.events);
+  for (size_t begin = 0; begin < order.size(); begin += kGroup) {
+    const size_t end = std::min(order.size(), begin + kGroup);
+    size_t group = 0;
+    for (size_t k = begin; k < end; ++k) {
+      const AppliedEvent& e = events[order[k]];
+      if (e.clicked.empty() || e.clicked[0] >= e.items.size()) continue;
+      users[group] = e.user;
+      items[group] = e.items[e.clicked[0]];
+      ++group;
+    }
+    seen ^= clicks.Touch(std::span<const uint32_t>(users, group),
+                         std::span<const uint32_t>(items, group));
+    for (size_t k = begin; k < end; ++k) {
+      const AppliedEvent& e = events[order[k]];
+      if (e.user < clicks.num_users() && clicks.Observe(e)) lane.added = true;
+    }
+  }
+  lane.touched = seen;
+}
+
+void TripleSampler::BuildLane(std::span<const AppliedEvent> events,
+                              const ClickLists& clicks, int64_t num_users,
+                              int64_t num_items, FastRng& rng,
+                              Lane& lane) const {
+  Triples& t = lane.triples;
   t.clear();
-  std::vector<uint32_t>& unclicked = chunk.unclicked;
+  std::vector<uint32_t>& unclicked = lane.unclicked;
   const uint64_t items = static_cast<uint64_t>(num_items);
   // A catalog negative: an item the user never clicked (a few tries).
   auto catalog_negative = [&](uint32_t user, uint32_t positive) {
@@ -76,9 +113,10 @@ void TripleSampler::BuildChunk(std::span<const AppliedEvent> events,
       t.neg.push_back(j);
     }
   };
-  for (size_t k = 0; k < events.size(); ++k) {
-    PrefetchClicks(clicks, events, k);
-    const AppliedEvent& e = events[k];
+  const std::span<const uint32_t> order(lane.events);
+  for (size_t k = 0; k < order.size(); ++k) {
+    PrefetchClicks(clicks, events, order, k);
+    const AppliedEvent& e = events[order[k]];
     if (e.user >= num_users) continue;
     if (!e.clicked.empty()) {
       unclicked.clear();
@@ -102,12 +140,24 @@ void TripleSampler::BuildChunk(std::span<const AppliedEvent> events,
   }
 }
 
-void TripleSampler::Build(std::span<const AppliedEvent> events,
-                          const ClickLists& clicks, int64_t num_users,
+bool TripleSampler::Build(std::span<const AppliedEvent> events, bool record,
+                          ClickLists* clicks, int64_t num_users,
                           int64_t num_items, uint64_t seed, WorkPool* pool,
                           Triples* out) {
-  const size_t num_chunks = (events.size() + kChunkEvents - 1) / kChunkEvents;
-  if (chunks_.size() < num_chunks) chunks_.resize(num_chunks);
+  if (events.size() > std::numeric_limits<uint32_t>::max()) {
+    throw std::length_error("too many events in one round");
+  }
+  const size_t num_lanes = std::clamp<size_t>(
+      (events.size() + kLaneEvents - 1) / kLaneEvents, 1, kMaxLanes);
+  if (lanes_.size() < num_lanes) lanes_.resize(num_lanes);
+  for (size_t l = 0; l < num_lanes; ++l) {
+    lanes_[l].events.clear();
+    lanes_[l].added = false;
+  }
+  for (size_t k = 0; k < events.size(); ++k) {
+    lanes_[LaneOf(events[k].user, num_lanes)].events.push_back(
+        static_cast<uint32_t>(k));
+  }
   auto run = [&](int tasks, const std::function<void(int)>& fn) {
     if (pool != nullptr) {
       pool->Run(tasks, fn);
@@ -115,29 +165,30 @@ void TripleSampler::Build(std::span<const AppliedEvent> events,
       for (int t = 0; t < tasks; ++t) fn(t);
     }
   };
-  run(static_cast<int>(num_chunks), [&](int c) {
-    const size_t begin = static_cast<size_t>(c) * kChunkEvents;
-    const size_t end = std::min(events.size(), begin + kChunkEvents);
-    FastRng rng(seed, static_cast<uint64_t>(c));
-    BuildChunk(events.subspan(begin, end - begin), clicks, num_users, num_items,
-               rng, chunks_[c]);
+  run(static_cast<int>(num_lanes), [&](int l) {
+    Lane& lane = lanes_[l];
+    if (record) RecordLane(events, *clicks, lane);
+    FastRng rng(seed, static_cast<uint64_t>(l));
+    BuildLane(events, *clicks, num_users, num_items, rng, lane);
   });
-  offsets_.assign(num_chunks + 1, 0);
-  for (size_t c = 0; c < num_chunks; ++c) {
-    offsets_[c + 1] = offsets_[c] + chunks_[c].triples.size();
+  bool added = false;
+  offsets_.assign(num_lanes + 1, 0);
+  for (size_t l = 0; l < num_lanes; ++l) {
+    offsets_[l + 1] = offsets_[l] + lanes_[l].triples.size();
+    added |= lanes_[l].added;
   }
-  const size_t n = offsets_[num_chunks];
+  const size_t n = offsets_[num_lanes];
   if (n > std::numeric_limits<uint32_t>::max()) {
     throw std::length_error("too many training triples in one round");
   }
   flat_.u.resize(n);
   flat_.pos.resize(n);
   flat_.neg.resize(n);
-  run(static_cast<int>(num_chunks), [&](int c) {
-    const Triples& t = chunks_[c].triples;
-    CopyRange(t.u, 0, t.size(), flat_.u, offsets_[c]);
-    CopyRange(t.pos, 0, t.size(), flat_.pos, offsets_[c]);
-    CopyRange(t.neg, 0, t.size(), flat_.neg, offsets_[c]);
+  run(static_cast<int>(num_lanes), [&](int l) {
+    const Triples& t = lanes_[l].triples;
+    CopyRange(t.u, 0, t.size(), flat_.u, offsets_[l]);
+    CopyRange(t.pos, 0, t.size(), flat_.pos, offsets_[l]);
+    CopyRange(t.neg, 0, t.size(), flat_.neg, offsets_[l]);
   });
   // Fisher-Yates on the order, so a mini-batch mixes users and events.
   order_.resize(n);
@@ -159,6 +210,7 @@ void TripleSampler::Build(std::span<const AppliedEvent> events,
       out->neg[k] = flat_.neg[from];
     }
   });
+  return added;
 }
 
 }  // namespace cfrec::learner

@@ -33,7 +33,8 @@ struct Fixture {
   Triples Build(const LearnerOptions& o, uint64_t seed, WorkPool* pool) {
     TripleSampler sampler(o);
     Triples t;
-    sampler.Build(log.train, clicks, kUsers, kItems, seed, pool, &t);
+    sampler.Build(log.train, /*record=*/false, &clicks, kUsers, kItems, seed,
+                  pool, &t);
     return t;
   }
 };
@@ -44,7 +45,7 @@ bool Same(const Triples& a, const Triples& b) {
 
 TEST(TripleSamplerTest, SameTriplesOnAnyThreadCountAndNewOnesForANewSeed) {
   Fixture f;
-  ASSERT_GT(f.log.train.size(), 3 * TripleSampler::kChunkEvents);
+  ASSERT_GT(f.log.train.size(), 3 * TripleSampler::kLaneEvents);
   LearnerOptions o;  // mix negatives, 5 per click, history on
   Triples one = f.Build(o, 11, nullptr);
   ASSERT_GT(one.size(), f.log.train.size());
@@ -54,6 +55,38 @@ TEST(TripleSamplerTest, SameTriplesOnAnyThreadCountAndNewOnesForANewSeed) {
   Triples other = f.Build(o, 12, &two);
   EXPECT_EQ(other.size(), one.size());
   EXPECT_FALSE(Same(one, other));
+}
+
+// Recording the round's clicks in the sampler leaves the lists that
+// ClickLists::Observe leaves event by event, on any thread count, and the
+// triples then match those sampled from the recorded lists.
+TEST(TripleSamplerTest, RecordsClicksAsObserveDoesOnAnyThreadCount) {
+  Fixture f;         // f.clicks: every event observed in order
+  LearnerOptions o;  // mix negatives, 5 per click, history on
+  std::vector<Triples> triples;
+  for (int threads : {1, 2, 3}) {
+    ClickLists clicks;
+    clicks.Grow(kUsers);
+    WorkPool pool(threads);
+    TripleSampler sampler(o);
+    Triples t;
+    EXPECT_TRUE(sampler.Build(f.log.train, /*record=*/true, &clicks, kUsers,
+                              kItems, 21, threads > 1 ? &pool : nullptr, &t));
+    EXPECT_EQ(clicks.lists(), f.clicks.lists()) << threads;
+    for (const AppliedEvent& e : f.log.train) {
+      if (!e.history.empty()) {
+        EXPECT_EQ(clicks.BroughtHistory(e), f.clicks.BroughtHistory(e));
+      }
+    }
+    triples.push_back(t);
+    // The same events again add no pair.
+    Triples again;
+    EXPECT_FALSE(sampler.Build(f.log.train, /*record=*/true, &clicks, kUsers,
+                               kItems, 21, nullptr, &again));
+  }
+  EXPECT_TRUE(Same(triples[0], triples[1]));
+  EXPECT_TRUE(Same(triples[0], triples[2]));
+  EXPECT_TRUE(Same(triples[0], f.Build(o, 21, nullptr)));
 }
 
 TEST(TripleSamplerTest, NegativesComeFromTheirSourceAndAreNotClicked) {
