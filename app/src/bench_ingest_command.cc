@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cfrec/eval/synth.h"
 #include "cfrec/ingest/ingestor.h"
@@ -43,7 +44,9 @@ struct BenchIngestArgs {
   int linger_ms = 5;
   int batch_messages = 10000;  // producer batch.num.messages
   int fetch_wait_ms = 1;       // consumer fetch.wait.max.ms
-  bool apply_only = false;     // skip Kafka: time ApplyBatch alone
+  // Extra librdkafka consumer properties, "key=value".
+  std::vector<std::string> consumer_config;
+  bool apply_only = false;  // skip Kafka: time ApplyBatch alone
   // What the consumer does with what it reads: "store" (the real ingestor),
   // "parse" (validate, then drop) or "discard". The last two measure the
   // ceiling the broker and the Kafka clients set on this machine.
@@ -66,6 +69,16 @@ double ProcessCpuSeconds() {
   getrusage(RUSAGE_SELF, &u);
   const auto sec = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
   return sec(u.ru_utime) + sec(u.ru_stime);
+}
+
+// --consumer-config's "key=value" pairs (checked by the option).
+std::map<std::string, std::string> ConsumerExtra(const BenchIngestArgs& args) {
+  std::map<std::string, std::string> extra;
+  for (const auto& kv : args.consumer_config) {
+    const size_t eq = kv.find('=');
+    extra[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return extra;
 }
 
 // The benchmark's producer settings.
@@ -199,6 +212,7 @@ int RunBareSink(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
   ingest::ConsumerOptions co;
   co.brokers = brokers;
   co.fetch_wait_max_ms = args.fetch_wait_ms;
+  co.extra = ConsumerExtra(args);
   auto source = ingest::CreateKafkaSource(co);
   if (!source.ok()) return 1;
   BareConsumer consumer(std::move(source).value(), args.sink == "parse",
@@ -412,6 +426,7 @@ int RunBenchIngest(BenchIngestArgs args) {
     ingest::ConsumerOptions co;
     co.brokers = brokers;
     co.fetch_wait_max_ms = args.fetch_wait_ms;  // 1: the embedded broker
+    co.extra = ConsumerExtra(args);
     auto source = ingest::CreateKafkaSource(co);
     if (!source.ok()) return 1;
     ingest::IngestorOptions io;
@@ -560,6 +575,15 @@ void AddBenchIngestCommand(CLI::App& bench, ExitCode* exit_code) {
   cmd->add_option("--fetch-wait-ms", args->fetch_wait_ms,
                   "Consumer fetch.wait.max.ms")
       ->capture_default_str();
+  cmd->add_option("--consumer-config", args->consumer_config,
+                  "Extra librdkafka consumer property as key=value "
+                  "(repeatable), e.g. queued.min.messages=1000000")
+      ->check([](const std::string& kv) {
+        const size_t eq = kv.find('=');
+        return eq == std::string::npos || eq == 0
+                   ? std::string("expected key=value, got '") + kv + "'"
+                   : std::string();
+      });
   cmd->add_flag("--pipeline,!--no-pipeline", args->pipeline,
                 "Build the next batch while the previous one is written "
                 "(EventStore::SubmitBatch); --no-pipeline waits for each "
