@@ -241,9 +241,9 @@ class ScaleOutTest : public ::testing::Test {
 
 TEST_F(ScaleOutTest, TwoReplicasAnswerEveryUserAsTheTrainer) {
   uint16_t tp = 0, r1 = 0, r2 = 0;
-  auto trainer = StartTrainer(&tp);
-  auto a = StartReplica(&r1);
-  auto b = StartReplica(&r2);
+  StartTrainer(&tp);
+  StartReplica(&r1);
+  StartReplica(&r2);
   ASSERT_TRUE(tp && r1 && r2);
   const size_t half = rows_.size() / 2;
   Feed(0, half, tp);
@@ -287,14 +287,14 @@ TEST_F(ScaleOutTest, TwoReplicasAnswerEveryUserAsTheTrainer) {
 
 TEST_F(ScaleOutTest, LateAndKilledReplicasCatchUp) {
   uint16_t tp = 0, r1 = 0, r2 = 0;
-  auto trainer = StartTrainer(&tp);
+  StartTrainer(&tp);
   auto a = StartReplica(&r1);
   ASSERT_TRUE(tp && r1);
   const size_t third = rows_.size() / 3;
   Feed(0, third, tp);
   WaitForReplicas(tp, {r1});
   // Started late: rebuilds from the topic alone.
-  auto b = StartReplica(&r2);
+  StartReplica(&r2);
   ASSERT_NE(r2, 0);
   WaitForReplicas(tp, {r1, r2});
   ExpectSameAnswers(tp, {r1, r2});
@@ -312,7 +312,7 @@ TEST_F(ScaleOutTest, LateAndKilledReplicasCatchUp) {
 TEST_F(ScaleOutTest, ReplicasOutliveTheTrainerAndFollowItsRestart) {
   uint16_t tp = 0, r1 = 0;
   auto trainer = StartTrainer(&tp);
-  auto a = StartReplica(&r1);
+  StartReplica(&r1);
   ASSERT_TRUE(tp && r1);
   const size_t half = rows_.size() / 2;
   Feed(0, half, tp);
