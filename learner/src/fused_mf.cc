@@ -51,7 +51,8 @@ struct GradientJob {
   int64_t dim, n, begin, end;
   const int64_t *u, *i, *j;
   const int32_t *su, *si, *sj;
-  float* user_grad;  // this thread's part
+  const float* weight;  // per triple; null: all 1
+  float* user_grad;     // this thread's part
   float* item_grad;
   uint8_t* user_touched;
   uint8_t* item_touched;
@@ -135,11 +136,23 @@ void GradientRange(const GradientJob& job) {
       const float x = fi - fj;
       a = -Sigmoid(-x) * inv_n;
       b = -a;
-      loss += Softplus(-x);
+      if (job.weight != nullptr) {
+        a *= job.weight[k];
+        b *= job.weight[k];
+        loss += static_cast<double>(job.weight[k]) * Softplus(-x);
+      } else {
+        loss += Softplus(-x);
+      }
     } else {
       a = (Sigmoid(fi) - 1.0f) * 0.5f * inv_n;
       b = Sigmoid(fj) * 0.5f * inv_n;
-      loss += 0.5 * (static_cast<double>(Softplus(-fi)) + Softplus(fj));
+      double l = 0.5 * (static_cast<double>(Softplus(-fi)) + Softplus(fj));
+      if (job.weight != nullptr) {
+        a *= job.weight[k];
+        b *= job.weight[k];
+        l *= job.weight[k];
+      }
+      loss += l;
     }
     // User row: a q_i + b q_j (times h for GMF).
     const int32_t su = job.su[k];
@@ -248,12 +261,16 @@ FusedMfStep::FusedMfStep(int threads) : pool_(threads) {
 double FusedMfStep::Step(const MfParams& p, bool pairwise,
                          std::span<const int64_t> user,
                          std::span<const int64_t> pos,
-                         std::span<const int64_t> neg,
-                         const AdamOptions& adam) {
+                         std::span<const int64_t> neg, const AdamOptions& adam,
+                         std::span<const float> weights) {
   const int64_t n = static_cast<int64_t>(user.size());
   if (n == 0) return 0;
   if (pos.size() != user.size() || neg.size() != user.size()) {
     throw std::invalid_argument("fused MF step: triples differ in length");
+  }
+  if (!weights.empty() && weights.size() != user.size()) {
+    throw std::invalid_argument(
+        "fused MF step: weights and triples differ in length");
   }
   const int64_t dim = p.user.cols;
   auto t0 = Clock::now();
@@ -290,6 +307,7 @@ double FusedMfStep::Step(const MfParams& p, bool pairwise,
   user_ = user.data();
   pos_ = pos.data();
   neg_ = neg.data();
+  weights_ = weights.empty() ? nullptr : weights.data();
   times_.index += Since(t0);
 
   auto t1 = Clock::now();
@@ -347,6 +365,7 @@ void FusedMfStep::Gradients(int t, const MfParams& p, bool pairwise,
   job.su = su_.data();
   job.si = si_.data();
   job.sj = sj_.data();
+  job.weight = weights_;
   job.user_grad = part.user_grad.data();
   job.item_grad = part.item_grad.data();
   job.user_touched = part.user_touched.data();

@@ -54,10 +54,14 @@ class FusedMfStep {
   // One step on triples (user[n], pos[n], neg[n]); returns the mean loss.
   // `pairwise`: CPR eq. (1), -log sigma(f_i - f_j); else eq. (2), binary
   // cross-entropy of f_i (label 1) and f_j (label 0), averaged over 2n.
-  // Indices must lie within the tables' rows.
+  // With `weights` (n of them), triple k's loss is multiplied by weights[k]
+  // and the step minimises the mean of weight x loss (as the LibTorch
+  // path's weighted loss); empty: every weight is 1. Indices must lie
+  // within the tables' rows.
   double Step(const MfParams& params, bool pairwise,
               std::span<const int64_t> user, std::span<const int64_t> pos,
-              std::span<const int64_t> neg, const AdamOptions& adam);
+              std::span<const int64_t> neg, const AdamOptions& adam,
+              std::span<const float> weights = {});
 
   const MfPhaseTimes& times() const { return times_; }
   int threads() const { return pool_.threads(); }
@@ -85,6 +89,7 @@ class FusedMfStep {
   const int64_t* user_ = nullptr;
   const int64_t* pos_ = nullptr;
   const int64_t* neg_ = nullptr;
+  const float* weights_ = nullptr;  // null: all 1
 };
 
 }  // namespace cfrec::learner

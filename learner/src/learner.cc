@@ -465,14 +465,13 @@ class Learner::Impl {
   }
 
   // Ranker step on triples[begin, end): CPR eq. (1) or eq. (2), each
-  // triple's loss times weights[k - begin] when given. Weights other than
-  // 1 take the LibTorch step (the fused kernel has none; both paths share
-  // the parameters and the Adam state).
+  // triple's loss times weights[k - begin] when given (a batch whose
+  // weights are all 1 takes the unweighted step).
   double RankerStep(const Triples& t, size_t begin, size_t end,
                     std::span<const float> weights = {}) {
     const bool weighted = std::any_of(weights.begin(), weights.end(),
                                       [](float w) { return w != 1.0f; });
-    if (fused_mf_ && !weighted) {
+    if (fused_mf_) {
       MfParams params;
       ranker_->FusedParams(&params);
       auto part = [&](const std::vector<int64_t>& v) {
@@ -480,7 +479,8 @@ class Learner::Impl {
       };
       double loss =
           fused_mf_->Step(params, options_.loss == "pairwise", part(t.u),
-                          part(t.pos), part(t.neg), ranker_adam_);
+                          part(t.pos), part(t.neg), ranker_adam_,
+                          weighted ? weights : std::span<const float>{});
       ranker_->AfterStep();
       ++ranker_steps_;
       return loss;

@@ -104,6 +104,51 @@ TEST_P(FusedRankerTest, SameUpdatesAsLibTorch) {
   EXPECT_GT(moved / a.size(), 1e-3);
 }
 
+// Counterfactual samples with loss weights (0, 0.5, 1, 2, 3.5 over several
+// batches, between observed rounds): the fused kernel's weighted step
+// gives the LibTorch path's parameters to 1e-5, and the weights matter
+// (all-1 weights end elsewhere).
+TEST_P(FusedRankerTest, WeightedStepsMatchLibTorch) {
+  const auto& [ranker, loss] = GetParam();
+  SyntheticLog log = MakeSyntheticLog();
+  std::vector<CounterfactualSample> weighted, plain;
+  const float kWeights[] = {0.0f, 0.5f, 1.0f, 2.0f, 3.5f};
+  for (uint32_t k = 0; k < 300; ++k) {
+    const uint32_t u = (k * 7) % kUsers, i = (k * 13) % kItems,
+                   j = (k * 29 + 5) % kItems;
+    weighted.push_back({u, i, j, kWeights[k % 5]});
+    plain.push_back({u, i, j, 1.0f});
+  }
+  auto run = [&](const std::string& kernel,
+                 const std::vector<CounterfactualSample>& samples) {
+    auto learner = Learner::Create(Options(ranker, loss, kernel));
+    EXPECT_TRUE(learner.ok()) << learner.status().ToString();
+    std::span<const AppliedEvent> all(log.train);
+    const size_t half = all.size() / 2;
+    EXPECT_TRUE((*learner)->Train(all.first(half)).ok());
+    EXPECT_TRUE((*learner)->EnsureIds(kUsers, kItems).ok());
+    EXPECT_TRUE((*learner)->TrainCounterfactual(samples).ok());
+    EXPECT_TRUE((*learner)->Train(all.subspan(half)).ok());
+    EXPECT_TRUE((*learner)->TrainCounterfactual(samples).ok());
+    return std::move(learner).value();
+  };
+  auto torch = run("torch", weighted);
+  auto fused = run("fused", weighted);
+  auto unweighted = run("fused", plain);
+  EXPECT_EQ(fused->stats().steps, torch->stats().steps);
+  EXPECT_GT(fused->stats().counterfactual_samples, 0u);
+  // Every step, weighted or not, went through the fused kernel.
+  EXPECT_EQ(fused->train_times().ranker_torch, 0.0);
+  EXPECT_GT(torch->train_times().ranker_torch, 0.0);
+  std::vector<float> sf = RelativeScores(*fused);
+  ExpectNear(sf, RelativeScores(*torch), 1e-5, "scores");
+  EXPECT_NEAR(fused->stats().ranker_loss, torch->stats().ranker_loss, 1e-5);
+  std::vector<float> su = RelativeScores(*unweighted);
+  double apart = 0;
+  for (size_t k = 0; k < sf.size(); ++k) apart += std::abs(sf[k] - su[k]);
+  EXPECT_GT(apart / sf.size(), 1e-4);
+}
+
 INSTANTIATE_TEST_SUITE_P(MatrixFactorisation, FusedRankerTest,
                          ::testing::Combine(::testing::Values("bpr", "gmf"),
                                             ::testing::Values("pairwise",

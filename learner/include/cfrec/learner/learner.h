@@ -151,10 +151,9 @@ class Learner {
   // --- Counterfactual samples (CPR Algorithm 1, line 8) ---
   // Ranker steps on C(tau), in mini-batches of batch_size: pairwise eq. (1)
   // on (u, i, j), or pointwise eq. (2) with i positive and j negative,
-  // each sample's loss times its weight (a batch with a weight other than 1
-  // takes the LibTorch step, which shares the fused kernel's parameters and
-  // Adam state; the acl trainer takes none). Samples with ids the model has no
-  // row for are skipped. Counts
+  // each sample's loss times its weight (the fused MF kernel and the
+  // LibTorch step both take weights; the acl trainer takes none). Samples
+  // with ids the model has no row for are skipped. Counts
   // TrainingStats::counterfactual_samples and steps; ranker_loss stays the
   // loss on observed samples.
   Status TrainCounterfactual(std::span<const CounterfactualSample> samples);
