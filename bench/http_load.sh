@@ -32,6 +32,7 @@
 set -euo pipefail
 
 mode=serve
+post_ts_ms=1573568100000
 build=build/release
 items=20000
 users=50000
@@ -125,6 +126,21 @@ case "$mode" in
     fi
     # MIND behaviors.tsv: impression id, user id, time, history, impressions.
     cut -f2 "$behaviors" | sort -u >"$users_file"
+    # Events POSTed during the phases are dated a minute before the log's
+    # last impression: the live candidate pool is the items impressed
+    # within 48 h of event time before the newest event, and a later date
+    # would expire the log's items (a pool of the three POSTed ones).
+    post_ts_ms="$(python3 - "$behaviors" <<'PY'
+import calendar, sys, time
+last = 0
+with open(sys.argv[1]) as f:
+    for line in f:
+        t = calendar.timegm(time.strptime(line.split("\t")[2],
+                                          "%m/%d/%Y %I:%M:%S %p"))
+        last = max(last, t)
+print(last * 1000 - 60000)
+PY
+)"
     # Known users only: wait (below) until the model has rows for most of
     # them, so the figures are not those of the cheap popularity fallback.
     want_users=$(( $(wc -l <"$users_file") * 95 / 100 ))
@@ -160,7 +176,7 @@ if [[ -n "$paced_rates$paced_factors" ]]; then
     --users-file "$users_file" --rates "$paced_rates" \
     --factors "$paced_factors" --p99-target-ms "$p99_target_ms" \
     --duration "$duration" --n "$n" --threads "$paced_threads" \
-    --search-repeats "$search_repeats"
+    --search-repeats "$search_repeats" --post-ts-ms "$post_ts_ms"
   exit 0
 fi
 
@@ -224,5 +240,6 @@ print([json.loads(l) for l in os.environ["WRK_OUT"].splitlines() if l.startswith
   python3 "$here/http_shed.py" --port "$port" --users-file "$users_file" \
     --sustainable "$sustainable" \
     --lua "$here/http_users.lua" --factors "$shed_factors" \
-    --think-ms "$think_ms" --duration "$duration" --n "$n"
+    --think-ms "$think_ms" --duration "$duration" --n "$n" \
+    --post-ts-ms "$post_ts_ms"
 fi

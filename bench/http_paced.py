@@ -19,6 +19,11 @@ time, against a running `cfrec serve` (or cfrec_http_bench_server).
   applied, learner samples, model versions, shed counters), POSTs events at
   --post-rps on a connection of its own (ingest must keep applying them)
   and the tool polls /readyz at 10/s. Prints one JSON line.
+  The POSTed impressions carry event times from --post-ts-ms on: the live
+  candidate pool is the items impressed within a window of event time
+  before the newest event, so a time past the replayed log's end would
+  expire the log's items and leave a pool of the three POSTed ones. Each
+  line reports the pool at the end of the phase (candidate_pool).
 Before the first run it waits (up to --settle-s) until the events applied
 stop rising, so that a replay being applied is not part of the figures.
 """
@@ -116,7 +121,7 @@ class Poster:
                 "type": "impression",
                 "impression_id": f"paced-{self.tag}-{i}",
                 "user_id": rng.choice(self.users),
-                "ts": 1573568100000 + i,
+                "ts": self.args.post_ts_ms + i,
                 "items": ["N1", "N2", "N3"],
                 "clicks": ["N2"],
             })
@@ -182,6 +187,7 @@ def phase(args, users, name, rate, seconds):
         "learner_samples_per_s": round(
             (after["samples"] - before["samples"]) / wall, 1),
         "model_versions": after["model_version"] - before["model_version"],
+        "candidate_pool": after["candidate_pool"],
         "server_shed_queue_full": int(after["shed_full"] - before["shed_full"]),
         "server_shed_queue_time": int(after["shed_time"] - before["shed_time"]),
     })
@@ -213,6 +219,9 @@ def main():
     ap.add_argument("--duration", type=float, default=15)
     ap.add_argument("--warmup-s", type=float, default=2)
     ap.add_argument("--post-rps", type=float, default=20)
+    ap.add_argument("--post-ts-ms", type=int, default=1573568100000,
+                    help="event time of the first POSTed impression (ms); "
+                    "keep it within the replayed log's last 48 h")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--n", type=int, default=10)

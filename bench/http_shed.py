@@ -66,6 +66,7 @@ def snapshot(host, port):
     return {
         "samples": model["training"]["observed_samples"],
         "model_version": model["model_version"],
+        "candidate_pool": model.get("candidate_pool"),
         "applied": metric_sum(host, port, "cfrec_events_applied_total"),
         "shed_full": metric_sum(host, port, "cfrec_http_requests_shed_total",
                                 'reason="queue_full"'),
@@ -85,8 +86,10 @@ def percentile(values, p):
 class Probe:
     """Paced GETs and POSTs on their own connections, timed."""
 
-    def __init__(self, host, port, users, get_rate, post_rate, seconds, tag):
+    def __init__(self, host, port, users, get_rate, post_rate, seconds, tag,
+                 post_ts_ms):
         self.host, self.port = host, port
+        self.post_ts_ms = post_ts_ms
         self.users = users
         self.get_rate, self.post_rate = get_rate, post_rate
         self.seconds = seconds
@@ -133,7 +136,7 @@ class Probe:
             "type": "impression",
             "impression_id": f"shed-{self.tag}-{i}",
             "user_id": user,
-            "ts": 1573568100000 + i,
+            "ts": self.post_ts_ms + i,
             "items": ["N1", "N2", "N3"],
             "clicks": ["N2"],
         })
@@ -223,7 +226,8 @@ def run_phase(args, users, factor, sustainable):
     host, port = args.host, args.port
     before = snapshot(host, port)
     probe = Probe(host, port, users, args.probe_rate, args.post_rate,
-                  args.duration, f"{factor}-{int(time.time())}")
+                  args.duration, f"{factor}-{int(time.time())}",
+                  args.post_ts_ms)
     wrk = None
     connections = 0
     if factor > 0:
@@ -280,6 +284,10 @@ def main():
     ap.add_argument("--duration", type=int, default=15)
     ap.add_argument("--probe-rate", type=float, default=200)
     ap.add_argument("--post-rate", type=float, default=20)
+    ap.add_argument("--post-ts-ms", type=int, default=1573568100000,
+                    help="event time of the first POSTed impression (ms); "
+                    "past the replayed log's end + 48 h it empties the live "
+                    "candidate pool of the log's items")
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=10)
     args = ap.parse_args()
