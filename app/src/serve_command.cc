@@ -23,6 +23,7 @@
 #include "cfrec/server/metrics.h"
 #include "cfrec/server/recommend.h"
 #include "cfrec/server/service.h"
+#include "cfrec/state/background_priority.h"
 #include "cfrec/state/event_store.h"
 #include "commands.h"
 #include "serve_http.h"
@@ -47,6 +48,7 @@ struct ServeArgs {
   std::string stream_features;         // empty = the config's (default on)
   std::string learner_sched = "idle";  // the learner threads' policy
   int learner_nice = -1;               // -1 = the config's (nice)
+  std::string storage_priority = "low";  // RocksDB's background threads
   ScaleOutArgs scale;  // --role and the models topic (serve_roles)
 };
 
@@ -231,6 +233,10 @@ int RunServe(const ServeArgs& args) {
     return Fail("reading --api-token-file", api_token.status());
   }
 
+  if (Status s = state::SetStorageBackgroundPriority(args.storage_priority);
+      !s.ok()) {
+    return Fail("--storage-background-priority", s);
+  }
   state::StoreOptions store_options;
   auto store = state::EventStore::Open(args.data_dir, store_options);
   if (!store.ok()) return Fail("opening the data directory", store.status());
@@ -558,6 +564,15 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "Nice value of the learner's threads (0-19); overrides the "
                   "config's 'nice' [10]")
       ->check(CLI::Range(0, 19));
+  cmd->add_option(
+         "--storage-background-priority", args->storage_priority,
+         "CPU priority of the store's flush and compaction threads: normal "
+         "(nice 0), low (nice 19: they run on CPU that serving and ingest "
+         "leave, and still get a share of a busy machine) or idle "
+         "(SCHED_IDLE: none while other threads want the CPU; writes may "
+         "stall on a saturated machine)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"normal", "low", "idle"}));
   cmd->add_option("--api-token-file", args->front.api_token_file,
                   "File holding a token that POST /v1/events must present as "
                   "'Authorization: Bearer <token>' (surrounding whitespace "
