@@ -25,17 +25,29 @@ double Since(Clock::time_point t0) {
 #define CFREC_VECTOR_CLONES
 #endif
 
-// log(1 + exp(x)) without overflow, in float as LibTorch's log_sigmoid
-// (the double version's libm calls cost 3% of a BPR step); summed in
-// double.
-inline float Softplus(float x) {
-  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+// The loss's sigmoid and softplus, in float as LibTorch's log_sigmoid (the
+// double version's libm calls cost 3% of a BPR step; the losses are summed
+// in double): sigma(-z) and softplus(-z) = log(1 + exp(-z)) from one
+// exponential e = exp(-|z|), without overflow: sigma(-z) = e / (1 + e) for
+// z >= 0, 1 / (1 + e) below; softplus(-z) = max(-z, 0) + log(1 + e), where
+// 1 + e lies in [1, 2], so its rounding moves the log by less than 1e-7.
+inline void SigmoidSoftplusNeg(float z, float* sigma_neg, float* softplus_neg) {
+  const float e = std::exp(-std::fabs(z));
+  const float r = 1.0f / (1.0f + e);
+  *sigma_neg = z >= 0 ? e * r : r;
+  *softplus_neg = (z >= 0 ? 0.0f : -z) + std::log(1.0f + e);
 }
-
-inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 inline void Prefetch(const float* row, int64_t dim) {
   for (int64_t d = 0; d < dim; d += 16) __builtin_prefetch(row + d);
+}
+
+// A row's Adam moments at its first touch in the gradient pass, for the
+// update pass after it: into the outer caches (locality 1, prefetcht1), so
+// they do not take the level-1 cache and its miss buffers from the rows
+// the gradient pass reads next.
+inline void PrefetchMoments(const float* row, int64_t dim) {
+  for (int64_t d = 0; d < dim; d += 16) __builtin_prefetch(row + d, 0, 1);
 }
 
 // What one thread's gradient pass needs.
@@ -50,12 +62,13 @@ struct GradientJob {
   bool gmf, pairwise;
   int64_t dim, n, begin, end;
   const int64_t *u, *i, *j;
-  const int32_t *su, *si, *sj;
   const float* weight;  // per triple; null: all 1
-  float* user_grad;     // this thread's part
+  // This thread's part: its rows and slots (empty at the start), and its
+  // gradient sums per slot (room for every triple's rows).
+  RowIndex* users;
+  RowIndex* items;
+  float* user_grad;
   float* item_grad;
-  uint8_t* user_touched;
-  uint8_t* item_touched;
   float* h_grad;  // GMF only
   double* bias_grad;
   double* loss;
@@ -110,11 +123,18 @@ void GradientRange(const GradientJob& job) {
   std::vector<float> hp(job.gmf ? dim : 0);
   double loss = 0, bias_grad = 0;
   const float inv_n = 1.0f / static_cast<float>(job.n);
+  RowIndex& users = *job.users;
+  RowIndex& items = *job.items;
   for (int64_t k = job.begin; k < job.end; ++k) {
     if (k + kAhead < job.end) {
-      Prefetch(job.user + job.u[k + kAhead] * dim, dim);
-      Prefetch(job.item + job.i[k + kAhead] * dim, dim);
-      Prefetch(job.item + job.j[k + kAhead] * dim, dim);
+      const int64_t u = job.u[k + kAhead], i = job.i[k + kAhead],
+                    j = job.j[k + kAhead];
+      Prefetch(job.user + u * dim, dim);
+      Prefetch(job.item + i * dim, dim);
+      Prefetch(job.item + j * dim, dim);
+      __builtin_prefetch(&users.slot_of_row[u]);
+      __builtin_prefetch(&items.slot_of_row[i]);
+      __builtin_prefetch(&items.slot_of_row[j]);
     }
     const float* __restrict pu = job.user + job.u[k] * dim;
     const float* __restrict qi = job.item + job.i[k] * dim;
@@ -134,19 +154,25 @@ void GradientRange(const GradientJob& job) {
     float a, b;
     if (job.pairwise) {
       const float x = fi - fj;
-      a = -Sigmoid(-x) * inv_n;
+      float sn, spn;
+      SigmoidSoftplusNeg(x, &sn, &spn);
+      a = -sn * inv_n;
       b = -a;
       if (job.weight != nullptr) {
         a *= job.weight[k];
         b *= job.weight[k];
-        loss += static_cast<double>(job.weight[k]) * Softplus(-x);
+        loss += static_cast<double>(job.weight[k]) * spn;
       } else {
-        loss += Softplus(-x);
+        loss += spn;
       }
     } else {
-      a = (Sigmoid(fi) - 1.0f) * 0.5f * inv_n;
-      b = Sigmoid(fj) * 0.5f * inv_n;
-      double l = 0.5 * (static_cast<double>(Softplus(-fi)) + Softplus(fj));
+      // sigma(f_i) - 1 = -sigma(-f_i); sigma(f_j) = sigma(-(-f_j)).
+      float sni, spni, snj, spnj;
+      SigmoidSoftplusNeg(fi, &sni, &spni);
+      SigmoidSoftplusNeg(-fj, &snj, &spnj);
+      a = -sni * 0.5f * inv_n;
+      b = snj * 0.5f * inv_n;
+      double l = 0.5 * (static_cast<double>(spni) + spnj);
       if (job.weight != nullptr) {
         a *= job.weight[k];
         b *= job.weight[k];
@@ -155,13 +181,13 @@ void GradientRange(const GradientJob& job) {
       loss += l;
     }
     // User row: a q_i + b q_j (times h for GMF).
-    const int32_t su = job.su[k];
+    const int64_t nu = users.size();
+    const int32_t su = users.Slot(job.u[k]);
     float* __restrict gu = job.user_grad + su * dim;
-    const bool first_u = !job.user_touched[su];
-    job.user_touched[su] = 1;
+    const bool first_u = su == nu;
     if (first_u) {
-      Prefetch(job.user_m + job.u[k] * dim, dim);
-      Prefetch(job.user_v + job.u[k] * dim, dim);
+      PrefetchMoments(job.user_m + job.u[k] * dim, dim);
+      PrefetchMoments(job.user_v + job.u[k] * dim, dim);
     }
     if (job.gmf) {
       const float* h = job.h;
@@ -184,33 +210,36 @@ void GradientRange(const GradientJob& job) {
       }
     }
     // Item rows: a w and b w.
-    const int32_t si = job.si[k], sj = job.sj[k];
-    if (!job.item_touched[si]) {
-      Prefetch(job.item_m + job.i[k] * dim, dim);
-      Prefetch(job.item_v + job.i[k] * dim, dim);
+    const int64_t ni = items.size();
+    const int32_t si = items.Slot(job.i[k]);
+    if (si == ni) {
+      PrefetchMoments(job.item_m + job.i[k] * dim, dim);
+      PrefetchMoments(job.item_v + job.i[k] * dim, dim);
     }
-    Axpy(!job.item_touched[si], a, w, job.item_grad + si * dim, dim);
-    job.item_touched[si] = 1;
-    if (!job.item_touched[sj]) {
-      Prefetch(job.item_m + job.j[k] * dim, dim);
-      Prefetch(job.item_v + job.j[k] * dim, dim);
+    Axpy(si == ni, a, w, job.item_grad + si * dim, dim);
+    const int64_t nj = items.size();
+    const int32_t sj = items.Slot(job.j[k]);
+    if (sj == nj) {
+      PrefetchMoments(job.item_m + job.j[k] * dim, dim);
+      PrefetchMoments(job.item_v + job.j[k] * dim, dim);
     }
-    Axpy(!job.item_touched[sj], b, w, job.item_grad + sj * dim, dim);
-    job.item_touched[sj] = 1;
+    Axpy(sj == nj, b, w, job.item_grad + sj * dim, dim);
   }
   *job.loss = loss;
   *job.bias_grad = bias_grad;
 }
 
-// What one thread's update pass needs: slots [begin, end) of one table.
+// What one thread's update pass needs: positions [begin, end) of the
+// parts' row lists of one table, concatenated (part 0's rows, then part
+// 1's, ...). A row is updated where it first appears: in the list of the
+// first part that touched it; the later parts' entries of it are skipped.
 struct UpdateJob {
   const AdamScalars* adam;
   RawParam table;
-  const int64_t* rows;  // slot -> row
-  int64_t begin, end;
-  const float* const* grads;  // per part: slot x dim
-  const uint8_t* const* touched;
+  const RowIndex* const* index;  // per part
+  const float* const* grads;     // per part: slot x dim
   int parts;
+  int64_t begin, end;
   float* scratch;  // dim floats
 };
 
@@ -218,37 +247,48 @@ CFREC_VECTOR_CLONES
 void UpdateRange(const UpdateJob& job) {
   const int64_t dim = job.table.cols;
   constexpr int64_t kAhead = 8;
-  for (int64_t s = job.begin; s < job.end; ++s) {
-    if (s + kAhead < job.end) {
-      const int64_t ahead = job.rows[s + kAhead] * dim;
-      Prefetch(job.table.value + ahead, dim);
-      Prefetch(job.table.m + ahead, dim);
-      Prefetch(job.table.v + ahead, dim);
-    }
-    const int64_t off = job.rows[s] * dim;
-    const float* g0 = nullptr;
-    const float* g1 = nullptr;
-    int found = 0;
-    for (int p = 0; p < job.parts; ++p) {
-      if (!job.touched[p][s]) continue;
-      const float* g = job.grads[p] + s * dim;
-      if (found == 0) {
-        g0 = g;
-      } else if (found == 1) {
-        g1 = g;
-      } else {
-        // Three or more threads: sum into the scratch row in thread order.
-        if (found == 2) {
-          for (int64_t d = 0; d < dim; ++d) job.scratch[d] = g0[d] + g1[d];
-          g0 = job.scratch;
-          g1 = nullptr;
-        }
-        for (int64_t d = 0; d < dim; ++d) job.scratch[d] += g[d];
+  int64_t base = 0;  // position of part p's first row
+  for (int p = 0; p < job.parts; base += job.index[p]->size(), ++p) {
+    const RowIndex& index = *job.index[p];
+    const int64_t from = std::max<int64_t>(job.begin - base, 0);
+    const int64_t to = std::min<int64_t>(job.end - base, index.size());
+    for (int64_t s = from; s < to; ++s) {
+      if (s + kAhead < to) {
+        const int64_t ahead = index.rows[s + kAhead] * dim;
+        Prefetch(job.table.value + ahead, dim);
+        Prefetch(job.table.m + ahead, dim);
+        Prefetch(job.table.v + ahead, dim);
       }
-      ++found;
+      const int64_t row = index.rows[s];
+      bool earlier = false;
+      for (int q = 0; q < p && !earlier; ++q) {
+        earlier = job.index[q]->slot_of_row[row] >= 0;
+      }
+      if (earlier) continue;
+      // The row's gradient: the parts that touched it, in part order.
+      const float* g0 = job.grads[p] + s * dim;
+      const float* g1 = nullptr;
+      int found = 1;
+      for (int q = p + 1; q < job.parts; ++q) {
+        const int32_t slot = job.index[q]->slot_of_row[row];
+        if (slot < 0) continue;
+        const float* g = job.grads[q] + slot * dim;
+        if (found == 1) {
+          g1 = g;
+        } else {
+          // Three or more threads: sum into the scratch row in part order.
+          if (found == 2) {
+            for (int64_t d = 0; d < dim; ++d) job.scratch[d] = g0[d] + g1[d];
+            g0 = job.scratch;
+            g1 = nullptr;
+          }
+          for (int64_t d = 0; d < dim; ++d) job.scratch[d] += g[d];
+        }
+        ++found;
+      }
+      AdamRow2(*job.adam, g0, g1, job.table.value + row * dim,
+               job.table.m + row * dim, job.table.v + row * dim, dim);
     }
-    AdamRow2(*job.adam, g0, g1, job.table.value + off, job.table.m + off,
-             job.table.v + off, dim);
   }
 }
 
@@ -274,34 +314,38 @@ double FusedMfStep::Step(const MfParams& p, bool pairwise,
   }
   const int64_t dim = p.user.cols;
   auto t0 = Clock::now();
-  users_.Reset(p.user.rows);
-  items_.Reset(p.item.rows);
-  su_.resize(n);
-  si_.resize(n);
-  sj_.resize(n);
+  bool in_range = true;
   for (int64_t k = 0; k < n; ++k) {
-    if (user[k] < 0 || user[k] >= p.user.rows || pos[k] < 0 ||
-        pos[k] >= p.item.rows || neg[k] < 0 || neg[k] >= p.item.rows) {
-      users_.Clear();
-      items_.Clear();
-      throw std::out_of_range("fused MF step: row out of range in triple " +
-                              std::to_string(k));
-    }
-    su_[k] = users_.Slot(user[k]);
-    si_[k] = items_.Slot(pos[k]);
-    sj_[k] = items_.Slot(neg[k]);
+    in_range &=
+        static_cast<uint64_t>(user[k]) < static_cast<uint64_t>(p.user.rows) &&
+        static_cast<uint64_t>(pos[k]) < static_cast<uint64_t>(p.item.rows) &&
+        static_cast<uint64_t>(neg[k]) < static_cast<uint64_t>(p.item.rows);
   }
-  const int64_t nu = static_cast<int64_t>(users_.rows.size());
-  const int64_t ni = static_cast<int64_t>(items_.rows.size());
-  for (Part& part : parts_) {
-    if (static_cast<int64_t>(part.user_grad.size()) < nu * dim) {
-      part.user_grad.resize(nu * dim);
+  if (!in_range) {
+    for (int64_t k = 0; k < n; ++k) {
+      if (user[k] < 0 || user[k] >= p.user.rows || pos[k] < 0 ||
+          pos[k] >= p.item.rows || neg[k] < 0 || neg[k] >= p.item.rows) {
+        throw std::out_of_range("fused MF step: row out of range in triple " +
+                                std::to_string(k));
+      }
     }
-    if (static_cast<int64_t>(part.item_grad.size()) < ni * dim) {
-      part.item_grad.resize(ni * dim);
+  }
+  // Each part indexes its own triples' rows inside its gradient task; the
+  // buffers have room for every row of its triples.
+  const int threads = pool_.threads();
+  for (int t = 0; t < threads; ++t) {
+    Part& part = parts_[t];
+    const int64_t size = n * (t + 1) / threads - n * t / threads;
+    part.users.Reset(p.user.rows);
+    part.items.Reset(p.item.rows);
+    part.users.rows.reserve(size);
+    part.items.rows.reserve(2 * size);
+    if (static_cast<int64_t>(part.user_grad.size()) < size * dim) {
+      part.user_grad.resize(size * dim);
     }
-    part.user_touched.assign(nu, 0);
-    part.item_touched.assign(ni, 0);
+    if (static_cast<int64_t>(part.item_grad.size()) < 2 * size * dim) {
+      part.item_grad.resize(2 * size * dim);
+    }
     part.h_grad.assign(p.gmf ? dim : 0, 0.0f);
   }
   user_ = user.data();
@@ -334,8 +378,6 @@ double FusedMfStep::Step(const MfParams& p, bool pairwise,
                          static_cast<float>(bias_grad));
     AdamDense(adam, b.data(), p.bias);
   }
-  users_.Clear();
-  items_.Clear();
   times_.update += Since(t2);
   return loss / static_cast<double>(n);
 }
@@ -344,6 +386,9 @@ void FusedMfStep::Gradients(int t, const MfParams& p, bool pairwise,
                             int64_t n) {
   const int threads = pool_.threads();
   Part& part = parts_[t];
+  // The previous step's rows (kept until every update task had read them).
+  part.users.Clear();
+  part.items.Clear();
   GradientJob job;
   job.user = p.user.value;
   job.item = p.item.value;
@@ -362,14 +407,11 @@ void FusedMfStep::Gradients(int t, const MfParams& p, bool pairwise,
   job.u = user_;
   job.i = pos_;
   job.j = neg_;
-  job.su = su_.data();
-  job.si = si_.data();
-  job.sj = sj_.data();
   job.weight = weights_;
+  job.users = &part.users;
+  job.items = &part.items;
   job.user_grad = part.user_grad.data();
   job.item_grad = part.item_grad.data();
-  job.user_touched = part.user_touched.data();
-  job.item_touched = part.item_touched.data();
   job.h_grad = part.h_grad.data();
   job.bias_grad = &part.bias_grad;
   job.loss = &part.loss;
@@ -379,33 +421,34 @@ void FusedMfStep::Gradients(int t, const MfParams& p, bool pairwise,
 void FusedMfStep::Update(int t, const MfParams& p, const AdamOptions&) {
   const int threads = pool_.threads();
   const int64_t dim = p.user.cols;
+  std::vector<const RowIndex*> user_index, item_index;
   std::vector<const float*> user_grads, item_grads;
-  std::vector<const uint8_t*> user_touched, item_touched;
+  int64_t user_rows = 0, item_rows = 0;
   for (const Part& part : parts_) {
+    user_index.push_back(&part.users);
+    item_index.push_back(&part.items);
     user_grads.push_back(part.user_grad.data());
     item_grads.push_back(part.item_grad.data());
-    user_touched.push_back(part.user_touched.data());
-    item_touched.push_back(part.item_touched.data());
+    user_rows += part.users.size();
+    item_rows += part.items.size();
   }
   std::vector<float> scratch(dim);
   auto run = [&](const AdamScalars& adam, const RawParam& table,
-                 const RowIndex& index, const std::vector<const float*>& grads,
-                 const std::vector<const uint8_t*>& touched) {
-    const int64_t slots = static_cast<int64_t>(index.rows.size());
+                 const std::vector<const RowIndex*>& index,
+                 const std::vector<const float*>& grads, int64_t rows) {
     UpdateJob job;
     job.adam = &adam;
     job.table = table;
-    job.rows = index.rows.data();
-    job.begin = slots * t / threads;
-    job.end = slots * (t + 1) / threads;
+    job.index = index.data();
     job.grads = grads.data();
-    job.touched = touched.data();
     job.parts = static_cast<int>(grads.size());
+    job.begin = rows * t / threads;
+    job.end = rows * (t + 1) / threads;
     job.scratch = scratch.data();
     UpdateRange(job);
   };
-  run(user_adam_, p.user, users_, user_grads, user_touched);
-  run(item_adam_, p.item, items_, item_grads, item_touched);
+  run(user_adam_, p.user, user_index, user_grads, user_rows);
+  run(item_adam_, p.item, item_index, item_grads, item_rows);
 }
 
 }  // namespace cfrec::learner

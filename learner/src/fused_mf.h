@@ -12,8 +12,11 @@
 // LibTorch path read and continue the same parameters.
 //
 // Threads: the triples are split into as many contiguous parts as threads;
-// each part's gradients go to that part's own per-row buffers, and the
-// update is split by rows, summing the parts of a row in part order. Parts
+// each part indexes its own rows (the slots are numbered as the part's
+// loop meets them, so no thread indexes the whole batch first) and sums its
+// gradients in its own per-row buffers; the update is split by rows (the
+// parts' row lists, each row taken where it first appears), summing the
+// parts of a row in part order. Parts
 // are tasks of a WorkPool, taken by whichever thread is free, so results
 // are deterministic for a given thread count (and differ between counts
 // only in the order of float sums).
@@ -42,7 +45,8 @@ struct MfParams {
 
 // Seconds spent in each phase, summed over steps.
 struct MfPhaseTimes {
-  double index = 0;     // unique rows and slots (one thread)
+  double index = 0;     // range checks and buffers (the rows are indexed
+                        // inside the gradient pass)
   double gradient = 0;  // scores, loss and per-row gradient sums
   double update = 0;    // Adam on the touched rows and dense parameters
 };
@@ -71,8 +75,8 @@ class FusedMfStep {
  private:
   // One thread's gradient sums.
   struct Part {
+    RowIndex users, items;                    // the part's rows and slots
     std::vector<float> user_grad, item_grad;  // slot x dim
-    std::vector<uint8_t> user_touched, item_touched;
     std::vector<float> h_grad;
     double bias_grad = 0;
     double loss = 0;
@@ -81,8 +85,6 @@ class FusedMfStep {
   void Update(int t, const MfParams& p, const AdamOptions& adam);
 
   WorkPool pool_;
-  RowIndex users_, items_;
-  std::vector<int32_t> su_, si_, sj_;  // per-triple slots
   std::vector<Part> parts_;
   MfPhaseTimes times_;
   AdamScalars user_adam_{AdamOptions{}, 1}, item_adam_{AdamOptions{}, 1};
