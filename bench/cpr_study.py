@@ -88,6 +88,16 @@ VARIANTS = {
     # an early epoch).
     "start1": {"cf_start_epoch": 1},
     "logstart1": {"cf_simulator": "logistic", "cf_start_epoch": 1},
+    # The sparse end's levers with the logistic model: larger loss weights,
+    # larger shares (mix 1.0: as many counterfactual samples as observed),
+    # noise control k = 2 (four pairs per list) and lists of 10 (the pair
+    # of the most and the least likely click of ten).
+    "logw4": {"cf_simulator": "logistic", "cf_weight": 4},
+    "logmix100": {"cf_simulator": "logistic", "cf_mix_ratio": 1.0},
+    "logk2": {"cf_simulator": "logistic", "cf_noise_k": 2},
+    "logK10": {"cf_simulator": "logistic", "cf_list_size": 10},
+    "logw2start1": {"cf_simulator": "logistic", "cf_weight": 2,
+                    "cf_start_epoch": 1},
 }
 # Two-sided 95% Student t quantiles by degrees of freedom.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
@@ -575,6 +585,9 @@ def plot(args, series, path):
 # draws (the base rankers' figures moved by a few per cent): their runs,
 # bases included, are keyed apart from the earlier parts'.
 TAG2 = "sampler2"
+# Runs of a build whose fused MF kernel takes loss weights (weighted
+# batches no longer go through the LibTorch step).
+TAG3 = "fusedw"
 
 # --study: every part of the committed study, one command (--resume).
 # Parts and arms marked appendix are explorations the report's conclusions
@@ -609,7 +622,7 @@ STUDY_PARTS = [
       "seeds": SEEDS10,
       "arms": ["none", "learned@shared", "learned@logistic", "oracle"],
       "arm_seeds": {"learned@shared": [1, 2, 3, 4, 5]},
-      "valid": True, "tag": TAG2}),
+      "valid": True, "tag": TAG2, "appendix": True}),
     ("simulators", "Simulators: the SEMs trained with the ranker (shared), "
      "the SEMs trained to convergence on held-out lists (converged), a "
      "logistic click model (logistic); BPR and GMF, d = 16",
@@ -621,7 +634,7 @@ STUDY_PARTS = [
      "user, the logistic simulator and the oracle",
      {"rankers": ["bpr", "gmf"], "users": [150, 600], "lists": [5],
       "seeds": SEEDS10, "arms": ["none", "learned@logistic", "oracle"],
-      "valid": True, "tag": TAG2}),
+      "valid": True, "tag": TAG2, "appendix": True}),
     ("schedules", "Schedules and filters with each simulator, BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned@shared", "learned@logistic",
@@ -633,7 +646,7 @@ STUDY_PARTS = [
      {"users": [600], "lists": [5], "seeds": [6, 7, 8, 9, 10],
       "arms": ["none", "learned@logistic", "learned@logtop50",
                "learned@logmix50", "learned@logclick"],
-      "valid": True, "tag": TAG2}),
+      "valid": True, "tag": TAG2, "appendix": True}),
     ("levers", "Levers at the sparse end, 10 seeds: loss weights by the "
      "simulator's confidence and a constant 2, and simulated-click pairs; "
      "BPR and GMF, 5 lists per user",
@@ -641,14 +654,15 @@ STUDY_PARTS = [
       "seeds": SEEDS10,
       "arms": ["none", "learned@logistic", "learned@logconf",
                "learned@logw2", "learned@logclick"],
-      "versus": "learned@logistic", "valid": True, "tag": TAG2}),
+      "versus": "learned@logistic", "valid": True, "tag": TAG2,
+      "appendix": True}),
     ("levers_defaults", "Loss weights at cfrec eval's defaults (the paper's "
      "size), GMF, 10 seeds",
      {"config": "", "rankers": ["gmf"], "users": [600], "lists": [25],
       "seeds": SEEDS10,
       "arms": ["none", "learned@logistic", "learned@logconf",
                "learned@logw2"], "versus": "learned@logistic",
-      "valid": True, "tag": TAG2}),
+      "valid": True, "tag": TAG2, "appendix": True}),
     ("neumf_logistic", "NeuMF with the logistic click model, d = 16, 3 seeds",
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
       "arms": ["none", "oracle", "learned@logistic"], "valid": True,
@@ -658,6 +672,38 @@ STUDY_PARTS = [
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
       "arms": ["none", "oracle@start1", "learned@logstart1"], "valid": True,
       "tag": TAG2}),
+    ("sparse_levers", "The sparse end's levers with the fused kernel's "
+     "loss weights, 10 seeds: loss weights 2 and 4, mix 0.5 and 1.0, noise "
+     "control k = 2, lists of 10; BPR and GMF, 5 lists per user",
+     {"rankers": ["bpr", "gmf"], "users": [150, 600], "lists": [5],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "learned@logw2", "learned@logw4",
+               "learned@logmix50", "learned@logmix100", "learned@logk2",
+               "learned@logK10", "oracle"],
+      "appendix_arms": ["learned@logw2", "learned@logw4", "learned@logmix50",
+                        "learned@logk2", "learned@logK10"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG3}),
+    ("target_defaults", "The paper's size at cfrec eval's defaults with "
+     "the build of the sparse end's levers, BPR and GMF, 10 seeds",
+     {"config": "", "rankers": ["bpr", "gmf"], "users": [600], "lists": [25],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "learned@logw2", "oracle"],
+      "appendix_arms": ["learned@logw2"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG3}),
+    ("defaults_mix100", "The sparse end's strongest lever (mix 1.0) at "
+     "the paper's size, cfrec eval's defaults, BPR and GMF, 5 seeds",
+     {"config": "", "rankers": ["bpr", "gmf"], "users": [600], "lists": [25],
+      "seeds": [1, 2, 3, 4, 5], "arms": ["none", "learned@logistic",
+                                         "learned@logmix100"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG3}),
+    ("neumf_sparse", "NeuMF at the sparse end, 5 seeds: the oracle and the "
+     "logistic simulator from epoch 1 and 3, and a loss weight of 2",
+     {"rankers": ["neumf"], "users": [150, 600], "lists": [5],
+      "seeds": [1, 2, 3, 4, 5],
+      "arms": ["none", "oracle", "oracle@start1", "learned@logistic",
+               "learned@logstart1", "learned@logw2start1"],
+      "appendix_arms": ["learned@logstart1", "learned@logw2start1"],
+      "valid": True, "tag": TAG3}),
     ("logclick", "Simulated clicks only (the logistic model's), BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned@logistic", "learned@logclick"],
