@@ -696,6 +696,12 @@ STUDY_PARTS = [
       "seeds": [1, 2, 3, 4, 5], "arms": ["none", "learned@logistic",
                                          "learned@logmix100"],
       "versus": "learned@logistic", "valid": True, "tag": TAG3}),
+    ("confirm_mix100", "Mix 1.0 at 600 x 5 on fresh seeds 11-15 (chosen "
+     "on seeds 1-10 among six levers), BPR and GMF",
+     {"rankers": ["bpr", "gmf"], "users": [600], "lists": [5],
+      "seeds": [11, 12, 13, 14, 15],
+      "arms": ["none", "learned@logistic", "learned@logmix100"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG3}),
     ("neumf_sparse", "NeuMF at the sparse end, 5 seeds: the oracle and the "
      "logistic simulator from epoch 1 and 3, and a loss weight of 2",
      {"rankers": ["neumf"], "users": [150, 600], "lists": [5],
