@@ -1,16 +1,33 @@
 #include "work_pool.h"
 
+#include <chrono>
+
 namespace cfrec::learner {
 namespace {
 
-constexpr int kSpins = 2000;
+// How long a waiting thread spins before it sleeps: longer than the gaps
+// between a training step's phases (tens of microseconds of one thread's
+// work, e.g. the Adam scalars or the shuffle), so a worker is not put to
+// sleep and woken by a system call at every phase, whose wake-up on a
+// virtual machine took longer than the gap.
+constexpr auto kSpinFor = std::chrono::microseconds(200);
 
-// Waits until `a` no longer holds `old`: spins a little, then sleeps.
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Waits until `a` no longer holds `old`: spins up to kSpinFor, then sleeps.
 template <typename T>
 void AwaitChange(const std::atomic<T>& a, T old) {
-  for (int k = 0; k < kSpins; ++k) {
-    if (a.load(std::memory_order_acquire) != old) return;
-  }
+  const auto until = std::chrono::steady_clock::now() + kSpinFor;
+  do {
+    for (int k = 0; k < 64; ++k) {
+      if (a.load(std::memory_order_acquire) != old) return;
+      CpuRelax();
+    }
+  } while (std::chrono::steady_clock::now() < until);
   while (a.load(std::memory_order_acquire) == old) {
     a.wait(old, std::memory_order_acquire);
   }

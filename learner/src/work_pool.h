@@ -8,7 +8,8 @@
 // On a busy machine a worker may be woken late: the caller then runs the
 // remaining tasks itself instead of waiting for the worker to start, so a
 // second thread never costs more than the tasks it actually took. Waiting
-// spins briefly, then sleeps on the atomic (futex).
+// spins (with pause) for up to 200 us, longer than the gaps between a
+// training step's phases, then sleeps on the atomic (futex).
 //
 // Workers run under the scheduling of the thread that calls Run (policy and
 // nice value, read at the first Run that hands them work): the pool is
