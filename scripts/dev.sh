@@ -24,7 +24,6 @@ packages=(
   g++ cmake ninja-build pkg-config
   librdkafka-dev librocksdb-dev libtorch-dev libboost-dev
   nlohmann-json3-dev libgtest-dev libcli11-dev
-  libjemalloc-dev  # the cfrec binary's allocator (app/CMakeLists.txt)
   libopenblas0-pthread  # LibTorch's BLAS (Debian's reference BLAS otherwise): the MLP towers
   python3-torch  # not for the build or tests: bench/pytorch_baseline.py
   python3-matplotlib  # not for the build or tests: plots of bench/report.py, bench/stream_report.py
