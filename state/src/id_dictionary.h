@@ -8,14 +8,12 @@
 // Lookups go through a flat open-addressing table of (hash tag, index) pairs
 // whose keys are the names themselves, so a lookup costs one probe into the
 // table and one string compare, with no node per id (an unordered_map's
-// nodes made interning about a fifth of ingest's CPU); a short name is kept in
-// its slot, so its lookup reads nothing else.
+// nodes made interning about a fifth of ingest's CPU).
 #ifndef CFREC_STATE_SRC_ID_DICTIONARY_H_
 #define CFREC_STATE_SRC_ID_DICTIONARY_H_
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -34,17 +32,11 @@ struct StringHash {
 };
 
 // Index from string to uint32 over names stored elsewhere (`names[i]` is the
-// key of index i - `base`). A slot holds a 32-bit hash tag, index + 1 (0 =
-// empty) and, for a name of up to kInlineName bytes, the name itself, so that
-// a lookup of a short id (MIND's "N12345" and "U12345") touches one slot and
-// not the name's string as well: staging a list's ids was a fifth of the
-// apply thread, mostly waiting for those two cache misses. Longer names are
-// compared with `names`. The tag also picks the slot, so growing needs no
-// rehash of the names. Linear probing, load <= 1/2.
+// key of index i - `base`). A slot holds a 32-bit hash tag in its high half
+// and index + 1 in its low half (0 = empty); the tag also picks the slot, so
+// growing needs no rehash of the names. Linear probing, load <= 1/2.
 class FlatIdIndex {
  public:
-  static constexpr size_t kInlineName = 15;
-
   static uint32_t Tag(std::string_view id) {
     const uint64_t h = std::hash<std::string_view>{}(id);
     return static_cast<uint32_t>(h ^ (h >> 32));
@@ -54,29 +46,21 @@ class FlatIdIndex {
                                const std::vector<std::string>& names,
                                uint32_t base) const {
     if (slots_.empty()) return std::nullopt;
-    // A short id as its slot would hold it, compared as two words.
-    const Short wanted = ToShort(id);
     const size_t mask = slots_.size() - 1;
     for (size_t pos = tag & mask;; pos = (pos + 1) & mask) {
-      const Slot& slot = slots_[pos];
-      if (slot.index_plus_1 == 0) return std::nullopt;
-      if (slot.tag != tag) continue;
-      const uint32_t index = slot.index_plus_1 - 1;
-      if (slot.name.words[0] != kLongName) {
-        if (slot.name.words[0] == wanted.words[0] &&
-            slot.name.words[1] == wanted.words[1]) {
-          return index;
-        }
-      } else if (names[index - base] == id) {
-        return index;
+      const uint64_t slot = slots_[pos];
+      if (slot == 0) return std::nullopt;
+      if (static_cast<uint32_t>(slot >> 32) == tag) {
+        const auto index = static_cast<uint32_t>(slot) - 1;
+        if (names[index - base] == id) return index;
       }
     }
   }
 
-  // `index` (whose name is `name`) must not be present yet.
-  void Insert(uint32_t tag, uint32_t index, std::string_view name) {
-    if ((size_ + 1) * 2 > slots_.size()) Grow(slots_.size() * 2);
-    Place(MakeSlot(tag, index, name));
+  // `index` must not be present yet.
+  void Insert(uint32_t tag, uint32_t index) {
+    if ((size_ + 1) * 2 > slots_.size()) Grow(std::max<size_t>(64, size_ * 4));
+    Place(tag, index);
     ++size_;
   }
 
@@ -88,62 +72,33 @@ class FlatIdIndex {
   // Empties the index, keeping its capacity.
   void Clear() {
     if (size_ == 0) return;
-    std::fill(slots_.begin(), slots_.end(), Slot{});
+    std::fill(slots_.begin(), slots_.end(), 0);
     size_ = 0;
   }
 
   size_t size() const { return size_; }
 
  private:
-  // A name of up to kInlineName bytes: its length, then its bytes, then
-  // zeros; a longer one is kLongName in the first word.
-  struct Short {
-    uint64_t words[2] = {0, 0};
-  };
-  static constexpr uint64_t kLongName = ~uint64_t{0};
-  struct Slot {
-    uint32_t tag = 0;
-    uint32_t index_plus_1 = 0;  // 0: empty
-    Short name;
-  };
-  static_assert(sizeof(Slot) == 24);
-
-  static Short ToShort(std::string_view name) {
-    Short s;
-    if (name.size() > kInlineName) {
-      s.words[0] = kLongName;
-      return s;
-    }
-    char bytes[sizeof(s.words)] = {};
-    bytes[0] = static_cast<char>(name.size());
-    if (!name.empty()) std::memcpy(bytes + 1, name.data(), name.size());
-    std::memcpy(s.words, bytes, sizeof(bytes));
-    return s;
-  }
-  static Slot MakeSlot(uint32_t tag, uint32_t index, std::string_view name) {
-    Slot slot;
-    slot.tag = tag;
-    slot.index_plus_1 = index + 1;
-    slot.name = ToShort(name);
-    return slot;
-  }
-  void Place(const Slot& slot) {
+  void Place(uint32_t tag, uint32_t index) {
     const size_t mask = slots_.size() - 1;
-    size_t pos = slot.tag & mask;
-    while (slots_[pos].index_plus_1 != 0) pos = (pos + 1) & mask;
-    slots_[pos] = slot;
+    size_t pos = tag & mask;
+    while (slots_[pos] != 0) pos = (pos + 1) & mask;
+    slots_[pos] = (uint64_t{tag} << 32) | (uint64_t{index} + 1);
   }
   void Grow(size_t min_slots) {
     size_t n = 64;
     while (n < min_slots) n *= 2;
-    std::vector<Slot> old(n);
+    std::vector<uint64_t> old(n, 0);
     old.swap(slots_);
-    for (const Slot& slot : old) {
-      if (slot.index_plus_1 != 0) Place(slot);
+    for (uint64_t slot : old) {
+      if (slot != 0) {
+        Place(static_cast<uint32_t>(slot >> 32),
+              static_cast<uint32_t>(slot) - 1);
+      }
     }
   }
 
-  std::vector<Slot> slots_;
+  std::vector<uint64_t> slots_;
   size_t size_ = 0;
 };
 
@@ -182,7 +137,7 @@ class IdDictionary {
     const auto index = static_cast<uint32_t>(names_.size() + staged_.size());
     staged_.emplace_back(id);
     staged_tags_.push_back(tag);
-    staged_index_.Insert(tag, index, id);
+    staged_index_.Insert(tag, index);
     *is_new = true;
     return index;
   }
@@ -213,8 +168,7 @@ class IdDictionary {
     names_.reserve(names_.size() + n);
     index_.Reserve(names_.size() + n);
     for (size_t k = 0; k < n; ++k) {
-      index_.Insert(staged_tags_[k], static_cast<uint32_t>(names_.size()),
-                    staged_[k]);
+      index_.Insert(staged_tags_[k], static_cast<uint32_t>(names_.size()));
       names_.push_back(std::move(staged_[k]));
     }
     lock.unlock();
@@ -233,8 +187,7 @@ class IdDictionary {
   }
   // Loading at open, before any reader exists.
   void LoadAppend(std::string name) {
-    index_.Insert(FlatIdIndex::Tag(name), static_cast<uint32_t>(names_.size()),
-                  name);
+    index_.Insert(FlatIdIndex::Tag(name), static_cast<uint32_t>(names_.size()));
     names_.push_back(std::move(name));
   }
 
@@ -243,8 +196,7 @@ class IdDictionary {
     staged_index_.Clear();
     const auto base = staged_base();
     for (size_t k = 0; k < staged_.size(); ++k) {
-      staged_index_.Insert(staged_tags_[k], base + static_cast<uint32_t>(k),
-                           staged_[k]);
+      staged_index_.Insert(staged_tags_[k], base + static_cast<uint32_t>(k));
     }
   }
 

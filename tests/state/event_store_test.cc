@@ -527,50 +527,5 @@ TEST_F(EventStoreTest, ManyIdsRoundTripThroughGrowthAndReopen) {
   check();
 }
 
-// Ids up to 15 bytes are matched in the dictionary's slots, longer ones
-// against their stored names: both kinds, and ids that are prefixes or
-// extensions of each other across that length, are told apart.
-TEST_F(EventStoreTest, ShortAndLongIdsAreToldApartAcrossReopen) {
-  std::vector<std::string> items;
-  for (size_t len = 1; len <= 40; ++len) items.push_back(std::string(len, 'x'));
-  for (size_t len = 13; len <= 18; ++len) {
-    items.push_back(std::string(len - 1, 'x') + "y");
-  }
-  Batch batch;
-  int64_t offset = 0;
-  for (size_t i = 0; i < items.size(); i += 5) {
-    ImpressionEvent e;
-    e.impression_id = "imp-" + std::to_string(i);
-    e.user_id = std::string(10 + i, 'u');  // 10..55 bytes
-    e.ts_ms = 1000 + static_cast<int64_t>(i);
-    for (size_t k = i; k < std::min(i + 5, items.size()); ++k) {
-      e.items.push_back(items[k]);
-    }
-    batch.Impression(0, offset++, e);
-  }
-  ASSERT_EQ(Apply(batch).impressions, (items.size() + 4) / 5);
-  const auto check = [&] {
-    ASSERT_EQ(store_->NumItems(), items.size());
-    for (size_t i = 0; i < items.size(); ++i) {
-      ASSERT_EQ(store_->FindItem(items[i]),
-                std::optional<ItemIndex>(static_cast<ItemIndex>(i)))
-          << items[i];
-      ASSERT_EQ(store_->ItemId(static_cast<ItemIndex>(i)), items[i]);
-    }
-    for (size_t i = 0; i < items.size(); i += 5) {
-      ASSERT_EQ(store_->FindUser(std::string(10 + i, 'u')),
-                std::optional<UserIndex>(static_cast<UserIndex>(i / 5)));
-    }
-    EXPECT_FALSE(store_->FindItem(std::string(41, 'x')));
-    EXPECT_FALSE(store_->FindItem(std::string(14, 'x') + "z"));
-    EXPECT_FALSE(store_->FindItem(std::string(15, 'x') + "z"));
-    EXPECT_FALSE(store_->FindItem(""));
-    EXPECT_FALSE(store_->FindUser(std::string(11, 'u')));
-  };
-  check();
-  Reopen();
-  check();
-}
-
 }  // namespace
 }  // namespace cfrec::state
