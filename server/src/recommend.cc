@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "bound_select.h"
 #include "quantized_pool.h"
 
 namespace cfrec::server {
@@ -278,20 +279,20 @@ namespace {
 
 // The best `first_cut` of the pool by dot product (Better order, unsorted),
 // scoring every item in float.
-std::vector<Candidate> ExactCandidates(const CandidateIndex& index,
-                                       std::span<const float> user,
-                                       size_t first_cut) {
+void ExactCandidates(const CandidateIndex& index, std::span<const float> user,
+                     size_t first_cut, std::vector<Candidate>& candidates) {
+  thread_local std::vector<float> dots;
   const std::span<const uint32_t> pool = index.items();
-  std::vector<float> dots(index.padded_size());
+  dots.resize(index.padded_size());
   index.DotAll(user, dots.data());
-  std::vector<Candidate> candidates;
+  candidates.clear();
   if (pool.size() <= first_cut) {
     candidates.reserve(pool.size());
     for (size_t i = 0; i < pool.size(); ++i) {
       candidates.push_back(
           {Sanitize(dots[i]), pool[i], static_cast<uint32_t>(i)});
     }
-    return candidates;
+    return;
   }
   // One pass with a rising threshold: candidates at or above it go to a
   // buffer; when the buffer holds 2 * first_cut, it is cut back to the
@@ -315,70 +316,36 @@ std::vector<Candidate> ExactCandidates(const CandidateIndex& index,
     }
   }
   KeepBest(candidates, first_cut);
-  return candidates;
 }
 
 // The same selection from the int8 first pass: every item whose upper
 // bound reaches the first_cut-th largest lower bound is scored in float,
 // the others cannot be among the best (at least first_cut items score at
 // least that bound). Requires pool.size() > first_cut and a prepared query.
-std::vector<Candidate> BoundedCandidates(const CandidateIndex& index,
-                                         const QuantizedPool::Query& query,
-                                         std::span<const float> user,
-                                         size_t first_cut) {
+void BoundedCandidates(const CandidateIndex& index,
+                       const QuantizedPool::Query& query,
+                       std::span<const float> user, size_t first_cut,
+                       std::vector<Candidate>& candidates) {
+  // Per-thread scratch: a request allocates nothing of the pool's size.
+  thread_local std::vector<float> lo, hi, scratch, dots;
+  thread_local std::vector<uint32_t> kept;
   const QuantizedPool& quantized = *index.quantized();
   const std::span<const uint32_t> pool = index.items();
-  const size_t padded = index.padded_size();
-  std::vector<float> lo(padded), hi(padded);
-  quantized.Bounds(query, lo.data(), hi.data());
-  // A first threshold from every 16th lower bound, at a rank that leaves a
-  // margin; it holds if first_cut items reach it, else the exact one.
   const size_t n = pool.size();
-  float threshold = -std::numeric_limits<float>::infinity();
-  {
-    std::vector<float> sample;
-    sample.reserve(n / 16 + 1);
-    for (size_t i = 0; i < n; i += 16) sample.push_back(lo[i]);
-    const size_t rank = (first_cut * 5 / 4) / 16 + 1;
-    if (rank > 0 && rank < sample.size()) {
-      std::nth_element(sample.begin(), sample.begin() + (rank - 1),
-                       sample.end(), std::greater<float>());
-      threshold = sample[rank - 1];
-    }
-    size_t reach = 0;
-    for (size_t i = 0; i < n; ++i) reach += lo[i] >= threshold;
-    if (reach < first_cut) {
-      std::vector<float> all(lo.begin(), lo.begin() + n);
-      std::nth_element(all.begin(), all.begin() + (first_cut - 1), all.end(),
-                       std::greater<float>());
-      threshold = all[first_cut - 1];
-    }
-  }
-  // Every item whose upper bound reaches it: at least first_cut items have
-  // a lower bound at or above it, so the best first_cut are among these.
-  std::vector<uint32_t> kept;
-  for (size_t i = 0; i < n; ++i) {
-    if (hi[i] >= threshold) kept.push_back(static_cast<uint32_t>(i));
-  }
-  if (kept.size() > first_cut) {
-    // The exact first_cut-th largest lower bound of those drops more.
-    std::vector<float> kept_lo(kept.size());
-    for (size_t i = 0; i < kept.size(); ++i) kept_lo[i] = lo[kept[i]];
-    std::nth_element(kept_lo.begin(), kept_lo.begin() + (first_cut - 1),
-                     kept_lo.end(), std::greater<float>());
-    threshold = std::max(threshold, kept_lo[first_cut - 1]);
-    std::erase_if(kept, [&](uint32_t i) { return hi[i] < threshold; });
-  }
+  lo.resize(index.padded_size());
+  hi.resize(index.padded_size());
+  quantized.Bounds(query, lo.data(), hi.data());
+  KeepReachable(std::span<const float>(lo.data(), n),
+                std::span<const float>(hi.data(), n), first_cut, kept, scratch);
   // Float scores of the kept items.
-  std::vector<float> dots(kept.size());
+  dots.resize(kept.size());
   index.DotRows(kept, user.data(), dots.data());
-  std::vector<Candidate> candidates;
+  candidates.clear();
   candidates.reserve(kept.size());
   for (size_t i = 0; i < kept.size(); ++i) {
     candidates.push_back({dots[i], pool[kept[i]], kept[i]});
   }
   KeepBest(candidates, first_cut);
-  return candidates;
 }
 
 }  // namespace
@@ -475,16 +442,17 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   // and those are the best K unclicked ones.
   const size_t k = options.retrieval_candidates;
   const size_t first_cut = k + clicked.size();
-  std::vector<Candidate> candidates;
+  // Per-thread scratch, reused by the next request on this thread.
+  thread_local std::vector<Candidate> candidates;
   QuantizedPool::Query query;
   if (!options.exact_scan && index.quantized() != nullptr &&
       index.items().size() > first_cut && first_cut > 0) {
     query = index.quantized()->Prepare(user_vector);
   }
   if (query.ok) {
-    candidates = BoundedCandidates(index, query, user_vector, first_cut);
+    BoundedCandidates(index, query, user_vector, first_cut, candidates);
   } else {
-    candidates = ExactCandidates(index, user_vector, first_cut);
+    ExactCandidates(index, user_vector, first_cut, candidates);
   }
   if (!clicked.empty()) {
     std::erase_if(candidates, [&](const Candidate& c) {
@@ -494,10 +462,11 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   KeepBest(candidates, k);
   // With stream features, retrieval also takes the best of the pool by
   // the stream score (what is trending now), whatever the user's vector.
-  std::vector<float> item_part;
+  thread_local std::vector<float> item_part;
+  item_part.clear();
   if (sc != nullptr) {
-    std::vector<uint32_t> have;
-    have.reserve(candidates.size());
+    thread_local std::vector<uint32_t> have;
+    have.clear();
     for (const Candidate& c : candidates) have.push_back(c.item);
     std::sort(have.begin(), have.end());
     size_t added = 0;
@@ -512,7 +481,6 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
       ++added;
     }
     // The index holds each pool item's item part: no hash lookups.
-    item_part.reserve(candidates.size());
     for (const Candidate& c : candidates) {
       item_part.push_back(index.stream_scores()[c.pos]);
     }
@@ -520,9 +488,11 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   if (candidates.empty()) return result;
 
   // Stage 2, ranking by the active ranker (and the stream features).
-  std::vector<uint32_t> items(candidates.size());
+  thread_local std::vector<uint32_t> items;
+  thread_local std::vector<float> scores;
+  items.resize(candidates.size());
   for (size_t i = 0; i < candidates.size(); ++i) items[i] = candidates[i].item;
-  std::vector<float> scores(items.size());
+  scores.resize(items.size());
   snapshot.Score(*user, items, scores);
   const stream::UserExposure::Record* exposure =
       sc != nullptr ? sc->Exposure(*user) : nullptr;
