@@ -209,21 +209,19 @@ void GradientRange(const GradientJob& job) {
         for (int64_t d = 0; d < dim; ++d) gu[d] += a * qi[d] + b * qj[d];
       }
     }
-    // Item rows: a w and b w.
-    const int64_t ni = items.size();
-    const int32_t si = items.Slot(job.i[k]);
-    if (si == ni) {
-      PrefetchMoments(job.item_m + job.i[k] * dim, dim);
-      PrefetchMoments(job.item_v + job.i[k] * dim, dim);
-    }
-    Axpy(si == ni, a, w, job.item_grad + si * dim, dim);
-    const int64_t nj = items.size();
-    const int32_t sj = items.Slot(job.j[k]);
-    if (sj == nj) {
-      PrefetchMoments(job.item_m + job.j[k] * dim, dim);
-      PrefetchMoments(job.item_v + job.j[k] * dim, dim);
-    }
-    Axpy(sj == nj, b, w, job.item_grad + sj * dim, dim);
+    // Item rows: a w and b w. A row met for the first time gets a new slot
+    // (Slot returns the old size) and its moments are hinted for the update.
+    const auto add_item = [&](int64_t item, float coef) {
+      const int64_t fresh = items.size();
+      const int32_t slot = items.Slot(item);
+      if (slot == fresh) {
+        PrefetchMoments(job.item_m + item * dim, dim);
+        PrefetchMoments(job.item_v + item * dim, dim);
+      }
+      Axpy(slot == fresh, coef, w, job.item_grad + slot * dim, dim);
+    };
+    add_item(job.i[k], a);
+    add_item(job.j[k], b);
   }
   *job.loss = loss;
   *job.bias_grad = bias_grad;
