@@ -13,49 +13,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cfrec/schemas/utf8.h"
+
 namespace cfrec {
 
 namespace {
-
-// True when `s` is valid UTF-8 (what nlohmann's dump accepts).
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t n;
-    uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;  // truncated sequence
-    for (size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF.
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-        (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
 
 // Appends `s` as a JSON string, escaped exactly as nlohmann's dump() does
 // (short escapes for \b \t \n \f \r, \u00xx for other control characters,
@@ -113,13 +75,14 @@ void AppendJsonArray(std::string* out, const std::vector<std::string>& v) {
 bool AllUtf8(const Event& event) {
   if (const auto* imp = std::get_if<ImpressionEvent>(&event)) {
     const auto ok = [](const std::vector<std::string>& v) {
-      return std::all_of(v.begin(), v.end(), IsUtf8);
+      return std::all_of(v.begin(), v.end(), IsValidUtf8);
     };
-    return IsUtf8(imp->impression_id) && IsUtf8(imp->user_id) &&
+    return IsValidUtf8(imp->impression_id) && IsValidUtf8(imp->user_id) &&
            ok(imp->items) && ok(imp->clicks) && ok(imp->history);
   }
   const auto& c = std::get<ClickEvent>(event);
-  return IsUtf8(c.impression_id) && IsUtf8(c.user_id) && IsUtf8(c.item_id);
+  return IsValidUtf8(c.impression_id) && IsValidUtf8(c.user_id) &&
+         IsValidUtf8(c.item_id);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cfrec/schemas/status.h"
+#include "cfrec/schemas/utf8.h"
 
 namespace cfrec::server {
 
@@ -32,9 +33,8 @@ Result<std::string> PercentDecode(std::string_view in, bool plus_is_space);
 Result<uint64_t> ParseUint(std::string_view text, uint64_t min, uint64_t max,
                            std::string_view field);
 
-// True when `s` is well-formed UTF-8 (no overlongs, surrogates, or code
-// points past U+10FFFF).
-bool IsValidUtf8(std::string_view s);
+// Well-formed UTF-8 (cfrec/schemas/utf8.h), for the handlers' input checks.
+using ::cfrec::IsValidUtf8;
 
 // True when no object/array nesting in the JSON text `s` is deeper than
 // `max_depth` (brackets inside strings ignored). Lets handlers refuse
