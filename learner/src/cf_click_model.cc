@@ -25,6 +25,22 @@ double ListAuc(const std::vector<float>& s, const std::vector<uint8_t>& c) {
   return pairs > 0 ? wins / pairs : -1;
 }
 
+// Every (list, entry) of `lists` whose user and item have rows.
+std::vector<std::pair<uint32_t, uint32_t>> Entries(
+    std::span<const eval::Impression> lists, uint32_t num_users,
+    uint32_t num_items) {
+  std::vector<std::pair<uint32_t, uint32_t>> order;
+  for (size_t l = 0; l < lists.size(); ++l) {
+    if (lists[l].user >= num_users) continue;
+    for (size_t j = 0; j < lists[l].items.size(); ++j) {
+      if (lists[l].items[j] < num_items) {
+        order.push_back({uint32_t(l), uint32_t(j)});
+      }
+    }
+  }
+  return order;
+}
+
 }  // namespace
 
 void ClickModel::Init(Params& p, uint32_t users, uint32_t items, int dim,
@@ -80,8 +96,8 @@ void ClickModel::Epoch(Params& p, std::span<const eval::Impression> lists,
   }
 }
 
-double ClickModel::HeldoutAuc(const Params& p,
-                              std::span<const eval::Impression> lists) {
+std::pair<double, size_t> ClickModel::AucSum(
+    const Params& p, std::span<const eval::Impression> lists) {
   double sum = 0;
   size_t n = 0;
   std::vector<float> s;
@@ -100,7 +116,60 @@ double ClickModel::HeldoutAuc(const Params& p,
     sum += auc;
     ++n;
   }
-  return n ? sum / double(n) : -1;
+  return {sum, n};
+}
+
+void ClickModel::SelectByFolds(std::span<const eval::Impression> lists,
+                               uint32_t num_users, uint32_t num_items,
+                               const ClickModelOptions& o, int& best_dim,
+                               double& best_l2, int& best_epochs,
+                               double& best_auc, nlohmann::json& candidates) {
+  const int k = o.folds;
+  std::vector<std::vector<eval::Impression>> train(k), held(k);
+  std::mt19937_64 rng(o.seed ^ 0x9e3779b97f4a7c15ULL);
+  std::uniform_int_distribution<int> fold(0, k - 1);
+  for (const eval::Impression& imp : lists) {
+    const int f = fold(rng);
+    for (int g = 0; g < k; ++g) (g == f ? held[g] : train[g]).push_back(imp);
+  }
+  std::vector<std::vector<std::pair<uint32_t, uint32_t>>> orders(k);
+  for (int g = 0; g < k; ++g)
+    orders[g] = Entries(train[g], num_users, num_items);
+  for (int dim : o.dims) {
+    for (double l2 : o.l2) {
+      std::vector<Params> p(k);
+      std::vector<uint64_t> state(k, o.seed);
+      for (int g = 0; g < k; ++g) Init(p[g], num_users, num_items, dim, o.seed);
+      double top = -1;
+      int top_epoch = 0, since = 0;
+      for (int e = 1; e <= o.max_epochs; ++e) {
+        double sum = 0;
+        size_t n = 0;
+        for (int g = 0; g < k; ++g) {
+          Epoch(p[g], train[g], orders[g], o.lr, l2, state[g]);
+          const auto [s, m] = AucSum(p[g], held[g]);
+          sum += s;
+          n += m;
+        }
+        const double auc = n ? sum / double(n) : -1;
+        if (auc > top) {
+          top = auc;
+          top_epoch = e;
+          since = 0;
+        } else if (++since >= o.patience) {
+          break;
+        }
+      }
+      candidates.push_back(
+          {{"dim", dim}, {"l2", l2}, {"epochs", top_epoch}, {"auc", top}});
+      if (top > best_auc) {
+        best_auc = top;
+        best_dim = dim;
+        best_l2 = l2;
+        best_epochs = std::max(1, top_epoch);
+      }
+    }
+  }
 }
 
 void ClickModel::Fit(std::span<const eval::Impression> train,
@@ -108,16 +177,7 @@ void ClickModel::Fit(std::span<const eval::Impression> train,
                      uint32_t num_users, uint32_t num_items,
                      const ClickModelOptions& o) {
   auto entries = [&](std::span<const eval::Impression> lists) {
-    std::vector<std::pair<uint32_t, uint32_t>> order;
-    for (size_t l = 0; l < lists.size(); ++l) {
-      if (lists[l].user >= num_users) continue;
-      for (size_t j = 0; j < lists[l].items.size(); ++j) {
-        if (lists[l].items[j] < num_items) {
-          order.push_back({uint32_t(l), uint32_t(j)});
-        }
-      }
-    }
-    return order;
+    return Entries(lists, num_users, num_items);
   };
   std::vector<std::pair<uint32_t, uint32_t>> order = entries(train);
   int best_dim = o.dims.empty() ? 4 : o.dims.front();
@@ -125,7 +185,15 @@ void ClickModel::Fit(std::span<const eval::Impression> train,
   int best_epochs = o.max_epochs;
   double best_auc = -1;
   nlohmann::json candidates = nlohmann::json::array();
-  if (!heldout.empty()) {
+  // Every list: what the folds split and the chosen settings refit on.
+  std::vector<eval::Impression> all(train.begin(), train.end());
+  all.insert(all.end(), heldout.begin(), heldout.end());
+  size_t selection_lists = heldout.size();
+  if (o.folds >= 2) {
+    SelectByFolds(all, num_users, num_items, o, best_dim, best_l2, best_epochs,
+                  best_auc, candidates);
+    selection_lists = all.size();
+  } else if (!heldout.empty()) {
     for (int dim : o.dims) {
       for (double l2 : o.l2) {
         Params p;
@@ -135,7 +203,8 @@ void ClickModel::Fit(std::span<const eval::Impression> train,
         int top_epoch = 0, since = 0;
         for (int e = 1; e <= o.max_epochs; ++e) {
           Epoch(p, train, order, o.lr, l2, state);
-          const double auc = HeldoutAuc(p, heldout);
+          const auto [sum, n] = AucSum(p, heldout);
+          const double auc = n ? sum / double(n) : -1;
           if (auc > top) {
             top = auc;
             top_epoch = e;
@@ -156,8 +225,6 @@ void ClickModel::Fit(std::span<const eval::Impression> train,
     }
   }
   // Refit on every list with the chosen settings.
-  std::vector<eval::Impression> all(train.begin(), train.end());
-  all.insert(all.end(), heldout.begin(), heldout.end());
   std::vector<std::pair<uint32_t, uint32_t>> all_order = entries(all);
   Init(params_, num_users, num_items, best_dim, o.seed);
   uint64_t state = o.seed;
@@ -170,7 +237,8 @@ void ClickModel::Fit(std::span<const eval::Impression> train,
              {"l2", best_l2},
              {"epochs", best_epochs},
              {"heldout_auc", best_auc},
-             {"heldout_lists", heldout.size()}};
+             {"heldout_lists", selection_lists},
+             {"folds", o.folds >= 2 ? o.folds : 0}};
 }
 
 bool ClickModel::View(const SemView& base, SemView& out) {

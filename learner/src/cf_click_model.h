@@ -15,7 +15,11 @@
 //
 // The dimension, the L2 weight and the number of epochs are chosen on
 // held-out lists (in-list AUC); the model is then refitted on all lists
-// with the chosen settings.
+// with the chosen settings. With `folds` >= 2 the choice is made by
+// cross-validation instead: every list (training and held-out) is held out
+// once, in one of `folds` random folds, and the candidates' in-list AUC is
+// pooled over all of them. On a small log the single held-out split has a
+// few dozen lists with a click, too few to tell the candidates apart.
 //
 // LibTorch-free.
 #ifndef CFREC_LEARNER_SRC_CF_CLICK_MODEL_H_
@@ -24,6 +28,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "cfrec/eval/dataset.h"
@@ -38,6 +43,9 @@ struct ClickModelOptions {
   int patience = 5;
   double lr = 0.05;
   uint64_t seed = 1;
+  // 0: select on the held-out lists passed to Fit; >= 2: by
+  // cross-validation over all lists in this many folds.
+  int folds = 0;
 };
 
 class ClickModel {
@@ -73,8 +81,17 @@ class ClickModel {
                     std::vector<std::pair<uint32_t, uint32_t>>& order,
                     double lr, double l2, uint64_t& state);
   void Build(size_t cols, size_t positions);
-  static double HeldoutAuc(const Params& p,
-                           std::span<const eval::Impression> lists);
+  // Sum of the in-list AUCs of the lists with a click and a non-click,
+  // and their number.
+  static std::pair<double, size_t> AucSum(
+      const Params& p, std::span<const eval::Impression> lists);
+  // Candidates chosen by cross-validation (options.folds >= 2) over
+  // `lists`; fills dim, l2, epochs and auc of the best, and `candidates`.
+  static void SelectByFolds(std::span<const eval::Impression> lists,
+                            uint32_t num_users, uint32_t num_items,
+                            const ClickModelOptions& o, int& dim, double& l2,
+                            int& epochs, double& auc,
+                            nlohmann::json& candidates);
 
   Params params_;
   nlohmann::json report_;

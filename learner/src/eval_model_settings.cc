@@ -62,6 +62,41 @@ Result<EvalSettings> ParseEvalSettings(const eval::ModelSpec& spec) {
     settings.cf_weight = e.get<double>();
     hyper.erase("cf_weight");
   }
+  if (hyper.contains("cf_min_margin")) {
+    const nlohmann::json& e = hyper["cf_min_margin"];
+    if (!e.is_number() || e.get<double>() < 0 || e.get<double>() > 100) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_min_margin must be in [0, 100]");
+    }
+    settings.cf_min_margin = e.get<double>();
+    hyper.erase("cf_min_margin");
+  }
+  if (hyper.contains("cf_sim_folds")) {
+    const nlohmann::json& e = hyper["cf_sim_folds"];
+    if (!e.is_number_integer() || e.get<int64_t>() < 0 ||
+        e.get<int64_t>() == 1 || e.get<int64_t>() > 20) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_sim_folds must be 0 or an integer "
+                                     "in [2, 20]");
+    }
+    settings.cf_sim_folds = e.get<int>();
+    hyper.erase("cf_sim_folds");
+  }
+  if (hyper.contains("cf_sim_l2")) {
+    const nlohmann::json& e = hyper["cf_sim_l2"];
+    bool good = e.is_array() && !e.empty() && e.size() <= 16;
+    for (const nlohmann::json& v : good ? e : nlohmann::json::array()) {
+      good = good && v.is_number() && v.get<double>() >= 0 &&
+             v.get<double>() <= 10;
+    }
+    if (!good) {
+      return Status::InvalidArgument("models." + spec.ranker +
+                                     ".cf_sim_l2 must be a list of 1 to 16 "
+                                     "numbers in [0, 10]");
+    }
+    settings.cf_sim_l2 = e.get<std::vector<double>>();
+    hyper.erase("cf_sim_l2");
+  }
   if (hyper.contains("cf_weight_by")) {
     const nlohmann::json& e = hyper["cf_weight_by"];
     if (!e.is_string() || (e != "none" && e != "confidence")) {
@@ -143,6 +178,14 @@ Result<EvalSettings> ParseEvalSettings(const eval::ModelSpec& spec) {
     return Status::InvalidArgument("models." + spec.ranker +
                                    ".cf_sim_clicks needs cf_simulator "
                                    "\"logistic\"");
+  }
+  if ((settings.cf_min_margin > 0 || settings.cf_sim_folds > 0 ||
+       !settings.cf_sim_l2.empty()) &&
+      (settings.cf_simulator != "logistic" || spec.intervention == "oracle")) {
+    return Status::InvalidArgument("models." + spec.ranker +
+                                   ": cf_min_margin, cf_sim_folds and "
+                                   "cf_sim_l2 need cf_simulator \"logistic\" "
+                                   "(not the oracle)");
   }
   if (settings.cf_weight_by == "confidence" &&
       (settings.cf_simulator != "logistic" || spec.intervention == "oracle")) {

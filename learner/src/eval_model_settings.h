@@ -6,6 +6,7 @@
 #define CFREC_LEARNER_SRC_EVAL_MODEL_SETTINGS_H_
 
 #include <string>
+#include <vector>
 
 #include "cfrec/eval/model.h"
 #include "cfrec/learner/options.h"
@@ -73,6 +74,20 @@ struct EvalSettings {
   // so that the epoch's weights average cf_weight ("none": the default).
   double cf_weight = 1;
   std::string cf_weight_by = "none";
+  // With cf_simulator "logistic": keep a pair only when the click model's
+  // logit of its positive exceeds its negative's by at least this much (0:
+  // keep all, the default). The pairs the model is least sure of are the
+  // ones most often in the wrong order; more lists are drawn so that the
+  // epoch's number of counterfactual samples stays the same.
+  double cf_min_margin = 0;
+  // With cf_simulator "logistic": how its dimension, L2 weight and epochs
+  // are chosen. 0 (the default): on the held-out lists (each user with at
+  // least two lists gives its last one with probability 1/2); k >= 2: by
+  // k-fold cross-validation over all lists (every list held out once).
+  int cf_sim_folds = 0;
+  // With cf_simulator "logistic": the L2 weights it chooses among (empty:
+  // cf::ClickModelOptions' 1e-4, 1e-3, 1e-2).
+  std::vector<double> cf_sim_l2;
   int cf_sim_epochs = 60;
   int cf_sim_patience = 5;
   bool cf_sim_refresh = true;

@@ -322,12 +322,21 @@ class LearnerModel final : public eval::Model {
                      click_model_->Logit(c.user, c.neg) <= 0);
           });
         }
+        if (settings_.cf_min_margin > 0 && click_model_ != nullptr) {
+          const auto margin = static_cast<float>(settings_.cf_min_margin);
+          std::erase_if(samples, [&](const CounterfactualSample& c) {
+            return !(click_model_->Logit(c.user, c.pos) -
+                         click_model_->Logit(c.user, c.neg) >=
+                     margin);
+          });
+        }
       }
       if (samples.empty()) {
         // Users without rows or a catalog shorter than K: nothing to gain
         // from spinning (a confidence filter may empty many rounds).
-        const bool filtered =
-            settings_.cf_min_top_prob > 0 || settings_.cf_sim_clicks;
+        const bool filtered = settings_.cf_min_top_prob > 0 ||
+                              settings_.cf_sim_clicks ||
+                              settings_.cf_min_margin > 0;
         if (++empty_rounds >= (filtered ? 50 : 3)) {
           break;
         }
@@ -401,6 +410,8 @@ class LearnerModel final : public eval::Model {
     std::erase_if(options.dims, [&](int d) {
       return d + 1 > settings_.trainer.learner.sem_dim;
     });
+    options.folds = settings_.cf_sim_folds;
+    if (!settings_.cf_sim_l2.empty()) options.l2 = settings_.cf_sim_l2;
     click_model_ = std::make_unique<cf::ClickModel>();
     click_model_->Fit(train, heldout, data.num_users, data.num_items, options);
   }
@@ -507,6 +518,7 @@ class LearnerModel final : public eval::Model {
     j["cf_sim_clicks"] = settings_.cf_sim_clicks;
     j["cf_weight"] = settings_.cf_weight;
     j["cf_weight_by"] = settings_.cf_weight_by;
+    j["cf_min_margin"] = settings_.cf_min_margin;
     if (simulator_ != nullptr) j["simulator_fit"] = simulator_->report();
     if (click_model_ != nullptr) {
       j["simulator_fit"] = click_model_->report();

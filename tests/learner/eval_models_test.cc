@@ -76,7 +76,12 @@ TEST(EvalModelsTest, RegistersEveryRankerAndRejectsBadHyperParameters) {
         R"({"cf_max_user_clicks": -1})", R"({"cf_sim_refresh": 1})",
         R"({"cf_simulator": "logistic", "sem_dim": 2})", R"({"cf_weight": 0})",
         R"({"cf_weight_by": "margin"})",
-        R"({"cf_weight_by": "confidence", "cf_simulator": "shared"})"}) {
+        R"({"cf_weight_by": "confidence", "cf_simulator": "shared"})",
+        R"({"cf_min_margin": -1})", R"({"cf_sim_folds": 1})",
+        R"({"cf_sim_folds": 2.5})", R"({"cf_sim_l2": []})",
+        R"({"cf_sim_l2": [0.1, -1]})",
+        R"({"cf_min_margin": 1, "cf_simulator": "shared"})",
+        R"({"cf_sim_folds": 5, "cf_simulator": "converged"})"}) {
     spec.hyper_json = bad;
     EXPECT_FALSE(registry.Create(spec).ok()) << bad;
   }
@@ -406,6 +411,50 @@ TEST(EvalModelsTest, SimulatorsSchedulesAndTeachingFigures) {
   EXPECT_GE(sim["best_epoch"].get<int>(), 1);
   EXPECT_EQ(sim["refresh_passes"].get<int>(), 3);
   EXPECT_LE(sim["refresh_kept"].get<int>(), 3);
+}
+
+// The logistic click model's settings chosen by cross-validation over every
+// list (cf_sim_folds, cf_sim_l2), and the margin filter on its pairs
+// (cf_min_margin): the filter keeps the epoch's number of samples by
+// drawing more lists, and the pairs it keeps are more often in the true
+// order.
+TEST(EvalModelsTest, ClickModelFoldsAndMarginFilter) {
+  const SynthLog log = SmallSynth();
+  eval::ModelRegistry registry = Registry();
+  const std::string hyper = std::string(kSynthHyper);
+  nlohmann::json plain = FitAndDiagnose(registry, log, hyper + "}", "learned");
+  nlohmann::json folds = FitAndDiagnose(
+      registry, log,
+      hyper + R"(, "cf_sim_folds": 3, "cf_sim_l2": [0.001, 0.1]})", "learned");
+  ASSERT_TRUE(plain.is_object());
+  ASSERT_TRUE(folds.is_object());
+  EXPECT_EQ(plain["simulator_fit"]["folds"], 0);
+  const nlohmann::json& fit = folds["simulator_fit"];
+  EXPECT_EQ(fit["folds"], 3);
+  // Every list is held out once, against about half of the users' last
+  // lists without folds.
+  EXPECT_EQ(fit["heldout_lists"].get<size_t>(), log.train.impressions.size());
+  EXPECT_LT(plain["simulator_fit"]["heldout_lists"].get<size_t>(),
+            log.train.impressions.size() / 4);
+  // Dimensions 2, 4, 8 times the two L2 weights given.
+  ASSERT_EQ(fit["candidates"].size(), 6u);
+  for (const nlohmann::json& c : fit["candidates"]) {
+    EXPECT_TRUE(c["l2"] == 0.001 || c["l2"] == 0.1) << c.dump();
+    EXPECT_GT(c["auc"].get<double>(), 0.5) << c.dump();
+  }
+  EXPECT_GT(folds["sem"]["ps_auc_fresh"].get<double>(), 0.8);
+
+  nlohmann::json margin = FitAndDiagnose(
+      registry, log, hyper + R"(, "cf_min_margin": 2})", "learned");
+  ASSERT_TRUE(margin.is_object());
+  EXPECT_EQ(margin["cf_min_margin"], 2.0);
+  EXPECT_EQ(margin["samples_counterfactual"], plain["samples_counterfactual"]);
+  EXPECT_GT(margin["total"]["lists"].get<double>(),
+            plain["total"]["lists"].get<double>());
+  EXPECT_LT(margin["total"]["samples"].get<double>(),
+            margin["total"]["lists"].get<double>());
+  EXPECT_GT(margin["total"]["pair_agreement"].get<double>(),
+            plain["total"]["pair_agreement"].get<double>());
 }
 
 }  // namespace
