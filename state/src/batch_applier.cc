@@ -33,6 +33,15 @@ class ScopeTimer {
 
 }  // namespace
 
+ImpressionRecord BatchState::Overlay::Materialized() const {
+  ImpressionRecord r = record;
+  if (event != nullptr) {
+    r.items = event->items;
+    r.history = event->history;
+  }
+  return r;
+}
+
 Status BatchApplier::Load() {
   std::unique_ptr<rocksdb::Iterator> pend(
       db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kPendingClicks)));
@@ -97,7 +106,9 @@ void BatchApplier::Finish(BatchState& b) {
   std::sort(rows_.begin(), rows_.end(),
             [](const auto* x, const auto* y) { return x->first < y->first; });
   for (const auto* row : rows_) {
-    EncodeImpression(row->second.record, &value_);
+    const BatchState::Overlay& o = row->second;
+    EncodeImpression(o.record.user, o.record.ts_ms, o.record.seq, o.items(),
+                     o.history(), o.record.clicked, &value_);
     b.wb.Put(db_.cf(kImpressions), row->first, value_).PermitUncheckedError();
   }
   std::erase_if(rows_, [](const auto* row) { return !row->second.fresh; });
@@ -166,8 +177,9 @@ Result<BatchState::Overlay*> BatchApplier::LookupImpression(
     if (auto it = earlier_->impressions.find(impression_id);
         it != earlier_->impressions.end()) {
       return &b.impressions
-                  .emplace(impression_id,
-                           BatchState::Overlay{it->second.record, false})
+                  .emplace(
+                      impression_id,
+                      BatchState::Overlay{it->second.Materialized(), false})
                   .first->second;
     }
   }
@@ -193,22 +205,22 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
     ++b.counters.duplicates;
     return Status::Ok();
   }
+  // The event owns the list and the history; the overlay refers to them.
+  AppliedEvent ev;
   ImpressionRecord rec;
   bool is_new = false;
   rec.user = users_.Stage(e.user_id, &is_new);
   rec.ts_ms = e.ts_ms;
-  rec.items.reserve(e.items.size());
-  for (const auto& item : e.items)
-    rec.items.push_back(items_.Stage(item, &is_new));
+  ev.items.resize(e.items.size());
+  items_.StageAll(e.items, ev.items, &is_new);
   // Clicks are few: a linear search of the list beats building an index.
   const auto position = [&e](std::string_view item) -> std::optional<uint16_t> {
     auto it = std::find(e.items.begin(), e.items.end(), item);
     if (it == e.items.end()) return std::nullopt;
     return static_cast<uint16_t>(it - e.items.begin());
   };
-  rec.history.reserve(e.history.size());
-  for (const auto& h : e.history)
-    rec.history.push_back(items_.Stage(h, &is_new));
+  ev.history.resize(e.history.size());
+  items_.StageAll(e.history, ev.history, &is_new);
 
   std::vector<uint16_t> clicked;
   for (const auto& c : e.clicks) {
@@ -320,21 +332,21 @@ Status BatchApplier::ApplyImpression(BatchState& b, const EventView& e) {
   const std::string_view id = e.impression_id;
   std::sort(clicked.begin(), clicked.end());
 
-  AppliedEvent ev;
   ev.seq = ++b.counters.applied_seq;
   ev.kind = AppliedEvent::Kind::kImpression;
   ev.user = rec.user;
   ev.ts_ms = rec.ts_ms;
-  ev.items = rec.items;
   ev.clicked = clicked;
-  ev.history = rec.history;
   b.log.AddImpression(ev);
-  b.outcome.events.push_back(std::move(ev));
+  // Apply reserved one event per message, so the overlay's pointer stays
+  // valid while the batch is built and written.
+  const AppliedEvent& stored = b.outcome.events.emplace_back(std::move(ev));
   ++b.outcome.impressions;
   ++b.counters.impressions;
   rec.seq = b.counters.applied_seq;
   rec.clicked = std::move(clicked);
-  b.impressions.emplace(id, BatchState::Overlay{std::move(rec), true, true});
+  b.impressions.emplace(
+      id, BatchState::Overlay{std::move(rec), true, true, &stored});
   return Status::Ok();
 }
 
@@ -399,10 +411,11 @@ Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
     return Status::Ok();
   }
   const auto item_index = items_.WriterFind(e.item_id);
-  const auto pos_it =
-      item_index ? std::find(rec.items.begin(), rec.items.end(), *item_index)
-                 : rec.items.end();
-  if (pos_it == rec.items.end()) {
+  const std::vector<ItemIndex>& items = overlay.items();
+  const auto pos_it = item_index
+                          ? std::find(items.begin(), items.end(), *item_index)
+                          : items.end();
+  if (pos_it == items.end()) {
     AddDeadLetter(b,
                   "clicked item '" + std::string(e.item_id) +
                       "' is not in impression '" +
@@ -410,7 +423,7 @@ Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
                   msg);
     return Status::Ok();
   }
-  const auto position = static_cast<uint16_t>(pos_it - rec.items.begin());
+  const auto position = static_cast<uint16_t>(pos_it - items.begin());
   const auto at =
       std::lower_bound(rec.clicked.begin(), rec.clicked.end(), position);
   if (at != rec.clicked.end() && *at == position) {
@@ -426,7 +439,7 @@ Status BatchApplier::ApplyClick(BatchState& b, const EventView& e,
   ev.kind = AppliedEvent::Kind::kClick;
   ev.user = rec.user;
   ev.ts_ms = e.ts_ms;
-  ev.items = rec.items;
+  ev.items = items;
   ev.clicked = {position};
   b.log.AddClick(ev.seq, rec.seq, position, e.ts_ms);
   b.outcome.events.push_back(std::move(ev));

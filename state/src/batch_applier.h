@@ -48,9 +48,22 @@ struct BatchState {
   // dirty one (new, or a click joined it) is written when the batch ends.
   // The keys view the batch's parsed messages, which outlive the BatchState.
   struct Overlay {
+    // One applied in this batch keeps its list and history in its event
+    // (`event`, in outcome.events) instead of a copy here.
     ImpressionRecord record;
     bool dirty = false;
     bool fresh = false;  // applied in this batch: needs its index rows
+    const AppliedEvent* event = nullptr;
+
+    const std::vector<ItemIndex>& items() const {
+      return event != nullptr ? event->items : record.items;
+    }
+    const std::vector<ItemIndex>& history() const {
+      return event != nullptr ? event->history : record.history;
+    }
+    // The record with its own list and history (what a later batch's
+    // overlay starts from).
+    ImpressionRecord Materialized() const;
   };
   std::unordered_map<std::string_view, Overlay> impressions;
   // Clicks held in this batch, by impression id.
@@ -60,6 +73,7 @@ struct BatchState {
   std::unordered_set<std::string> new_pending_impressions;
   std::unordered_set<std::string> resolved_pending_impressions;
   AppliedLogWriter log;
+
 };
 
 class BatchApplier {

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,26 @@ class FlatIdIndex {
       if (static_cast<uint32_t>(slot >> 32) == tag) {
         const auto index = static_cast<uint32_t>(slot) - 1;
         if (names[index - base] == id) return index;
+      }
+    }
+  }
+
+  // Requests the cache line of `tag`'s first slot.
+  void Prefetch(uint32_t tag) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[tag & (slots_.size() - 1)]);
+  }
+
+  // The index in the first slot of `tag`'s probe run whose tag is `tag`,
+  // or nullopt when the run ends first: a candidate that Find would compare
+  // first with the name.
+  std::optional<uint32_t> FirstCandidate(uint32_t tag) const {
+    if (slots_.empty()) return std::nullopt;
+    const size_t mask = slots_.size() - 1;
+    for (size_t pos = tag & mask;; pos = (pos + 1) & mask) {
+      const uint64_t slot = slots_[pos];
+      if (slot == 0) return std::nullopt;
+      if (static_cast<uint32_t>(slot >> 32) == tag) {
+        return static_cast<uint32_t>(slot) - 1;
       }
     }
   }
@@ -141,6 +162,32 @@ class IdDictionary {
     *is_new = true;
     return index;
   }
+  // Writer only: Stage on each of `ids` in order, the indexes into `out`
+  // (`out.size() == ids.size()`). The published ids of the list are looked
+  // up in three passes (hash and prefetch every slot; read the slots and
+  // prefetch every candidate name; compare), so that the cache misses of a
+  // list overlap instead of following one another; any other id takes
+  // Stage's path, in list order.
+  void StageAll(std::span<const std::string_view> ids, std::span<uint32_t> out,
+                bool* any_new) {
+    constexpr uint32_t kNone = UINT32_MAX;
+    tags_.resize(ids.size());
+    for (size_t k = 0; k < ids.size(); ++k) {
+      tags_[k] = FlatIdIndex::Tag(ids[k]);
+      index_.Prefetch(tags_[k]);
+    }
+    for (size_t k = 0; k < ids.size(); ++k) {
+      const auto candidate = index_.FirstCandidate(tags_[k]);
+      out[k] = candidate.value_or(kNone);
+      if (candidate.has_value()) __builtin_prefetch(&names_[*candidate]);
+    }
+    for (size_t k = 0; k < ids.size(); ++k) {
+      if (out[k] != kNone && names_[out[k]] == ids[k]) continue;
+      bool is_new = false;
+      out[k] = Stage(ids[k], &is_new);
+      *any_new = *any_new || is_new;
+    }
+  }
   // Writer only: the index of a published or staged id, without staging.
   std::optional<uint32_t> WriterFind(std::string_view id) const {
     const uint32_t tag = FlatIdIndex::Tag(id);
@@ -205,7 +252,8 @@ class IdDictionary {
   FlatIdIndex index_;  // over names_
   std::vector<std::string> staged_;
   std::vector<uint32_t> staged_tags_;
-  FlatIdIndex staged_index_;  // over staged_, indexes from names_.size()
+  FlatIdIndex staged_index_;    // over staged_, indexes from names_.size()
+  std::vector<uint32_t> tags_;  // StageAll's scratch
 };
 
 }  // namespace cfrec::state

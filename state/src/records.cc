@@ -5,18 +5,25 @@
 
 namespace cfrec::state {
 
-void EncodeImpression(const ImpressionRecord& r, std::string* out) {
+void EncodeImpression(UserIndex user, int64_t ts_ms, uint64_t seq,
+                      std::span<const ItemIndex> items,
+                      std::span<const ItemIndex> history,
+                      std::span<const uint16_t> clicked, std::string* out) {
   out->clear();
-  out->reserve(8 + 3 * (r.items.size() + r.history.size()));
-  coding::PutVarint(out, r.user);
-  coding::PutVarint(out, static_cast<uint64_t>(r.ts_ms));
-  coding::PutVarint(out, r.seq);
-  coding::PutVarint(out, r.items.size());
-  for (auto i : r.items) coding::PutVarint(out, i);
-  coding::PutVarint(out, r.history.size());
-  for (auto h : r.history) coding::PutVarint(out, h);
-  coding::PutVarint(out, r.clicked.size());
-  for (auto c : r.clicked) coding::PutVarint(out, c);
+  out->reserve(8 + 3 * (items.size() + history.size()));
+  coding::PutVarint(out, user);
+  coding::PutVarint(out, static_cast<uint64_t>(ts_ms));
+  coding::PutVarint(out, seq);
+  coding::PutVarint(out, items.size());
+  for (auto i : items) coding::PutVarint(out, i);
+  coding::PutVarint(out, history.size());
+  for (auto h : history) coding::PutVarint(out, h);
+  coding::PutVarint(out, clicked.size());
+  for (auto c : clicked) coding::PutVarint(out, c);
+}
+
+void EncodeImpression(const ImpressionRecord& r, std::string* out) {
+  EncodeImpression(r.user, r.ts_ms, r.seq, r.items, r.history, r.clicked, out);
 }
 
 std::string EncodeImpression(const ImpressionRecord& r) {

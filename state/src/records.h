@@ -7,6 +7,7 @@
 #define CFREC_STATE_SRC_RECORDS_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,11 @@ struct ImpressionRecord {
 std::string EncodeImpression(const ImpressionRecord& r);
 // The same into `*out` (replacing its contents; its capacity is reused).
 void EncodeImpression(const ImpressionRecord& r, std::string* out);
+// The same from its parts.
+void EncodeImpression(UserIndex user, int64_t ts_ms, uint64_t seq,
+                      std::span<const ItemIndex> items,
+                      std::span<const ItemIndex> history,
+                      std::span<const uint16_t> clicked, std::string* out);
 Result<ImpressionRecord> DecodeImpression(std::string_view v);
 
 // A click held in pending_clicks. Key: PendingKey(impression id, item_id);

@@ -473,6 +473,51 @@ namespace {
 // Thousands of ids across batches: the dictionary's table grows several
 // times, and every id must map back to itself before and after reopen, with
 // indexes in arrival order.
+// Known and new ids mixed in a list and its history, ids shared between the
+// two: indexes are assigned in order of first appearance (list, then
+// history), and the stored row, the applied events and later clicks (in the
+// same batch and the next) all see the list as sent.
+TEST_F(EventStoreTest, ListsMixingKnownAndNewIdsKeepTheirOrder) {
+  Batch first;
+  first.Impression(0, 0, {"i1", "u", 1000, {"a", "b", "c"}, {}, {}});
+  Apply(first);
+  Batch second;
+  second
+      .Impression(
+          0, 1,
+          {"i2", "u", 2000, {"c", "x", "a", "y"}, {"x"}, {"y", "b", "z", "x"}})
+      .Click(0, 2, {"i2", "u", "y", 2001});
+  const ApplyOutcome out = Apply(second);
+  EXPECT_EQ(store_->FindItem("x"), 3u);
+  EXPECT_EQ(store_->FindItem("y"), 4u);
+  EXPECT_EQ(store_->FindItem("z"), 5u);
+  ASSERT_EQ(out.events.size(), 2u);
+  const std::vector<std::string> list = {"c", "x", "a", "y"};
+  EXPECT_EQ(ItemNames(out.events[0].items), list);
+  EXPECT_EQ(ItemNames(out.events[0].history),
+            (std::vector<std::string>{"y", "b", "z", "x"}));
+  EXPECT_EQ(out.events[0].clicked, (std::vector<uint16_t>{1}));
+  EXPECT_EQ(ItemNames(out.events[1].items), list);
+  EXPECT_EQ(out.events[1].clicked, (std::vector<uint16_t>{3}));
+  Batch third;
+  third.Click(0, 3, {"i2", "u", "a", 2002});
+  const ApplyOutcome late = Apply(third);
+  ASSERT_EQ(late.events.size(), 1u);
+  EXPECT_EQ(ItemNames(late.events[0].items), list);
+  EXPECT_EQ(late.events[0].clicked, (std::vector<uint16_t>{2}));
+  const auto check = [&] {
+    auto row = store_->GetImpression("i2");
+    ASSERT_TRUE(row.ok()) << row.status().ToString();
+    EXPECT_EQ(ItemNames(row->items), list);
+    EXPECT_EQ(ItemNames(row->history),
+              (std::vector<std::string>{"y", "b", "z", "x"}));
+    EXPECT_EQ(row->clicked, (std::vector<uint16_t>{1, 2, 3}));
+  };
+  check();
+  Reopen();
+  check();
+}
+
 TEST_F(EventStoreTest, ManyIdsRoundTripThroughGrowthAndReopen) {
   constexpr int kBatches = 4;
   constexpr int kPerBatch = 300;
