@@ -98,6 +98,18 @@ VARIANTS = {
     "logK10": {"cf_simulator": "logistic", "cf_list_size": 10},
     "logw2start1": {"cf_simulator": "logistic", "cf_weight": 2,
                     "cf_start_epoch": 1},
+    # The 150 x 5 cell: the click model's settings chosen by 5-fold
+    # cross-validation over all lists instead of the single held-out split
+    # (a few dozen lists with a click there), with the default L2 grid and
+    # with a wider one (more shrinkage); only pairs whose click-model logit
+    # gap is at least 1 or 2 (the wrong pairs are the close ones).
+    "logcv": {"cf_simulator": "logistic", "cf_sim_folds": 5},
+    "logcvwide": {"cf_simulator": "logistic", "cf_sim_folds": 5,
+                  "cf_sim_l2": [1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 3e-1]},
+    "logm1": {"cf_simulator": "logistic", "cf_min_margin": 1.0},
+    "logm2": {"cf_simulator": "logistic", "cf_min_margin": 2.0},
+    "logm2mix100": {"cf_simulator": "logistic", "cf_min_margin": 2.0,
+                    "cf_mix_ratio": 1.0},
 }
 # Two-sided 95% Student t quantiles by degrees of freedom.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
@@ -588,6 +600,9 @@ TAG2 = "sampler2"
 # Runs of a build whose fused MF kernel takes loss weights (weighted
 # batches no longer go through the LibTorch step).
 TAG3 = "fusedw"
+# Runs of a build with the click model's cross-validated selection and the
+# margin filter (and the fused kernel's one-exponential loss).
+TAG4 = "cv150"
 
 # --study: every part of the committed study, one command (--resume).
 # Parts and arms marked appendix are explorations the report's conclusions
@@ -681,7 +696,8 @@ STUDY_PARTS = [
                "learned@logmix50", "learned@logmix100", "learned@logk2",
                "learned@logK10", "oracle"],
       "appendix_arms": ["learned@logw2", "learned@logw4", "learned@logmix50",
-                        "learned@logk2", "learned@logK10"],
+                        "learned@logmix100", "learned@logk2",
+                        "learned@logK10"],
       "versus": "learned@logistic", "valid": True, "tag": TAG3}),
     ("target_defaults", "The paper's size at cfrec eval's defaults with "
      "the build of the sparse end's levers, BPR and GMF, 10 seeds",
@@ -695,13 +711,15 @@ STUDY_PARTS = [
      {"config": "", "rankers": ["bpr", "gmf"], "users": [600], "lists": [25],
       "seeds": [1, 2, 3, 4, 5], "arms": ["none", "learned@logistic",
                                          "learned@logmix100"],
-      "versus": "learned@logistic", "valid": True, "tag": TAG3}),
+      "versus": "learned@logistic", "valid": True, "tag": TAG3,
+      "appendix": True}),
     ("confirm_mix100", "Mix 1.0 at 600 x 5 on fresh seeds 11-15 (chosen "
      "on seeds 1-10 among six levers), BPR and GMF",
      {"rankers": ["bpr", "gmf"], "users": [600], "lists": [5],
       "seeds": [11, 12, 13, 14, 15],
       "arms": ["none", "learned@logistic", "learned@logmix100"],
-      "versus": "learned@logistic", "valid": True, "tag": TAG3}),
+      "versus": "learned@logistic", "valid": True, "tag": TAG3,
+      "appendix": True}),
     ("neumf_sparse", "NeuMF at the sparse end, 5 seeds: the oracle and the "
      "logistic simulator from epoch 1 and 3, and a loss weight of 2",
      {"rankers": ["neumf"], "users": [150, 600], "lists": [5],
@@ -710,6 +728,55 @@ STUDY_PARTS = [
                "learned@logstart1", "learned@logw2start1"],
       "appendix_arms": ["learned@logstart1", "learned@logw2start1"],
       "valid": True, "tag": TAG3}),
+    ("sparse150", "The 150 x 5 cell: the click model chosen by "
+     "cross-validation (default and wider L2 grid), a margin filter on the "
+     "pairs (logit gap >= 1, >= 2), random lists (CPR-r) with the logistic "
+     "model; BPR and GMF, 10 seeds",
+     {"rankers": ["bpr", "gmf"], "users": [150], "lists": [5],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "random@logistic",
+               "learned@logcv", "learned@logcvwide", "learned@logm1",
+               "learned@logm2", "oracle"],
+      "appendix_arms": ["learned@logcv", "learned@logcvwide",
+                        "learned@logm1", "learned@logm2"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("sparse150_random", "The 150 x 5 cell: random lists (CPR-r) with the "
+     "logistic model, with the margin filter (logit gap >= 1, >= 2), mix "
+     "1.0, and both; BPR and GMF, 10 seeds",
+     {"rankers": ["bpr", "gmf"], "users": [150], "lists": [5],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "random@logistic", "random@logm1",
+               "random@logm2", "random@logmix100", "random@logm2mix100"],
+      "appendix_arms": ["random@logm2", "random@logmix100",
+                        "random@logm2mix100"],
+      "versus": "random@logistic", "valid": True, "tag": TAG4}),
+    ("confirm_random150", "Random lists with the margin filter (logit gap "
+     ">= 1) at 150 x 5 on fresh seeds 11-15 (chosen on seeds 1-10 among "
+     "eight settings), BPR and GMF",
+     {"rankers": ["bpr", "gmf"], "users": [150], "lists": [5],
+      "seeds": [11, 12, 13, 14, 15],
+      "arms": ["none", "learned@logistic", "random@logistic",
+               "random@logm1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("confirm_random150_more", "The same on fresh seeds 11-20 (seeds "
+     "16-20 added after seeds 11-15 left GMF's interval across zero)",
+     {"rankers": ["bpr", "gmf"], "users": [150], "lists": [5],
+      "seeds": list(range(11, 21)),
+      "arms": ["none", "learned@logistic", "random@logistic",
+               "random@logm1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("random600x5", "Random lists with the margin filter at 600 x 5, BPR "
+     "and GMF, 10 seeds",
+     {"rankers": ["bpr", "gmf"], "users": [600], "lists": [5],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "random@logm1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("defaults_random", "Random lists with the margin filter at the paper's "
+     "size, cfrec eval's defaults, BPR and GMF, 10 seeds",
+     {"config": "", "rankers": ["bpr", "gmf"], "users": [600], "lists": [25],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "random@logm1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
     ("logclick", "Simulated clicks only (the logistic model's), BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned@logistic", "learned@logclick"],
