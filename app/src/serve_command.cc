@@ -602,6 +602,13 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "saturated machine")
       ->capture_default_str()
       ->check(CLI::Range(0, 19));
+  cmd->add_option("--http-run-inline", args->front.run_inline,
+                  "Run to completion: a request that would not wait for a "
+                  "handler thread (none queued, one free) runs on the I/O "
+                  "thread that read it, without the hand-off to a handler "
+                  "thread and back; at most one I/O thread less than there "
+                  "are does so at once (true/false)")
+      ->capture_default_str();
   AddScaleOutFlags(cmd, &args->scale);
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }

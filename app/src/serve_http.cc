@@ -59,6 +59,7 @@ Result<server::ServerOptions> MakeServerOptions(const HttpArgs& args,
   so.admission.max_inflight = args.max_inflight;
   so.admission.max_queue_wait = std::chrono::milliseconds(args.max_queue_ms);
   so.admission.handler_nice = args.handler_nice;
+  so.run_inline = args.run_inline;
   if (has_token) {
     LogInfo("serve",
             "POST /v1/events needs 'Authorization: Bearer' with "

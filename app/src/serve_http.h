@@ -31,6 +31,8 @@ struct HttpArgs {
   size_t max_inflight = 64;
   int max_queue_ms = 20;
   int handler_nice = 5;
+  // Requests that would not wait run on the I/O thread that read them.
+  bool run_inline = true;
 };
 
 // Logs "what: status" as an error; the exit code of a failed start (1).

@@ -1,9 +1,11 @@
 // Transport only: Beast sessions convert between the wire and the plain
 // HttpRequest/HttpResponse values; everything else is the handler's. The
-// shape follows Beast's advanced server example: one session per
-// connection, a strand per socket, bind_front_handler, expires_after on
-// every read, a body limit.
+// shape follows Beast's advanced server example (one session per
+// connection, bind_front_handler, expires_after on every read, a body
+// limit), with one event loop per I/O thread instead of one shared loop.
 #include "cfrec/server/http_server.h"
+
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -13,7 +15,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -91,6 +92,10 @@ struct ServerCore {
             "request waited longer than max_queue_wait)",
             {"reason"}, {std::string(ShedReasonName(r))});
       }
+      inline_counter = metrics->GetCounter(
+          "cfrec_http_requests_inline_total",
+          "Admitted requests run to completion on the I/O thread that read "
+          "them (no handler thread was busy and none queued)");
       inflight_gauge = metrics->GetGauge(
           "cfrec_http_requests_inflight",
           "Requests queued for or running on the handler threads");
@@ -100,8 +105,10 @@ struct ServerCore {
           0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1};
       const char* const help =
           "Time of an admitted request in each step on the server: queue "
-          "(admitted to a handler thread taking it), handler (running), "
-          "write_back (handler done to the I/O thread writing the answer)";
+          "(admitted to a handler thread taking it), handler (running, on a "
+          "handler thread or inline on the I/O thread), write_back (handler "
+          "thread done to the I/O thread writing the answer); queue and "
+          "write_back count only the requests handed to a handler thread";
       const char* const phases[3] = {"queue", "handler", "write_back"};
       for (int i = 0; i < 3; ++i) {
         step_seconds[i] =
@@ -137,6 +144,9 @@ struct ServerCore {
   Counter* rejected_counter = nullptr;
   Counter* shed_counters[2] = {nullptr, nullptr};  // by ShedReason
   Gauge* inflight_gauge = nullptr;
+  Counter* inline_counter = nullptr;
+  // I/O threads now running a handler inline (ServerOptions::run_inline).
+  std::atomic<int> inline_running{0};
   Histogram* step_seconds[3] = {nullptr, nullptr, nullptr};  // by Step
 
   // Sessions by id; guarded by mu. `draining` flips once, under mu, so a
@@ -146,21 +156,28 @@ struct ServerCore {
   std::unordered_map<uint64_t, std::weak_ptr<Session>> sessions;
   uint64_t next_id = 0;
   bool draining = false;
-  // The same, readable from a session's strand without the lock: a request
+  // The same, readable from a session's loop without the lock: a request
   // in flight when the drain starts answers with "Connection: close" even
-  // though its strand is busy in the handler when the drain is announced.
+  // though its loop is busy in the handler when the drain is announced.
   std::atomic<bool> draining_flag{false};
   std::atomic<uint16_t> bound_port{0};
   bool started = false;
   bool stopped = false;
 
-  // Declared after the state above: destroying io_context destroys pending
-  // handlers, whose sessions unregister from `sessions` in their
-  // destructors; the acceptor, declared after it, goes first.
-  net::io_context ioc;
-  // Keeps run() from returning while the loop is momentarily idle, so work
+  // One event loop per I/O thread, run by that thread alone; connections
+  // are dealt to them in turn, and a connection stays on its loop. With one
+  // shared loop, the threads hand each readiness event to one another
+  // (~4.5 thread switches per request against ~2 with a loop each).
+  // Declared after the state above: destroying an io_context destroys
+  // pending handlers, whose sessions unregister from `sessions` in their
+  // destructors; the acceptor, declared after them, goes first.
+  std::vector<std::unique_ptr<net::io_context>> loops;
+  // Keep run() from returning while a loop is momentarily idle, so work
   // posted by Drain (closing the acceptor, OnDrain) always finds a thread.
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
+  // The loop of the next accepted connection; touched only by the accept
+  // handler (the acceptor's loop).
+  size_t next_loop = 0;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   // Runs the handlers; declared after ioc so that it is destroyed first
@@ -168,7 +185,8 @@ struct ServerCore {
   std::unique_ptr<AdmissionPool> pool;
 };
 
-// One connection. Every member is touched only on the session's strand.
+// One connection. Every member is touched only on the session's loop, which
+// one thread runs.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(ServerCore& server, uint64_t id, tcp::socket&& socket)
@@ -182,7 +200,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                             shared_from_this()));
   }
 
-  // Called through the strand by HttpServer::Drain.
+  // Called on the session's loop by HttpServer::Drain.
   void OnDrain() {
     draining_ = true;
     // Idle connections close now; a request in flight finishes first and
@@ -293,8 +311,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return Write(Run(server_, ToRequest(std::move(*req))), keep_alive,
                    version, head);
     }
+    if (TryRunInline(req, keep_alive, version, head)) return;
     // On a handler thread, which also converts the request; the answer is
-    // written back on this strand. A request refused at the door gets the
+    // written back on this loop. A request refused at the door gets the
     // pre-built 503 at once: the I/O thread does nothing more for it.
     auto self = shared_from_this();
     auto executor = stream_.get_executor();
@@ -327,6 +346,38 @@ class Session : public std::enable_shared_from_this<Session> {
       server.CountShed(*refused);
       WriteShed(keep_alive, version, head);
     }
+  }
+
+  // Runs the request here, on this I/O thread, when a handler thread would
+  // have taken it at once anyway and another I/O thread stays free; true if
+  // it did (and started writing the answer).
+  bool TryRunInline(
+      const std::shared_ptr<http::request<http::string_body>>& req,
+      bool keep_alive, unsigned version, bool head) {
+    ServerCore& server = server_;
+    if (!server.options.run_inline || server.options.io_threads < 2) {
+      return false;
+    }
+    if (server.inline_running.fetch_add(1, std::memory_order_acq_rel) >=
+        server.options.io_threads - 1) {
+      server.inline_running.fetch_sub(1, std::memory_order_acq_rel);
+      return false;
+    }
+    if (!server.pool->TryStartInline()) {
+      server.inline_running.fetch_sub(1, std::memory_order_acq_rel);
+      return false;
+    }
+    if (server.inline_counter != nullptr) server.inline_counter->Increment();
+    if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(1);
+    const Clock::time_point began = Clock::now();
+    HttpResponse response = Run(server, ToRequest(std::move(*req)));
+    const Clock::duration ran = Clock::now() - began;
+    server.pool->FinishInline(ran);
+    if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
+    server.inline_running.fetch_sub(1, std::memory_order_acq_rel);
+    server.Observe(ServerCore::kHandler, ran);
+    Write(std::move(response), keep_alive, version, head);
+    return true;
   }
 
   static HttpResponse Run(ServerCore& server, const HttpRequest& request) {
@@ -505,8 +556,11 @@ class Rejection : public std::enable_shared_from_this<Rejection> {
 };
 
 void ServerCore::DoAccept() {
-  // Each accepted socket gets its own strand.
-  acceptor->async_accept(net::make_strand(ioc),
+  // Each accepted socket goes to the next loop; one thread runs each loop,
+  // so a session needs no strand.
+  net::io_context& loop = *loops[next_loop];
+  next_loop = (next_loop + 1) % loops.size();
+  acceptor->async_accept(loop.get_executor(),
                          [this](beast::error_code ec, tcp::socket socket) {
                            OnAccept(ec, std::move(socket));
                          });
@@ -569,8 +623,13 @@ Status HttpServer::Start() {
   if (impl_->started) return Status::FailedPrecondition("already started");
   CFREC_RETURN_IF_ERROR(impl_->options.Validate());
   Impl& s = *impl_;
+  for (int i = 0; i < s.options.io_threads; ++i) {
+    // Concurrency hint 1: one thread runs the loop (other threads still
+    // post to it: the handler threads' answers, Drain).
+    s.loops.push_back(std::make_unique<net::io_context>(1));
+  }
   try {
-    tcp::resolver resolver(s.ioc);
+    tcp::resolver resolver(*s.loops.front());
     const auto endpoints = resolver.resolve(
         s.options.host, std::to_string(s.options.port),
         tcp::resolver::passive | tcp::resolver::numeric_service);
@@ -578,7 +637,7 @@ Status HttpServer::Start() {
       return Status::InvalidArgument("cannot resolve '" + s.options.host + "'");
     }
     const tcp::endpoint endpoint = endpoints.begin()->endpoint();
-    s.acceptor.emplace(net::make_strand(s.ioc));
+    s.acceptor.emplace(s.loops.front()->get_executor());
     s.acceptor->open(endpoint.protocol());
     s.acceptor->set_option(net::socket_base::reuse_address(true));
     s.acceptor->bind(endpoint);
@@ -592,15 +651,16 @@ Status HttpServer::Start() {
   }
   s.started = true;
   s.pool = std::make_unique<AdmissionPool>(s.options.admission);
-  s.work.emplace(s.ioc.get_executor());
+  for (auto& loop : s.loops) s.work.emplace_back(loop->get_executor());
   s.DoAccept();
   for (int i = 0; i < s.options.io_threads; ++i) {
-    s.threads.emplace_back([&s] {
+    s.threads.emplace_back([&s, &loop = *s.loops[i]] {
+      pthread_setname_np(pthread_self(), "http-io");
       // Handlers report errors as values; an exception escaping one is a
       // bug, logged, and the loop keeps serving.
       for (;;) {
         try {
-          s.ioc.run();
+          loop.run();
           return;
         } catch (const std::exception& e) {
           std::fprintf(stderr, "cfrec http: unexpected exception: %s\n",
@@ -625,7 +685,7 @@ void HttpServer::Drain() {
       if (auto session = weak.lock()) live.push_back(std::move(session));
     }
   }
-  // Stop accepting, on the acceptor's strand (an acceptor is not safe to
+  // Stop accepting, on the acceptor's loop (an acceptor is not safe to
   // close from another thread while an accept is pending). Wait for it, so
   // the port is closed before the I/O threads can be stopped.
   auto closed = std::make_shared<std::promise<void>>();
@@ -650,8 +710,8 @@ void HttpServer::Drain() {
   // finish what runs (as the I/O threads would below) and shed what is
   // queued.
   s.pool->Stop();
-  s.work.reset();
-  s.ioc.stop();
+  s.work.clear();
+  for (auto& loop : s.loops) loop->stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
   // No thread runs the loop now, so the acceptor may be touched here; it is

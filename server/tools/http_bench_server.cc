@@ -10,7 +10,10 @@
 //
 //   cfrec_http_bench_server --http 127.0.0.1:8080 --users 50000
 //     --items 20000 --dim 64 --io-threads 2 --swap-ms 500
-//     --stream-features on|off --stream-lists 200000
+//     --stream-features on|off --stream-lists 200000 --run-inline on|off
+//     --handler-nice 0
+// --run-inline: ServerOptions::run_inline; --handler-nice: the handler
+// threads' nice value (`cfrec serve` uses 5).
 #include <pthread.h>
 #include <signal.h>
 
@@ -46,6 +49,8 @@ struct Flags {
   size_t clicks_per_user = 20;
   bool stream_features = true;
   size_t stream_lists = 200000;
+  bool run_inline = true;
+  int handler_nice = 0;
 };
 
 // The same model under a new version and creation time, as the learner's
@@ -127,6 +132,11 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->stream_features = value == "on";
     } else if (name == "--stream-lists") {
       flags->stream_lists = std::stoul(value);
+    } else if (name == "--run-inline") {
+      if (value != "on" && value != "off") return false;
+      flags->run_inline = value == "on";
+    } else if (name == "--handler-nice") {
+      flags->handler_nice = std::stoi(value);
     } else {
       return false;
     }
@@ -187,6 +197,8 @@ int main(int argc, char** argv) {
   options.host = flags.host;
   options.port = flags.port;
   options.io_threads = flags.io_threads;
+  options.run_inline = flags.run_inline;
+  options.admission.handler_nice = flags.handler_nice;
   cfrec::server::HttpServer server(options, context);
   if (cfrec::Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());

@@ -72,6 +72,7 @@ struct Flags {
   int threads = 1;
   double readyz_rate = 10;
   uint64_t seed = 42;
+  double slow_ms = 0;  // 0: no slow-answer log
 };
 
 void Usage() {
@@ -100,7 +101,11 @@ void Usage() {
       "its own connections (default 1)\n"
       "  --readyz-rate R      GET /readyz per second on a connection of its "
       "own; 0 = none (default 10)\n"
-      "  --seed S             user choice (default 42)\n");
+      "  --seed S             user choice (default 42)\n"
+      "  --slow-ms X          print each answer slower than X ms to stderr:\n"
+      "                       its due time (steady clock, ns; CLOCK_MONOTONIC\n"
+      "                       on Linux, as `perf record -k CLOCK_MONOTONIC`),\n"
+      "                       latency and status; 0 = none (default 0)\n");
 }
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
@@ -144,6 +149,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
         f->readyz_rate = std::stod(v);
       else if (a == "--seed")
         f->seed = std::stoull(v);
+      else if (a == "--slow-ms")
+        f->slow_ms = std::stod(v);
       else {
         std::fprintf(stderr, "unknown flag %s (--help lists them)\n",
                      argv[i - 1]);
@@ -155,8 +162,9 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     }
   }
   if (!(f->rate > 0) || !(f->duration_s > 0) || f->warmup_s < 0 ||
-      f->drain_s < 0 || f->threads < 1 || f->connections < 1 ||
-      f->max_connections < f->connections || f->readyz_rate < 0 || f->n < 1) {
+      f->slow_ms < 0 || f->drain_s < 0 || f->threads < 1 ||
+      f->connections < 1 || f->max_connections < f->connections ||
+      f->readyz_rate < 0 || f->n < 1) {
     std::fprintf(stderr,
                  "need --rate > 0, --duration > 0, --threads >= 1, "
                  "1 <= --connections <= --max-connections, --n >= 1\n");
@@ -505,6 +513,14 @@ class Generator {
       boost::system::error_code ignored;
       c->socket.close(ignored);
       c->open = false;
+    }
+    if (flags_.slow_ms > 0 && us > flags_.slow_ms * 1000) {
+      std::fprintf(stderr, "slow due_ns=%lld ms=%.3f status=%d%s\n",
+                   static_cast<long long>(
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           c->due.time_since_epoch())
+                           .count()),
+                   us / 1000.0, status, c->readyz ? " readyz" : "");
     }
     if (c->readyz) {
       if (c->due >= counted_from_) {

@@ -181,6 +181,60 @@ TEST(AdmissionPool, RefusesWhenTheQueueWouldRunLongerThanTheBudget) {
   EXPECT_EQ(shed.value(), 0);
 }
 
+// Run to completion: the caller may run a request itself only while a
+// handler thread would have taken it at once (nothing queued, fewer than
+// `threads` running). Its slot counts as in flight and as running, and its
+// run time feeds the queue's run-time estimate like a handler thread's.
+TEST(AdmissionPool, InlineRunsOnlyWhenAHandlerSlotIsFreeAndCountLikeOthers) {
+  std::atomic<int64_t> now_ms{0};
+  AdmissionOptions options;
+  options.threads = 1;
+  options.max_inflight = 64;
+  options.max_queue_wait = milliseconds(10);
+  AdmissionPool pool(
+      options, [&] { return Clock::time_point(milliseconds(now_ms.load())); });
+  ASSERT_TRUE(pool.TryStartInline());
+  EXPECT_EQ(pool.inflight(), 1u);
+  // The one slot is taken (by the inline run): no second inline run.
+  EXPECT_FALSE(pool.TryStartInline());
+  pool.FinishInline(milliseconds(6));  // mean run time 6 ms
+  EXPECT_EQ(pool.inflight(), 0u);
+  EXPECT_EQ(pool.inline_runs(), 1u);
+
+  // Hold the handler thread and queue one request behind it.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  CallCounter started, ran, shed;
+  auto on_shed = [&] { shed.Add(); };
+  ASSERT_TRUE(Admitted(pool.TrySubmit(
+      [&] {
+        started.Add();
+        released.wait();
+      },
+      on_shed)));
+  ASSERT_TRUE(started.Wait(1));
+  EXPECT_FALSE(pool.TryStartInline());  // the thread is busy
+  ASSERT_TRUE(Admitted(pool.TrySubmit([&] { ran.Add(); }, on_shed)));
+  EXPECT_FALSE(pool.TryStartInline());  // a request is queued
+  // One queued at 6 ms each (the inline run's time): admitted; two ahead
+  // (12 ms > 10 ms): refused, although no handler thread has run anything.
+  ASSERT_TRUE(Admitted(pool.TrySubmit([&] { ran.Add(); }, on_shed)));
+  EXPECT_EQ(pool.TrySubmit([&] { ran.Add(); }, on_shed),
+            ShedReason::kQueueTime);
+  release.set_value();
+  ASSERT_TRUE(ran.Wait(2));
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (pool.inflight() != 0 && Clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_TRUE(pool.TryStartInline());  // idle again
+  pool.FinishInline(milliseconds(1));
+  pool.Stop();
+  EXPECT_FALSE(pool.TryStartInline());  // stopped
+  EXPECT_EQ(pool.inline_runs(), 2u);
+  EXPECT_EQ(shed.value(), 0);
+}
+
 TEST(AdmissionPool, StopShedsWhatIsQueuedAndRefusesMore) {
   AdmissionOptions options;
   options.threads = 1;

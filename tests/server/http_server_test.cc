@@ -3,6 +3,7 @@
 #include "cfrec/server/http_server.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -53,6 +54,11 @@ class HttpServerTest : public ::testing::Test {
             return Ok(R"({"slow":true})");
           }
           if (request.target == "/echo") return Ok(request.body);
+          if (request.target == "/thread") {
+            char name[16] = {};
+            pthread_getname_np(pthread_self(), name, sizeof(name));
+            return Ok(name);
+          }
           return Ok(R"({"ok":true})");
         },
         &metrics_);
@@ -226,6 +232,9 @@ TEST_F(HttpServerTest, ConnectionsOverTheCapGet503) {
 
 TEST_F(HttpServerTest, ExcessRequestsAreShedWith503AndProbesAreNot) {
   ServerOptions options;
+  // The held request must run on a handler thread: run inline it would
+  // also hold its I/O thread's other connections (ServerOptions::run_inline).
+  options.run_inline = false;
   options.admission.threads = 1;
   options.admission.max_inflight = 1;
   StartServer(options);
@@ -265,11 +274,52 @@ TEST_F(HttpServerTest, ExcessRequestsAreShedWith503AndProbesAreNot) {
   EXPECT_EQ(status, 200);
 }
 
+// Run to completion: with no handler thread busy, a request runs on the
+// I/O thread that read it; while one I/O thread runs a request (the other
+// must stay free to read and refuse), or with run_inline off, requests go
+// to the handler threads.
+TEST_F(HttpServerTest, IdleServerRunsRequestsOnTheIoThread) {
+  ServerOptions options;
+  options.io_threads = 2;
+  options.admission.threads = 2;
+  StartServer(options);
+  Client a(server_->port()), b(server_->port());
+  a.Send(Client::Get("/thread"));
+  EXPECT_EQ(a.Read().body(), "http-io");
+  Counter* runs = metrics_.GetCounter("cfrec_http_requests_inline_total", "");
+  EXPECT_EQ(runs->value(), 1u);
+
+  b.Send(Client::Get("/slow"));  // inline too: the pool is idle
+  slow_entered_.get_future().wait();
+  EXPECT_EQ(runs->value(), 2u);
+  a.Send(Client::Get("/thread"));  // the other I/O thread hands it off
+  EXPECT_EQ(a.Read().body(), "http-handler");
+  EXPECT_EQ(runs->value(), 2u);
+  release_slow_.set_value();
+  EXPECT_EQ(b.Read().result_int(), 200);
+}
+
+TEST_F(HttpServerTest, RunInlineOffHandsEveryRequestToAHandlerThread) {
+  ServerOptions options;
+  options.run_inline = false;
+  StartServer(options);
+  Client a(server_->port());
+  for (int i = 0; i < 3; ++i) {
+    a.Send(Client::Get("/thread"));
+    EXPECT_EQ(a.Read().body(), "http-handler");
+  }
+  EXPECT_EQ(
+      metrics_.GetCounter("cfrec_http_requests_inline_total", "")->value(), 0u);
+}
+
 // A refused request never reaches the handler; its answer is the
 // pre-built 503, framed for the request's version, method and keep-alive,
 // and a refused request's body is consumed, so the connection stays usable.
 TEST_F(HttpServerTest, RefusalsAreAnsweredWithoutRunningTheHandler) {
   ServerOptions options;
+  // The held request must run on a handler thread: run inline it would
+  // also hold its I/O thread's other connections (ServerOptions::run_inline).
+  options.run_inline = false;
   options.admission.threads = 1;
   options.admission.max_inflight = 1;
   StartServer(options);
@@ -326,6 +376,9 @@ TEST_F(HttpServerTest, RefusalsAreAnsweredWithoutRunningTheHandler) {
 
 TEST_F(HttpServerTest, DrainFinishesRequestsInFlightAndClosesIdleOnes) {
   ServerOptions options;
+  // The held request must run on a handler thread: run inline it would
+  // also hold its I/O thread's other connections (ServerOptions::run_inline).
+  options.run_inline = false;
   options.drain_timeout = milliseconds(10'000);
   StartServer(options);
   const uint16_t port = server_->port();

@@ -90,6 +90,18 @@ class AdmissionPool {
   std::optional<ShedReason> TrySubmit(std::function<void()> run,
                                       std::function<void()> shed);
 
+  // Run to completion: claims a handler slot for a request that the calling
+  // thread (the I/O thread that read it) runs itself, when it would not
+  // wait for one: not stopped, nothing queued and fewer than `threads`
+  // requests running. A claimed request counts as in flight (and as
+  // running) until FinishInline, so the refusal rules and the queue see it
+  // like one on a handler thread; it saves the hand-off to a handler
+  // thread and back (two wake-ups). False: submit it instead.
+  bool TryStartInline();
+  // Ends a request claimed by TryStartInline; `ran` is its run time (it
+  // feeds the mean run time like a handler thread's).
+  void FinishInline(Clock::duration ran);
+
   // Stops taking requests, lets the threads finish what is running, calls
   // `shed` for what is still queued, and joins the threads. Idempotent.
   void Stop();
@@ -100,6 +112,8 @@ class AdmissionPool {
   size_t inflight() const;
   // Requests refused since the start, by reason.
   uint64_t shed(ShedReason reason) const;
+  // Requests run by TryStartInline callers since the start.
+  uint64_t inline_runs() const;
 
  private:
   struct Task {
@@ -108,6 +122,8 @@ class AdmissionPool {
     Clock::time_point queued_at;
   };
   void Work();
+  // Counts a finished request's run time into mean_run_.
+  void RecordRunLocked(Clock::duration ran);
   // How long the queue would take to run at the recent mean run time.
   Clock::duration QueueRunTimeLocked() const;
 
@@ -115,11 +131,12 @@ class AdmissionPool {
   const std::function<Clock::time_point()> now_;
   mutable std::mutex mu_;
   std::condition_variable ready_;
-  std::deque<Task> queue_;  // guarded by mu_
-  size_t inflight_ = 0;     // guarded by mu_: queued + running
-  bool stopped_ = false;    // guarded by mu_
-  uint64_t shed_full_ = 0;  // guarded by mu_
-  uint64_t shed_time_ = 0;  // guarded by mu_
+  std::deque<Task> queue_;    // guarded by mu_
+  size_t inflight_ = 0;       // guarded by mu_: queued + running
+  bool stopped_ = false;      // guarded by mu_
+  uint64_t shed_full_ = 0;    // guarded by mu_
+  uint64_t shed_time_ = 0;    // guarded by mu_
+  uint64_t inline_runs_ = 0;  // guarded by mu_
   // Moving average of a handler's run time (wall clock), 0 until the first
   // request has run; guarded by mu_.
   Clock::duration mean_run_{0};

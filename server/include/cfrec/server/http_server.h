@@ -1,15 +1,18 @@
-// HttpServer: HTTP/1.1 transport on Boost.Beast/Asio. One session per
-// connection on its own strand; keep-alive and pipelining; read, idle and
-// write timeouts; a body limit; a cap on concurrent connections; a graceful
-// drain; load shedding (admission.h). It knows nothing about routes: every
-// request goes to a Handler, on a pool of handler threads, except the probes
-// and /metrics, which run on the I/O threads so that they are never shed.
+// HttpServer: HTTP/1.1 transport on Boost.Beast/Asio. One event loop per
+// I/O thread; one session per connection, on one loop; keep-alive and
+// pipelining; read, idle and write timeouts; a body limit; a cap on concurrent
+// connections; a graceful drain; load shedding (admission.h). It knows nothing
+// about routes: every request goes to a Handler, on a pool of handler threads,
+// except the probes and /metrics, which run on the I/O threads so that they are
+// never shed, and requests that would not wait for a handler thread, which the
+// I/O thread that read them runs itself (ServerOptions::run_inline).
 //
 // Thread-safety: Start, Drain and the destructor must be called from one
 // controlling thread (not from a handler). port() and active_connections()
 // may be called from any thread. The handler runs on the handler threads
 // (and for the probes on the I/O threads), concurrently for different
-// connections, and must be thread-safe and not block for long.
+// connections, and must be thread-safe and not block for long (with
+// run_inline it also runs on the I/O threads).
 #ifndef CFREC_SERVER_HTTP_SERVER_H_
 #define CFREC_SERVER_HTTP_SERVER_H_
 
@@ -35,7 +38,8 @@ struct ServerOptions {
   // TCP port; 0 picks a free one (tests), read it back with port().
   // Default 8080.
   uint16_t port = 8080;
-  // Threads running the I/O loop and the handlers. Default 2.
+  // I/O threads, each running an event loop of its own; connections are
+  // spread over them in turn. Default 2.
   int io_threads = 2;
   // Longest time to receive one whole request once its first byte has
   // arrived; a slower client is disconnected. Default 10 s.
@@ -64,6 +68,19 @@ struct ServerOptions {
   // cfrec_http_requests_shed_total{reason}. GET /healthz, /readyz and
   // /metrics run on the I/O threads and are never shed.
   AdmissionOptions admission;
+  // Run to completion: an admitted request that would not wait for a
+  // handler thread (nothing queued, fewer than admission.threads running)
+  // runs on the I/O thread that read it, which then writes the answer
+  // itself: no hand-off to a handler thread and back (two thread wake-ups,
+  // each a chance to wait behind other work for a CPU). At most
+  // io_threads - 1 I/O threads do so at once, so one is always free to read
+  // and refuse; with one I/O thread every request goes to the handler
+  // threads. Counted in cfrec_http_requests_inline_total. The price: while
+  // a request runs inline, the other connections of its I/O thread's loop
+  // (probes included) and, on the first loop, new connections wait for it,
+  // so handlers must be short (they are: well under a millisecond for the
+  // cfrec API). Default true.
+  bool run_inline = true;
 
   // InvalidArgument if a field is out of range (io_threads < 1, zero
   // timeouts or limits, admission options).
