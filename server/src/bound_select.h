@@ -1,7 +1,9 @@
-// Selection over the int8 pass's bounds: the k-th largest lower bound, and
-// the positions whose upper bound reaches it. Both run in one pass with a
+// Selection over arrays of bounds: the k-th largest lower bound, and the
+// positions whose upper bound reaches it. Both run in one pass with a
 // rising threshold, so most values are rejected by one vector comparison
-// and no array of the pool's size is sorted or partitioned.
+// and no array of the pool's size is sorted or partitioned. Serving uses
+// QuantizedPool::Reachable, which selects while it computes the bounds and
+// never writes them out; this is the array form it is tested against.
 #ifndef CFREC_SERVER_SRC_BOUND_SELECT_H_
 #define CFREC_SERVER_SRC_BOUND_SELECT_H_
 

@@ -8,7 +8,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include "bound_select.h"
 #include "quantized_pool.h"
 
 namespace cfrec::server {
@@ -339,16 +338,11 @@ void BoundedCandidates(const CandidateIndex& index,
                        std::span<const float> user, size_t first_cut,
                        std::vector<Candidate>& candidates) {
   // Per-thread scratch: a request allocates nothing of the pool's size.
-  thread_local std::vector<float> lo, hi, scratch, dots;
+  thread_local QuantizedPool::Scratch scratch;
+  thread_local std::vector<float> dots;
   thread_local std::vector<uint32_t> kept;
-  const QuantizedPool& quantized = *index.quantized();
   const std::span<const uint32_t> pool = index.items();
-  const size_t n = pool.size();
-  lo.resize(index.padded_size());
-  hi.resize(index.padded_size());
-  quantized.Bounds(query, lo.data(), hi.data());
-  KeepReachable(std::span<const float>(lo.data(), n),
-                std::span<const float>(hi.data(), n), first_cut, kept, scratch);
+  index.quantized()->Reachable(query, first_cut, kept, scratch);
   // Float scores of the kept items.
   dots.resize(kept.size());
   index.DotRows(kept, user.data(), dots.data());
