@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "item_marks.h"
 #include "quantized_pool.h"
 
 namespace cfrec::server {
@@ -460,10 +461,14 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   } else {
     ExactCandidates(index, user_vector, first_cut, candidates);
   }
+  // Per-thread marks over item indices instead of binary searches over the
+  // clicked list, the retrieved items and the exposure record.
+  thread_local ItemMarks marks;
+  marks.Reset(snapshot.num_items());
   if (!clicked.empty()) {
-    std::erase_if(candidates, [&](const Candidate& c) {
-      return std::binary_search(clicked.begin(), clicked.end(), c.item);
-    });
+    for (const uint32_t item : clicked) marks.Exclude(item);
+    std::erase_if(candidates,
+                  [&](const Candidate& c) { return marks.Excluded(c.item); });
   }
   KeepBest(candidates, k);
   // With stream features, retrieval also takes the best of the pool by
@@ -471,18 +476,12 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   thread_local std::vector<float> item_part;
   item_part.clear();
   if (sc != nullptr) {
-    thread_local std::vector<uint32_t> have;
-    have.clear();
-    for (const Candidate& c : candidates) have.push_back(c.item);
-    std::sort(have.begin(), have.end());
+    for (const Candidate& c : candidates) marks.Exclude(c.item);
     size_t added = 0;
     for (const uint32_t pos : index.stream_order()) {
       if (added >= k) break;
       const uint32_t item = index.items()[pos];
-      if (std::binary_search(have.begin(), have.end(), item) ||
-          std::binary_search(clicked.begin(), clicked.end(), item)) {
-        continue;
-      }
+      if (marks.Excluded(item)) continue;  // retrieved already, or clicked
       candidates.push_back({0.0f, item, pos});
       ++added;
     }
@@ -500,17 +499,25 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   for (size_t i = 0; i < candidates.size(); ++i) items[i] = candidates[i].item;
   scores.resize(items.size());
   snapshot.Score(*user, items, scores);
-  const stream::UserExposure::Record* exposure =
-      sc != nullptr ? sc->Exposure(*user) : nullptr;
+  if (sc != nullptr) {
+    // The user's exposure counts, one pass over the record (what
+    // UserExposure::Lookup would find for each candidate).
+    if (const stream::UserExposure::Record* exposure = sc->Exposure(*user);
+        exposure != nullptr) {
+      for (const stream::UserExposure::Entry& e : exposure->entries) {
+        marks.SetCount(e.item, e.count);
+      }
+    }
+  }
   for (size_t i = 0; i < candidates.size(); ++i) {
     const float ranker = std::isfinite(scores[i])
                              ? scores[i]
                              : std::numeric_limits<float>::quiet_NaN();
     candidates[i].score = Sanitize(
         sc != nullptr
-            ? item_part[i] + sc->UserTerms(stream::StreamScorer::Pair(
-                                               exposure, items[i], false),
-                                           ranker)
+            ? item_part[i] +
+                  sc->UserTerms(stream::UserItem{false, marks.Count(items[i])},
+                                ranker)
             : scores[i]);
   }
   const size_t take = std::min(n, candidates.size());

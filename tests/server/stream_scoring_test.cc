@@ -83,7 +83,10 @@ TEST(StreamScoring, RankScoresUnknownItemsWithThePriorNotAtTheEnd) {
 
 // A user who keeps being shown an item and never clicks it sees it sink in
 // /v1/rank, below the same item for a user who was never shown it.
-TEST(StreamScoring, RankSinksAnItemTheUserKeptPassingOver) {
+// Items 0..3; the snapshot's user "known" (stream user 0) was shown item 1
+// three times and never clicked it, "other" was shown nothing; the model
+// learned that being shown an item often without a click lowers it.
+std::shared_ptr<testing::FakeSnapshot> ExposedSnapshot() {
   stream::StreamModel m;
   std::mt19937 rng(17);
   int64_t t = 0;
@@ -122,6 +125,11 @@ TEST(StreamScoring, RankSinksAnItemTheUserKeptPassingOver) {
   s->set_candidates({0, 1, 2, 3});
   s->set_popular({0, 1, 2, 3});
   s->set_stream(m.MakeScorer());
+  return s;
+}
+
+TEST(StreamScoring, RankSinksAnItemTheUserKeptPassingOver) {
+  const auto s = ExposedSnapshot();
   ASSERT_LT(s->stream()->weights()[stream::kShown3], 0.0f);
   std::vector<std::string> ids;
   const std::vector<std::string> items = {"N1"};
@@ -130,6 +138,31 @@ TEST(StreamScoring, RankSinksAnItemTheUserKeptPassingOver) {
   ASSERT_TRUE(known.items[0].score.has_value());
   ASSERT_TRUE(other.items[0].score.has_value());
   EXPECT_LT(*known.items[0].score, *other.items[0].score);
+}
+
+// Recommend scores each candidate with the user's exposure counts as the
+// scorer's own lookup gives them (RankItems uses StreamScorer::Pair).
+TEST(StreamScoring, RecommendScoresWithTheUsersExposureAsRankDoes) {
+  const auto s = ExposedSnapshot();
+  const std::vector<std::string> all = {"N0", "N1", "N2", "N3"};
+  for (const std::string user : {"known", "other"}) {
+    std::vector<std::string> ids;
+    const Recommendation rank = RankItems(*s, user, all, &ids);
+    const Recommendation rec = Recommend(*s, user, 4, {});
+    ASSERT_EQ(rec.items.size(), 4u) << user;
+    for (const ScoredItem& r : rec.items) {
+      const auto it =
+          std::find(ids.begin(), ids.end(), "N" + std::to_string(r.item));
+      ASSERT_NE(it, ids.end());
+      EXPECT_EQ(r.score, rank.items[it - ids.begin()].score)
+          << user << " item " << r.item;
+    }
+  }
+  // The exposure changes item 1's score for "known" only.
+  std::vector<std::string> ids;
+  const std::vector<std::string> one = {"N1"};
+  EXPECT_NE(*RankItems(*s, "known", one, &ids).items[0].score,
+            *RankItems(*s, "other", one, &ids).items[0].score);
 }
 
 }  // namespace
