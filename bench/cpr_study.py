@@ -110,6 +110,13 @@ VARIANTS = {
     "logm2": {"cf_simulator": "logistic", "cf_min_margin": 2.0},
     "logm2mix100": {"cf_simulator": "logistic", "cf_min_margin": 2.0,
                     "cf_mix_ratio": 1.0},
+    # The learned policy choosing its K items from a random pool of 10 or
+    # 20 (of the catalog's 300 at 150 users) instead of the whole catalog,
+    # with the margin filter: lists between the policy's and random ones.
+    "logpool10m1": {"cf_simulator": "logistic", "cf_candidate_pool": 10,
+                    "cf_min_margin": 1.0},
+    "logpool20m1": {"cf_simulator": "logistic", "cf_candidate_pool": 20,
+                    "cf_min_margin": 1.0},
 }
 # Two-sided 95% Student t quantiles by degrees of freedom.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
@@ -695,17 +702,15 @@ STUDY_PARTS = [
       "arms": ["none", "learned@logistic", "learned@logw2", "learned@logw4",
                "learned@logmix50", "learned@logmix100", "learned@logk2",
                "learned@logK10", "oracle"],
-      "appendix_arms": ["learned@logw2", "learned@logw4", "learned@logmix50",
-                        "learned@logmix100", "learned@logk2",
-                        "learned@logK10"],
-      "versus": "learned@logistic", "valid": True, "tag": TAG3}),
+      "versus": "learned@logistic", "valid": True, "tag": TAG3,
+      "appendix": True}),
     ("target_defaults", "The paper's size at cfrec eval's defaults with "
      "the build of the sparse end's levers, BPR and GMF, 10 seeds",
      {"config": "", "rankers": ["bpr", "gmf"], "users": [600], "lists": [25],
       "seeds": SEEDS10,
       "arms": ["none", "learned@logistic", "learned@logw2", "oracle"],
-      "appendix_arms": ["learned@logw2"],
-      "versus": "learned@logistic", "valid": True, "tag": TAG3}),
+      "versus": "learned@logistic", "valid": True, "tag": TAG3,
+      "appendix": True}),
     ("defaults_mix100", "The sparse end's strongest lever (mix 1.0) at "
      "the paper's size, cfrec eval's defaults, BPR and GMF, 5 seeds",
      {"config": "", "rankers": ["bpr", "gmf"], "users": [600], "lists": [25],
@@ -770,6 +775,43 @@ STUDY_PARTS = [
      {"rankers": ["bpr", "gmf"], "users": [600], "lists": [5],
       "seeds": SEEDS10,
       "arms": ["none", "learned@logistic", "random@logm1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("confirm_random600x5", "Random lists with the margin filter at 600 x 5 "
+     "on fresh seeds 11-15, BPR and GMF",
+     {"rankers": ["bpr", "gmf"], "users": [600], "lists": [5],
+      "seeds": [11, 12, 13, 14, 15],
+      "arms": ["none", "learned@logistic", "random@logm1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("pool150", "The learned policy over a random candidate pool of 10 or "
+     "20 items with the margin filter, 150 x 5, BPR and GMF, 10 seeds",
+     {"rankers": ["bpr", "gmf"], "users": [150], "lists": [5],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "random@logm1",
+               "learned@logpool10m1", "learned@logpool20m1"],
+      "appendix_arms": ["learned@logpool10m1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("confirm_pool150", "The learned policy over a pool of 20 with the "
+     "margin filter on fresh seeds 11-20 (chosen on seeds 1-10 between "
+     "pools of 10 and 20), 150 x 5, BPR and GMF",
+     {"rankers": ["bpr", "gmf"], "users": [150], "lists": [5],
+      "seeds": list(range(11, 21)),
+      "arms": ["none", "learned@logistic", "random@logm1",
+               "learned@logpool20m1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("pool_sizes", "The learned policy over a pool of 20 with the margin "
+     "filter at 600 x 5, BPR and GMF, 10 seeds",
+     {"rankers": ["bpr", "gmf"], "users": [600], "lists": [5],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "random@logm1",
+               "learned@logpool20m1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("defaults_pool", "The learned policy over a pool of 20 with the margin "
+     "filter at the paper's size, cfrec eval's defaults, BPR and GMF, 10 "
+     "seeds",
+     {"config": "", "rankers": ["bpr", "gmf"], "users": [600], "lists": [25],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "random@logm1",
+               "learned@logpool20m1"],
       "versus": "learned@logistic", "valid": True, "tag": TAG4}),
     ("defaults_random", "Random lists with the margin filter at the paper's "
      "size, cfrec eval's defaults, BPR and GMF, 10 seeds",
