@@ -253,8 +253,9 @@ TEST(CandidateIndex, DotBlockEqualsDotAll) {
         EXPECT_EQ(block[j], all[b * CandidateIndex::kBlock + j]) << b << j;
       }
     }
-    // Single items from the row-major copy.
-    std::vector<uint32_t> positions = {79, 0, 13, 13, 42, 8, 1};
+    // Single items from the row-major copy: whole groups and a tail.
+    std::vector<uint32_t> positions = {79, 0,  13, 13, 42, 8,  1,  77, 3, 50,
+                                       51, 52, 9,  60, 61, 62, 63, 64, 5};
     std::vector<float> rows(positions.size());
     index->DotRows(positions, user.data(), rows.data());
     for (size_t i = 0; i < positions.size(); ++i) {
