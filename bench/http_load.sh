@@ -17,7 +17,10 @@
 #       [--wrk-threads 1] [--port 18080] [--impressions 400000] [--n 10]
 #       [--serve-args "..."] [--shed-factors "2 4"] [--think-ms 25]
 #       [--paced-rates "8000"] [--paced-factors "2 4 8"] [--p99-target-ms 5]
-#       [--paced-threads 1] [--search-repeats 1]
+#       [--paced-threads 1] [--search-repeats 1] [--lock FILE]
+#
+# --lock FILE: hold an flock on FILE while the load runs (not while the
+# service starts and replays its log), so builds sharing FILE wait.
 #
 # --shed-factors: after the run above, whose rate is taken as the
 # sustainable rate R0, load-shedding phases (bench/http_shed.py): a paced
@@ -51,6 +54,7 @@ paced_factors=""
 p99_target_ms=5
 paced_threads=1
 search_repeats=1
+lock_file=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -73,7 +77,8 @@ while [[ $# -gt 0 ]]; do
     --p99-target-ms) p99_target_ms="$2"; shift 2 ;;
     --paced-threads) paced_threads="$2"; shift 2 ;;
     --search-repeats) search_repeats="$2"; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    --lock) lock_file="$2"; shift 2 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -167,6 +172,11 @@ if [[ -n "${want_users:-}" ]]; then
     [[ "$have" -ge "$want_users" ]] && break
     sleep 0.5
   done
+fi
+
+if [[ -n "$lock_file" ]]; then
+  exec 9>>"$lock_file"
+  flock 9
 fi
 
 if [[ -n "$paced_rates$paced_factors" ]]; then
