@@ -25,7 +25,8 @@ time, against a running `cfrec serve` (or cfrec_http_bench_server).
   expire the log's items and leave a pool of the three POSTed ones. Each
   line reports the pool at the end of the phase (candidate_pool).
 Before the first run it waits (up to --settle-s) until the events applied
-stop rising, so that a replay being applied is not part of the figures.
+stop rising (6 s without), so that a replay being applied is not part of
+the figures.
 """
 import argparse
 import http.client
@@ -232,13 +233,16 @@ def main():
         users = [line.strip() for line in f if line.strip()]
     # Let a replay still being applied finish first: it is a burst of
     # ingest work, not the steady state the phases measure.
+    # Settled = three 2 s intervals in a row with under 100 events applied:
+    # one quiet interval was not enough (a run's unloaded phase still saw
+    # 84,000 events of the replay applied).
     deadline = time.monotonic() + args.settle_s
     applied = snapshot(args.host, args.port)["applied"]
-    while time.monotonic() < deadline:
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
         time.sleep(2)
         now = snapshot(args.host, args.port)["applied"]
-        if now - applied < 100:
-            break
+        quiet = quiet + 1 if now - applied < 100 else 0
         applied = now
 
     for rate in args.rates.split():
