@@ -30,17 +30,41 @@ inline size_t LowerBound(const uint32_t* data, size_t n, uint32_t item) {
 }  // namespace
 
 bool ClickLists::Add(uint32_t user, uint32_t item) {
+  const auto& c = clicked_[user];
+  return AddAt(user, item, LowerBound(c.data(), c.size(), item));
+}
+
+bool ClickLists::AddAt(uint32_t user, uint32_t item, size_t at) {
   auto& c = clicked_[user];
-  const size_t at = LowerBound(c.data(), c.size(), item);
   if (at < c.size() && c[at] == item) return false;
   c.insert(c.begin() + static_cast<std::ptrdiff_t>(at), item);
   return true;
 }
 
 bool ClickLists::Observe(const state::AppliedEvent& e) {
+  return ObserveImpl(e, nullptr);
+}
+
+bool ClickLists::Observe(const state::AppliedEvent& e, uint32_t first_at) {
+  return ObserveImpl(e, &first_at);
+}
+
+bool ClickLists::ObserveImpl(const state::AppliedEvent& e,
+                             const uint32_t* first_at) {
   bool added = false;
-  for (uint16_t p : e.clicked) {
-    if (p < e.items.size()) added |= Add(e.user, e.items[p]);
+  for (size_t k = 0; k < e.clicked.size(); ++k) {
+    const uint16_t p = e.clicked[k];
+    if (p >= e.items.size()) continue;
+    const uint32_t item = e.items[p];
+    const auto& c = clicked_[e.user];
+    // The given place holds if the entries around it bracket the item.
+    if (k == 0 && first_at != nullptr && *first_at <= c.size() &&
+        (*first_at == 0 || c[*first_at - 1] < item) &&
+        (*first_at == c.size() || c[*first_at] >= item)) {
+      added |= AddAt(e.user, item, *first_at);
+    } else {
+      added |= Add(e.user, item);
+    }
   }
   if (!e.history.empty() && history_owner_[e.user] == 0) {
     history_owner_[e.user] = e.seq == 0 ? 1 : e.seq;
@@ -57,7 +81,8 @@ bool ClickLists::Contains(uint32_t user, uint32_t item) const {
 }
 
 uint32_t ClickLists::Touch(std::span<const uint32_t> users,
-                           std::span<const uint32_t> items) const {
+                           std::span<const uint32_t> items,
+                           std::span<uint32_t> at) const {
   constexpr size_t kMax = 16;
   const uint32_t* base[kMax];
   size_t left[kMax];
@@ -84,6 +109,13 @@ uint32_t ClickLists::Touch(std::span<const uint32_t> users,
   }
   for (size_t g = 0; g < group; ++g) {
     if (left[g] == 1) seen ^= base[g][0];
+    if (g < at.size()) {
+      // left[g] is 0 only for an unknown user or an empty list.
+      at[g] = left[g] == 0
+                  ? 0
+                  : static_cast<uint32_t>(base[g] - clicked_[users[g]].data() +
+                                          (base[g][0] < items[g] ? 1 : 0));
+    }
   }
   return seen;
 }

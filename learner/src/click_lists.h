@@ -27,6 +27,10 @@ class ClickLists {
   // with an event, that history (remembering which event brought it).
   // Returns whether any (user, item) pair was new.
   bool Observe(const state::AppliedEvent& e);
+  // The same, with `first_at` the place of the event's first click in the
+  // user's list as Touch found it (checked before use: a wrong or stale
+  // place costs a search, not a wrong list).
+  bool Observe(const state::AppliedEvent& e, uint32_t first_at);
 
   bool Contains(uint32_t user, uint32_t item) const;
   // Cache hints for a loop over events: PrefetchEntry(u) a few events
@@ -46,8 +50,11 @@ class ClickLists {
   // misses overlap (a binary search's loads depend on each other, so one
   // search at a time waits for each miss in turn). Returns a value of the
   // loads, for the caller to keep. users.size() == items.size() <= 16.
+  // With `at` (as long as users), stores each search's place: the first
+  // entry >= items[k] (for Observe's first_at).
   uint32_t Touch(std::span<const uint32_t> users,
-                 std::span<const uint32_t> items) const;
+                 std::span<const uint32_t> items,
+                 std::span<uint32_t> at = {}) const;
   // Ascending; empty for an unknown user.
   std::span<const uint32_t> Items(uint32_t user) const;
   // Whether `e` is the event that brought its user's history (so the
@@ -70,6 +77,8 @@ class ClickLists {
 
  private:
   bool Add(uint32_t user, uint32_t item);
+  bool AddAt(uint32_t user, uint32_t item, size_t at);
+  bool ObserveImpl(const state::AppliedEvent& e, const uint32_t* first_at);
 
   std::vector<std::vector<uint32_t>> clicked_;  // per user, ascending
   std::vector<uint64_t> history_owner_;         // seq that brought the history

@@ -58,7 +58,8 @@ void TripleSampler::RecordLane(std::span<const AppliedEvent> events,
   // all at once (ClickLists::Touch), then the inserts, which find them in
   // the cache.
   constexpr size_t kGroup = 8;
-  uint32_t users[kGroup], items[kGroup];
+  uint32_t users[kGroup], items[kGroup], at[kGroup];
+  int8_t slot[kGroup];  // event begin + k -> its search in the group, or -1
   uint32_t seen = 0;
   const std::span<const uint32_t> order(lane.events);
   for (size_t begin = 0; begin < order.size(); begin += kGroup) {
@@ -66,16 +67,25 @@ void TripleSampler::RecordLane(std::span<const AppliedEvent> events,
     size_t group = 0;
     for (size_t k = begin; k < end; ++k) {
       const AppliedEvent& e = events[order[k]];
+      slot[k - begin] = -1;
       if (e.clicked.empty() || e.clicked[0] >= e.items.size()) continue;
+      slot[k - begin] = static_cast<int8_t>(group);
       users[group] = e.user;
       items[group] = e.items[e.clicked[0]];
       ++group;
     }
     seen ^= clicks.Touch(std::span<const uint32_t>(users, group),
-                         std::span<const uint32_t>(items, group));
+                         std::span<const uint32_t>(items, group),
+                         std::span<uint32_t>(at, group));
+    // The inserts reuse the searches' places (Observe checks them: an
+    // earlier insert of the group into the same list moves them).
     for (size_t k = begin; k < end; ++k) {
       const AppliedEvent& e = events[order[k]];
-      if (e.user < clicks.num_users() && clicks.Observe(e)) lane.added = true;
+      if (e.user >= clicks.num_users()) continue;
+      const int s = slot[k - begin];
+      if (s >= 0 ? clicks.Observe(e, at[s]) : clicks.Observe(e)) {
+        lane.added = true;
+      }
     }
   }
   lane.touched = seen;
