@@ -73,7 +73,6 @@ struct BatchState {
   std::unordered_set<std::string> new_pending_impressions;
   std::unordered_set<std::string> resolved_pending_impressions;
   AppliedLogWriter log;
-
 };
 
 class BatchApplier {
