@@ -41,6 +41,28 @@ std::vector<std::pair<uint32_t, uint32_t>> Entries(
   return order;
 }
 
+// Runs `epoch` (which trains one epoch and returns the held-out AUC, or -1
+// when nothing could be scored) until the AUC has not improved for
+// `patience` epochs or `max_epochs` have run; returns the best AUC (-1 when
+// none) and the epoch that reached it (0 when none).
+template <typename TrainEpoch>
+std::pair<double, int> TrainWhileImproving(int max_epochs, int patience,
+                                           TrainEpoch epoch) {
+  double top = -1;
+  int top_epoch = 0, since = 0;
+  for (int e = 1; e <= max_epochs; ++e) {
+    const double auc = epoch();
+    if (auc > top) {
+      top = auc;
+      top_epoch = e;
+      since = 0;
+    } else if (++since >= patience) {
+      break;
+    }
+  }
+  return {top, top_epoch};
+}
+
 }  // namespace
 
 void ClickModel::Init(Params& p, uint32_t users, uint32_t items, int dim,
@@ -140,26 +162,18 @@ void ClickModel::SelectByFolds(std::span<const eval::Impression> lists,
       std::vector<Params> p(k);
       std::vector<uint64_t> state(k, o.seed);
       for (int g = 0; g < k; ++g) Init(p[g], num_users, num_items, dim, o.seed);
-      double top = -1;
-      int top_epoch = 0, since = 0;
-      for (int e = 1; e <= o.max_epochs; ++e) {
-        double sum = 0;
-        size_t n = 0;
-        for (int g = 0; g < k; ++g) {
-          Epoch(p[g], train[g], orders[g], o.lr, l2, state[g]);
-          const auto [s, m] = AucSum(p[g], held[g]);
-          sum += s;
-          n += m;
-        }
-        const double auc = n ? sum / double(n) : -1;
-        if (auc > top) {
-          top = auc;
-          top_epoch = e;
-          since = 0;
-        } else if (++since >= o.patience) {
-          break;
-        }
-      }
+      const auto [top, top_epoch] =
+          TrainWhileImproving(o.max_epochs, o.patience, [&] {
+            double sum = 0;
+            size_t n = 0;
+            for (int g = 0; g < k; ++g) {
+              Epoch(p[g], train[g], orders[g], o.lr, l2, state[g]);
+              const auto [s, m] = AucSum(p[g], held[g]);
+              sum += s;
+              n += m;
+            }
+            return n ? sum / double(n) : -1.0;
+          });
       candidates.push_back(
           {{"dim", dim}, {"l2", l2}, {"epochs", top_epoch}, {"auc", top}});
       if (top > best_auc) {
@@ -199,20 +213,12 @@ void ClickModel::Fit(std::span<const eval::Impression> train,
         Params p;
         Init(p, num_users, num_items, dim, o.seed);
         uint64_t state = o.seed;
-        double top = -1;
-        int top_epoch = 0, since = 0;
-        for (int e = 1; e <= o.max_epochs; ++e) {
-          Epoch(p, train, order, o.lr, l2, state);
-          const auto [sum, n] = AucSum(p, heldout);
-          const double auc = n ? sum / double(n) : -1;
-          if (auc > top) {
-            top = auc;
-            top_epoch = e;
-            since = 0;
-          } else if (++since >= o.patience) {
-            break;
-          }
-        }
+        const auto [top, top_epoch] =
+            TrainWhileImproving(o.max_epochs, o.patience, [&] {
+              Epoch(p, train, order, o.lr, l2, state);
+              const auto [sum, n] = AucSum(p, heldout);
+              return n ? sum / double(n) : -1.0;
+            });
         candidates.push_back(
             {{"dim", dim}, {"l2", l2}, {"epochs", top_epoch}, {"auc", top}});
         if (top > best_auc) {
