@@ -63,6 +63,28 @@ std::pair<double, int> TrainWhileImproving(int max_epochs, int patience,
   return {top, top_epoch};
 }
 
+// Fits every (dim, l2) of the options' grid with `fit`, which returns the
+// best held-out AUC and the epoch that reached it; records each in
+// `candidates` and keeps the first best.
+template <typename Fit>
+void SearchGrid(const ClickModelOptions& o, Fit fit, int& best_dim,
+                double& best_l2, int& best_epochs, double& best_auc,
+                nlohmann::json& candidates) {
+  for (int dim : o.dims) {
+    for (double l2 : o.l2) {
+      const auto [top, top_epoch] = fit(dim, l2);
+      candidates.push_back(
+          {{"dim", dim}, {"l2", l2}, {"epochs", top_epoch}, {"auc", top}});
+      if (top > best_auc) {
+        best_auc = top;
+        best_dim = dim;
+        best_l2 = l2;
+        best_epochs = std::max(1, top_epoch);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void ClickModel::Init(Params& p, uint32_t users, uint32_t items, int dim,
@@ -157,33 +179,27 @@ void ClickModel::SelectByFolds(std::span<const eval::Impression> lists,
   std::vector<std::vector<std::pair<uint32_t, uint32_t>>> orders(k);
   for (int g = 0; g < k; ++g)
     orders[g] = Entries(train[g], num_users, num_items);
-  for (int dim : o.dims) {
-    for (double l2 : o.l2) {
-      std::vector<Params> p(k);
-      std::vector<uint64_t> state(k, o.seed);
-      for (int g = 0; g < k; ++g) Init(p[g], num_users, num_items, dim, o.seed);
-      const auto [top, top_epoch] =
-          TrainWhileImproving(o.max_epochs, o.patience, [&] {
-            double sum = 0;
-            size_t n = 0;
-            for (int g = 0; g < k; ++g) {
-              Epoch(p[g], train[g], orders[g], o.lr, l2, state[g]);
-              const auto [s, m] = AucSum(p[g], held[g]);
-              sum += s;
-              n += m;
-            }
-            return n ? sum / double(n) : -1.0;
-          });
-      candidates.push_back(
-          {{"dim", dim}, {"l2", l2}, {"epochs", top_epoch}, {"auc", top}});
-      if (top > best_auc) {
-        best_auc = top;
-        best_dim = dim;
-        best_l2 = l2;
-        best_epochs = std::max(1, top_epoch);
-      }
-    }
-  }
+  SearchGrid(
+      o,
+      [&](int dim, double l2) {
+        std::vector<Params> p(k);
+        std::vector<uint64_t> state(k, o.seed);
+        for (int g = 0; g < k; ++g) {
+          Init(p[g], num_users, num_items, dim, o.seed);
+        }
+        return TrainWhileImproving(o.max_epochs, o.patience, [&] {
+          double sum = 0;
+          size_t n = 0;
+          for (int g = 0; g < k; ++g) {
+            Epoch(p[g], train[g], orders[g], o.lr, l2, state[g]);
+            const auto [s, m] = AucSum(p[g], held[g]);
+            sum += s;
+            n += m;
+          }
+          return n ? sum / double(n) : -1.0;
+        });
+      },
+      best_dim, best_l2, best_epochs, best_auc, candidates);
 }
 
 void ClickModel::Fit(std::span<const eval::Impression> train,
@@ -208,27 +224,19 @@ void ClickModel::Fit(std::span<const eval::Impression> train,
                   best_auc, candidates);
     selection_lists = all.size();
   } else if (!heldout.empty()) {
-    for (int dim : o.dims) {
-      for (double l2 : o.l2) {
-        Params p;
-        Init(p, num_users, num_items, dim, o.seed);
-        uint64_t state = o.seed;
-        const auto [top, top_epoch] =
-            TrainWhileImproving(o.max_epochs, o.patience, [&] {
-              Epoch(p, train, order, o.lr, l2, state);
-              const auto [sum, n] = AucSum(p, heldout);
-              return n ? sum / double(n) : -1.0;
-            });
-        candidates.push_back(
-            {{"dim", dim}, {"l2", l2}, {"epochs", top_epoch}, {"auc", top}});
-        if (top > best_auc) {
-          best_auc = top;
-          best_dim = dim;
-          best_l2 = l2;
-          best_epochs = std::max(1, top_epoch);
-        }
-      }
-    }
+    SearchGrid(
+        o,
+        [&](int dim, double l2) {
+          Params p;
+          Init(p, num_users, num_items, dim, o.seed);
+          uint64_t state = o.seed;
+          return TrainWhileImproving(o.max_epochs, o.patience, [&] {
+            Epoch(p, train, order, o.lr, l2, state);
+            const auto [sum, n] = AucSum(p, heldout);
+            return n ? sum / double(n) : -1.0;
+          });
+        },
+        best_dim, best_l2, best_epochs, best_auc, candidates);
   }
   // Refit on every list with the chosen settings.
   std::vector<std::pair<uint32_t, uint32_t>> all_order = entries(all);
