@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cfrec/ingest/event_sink.h"
+#include "cfrec/learner/scoring_model.h"
 #include "cfrec/learner/snapshot.h"
 #include "cfrec/server/recommend.h"
 
@@ -27,9 +28,16 @@ namespace cfrec::server::testing {
 
 // Ranker of the fake: dot product plus a per-item bias, so a test can tell
 // the ranking stage (Score) from the retrieval stage (plain dot product).
+// With set_dot_ranker(true) the ranker is the plain dot product over the
+// retrieval vectors instead, as BPR's is in the real snapshot: then
+// scoring_model() is a ScoringModel of kind kDot whose tables are the very
+// arrays UserVector() and ItemVector() read.
 class FakeSnapshot : public learner::ModelSnapshot {
  public:
-  FakeSnapshot(uint64_t version, int dim) : version_(version), dim_(dim) {}
+  FakeSnapshot(uint64_t version, int dim) : version_(version), dim_(dim) {
+    tables_.kind = learner::ScoringModel::Kind::kDot;
+    tables_.dot_dim = dim;
+  }
 
   // --- building (before publishing) -----------------------------------
   uint32_t AddUser(std::string id, std::vector<float> vector) {
@@ -37,7 +45,8 @@ class FakeSnapshot : public learner::ModelSnapshot {
     user_index_.emplace(id, index);
     user_ids_.push_back(std::move(id));
     vector.resize(dim_);
-    user_vectors_.insert(user_vectors_.end(), vector.begin(), vector.end());
+    tables_.user.insert(tables_.user.end(), vector.begin(), vector.end());
+    tables_.num_users = static_cast<int64_t>(user_ids_.size());
     clicked_.emplace_back();
     return index;
   }
@@ -47,7 +56,8 @@ class FakeSnapshot : public learner::ModelSnapshot {
     item_index_.emplace(id, index);
     item_ids_.push_back(std::move(id));
     vector.resize(dim_);
-    item_vectors_.insert(item_vectors_.end(), vector.begin(), vector.end());
+    tables_.item.insert(tables_.item.end(), vector.begin(), vector.end());
+    tables_.num_items = static_cast<int64_t>(item_ids_.size());
     item_bias_.push_back(bias);
     return index;
   }
@@ -69,6 +79,10 @@ class FakeSnapshot : public learner::ModelSnapshot {
     stream_ = std::move(scorer);
   }
   const stream::StreamScorer* stream() const override { return stream_.get(); }
+  void set_dot_ranker(bool on) { dot_ranker_ = on; }
+  const learner::ScoringModel* scoring_model() const override {
+    return dot_ranker_ ? &tables_ : nullptr;
+  }
 
   // --- ModelSnapshot ----------------------------------------------------
   uint64_t version() const override { return version_; }
@@ -91,11 +105,11 @@ class FakeSnapshot : public learner::ModelSnapshot {
   size_t num_items() const override { return item_ids_.size(); }
   int dim() const override { return dim_; }
   std::span<const float> UserVector(uint32_t user) const override {
-    return {user_vectors_.data() + static_cast<size_t>(user) * dim_,
+    return {tables_.user.data() + static_cast<size_t>(user) * dim_,
             static_cast<size_t>(dim_)};
   }
   std::span<const float> ItemVector(uint32_t item) const override {
-    return {item_vectors_.data() + static_cast<size_t>(item) * dim_,
+    return {tables_.item.data() + static_cast<size_t>(item) * dim_,
             static_cast<size_t>(dim_)};
   }
   std::span<const uint32_t> CandidateItems() const override {
@@ -109,7 +123,8 @@ class FakeSnapshot : public learner::ModelSnapshot {
              std::span<float> scores) const override {
     const auto u = UserVector(user);
     for (size_t k = 0; k < items.size(); ++k) {
-      scores[k] = Dot(u, ItemVector(items[k])) + item_bias_[items[k]];
+      scores[k] = Dot(u, ItemVector(items[k])) +
+                  (dot_ranker_ ? 0.0f : item_bias_[items[k]]);
     }
   }
 
@@ -121,7 +136,11 @@ class FakeSnapshot : public learner::ModelSnapshot {
   learner::TrainingStats stats_;
   std::unordered_map<std::string, uint32_t> user_index_, item_index_;
   std::vector<std::string> user_ids_, item_ids_;
-  std::vector<float> user_vectors_, item_vectors_, item_bias_;
+  // The user and item vectors (num_users x dim, num_items x dim), in the
+  // tables of a dot-product ScoringModel.
+  learner::ScoringModel tables_;
+  bool dot_ranker_ = false;
+  std::vector<float> item_bias_;
   std::vector<uint32_t> candidates_, popular_;
   std::vector<std::vector<uint32_t>> clicked_;
   std::optional<size_t> num_users_override_;
