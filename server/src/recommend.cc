@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "dot_ranker.h"
 #include "item_marks.h"
 #include "quantized_pool.h"
 
@@ -102,6 +103,12 @@ std::shared_ptr<const CandidateIndex> CandidateIndex::Build(
       }
     }
   }
+  if (const learner::ScoringModel* ranker = DotRanker(snapshot);
+      ranker != nullptr) {
+    index->ranker_is_dot_ = std::all_of(
+        index->items_.begin(), index->items_.end(),
+        [&](uint32_t item) { return SharesItemRow(snapshot, *ranker, item); });
+  }
   if (const stream::StreamScorer* sc = snapshot.stream(); sc != nullptr) {
     index->stream_scores_.resize(n);
     std::vector<uint32_t> order(n);
@@ -171,16 +178,14 @@ __attribute__((always_inline)) inline void DotBlocksBody(const float* blocks,
   }
 }
 
-// dot(user, row) for the listed rows of a row-major copy of the pool, four
-// at a time (four independent chains). Each is summed in the order DotBlocks
-// sums a lane, d = 0, 1, ..., with the same operations, so the values are bit
-// for bit DotBlocks'.
-__attribute__((always_inline)) inline void DotRowsBody(
-    const float* rows, int dim, const uint32_t* list, size_t count,
-    const float* user, float* out) {
-  const auto row = [&](size_t i) {
-    return rows + static_cast<size_t>(list[i]) * dim;
-  };
+// dot(user, row(i)) for i < count, four at a time (four independent
+// chains). Each is summed in the order DotBlocks sums a lane, d = 0, 1, ...,
+// with the same operations, so the values are bit for bit DotBlocks'.
+template <typename RowOf>
+__attribute__((always_inline)) inline void DotRowsBody(RowOf row, int dim,
+                                                       size_t count,
+                                                       const float* user,
+                                                       float* out) {
   // The rows are scattered over the pool: ask for those two groups ahead
   // while this group is summed (a hint only; the sums do not change).
   constexpr size_t kAhead = 8;
@@ -218,17 +223,41 @@ __attribute__((always_inline)) inline void DotRowsBody(
   }
 }
 
+// The listed rows of a row-major copy of the pool.
 __attribute__((target("avx2,fma"))) void DotRowsAvx2(const float* rows, int dim,
                                                      const uint32_t* list,
                                                      size_t count,
                                                      const float* user,
                                                      float* out) {
-  DotRowsBody(rows, dim, list, count, user, out);
+  DotRowsBody(
+      [&](size_t i) { return rows + static_cast<size_t>(list[i]) * dim; }, dim,
+      count, user, out);
 }
 
 void DotRowsBaseline(const float* rows, int dim, const uint32_t* list,
                      size_t count, const float* user, float* out) {
-  DotRowsBody(rows, dim, list, count, user, out);
+  DotRowsBody(
+      [&](size_t i) { return rows + static_cast<size_t>(list[i]) * dim; }, dim,
+      count, user, out);
+}
+
+// Rows anywhere in memory (the snapshot's own item vectors).
+__attribute__((target("avx2,fma"))) void DotPointersAvx2(
+    const float* const* rows, int dim, size_t count, const float* user,
+    float* out) {
+  DotRowsBody([&](size_t i) { return rows[i]; }, dim, count, user, out);
+}
+
+void DotPointersBaseline(const float* const* rows, int dim, size_t count,
+                         const float* user, float* out) {
+  DotRowsBody([&](size_t i) { return rows[i]; }, dim, count, user, out);
+}
+
+// What CandidateIndex chooses (use_avx2_), for callers without an index.
+bool CpuHasAvx2Fma() {
+  static const bool has =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
 }
 
 // The same code compiled twice: for AVX2+FMA (chosen at run time when the
@@ -290,9 +319,11 @@ void CandidateIndex::DotRows(std::span<const uint32_t> positions,
 namespace {
 
 // The best `first_cut` of the pool by dot product (Better order, unsorted),
-// scoring every item in float.
-void ExactCandidates(const CandidateIndex& index, std::span<const float> user,
-                     size_t first_cut, std::vector<Candidate>& candidates) {
+// scoring every item in float. Returns the dot products of the whole pool
+// (by position; per-thread, valid until the next call on this thread).
+const float* ExactCandidates(const CandidateIndex& index,
+                             std::span<const float> user, size_t first_cut,
+                             std::vector<Candidate>& candidates) {
   thread_local std::vector<float> dots;
   const std::span<const uint32_t> pool = index.items();
   dots.resize(index.padded_size());
@@ -304,7 +335,7 @@ void ExactCandidates(const CandidateIndex& index, std::span<const float> user,
       candidates.push_back(
           {Sanitize(dots[i]), pool[i], static_cast<uint32_t>(i)});
     }
-    return;
+    return dots.data();
   }
   // One pass with a rising threshold: candidates at or above it go to a
   // buffer; when the buffer holds 2 * first_cut, it is cut back to the
@@ -328,6 +359,7 @@ void ExactCandidates(const CandidateIndex& index, std::span<const float> user,
     }
   }
   KeepBest(candidates, first_cut);
+  return dots.data();
 }
 
 // The same selection from the int8 first pass: every item whose upper
@@ -456,11 +488,20 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
       index.items().size() > first_cut && first_cut > 0) {
     query = index.quantized()->Prepare(user_vector);
   }
+  const float* all_dots = nullptr;  // the exact scan's, by pool position
   if (query.ok) {
     BoundedCandidates(index, query, user_vector, first_cut, candidates);
   } else {
-    ExactCandidates(index, user_vector, first_cut, candidates);
+    all_dots = ExactCandidates(index, user_vector, first_cut, candidates);
   }
+  // When the ranker is the dot product of these very vectors, the float dot
+  // products retrieval computed are the ranker's scores (dot_ranker.h).
+  const learner::ScoringModel* dot_ranker =
+      index.ranker_is_dot() ? DotRanker(snapshot) : nullptr;
+  const bool reuse_dots = dot_ranker != nullptr &&
+                          SharesUserRow(snapshot, *dot_ranker, *user) &&
+                          user_vector.data() == dot_ranker->user.data() +
+                                                    size_t{*user} * index.dim();
   // Per-thread marks over item indices instead of binary searches over the
   // clicked list, the retrieved items and the exposure record.
   thread_local ItemMarks marks;
@@ -471,6 +512,7 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
                   [&](const Candidate& c) { return marks.Excluded(c.item); });
   }
   KeepBest(candidates, k);
+  const size_t retrieved = candidates.size();  // scores: their dot products
   // With stream features, retrieval also takes the best of the pool by
   // the stream score (what is trending now), whatever the user's vector.
   thread_local std::vector<float> item_part;
@@ -498,7 +540,25 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   items.resize(candidates.size());
   for (size_t i = 0; i < candidates.size(); ++i) items[i] = candidates[i].item;
   scores.resize(items.size());
-  snapshot.Score(*user, items, scores);
+  if (reuse_dots) {
+    for (size_t i = 0; i < retrieved; ++i) scores[i] = candidates[i].score;
+    // The stream shortlist's additions: the same kernels' dot products.
+    const size_t added = candidates.size() - retrieved;
+    if (all_dots != nullptr) {
+      for (size_t i = retrieved; i < candidates.size(); ++i) {
+        scores[i] = all_dots[candidates[i].pos];
+      }
+    } else if (added > 0) {
+      thread_local std::vector<uint32_t> positions;
+      positions.resize(added);
+      for (size_t i = 0; i < added; ++i) {
+        positions[i] = candidates[retrieved + i].pos;
+      }
+      index.DotRows(positions, user_vector.data(), scores.data() + retrieved);
+    }
+  } else {
+    snapshot.Score(*user, items, scores);
+  }
   if (sc != nullptr) {
     // The user's exposure counts, one pass over the record (what
     // UserExposure::Lookup would find for each candidate).
@@ -530,6 +590,39 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   return result;
 }
 
+namespace {
+
+// scores[k] = the ranker's f(user, items[k]). With a dot-product ranker over
+// the retrieval vectors (dot_ranker.h), summed as the retrieval kernels sum
+// it, so these are the scores Recommend() gives the same items.
+void RankerScores(const learner::ModelSnapshot& snapshot, uint32_t user,
+                  std::span<const uint32_t> items, std::span<float> scores) {
+  const learner::ScoringModel* ranker = DotRanker(snapshot);
+  const bool reuse =
+      ranker != nullptr && SharesUserRow(snapshot, *ranker, user) &&
+      std::all_of(items.begin(), items.end(), [&](uint32_t item) {
+        return SharesItemRow(snapshot, *ranker, item);
+      });
+  if (!reuse) {
+    snapshot.Score(user, items, scores);
+    return;
+  }
+  std::vector<const float*> rows(items.size());
+  for (size_t k = 0; k < items.size(); ++k) {
+    rows[k] = snapshot.ItemVector(items[k]).data();
+  }
+  const float* u = snapshot.UserVector(user).data();
+  if (CpuHasAvx2Fma()) {
+    DotPointersAvx2(rows.data(), ranker->dot_dim, rows.size(), u,
+                    scores.data());
+  } else {
+    DotPointersBaseline(rows.data(), ranker->dot_dim, rows.size(), u,
+                        scores.data());
+  }
+}
+
+}  // namespace
+
 Recommendation RankItems(const learner::ModelSnapshot& snapshot,
                          std::string_view user_id,
                          std::span<const std::string> items,
@@ -559,7 +652,7 @@ Recommendation RankItems(const learner::ModelSnapshot& snapshot,
                               std::numeric_limits<float>::quiet_NaN());
     std::span<const uint32_t> clicked;
     if (user_known) {
-      if (!dense.empty()) snapshot.Score(*user, dense, ranker);
+      if (!dense.empty()) RankerScores(snapshot, *user, dense, ranker);
       clicked = snapshot.ClickedItems(*user);
     } else {
       result.no_user_term = true;
@@ -627,7 +720,7 @@ Recommendation RankItems(const learner::ModelSnapshot& snapshot,
     std::vector<uint32_t> dense(known.size());
     for (size_t i = 0; i < known.size(); ++i) dense[i] = known[i].item;
     std::vector<float> scores(dense.size());
-    if (!dense.empty()) snapshot.Score(*user, dense, scores);
+    if (!dense.empty()) RankerScores(snapshot, *user, dense, scores);
     for (size_t i = 0; i < known.size(); ++i) {
       known[i].score = Sanitize(scores[i]);
     }

@@ -6,9 +6,12 @@
 #include <algorithm>
 #include <limits>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "cfrec/server/testing/fake_snapshot.h"
 #include "cfrec/server/testing/stream_fixture.h"
+#include "cfrec/stream/stream_model.h"
 
 namespace cfrec::server {
 namespace {
@@ -260,6 +263,129 @@ TEST(CandidateIndex, DotBlockEqualsDotAll) {
     index->DotRows(positions, user.data(), rows.data());
     for (size_t i = 0; i < positions.size(); ++i) {
       EXPECT_EQ(rows[i], all[positions[i]]) << positions[i];
+    }
+  }
+}
+
+// With a dot-product ranker over the retrieval vectors (BPR's), the ranker
+// scores Recommend returns are the retrieval's own float dot products, bit
+// for bit DotAll's, on the int8 path and on the float scan, and the two
+// paths return the same lists.
+TEST(DotRanker, ScoresAreTheRetrievalDotProducts) {
+  for (int dim : {5, 64}) {
+    SCOPED_TRACE(dim);
+    const auto snap = MakeRandomSnapshot(1, 12, 2000, dim, 20, 51);
+    snap->set_dot_ranker(true);
+    const auto index = CandidateIndex::Build(*snap);
+    ASSERT_TRUE(index->ranker_is_dot());
+    ASSERT_NE(index->quantized(), nullptr);
+    std::vector<float> all(index->padded_size());
+    for (bool exact : {false, true}) {
+      RecommendOptions options;
+      options.exact_scan = exact;
+      for (uint32_t user = 0; user < 12; ++user) {
+        index->DotAll(snap->UserVector(user), all.data());
+        const Recommendation rec =
+            Recommend(*snap, *index, "U" + std::to_string(user), 20, options);
+        ASSERT_EQ(rec.items.size(), 20u);
+        for (const ScoredItem& item : rec.items) {
+          // Every item is a candidate, at its own index in the pool.
+          EXPECT_EQ(*item.score, all[item.item])
+              << "user " << user << " item " << item.item << " exact " << exact;
+        }
+      }
+    }
+    ExpectSameAsExactScan(*snap, 12, 300, 20);
+  }
+}
+
+// A dot-ranker model whose dot products stay inside the stream features'
+// clip of the ranker term (vectors of norm ~1.2), with stream features
+// that weigh that term: lists whose clicked items had the higher ranker
+// score.
+std::shared_ptr<testing::FakeSnapshot> DotRankerWithStream(size_t users,
+                                                           size_t items,
+                                                           uint32_t seed) {
+  constexpr int kDim = 24;
+  auto snap = std::make_shared<testing::FakeSnapshot>(1, kDim);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> gauss(0.0f, 0.25f);
+  std::vector<float> v(kDim);
+  std::vector<uint32_t> all(items);
+  for (size_t i = 0; i < items; ++i) {
+    for (float& x : v) x = gauss(rng);
+    all[i] = snap->AddItem("N" + std::to_string(i), v);
+  }
+  for (size_t u = 0; u < users; ++u) {
+    for (float& x : v) x = gauss(rng);
+    const uint32_t user = snap->AddUser("U" + std::to_string(u), v);
+    snap->set_clicked(user, {static_cast<uint32_t>(rng() % items)});
+  }
+  snap->set_candidates(all);
+  snap->set_popular(all);
+  snap->set_dot_ranker(true);
+  stream::StreamModel model;
+  std::uniform_real_distribution<float> unit(0, 1);
+  std::vector<uint32_t> list(24);
+  std::vector<float> ranker(list.size());
+  std::vector<uint16_t> clicked;
+  for (size_t n = 0; n < 4000; ++n) {
+    clicked.clear();
+    for (uint16_t k = 0; k < list.size(); ++k) {
+      list[k] = static_cast<uint32_t>(items * unit(rng) * unit(rng));
+      ranker[k] = 2 * unit(rng) - 1;
+      if (unit(rng) < 0.05 + 0.2 * (ranker[k] + 1)) clicked.push_back(k);
+    }
+    model.OnImpression(static_cast<uint32_t>(rng() % users),
+                       static_cast<int64_t>(n) * 1000, list, clicked, {},
+                       ranker);
+  }
+  snap->set_stream(model.MakeScorer());
+  return snap;
+}
+
+// The same with stream features: the shortlist's items, which retrieval
+// did not score, get the same kernels' dot products; both paths agree,
+// and POST /v1/rank (RankItems) gives the items the scores Recommend gives.
+TEST(DotRanker, StreamScoresEqualRankItemsAndTheExactScan) {
+  for (uint32_t seed : {52u, 53u}) {
+    SCOPED_TRACE(seed);
+    const auto snap = DotRankerWithStream(30, 2500, seed);
+    ExpectSameAsExactScan(*snap, 30, 300, 10);
+    ExpectSameAsExactScan(*snap, 30, 7, 10);
+    for (uint32_t user = 0; user < 30; ++user) {
+      const std::string id = "U" + std::to_string(user);
+      const Recommendation rec = Recommend(*snap, id, 10, {});
+      std::vector<std::string> asked, ids;
+      for (const ScoredItem& item : rec.items) {
+        asked.push_back("N" + std::to_string(item.item));
+      }
+      const Recommendation rank = RankItems(*snap, id, asked, &ids);
+      for (const ScoredItem& item : rec.items) {
+        const auto it =
+            std::find(ids.begin(), ids.end(), "N" + std::to_string(item.item));
+        ASSERT_NE(it, ids.end());
+        EXPECT_EQ(item.score, rank.items[it - ids.begin()].score)
+            << id << " item " << item.item;
+      }
+    }
+  }
+}
+
+// The dot-product ranker ranks as the snapshot's own Score() does (the
+// brute-force reference scores with it; the sums differ only in order).
+TEST(DotRanker, MatchesBruteForce) {
+  const auto snap = MakeRandomSnapshot(1, 20, 800, 16, 30, 54);
+  snap->set_dot_ranker(true);
+  for (size_t k : {5u, 300u}) {
+    RecommendOptions options;
+    options.retrieval_candidates = k;
+    for (uint32_t user = 0; user < 20; ++user) {
+      const auto rec =
+          Recommend(*snap, "U" + std::to_string(user), 10, options);
+      std::vector<uint32_t> got;
+      for (const auto& item : rec.items) got.push_back(item.item);
+      EXPECT_EQ(got, Reference(*snap, user, 10, k)) << "user " << user;
     }
   }
 }

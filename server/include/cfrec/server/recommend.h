@@ -82,6 +82,11 @@ class CandidateIndex {
   const QuantizedPool* quantized() const { return quantized_.get(); }
 
   std::span<const uint32_t> items() const { return items_; }
+  // True when the snapshot's ranker is the dot product of the vectors this
+  // index copied (a dot-product ScoringModel whose tables UserVector() and
+  // ItemVector() read, for every pool item): the retrieval's float dot
+  // products are then the ranker's scores (see server/src/dot_ranker.h).
+  bool ranker_is_dot() const { return ranker_is_dot_; }
   // With stream features: the item part of the stream score of each of
   // items() (same order), and the positions of the best of them by that
   // score, best first (at most kStreamShortlist). Empty otherwise.
@@ -94,6 +99,7 @@ class CandidateIndex {
  private:
   int dim_ = 0;
   bool use_avx2_ = false;  // the CPU has AVX2 and FMA
+  bool ranker_is_dot_ = false;
   size_t num_blocks_ = 0;
   std::vector<uint32_t> items_;
   std::vector<float> stream_scores_;
