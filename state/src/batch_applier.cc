@@ -112,18 +112,13 @@ void BatchApplier::Finish(BatchState& b) {
     b.wb.Put(db_.cf(kImpressions), row->first, value_).PermitUncheckedError();
   }
   std::erase_if(rows_, [](const auto* row) { return !row->second.fresh; });
-  // user_log: user (BE32) · ts (BE64) · impression id.
-  std::sort(rows_.begin(), rows_.end(), [](const auto* x, const auto* y) {
-    const ImpressionRecord& a = x->second.record;
-    const ImpressionRecord& c = y->second.record;
-    if (a.user != c.user) return a.user < c.user;
-    if (a.ts_ms != c.ts_ms) return a.ts_ms < c.ts_ms;
-    return x->first < y->first;
-  });
+  // The user log keeps them in memory and writes them per user now and then
+  // (user_log.h).
+  b.user_log.reserve(rows_.size());
   for (const auto* row : rows_) {
-    UserLogKey(row->second.record.user, row->second.record.ts_ms, row->first,
-               &key_);
-    b.wb.Put(db_.cf(kUserLog), key_, "").PermitUncheckedError();
+    b.user_log.push_back(UserLogEntry{row->second.record.user,
+                                      row->second.record.ts_ms,
+                                      std::string(row->first)});
   }
   // time_index: ts (BE64) · impression id -> user (BE32).
   std::sort(rows_.begin(), rows_.end(), [](const auto* x, const auto* y) {

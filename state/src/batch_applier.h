@@ -34,6 +34,7 @@
 #include "layout.h"
 #include "offsets.h"
 #include "records.h"
+#include "user_log.h"
 
 namespace cfrec::state {
 
@@ -73,6 +74,8 @@ struct BatchState {
   std::unordered_set<std::string> new_pending_impressions;
   std::unordered_set<std::string> resolved_pending_impressions;
   AppliedLogWriter log;
+  // The impressions applied in this batch, for the user log.
+  std::vector<UserLogEntry> user_log;
 };
 
 class BatchApplier {

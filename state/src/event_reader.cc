@@ -38,26 +38,15 @@ Result<StoredImpression> EventReader::GetImpression(
   return ReadStoredImpression(impression_id, value);
 }
 
-Result<std::vector<StoredImpression>> EventReader::UserImpressions(
-    UserIndex user, int64_t from_ms, int64_t to_ms, size_t limit) const {
+Result<std::vector<StoredImpression>> EventReader::GetImpressions(
+    std::span<const std::string> ids) const {
   std::vector<StoredImpression> out;
-  if (from_ms < 0) from_ms = 0;
-  if (to_ms <= from_ms) return out;
-  std::string start;
-  coding::PutBE32(&start, user);
-  coding::PutBE64(&start, static_cast<uint64_t>(from_ms));
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kUserLog)));
-  for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
-    const auto key = it->key();
-    if (key.size() < 12 || coding::GetBE32(key.data()) != user) break;
-    const auto ts = static_cast<int64_t>(coding::GetBE64(key.data() + 4));
-    if (ts >= to_ms) break;
-    auto imp = GetImpression(key.ToStringView().substr(12));
+  out.reserve(ids.size());
+  for (const std::string& id : ids) {
+    auto imp = GetImpression(id);
     if (!imp.ok()) return imp.status();
     out.push_back(std::move(imp).value());
   }
-  CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading user log"));
   return out;
 }
 

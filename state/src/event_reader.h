@@ -1,6 +1,6 @@
-// Reads of the stored events: an impression with its joined clicks, a user's
-// impressions or all impressions in a time window (through user_log and
-// time_index), and the applied log.
+// Reads of the stored events: an impression with its joined clicks, several
+// by id, all impressions in a time window (through time_index), and the
+// applied log. A user's impressions are found by the user log (user_log.h).
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef CFREC_STATE_SRC_EVENT_READER_H_
@@ -8,6 +8,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,10 +26,9 @@ class EventReader {
 
   // EventStore's methods of the same names.
   Result<StoredImpression> GetImpression(std::string_view impression_id) const;
-  Result<std::vector<StoredImpression>> UserImpressions(UserIndex user,
-                                                        int64_t from_ms,
-                                                        int64_t to_ms,
-                                                        size_t limit) const;
+  // The impressions of `ids`, in that order.
+  Result<std::vector<StoredImpression>> GetImpressions(
+      std::span<const std::string> ids) const;
   Result<std::vector<StoredImpression>> ImpressionsInWindow(int64_t from_ms,
                                                             int64_t to_ms,
                                                             size_t limit) const;

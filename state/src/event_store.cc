@@ -3,8 +3,9 @@
 //
 // RocksEventStore owns the database and wires the parts that own its
 // families: BatchApplier turns a batch into one WriteBatch, the tables add
-// their rows to it (dictionaries, item stats, offsets, counters), and each
-// publishes its in-memory state only after the write succeeded.
+// their rows to it (dictionaries, item stats, the user log, offsets,
+// counters), and each publishes its in-memory state only after the write
+// succeeded.
 #include "cfrec/state/event_store.h"
 
 #include <rocksdb/db.h>
@@ -14,6 +15,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 
 #include "batch_applier.h"
@@ -27,6 +29,7 @@
 #include "item_stats.h"
 #include "layout.h"
 #include "offsets.h"
+#include "user_log.h"
 #include "write_health.h"
 
 namespace cfrec::state {
@@ -49,6 +52,7 @@ class RocksEventStore final : public EventStore {
         dead_letters_(ref()),
         reader_(ref()),
         item_stats_(ref()),
+        user_log_(ref(), options.user_log_window),
         applier_(ref(), dictionaries_, offsets_, dead_letters_, options.limits),
         writer_(db_.get()) {}
 
@@ -59,7 +63,8 @@ class RocksEventStore final : public EventStore {
     db_->Close().PermitUncheckedError();
   }
 
-  Status Load();
+  // `*note` says what opening did beyond loading (an upgrade), if anything.
+  Status Load(std::string* note);
 
   Result<ApplyOutcome> ApplyBatch(
       std::span<const ConsumedMessage> batch) override;
@@ -106,7 +111,9 @@ class RocksEventStore final : public EventStore {
   Result<std::vector<StoredImpression>> UserImpressions(
       UserIndex user, int64_t from_ms, int64_t to_ms,
       size_t limit) const override {
-    return reader_.UserImpressions(user, from_ms, to_ms, limit);
+    auto ids = user_log_.Find(user, from_ms, to_ms, limit);
+    if (!ids.ok()) return ids.status();
+    return reader_.GetImpressions(*ids);
   }
   Result<std::vector<StoredImpression>> ImpressionsInWindow(
       int64_t from_ms, int64_t to_ms, size_t limit) const override {
@@ -175,6 +182,7 @@ class RocksEventStore final : public EventStore {
   DeadLetterLog dead_letters_;
   EventReader reader_;
   ItemStatsTable item_stats_;
+  UserLogTable user_log_;
   BatchApplier applier_;
 
   // The pipelined apply (apply thread only): the batch being written, if
@@ -183,13 +191,14 @@ class RocksEventStore final : public EventStore {
   BatchWriter writer_;
 };
 
-Status RocksEventStore::Load() {
-  CFREC_RETURN_IF_ERROR(CheckFormat(ref()));
+Status RocksEventStore::Load(std::string* note) {
+  CFREC_RETURN_IF_ERROR(CheckFormat(ref(), note));
   CFREC_RETURN_IF_ERROR(counters_.Load());
   dead_letters_.Load(counters_.Get());
   CFREC_RETURN_IF_ERROR(dictionaries_.Load());
   CFREC_RETURN_IF_ERROR(offsets_.Load());
   CFREC_RETURN_IF_ERROR(item_stats_.Load(reader_, counters_.Get().applied_seq));
+  CFREC_RETURN_IF_ERROR(user_log_.Load());
   return applier_.Load();
 }
 
@@ -214,6 +223,7 @@ Result<RocksEventStore::Built> RocksEventStore::Build(
 
   // Item stats: this batch's deltas; flushed with the dirty set now and then.
   item_stats_.Stage(b.outcome.events, b.counters.applied_seq, &b.wb);
+  user_log_.Stage(std::move(b.user_log), b.counters.applied_seq, &b.wb);
   built.ids = dictionaries_.Stage(ids_from, &b.wb);
   offsets_.Stage(b.next_offsets, &b.wb);
   counters_.Stage(b.counters, &b.wb);
@@ -251,6 +261,7 @@ Result<ApplyOutcome> RocksEventStore::Publish(const rocksdb::Status& s,
   counters_.Publish(b.counters);
   dead_letters_.Publish(b.next_dead_letter_seq);
   item_stats_.Publish();
+  user_log_.Publish();
   applier_.Publish(b);
   ApplyOutcome outcome = std::move(b.outcome);
   outcome.phases.write_seconds = write_seconds;
@@ -263,6 +274,7 @@ void RocksEventStore::DiscardStaged() {
   in_flight_.reset();
   dictionaries_.Discard(Dictionaries::Marks{});
   item_stats_.Discard();
+  user_log_.Discard();
 }
 
 Result<std::optional<ApplyOutcome>> RocksEventStore::SubmitBatch(
@@ -409,7 +421,11 @@ Result<std::unique_ptr<EventStore>> EventStore::Open(
   auto store = std::make_unique<RocksEventStore>(
       std::move(env), std::unique_ptr<rocksdb::DB>(raw), std::move(handles),
       dir, options);
-  CFREC_RETURN_IF_ERROR(store->Load());
+  std::string note;
+  CFREC_RETURN_IF_ERROR(store->Load(&note));
+  if (!note.empty()) {
+    std::fprintf(stderr, "cfrec: %s: %s\n", dir.c_str(), note.c_str());
+  }
   return std::unique_ptr<EventStore>(std::move(store));
 }
 

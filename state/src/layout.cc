@@ -12,7 +12,10 @@ namespace {
 constexpr std::string_view kFormatKey = "format";
 // 2: the applied log in segments, clicks naming their impression; joined
 // clicks in the impression's row instead of the clicks family.
-constexpr std::string_view kFormatVersion = "cfrec-state-2";
+// 3: user_log rows per user and window, the open window in tail rows
+// (user_log.h); format 2's user_log rows are still read.
+constexpr std::string_view kFormatVersion = "cfrec-state-3";
+constexpr std::string_view kFormat2 = "cfrec-state-2";
 
 }  // namespace
 
@@ -33,7 +36,8 @@ std::string SeqKey(uint64_t seq) {
   return k;
 }
 
-Status CheckFormat(DbRef db) {
+Status CheckFormat(DbRef db, std::string* note) {
+  note->clear();
   std::string value;
   auto s = db->Get(rocksdb::ReadOptions(), db.cf(kMeta),
                    std::string(kFormatKey), &value);
@@ -44,6 +48,18 @@ Status CheckFormat(DbRef db) {
                   "writing format version"));
   } else if (!s.ok()) {
     return FromRocks(s, "reading format version");
+  } else if (value == kFormat2) {
+    // Nothing to convert: format 3 reads format 2's user_log rows, and
+    // writes its own next to them from now on.
+    CFREC_RETURN_IF_ERROR(
+        FromRocks(db->Put(rocksdb::WriteOptions(), db.cf(kMeta),
+                          std::string(kFormatKey), std::string(kFormatVersion)),
+                  "writing format version"));
+    *note = "data directory upgraded from format '" + value + "' to '" +
+            std::string(kFormatVersion) +
+            "' in place (its user_log rows are read as they are); builds "
+            "that read only '" +
+            value + "' no longer open it (docs/STATE.md)";
   } else if (value != kFormatVersion) {
     std::string m = "data directory has format '" + value +
                     "', this build reads '" + std::string(kFormatVersion) + "'";

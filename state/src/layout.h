@@ -59,8 +59,9 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what);
 std::string SeqKey(uint64_t seq);
 
 // Writes the format version into a new store; fails on a store of another
-// format.
-Status CheckFormat(DbRef db);
+// format. A format-2 store is upgraded in place (format 3 reads its user_log
+// rows as they are); `*note` then says so, and is empty otherwise.
+Status CheckFormat(DbRef db, std::string* note);
 
 }  // namespace cfrec::state
 

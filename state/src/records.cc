@@ -86,21 +86,6 @@ std::string PendingKey(std::string_view impression_id,
   return k;
 }
 
-void UserLogKey(UserIndex user, int64_t ts_ms, std::string_view impression_id,
-                std::string* out) {
-  out->clear();
-  coding::PutBE32(out, user);
-  coding::PutBE64(out, static_cast<uint64_t>(ts_ms));
-  out->append(impression_id);
-}
-
-std::string UserLogKey(UserIndex user, int64_t ts_ms,
-                       std::string_view impression_id) {
-  std::string k;
-  UserLogKey(user, ts_ms, impression_id, &k);
-  return k;
-}
-
 void TimeKey(int64_t ts_ms, std::string_view impression_id, std::string* out) {
   out->clear();
   coding::PutBE64(out, static_cast<uint64_t>(ts_ms));

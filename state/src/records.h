@@ -1,8 +1,8 @@
 // Rows of the families that hold the events themselves: an impression with
 // its joined clicks (impressions), clicks held until their impression
-// arrives (pending_clicks), and the two indexes of impressions by user and
-// by time (user_log, time_index). Written by BatchApplier, read by
-// EventReader.
+// arrives (pending_clicks), and the index of impressions by time
+// (time_index). Written by BatchApplier, read by EventReader. The index by
+// user is the user log's (user_log.h).
 #ifndef CFREC_STATE_SRC_RECORDS_H_
 #define CFREC_STATE_SRC_RECORDS_H_
 
@@ -55,11 +55,6 @@ bool DecodePending(std::string_view v, PendingClick* p);
 // pending_clicks key: impression id, kSep, item id.
 std::string PendingKey(std::string_view impression_id,
                        std::string_view item_id);
-// user_log key: user (BE32), ts (BE64), impression id.
-std::string UserLogKey(UserIndex user, int64_t ts_ms,
-                       std::string_view impression_id);
-void UserLogKey(UserIndex user, int64_t ts_ms, std::string_view impression_id,
-                std::string* out);
 // time_index key: ts (BE64), impression id. Value: user (BE32).
 std::string TimeKey(int64_t ts_ms, std::string_view impression_id);
 void TimeKey(int64_t ts_ms, std::string_view impression_id, std::string* out);

@@ -5,7 +5,9 @@
 //                                               history, clicked positions
 //   clicks          (unused since format 2)
 //   pending_clicks  impression_id|item_id    -> user_id, ts   (before impr.)
-//   user_log        user|ts|impression_id    -> ""            (time order)
+//   user_log        user|window              -> the user's (ts, impression
+//                                               id) of the window (format
+//                                               3; user_log.h)
 //   time_index      ts|impression_id         -> user          (time windows)
 //   item_stats      item                     -> impressions, clicks, last ts
 //   dictionary      u/i + external id <-> dense index
@@ -69,6 +71,11 @@ struct StoreOptions {
   // Fault switch for tests and drills: while it holds a fault, the store's
   // file writes fail with it (see storage_faults.h). Default null: none.
   std::shared_ptr<StorageFaults> faults;
+  // Impressions per window of the user log: they are kept in memory (and in
+  // one row per batch) until the window closes, then written as one row per
+  // user of the window. Larger windows write fewer rows and keep more in
+  // memory (about 50 bytes per impression). Default 65,536.
+  size_t user_log_window = 65536;
 };
 
 class EventStore {

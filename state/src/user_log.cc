@@ -1,0 +1,234 @@
+#include "user_log.h"
+
+#include <algorithm>
+#include <memory>
+#include <string_view>
+#include <utility>
+
+#include "coding.h"
+
+namespace cfrec::state {
+namespace {
+
+constexpr std::string_view kTailPrefix = "user_log_tail";
+
+// Time order as format 2's keys gave it: ts (as its BE64 bytes), then id.
+bool Earlier(uint64_t ts_a, std::string_view id_a, uint64_t ts_b,
+             std::string_view id_b) {
+  return ts_a != ts_b ? ts_a < ts_b : id_a < id_b;
+}
+
+// A tail row: varint count, then per impression varint user, varint ts and
+// the length-prefixed id.
+void EncodeTail(const std::vector<UserLogEntry>& entries, std::string* out) {
+  out->clear();
+  coding::PutVarint(out, entries.size());
+  for (const UserLogEntry& e : entries) {
+    coding::PutVarint(out, e.user);
+    coding::PutVarint(out, static_cast<uint64_t>(e.ts_ms));
+    coding::PutLengthPrefixed(out, e.impression_id);
+  }
+}
+
+Status DecodeTail(std::string_view v, std::vector<UserLogEntry>* out) {
+  coding::Reader r(v);
+  uint64_t n = 0;
+  if (!r.Varint(&n)) return Status::Corruption("user log tail row");
+  for (uint64_t i = 0; i < n; ++i) {
+    UserLogEntry e;
+    uint64_t ts = 0;
+    std::string_view id;
+    if (!r.VarintAs(&e.user) || !r.Varint(&ts) || !r.LengthPrefixed(&id)) {
+      return Status::Corruption("user log tail row");
+    }
+    e.ts_ms = static_cast<int64_t>(ts);
+    e.impression_id = id;
+    out->push_back(std::move(e));
+  }
+  if (!r.done()) return Status::Corruption("user log tail row");
+  return Status::Ok();
+}
+
+struct Found {
+  uint64_t ts;
+  std::string id;
+};
+
+}  // namespace
+
+Status UserLogTable::Load() {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kMeta)));
+  std::vector<UserLogEntry> entries;
+  for (it->Seek(kTailPrefix); it->Valid() && it->key().starts_with(kTailPrefix);
+       it->Next()) {
+    CFREC_RETURN_IF_ERROR(DecodeTail(it->value().ToStringView(), &entries));
+    tail_keys_.push_back(it->key().ToString());
+  }
+  CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading user log tail"));
+  std::lock_guard lock(mu_);
+  window_ = std::move(entries);
+  return Status::Ok();
+}
+
+void UserLogTable::Stage(std::vector<UserLogEntry> entries,
+                         uint64_t applied_seq, rocksdb::WriteBatch* wb) {
+  const Staged* earlier = staged_count_ > 0 ? &staged_[staged_head_] : nullptr;
+  Staged& s = staged_[(staged_head_ + staged_count_) % staged_.size()];
+  ++staged_count_;
+  s.entries = std::move(entries);
+  s.tail_key.clear();
+  s.closes = false;
+
+  // The open window as it will be once the earlier batch is published.
+  std::vector<const std::vector<UserLogEntry>*> parts;
+  if (earlier == nullptr || !earlier->closes) {
+    parts.push_back(&window_);
+    if (earlier != nullptr) parts.push_back(&earlier->entries);
+  }
+  parts.push_back(&s.entries);
+  size_t open = 0;
+  for (const auto* part : parts) open += part->size();
+
+  if (open >= window_impressions_) {
+    s.closes = true;
+    WriteWindow(parts, applied_seq, wb);
+    for (const std::string& key : tail_keys_) {
+      wb->Delete(db_.cf(kMeta), key).PermitUncheckedError();
+    }
+    if (earlier != nullptr && !earlier->tail_key.empty()) {
+      wb->Delete(db_.cf(kMeta), earlier->tail_key).PermitUncheckedError();
+    }
+    return;
+  }
+  if (s.entries.empty()) return;
+  s.tail_key.assign(kTailPrefix);
+  coding::PutBE64(&s.tail_key, applied_seq);
+  EncodeTail(s.entries, &value_);
+  wb->Put(db_.cf(kMeta), s.tail_key, value_).PermitUncheckedError();
+}
+
+void UserLogTable::WriteWindow(
+    const std::vector<const std::vector<UserLogEntry>*>& parts,
+    uint64_t applied_seq, rocksdb::WriteBatch* wb) {
+  sorted_.clear();
+  for (const auto* part : parts) {
+    for (const UserLogEntry& e : *part) sorted_.push_back(&e);
+  }
+  std::sort(sorted_.begin(), sorted_.end(),
+            [](const UserLogEntry* a, const UserLogEntry* b) {
+              if (a->user != b->user) return a->user < b->user;
+              return Earlier(static_cast<uint64_t>(a->ts_ms), a->impression_id,
+                             static_cast<uint64_t>(b->ts_ms), b->impression_id);
+            });
+  // One row per user, in key order.
+  for (size_t i = 0; i < sorted_.size();) {
+    const UserIndex user = sorted_[i]->user;
+    size_t end = i;
+    while (end < sorted_.size() && sorted_[end]->user == user) ++end;
+    value_.clear();
+    coding::PutVarint(&value_, end - i);
+    for (; i < end; ++i) {
+      coding::PutVarint(&value_, static_cast<uint64_t>(sorted_[i]->ts_ms));
+      coding::PutLengthPrefixed(&value_, sorted_[i]->impression_id);
+    }
+    key_.clear();
+    coding::PutBE32(&key_, user);
+    coding::PutBE64(&key_, applied_seq);
+    wb->Put(db_.cf(kUserLog), key_, value_).PermitUncheckedError();
+  }
+  sorted_.clear();
+}
+
+void UserLogTable::Publish() {
+  if (staged_count_ == 0) return;
+  Staged& s = staged_[staged_head_];
+  {
+    std::lock_guard lock(mu_);
+    if (s.closes) {
+      window_.clear();
+    } else {
+      window_.insert(window_.end(), std::make_move_iterator(s.entries.begin()),
+                     std::make_move_iterator(s.entries.end()));
+    }
+  }
+  if (s.closes) {
+    tail_keys_.clear();
+  } else if (!s.tail_key.empty()) {
+    tail_keys_.push_back(s.tail_key);
+  }
+  s.entries.clear();
+  staged_head_ = (staged_head_ + 1) % staged_.size();
+  --staged_count_;
+}
+
+size_t UserLogTable::window_size() const {
+  std::lock_guard lock(mu_);
+  return window_.size();
+}
+
+Result<std::vector<std::string>> UserLogTable::Find(UserIndex user,
+                                                    int64_t from_ms,
+                                                    int64_t to_ms,
+                                                    size_t limit) const {
+  std::vector<std::string> ids;
+  if (from_ms < 0) from_ms = 0;
+  if (to_ms <= from_ms || limit == 0) return ids;
+  const auto in_range = [from_ms, to_ms](uint64_t ts) {
+    const auto t = static_cast<int64_t>(ts);
+    return ts >= static_cast<uint64_t>(from_ms) && t < to_ms;
+  };
+  std::vector<Found> found;
+  // The open window first, then the rows: a window closed in between is
+  // seen twice (its impressions are told apart by id below), never missed.
+  {
+    std::lock_guard lock(mu_);
+    for (const UserLogEntry& e : window_) {
+      if (e.user == user && in_range(static_cast<uint64_t>(e.ts_ms))) {
+        found.push_back({static_cast<uint64_t>(e.ts_ms), e.impression_id});
+      }
+    }
+  }
+  std::string prefix;
+  coding::PutBE32(&prefix, user);
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kUserLog)));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    const std::string_view key = it->key().ToStringView();
+    if (key.size() > 12) {
+      // Format 2: one row per impression, ts and id in the key.
+      const uint64_t ts = coding::GetBE64(key.data() + 4);
+      if (in_range(ts)) found.push_back({ts, std::string(key.substr(12))});
+      continue;
+    }
+    if (key.size() != 12) return Status::Corruption("user log key");
+    coding::Reader r(it->value().ToStringView());
+    uint64_t n = 0;
+    if (!r.Varint(&n)) return Status::Corruption("user log row");
+    for (uint64_t i = 0; i < n; ++i) {
+      uint64_t ts = 0;
+      std::string_view id;
+      if (!r.Varint(&ts) || !r.LengthPrefixed(&id)) {
+        return Status::Corruption("user log row");
+      }
+      if (in_range(ts)) found.push_back({ts, std::string(id)});
+    }
+    if (!r.done()) return Status::Corruption("user log row");
+  }
+  CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading user log"));
+  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    return Earlier(a.ts, a.id, b.ts, b.id);
+  });
+  found.erase(std::unique(found.begin(), found.end(),
+                          [](const Found& a, const Found& b) {
+                            return a.ts == b.ts && a.id == b.id;
+                          }),
+              found.end());
+  if (found.size() > limit) found.resize(limit);
+  ids.reserve(found.size());
+  for (Found& f : found) ids.push_back(std::move(f.id));
+  return ids;
+}
+
+}  // namespace cfrec::state
