@@ -30,6 +30,11 @@ void Register(CLI::App& bench, ExitCode* exit_code) {
                   "Training threads: the fused kernel's train_threads and "
                   "LibTorch's intra-op threads")
       ->capture_default_str();
+  cmd->add_flag("--pipeline", options->pipeline,
+                "Pipelined rounds (train_pipeline): the next round is "
+                "prepared while a thread of the learner trains the round "
+                "before (one thread more than --threads); the whole loop is "
+                "timed, generating the events included");
   cmd->add_option("--kernel", options->kernel,
                   "Training kernel: fused (BPR-MF, GMF and the SEMs without "
                   "autograd) or torch (LibTorch autograd)")

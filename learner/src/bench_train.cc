@@ -47,6 +47,25 @@ std::vector<AppliedEvent> MakeClicks(const BenchTrainOptions& o, size_t count,
   return events;
 }
 
+// The same clicks as MakeClicks (the same draws), written into `events`
+// in place: no allocation, for loops that time the generation too.
+void RefillClicks(const BenchTrainOptions& o, std::vector<AppliedEvent>& events,
+                  size_t count, std::mt19937_64& rng, uint64_t& seq) {
+  std::uniform_int_distribution<int64_t> user(0, o.users - 1);
+  std::uniform_real_distribution<double> unit(0, 1);
+  double log_items = std::log(double(o.items));
+  events.resize(count);
+  for (AppliedEvent& e : events) {
+    e.seq = ++seq;
+    e.user = static_cast<uint32_t>(user(rng));
+    auto item = static_cast<int64_t>(std::exp(unit(rng) * log_items)) - 1;
+    e.items.resize(1);
+    e.items[0] =
+        static_cast<uint32_t>(std::clamp<int64_t>(item, 0, o.items - 1));
+    e.clicked.assign(1, 0);
+  }
+}
+
 // Impressions of `length` distinct items (uniform) with one click each,
 // for the SEMs: p_R reads what was shown, p_S which entry was clicked.
 std::vector<AppliedEvent> MakeLists(const BenchTrainOptions& o, size_t count,
@@ -156,6 +175,7 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
     lo.kernel = o.kernel;
     lo.mlp_matmul = o.mlp_matmul;
     lo.train_threads = o.threads;
+    lo.train_pipeline = o.pipeline;
     lo.initial_rows = static_cast<int>(std::max(o.users, o.items));
     auto learner = Learner::Create(lo);
     if (!learner.ok()) return learner.status();
@@ -176,7 +196,32 @@ Result<BenchTrainResult> RunBenchTrain(const BenchTrainOptions& o) {
     uint64_t steps_before = (*learner)->stats().steps;
     const TrainTimes times_before = (*learner)->train_times();
     auto start = std::chrono::steady_clock::now();
-    while (m.seconds < o.seconds) {
+    if (o.pipeline) {
+      // A round trains while the loop generates the next one and Train
+      // prepares it, so the whole loop is timed, generation included, up
+      // to the end of the last round's training (stats() waits for it).
+      std::vector<AppliedEvent> buffers[2];
+      const double cpu0 = ProcessCpuSeconds();
+      double elapsed = 0;
+      for (int k = 0; elapsed < o.seconds; k ^= 1) {
+        auto g0 = std::chrono::steady_clock::now();
+        RefillClicks(o, buffers[k], round, rng, seq);
+        m.generate_s +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - g0)
+                .count();
+        CFREC_RETURN_IF_ERROR((*learner)->Train(buffers[k]));
+        m.samples += round;
+        elapsed = std::chrono::duration<double>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+      }
+      (void)(*learner)->stats();  // the last round's training
+      m.seconds = std::chrono::duration<double>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
+      m.cpu_seconds = ProcessCpuSeconds() - cpu0;
+    }
+    while (!o.pipeline && m.seconds < o.seconds) {
       std::vector<AppliedEvent> events = MakeClicks(o, round, rng, seq);
       auto t0 = std::chrono::steady_clock::now();
       const double cpu0 = ProcessCpuSeconds();
@@ -228,6 +273,7 @@ std::string BenchTrainResultToJson(const BenchTrainResult& r) {
       {"batch_size", r.options.batch_size},
       {"dim", r.options.dim},
       {"threads", r.options.threads},
+      {"pipeline", r.options.pipeline},
       {"kernel", r.options.kernel},
       {"mlp_matmul", r.options.mlp_matmul},
       {"peak_rss_mb", double(r.peak_rss_kb) / 1024.0},
@@ -243,6 +289,7 @@ std::string BenchTrainResultToJson(const BenchTrainResult& r) {
                    // CPU seconds per wall second: the cores actually used.
                    {"cores", m.seconds > 0 ? m.cpu_seconds / m.seconds : 0.0},
                    {"snapshot_ms", m.snapshot_ms},
+                   {"generate_s", m.generate_s},
                    {"phases_s",
                     {{"prepare", m.prepare_s},
                      {"index", m.ranker_index_s},

@@ -16,6 +16,7 @@
 #include "click_lists.h"
 #include "models.h"
 #include "param_set.h"
+#include "round_pipeline.h"
 #include "sem_models.h"
 #include "snapshot_impl.h"
 #include "triple_sampler.h"
@@ -64,6 +65,12 @@ class Learner::Impl {
     MfParams probe;
     if (o.kernel == "fused" && !acl_ && ranker_->FusedParams(&probe)) {
       fused_mf_ = std::make_unique<FusedMfStep>(o.train_threads);
+      // Only when a round's batches draw no random numbers (no SEMs, no
+      // ACL), so the learner's generator sees the same draws in the same
+      // order as without the pipeline.
+      if (o.train_pipeline && !o.train_sems) {
+        pipeline_ = std::make_unique<RoundPipeline>();
+      }
     }
     GrowTo(0, 0);
   }
@@ -75,21 +82,47 @@ class Learner::Impl {
     try {
       return step();
     } catch (const c10::Error& e) {
+      Sync();
       ClearAllGrads();
       return Status::Internal(std::string("LibTorch: ") +
                               e.what_without_backtrace());
     } catch (const std::exception& e) {
+      Sync();
       ClearAllGrads();
       return Status::Internal(std::string("training failed: ") + e.what());
     }
   }
 
+  // With the pipeline: waits until the round its thread trains is done (a
+  // failure of that round is kept for the next Train to report). Every
+  // public call but Train and Replay syncs first, so they see the state
+  // after every round handed in.
+  void Sync() const {
+    if (!pipeline_) return;
+    try {
+      pipeline_->Wait();
+    } catch (const c10::Error& e) {
+      pipeline_error_ = Status::Internal(std::string("LibTorch: ") +
+                                         e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      pipeline_error_ =
+          Status::Internal(std::string("training failed: ") + e.what());
+    }
+  }
+
   Status Train(std::span<const AppliedEvent> events, bool observe) {
     return Guarded([&] {
+      if (!pipeline_error_.ok()) {
+        // The previous round failed on the pipeline's thread.
+        return std::exchange(pipeline_error_, Status::Ok());
+      }
       if (observe) {
         auto t0 = Clock::now();
         Observe(events);
         times_.prepare += SecondsSince(t0);
+        if (!pipeline_error_.ok()) {
+          return std::exchange(pipeline_error_, Status::Ok());
+        }
       }
       // The sampler records the observed events' clicks (per user, before
       // it samples that user's negatives).
@@ -461,6 +494,12 @@ class Learner::Impl {
       stats_.applied_seq = std::max(stats_.applied_seq, e.seq);
       ++stats_.events_consumed;
     }
+    if (pipeline_) {
+      // The tables are reallocated only when they grow: the round on the
+      // pipeline's thread must be done first.
+      if (users <= num_users_ && items <= num_items_) return;
+      Sync();
+    }
     GrowTo(users, items);
   }
 
@@ -565,23 +604,40 @@ class Learner::Impl {
   }
 
   // With `record_clicks`, the sampler first records the events' clicks and
-  // histories in the click lists.
+  // histories in the click lists. With the pipeline, the round's batches
+  // are handed to its thread (after the round before is done) and this
+  // returns while they train.
   void TrainRound(std::span<const AppliedEvent> events, bool record_clicks) {
     // ACL/PS: g_psi's stage-1 fit on the first events it sees.
     if (acl_) acl_->Pretrain(events, num_users_, num_items_, rng_);
     auto prepare_start = Clock::now();
     // One draw of the learner's generator seeds the round's sampling
-    // (triple_sampler.h), which the fused kernel's threads share.
+    // (triple_sampler.h), which the fused kernel's threads share. With the
+    // pipeline the kernel's threads may be busy with the round before, so
+    // this thread samples alone (the same triples) into the other buffer.
     const uint64_t sample_seed = rng_();
-    Triples& triples = triples_;
+    if (pipeline_) round_ ^= 1;
+    Triples& triples = pipeline_ ? pipeline_triples_[round_] : triples_;
+    WorkPool* pool = fused_mf_ && !pipeline_ ? &fused_mf_->pool() : nullptr;
     if (sampler_.Build(events, record_clicks, &clicks_, num_users_, num_items_,
-                       sample_seed, fused_mf_ ? &fused_mf_->pool() : nullptr,
-                       &triples)) {
+                       sample_seed, pool, &triples)) {
       graph_dirty_ = true;
     }
+    times_.prepare += SecondsSince(prepare_start);
+    if (pipeline_) {
+      // No SEMs and no ACL: the batches need only the triples.
+      pipeline_->Submit([this, &triples] { TrainBatches(triples, {}); });
+      return;
+    }
+    TrainBatches(triples, events);
+  }
+
+  // The round's batches: ranker steps on `triples`, and the SEMs, the
+  // posteriors and g_psi on `events` split over the steps.
+  void TrainBatches(const Triples& triples,
+                    std::span<const AppliedEvent> events) {
     size_t batch = static_cast<size_t>(options_.batch_size);
     size_t steps = std::max<size_t>(1, (triples.size() + batch - 1) / batch);
-    times_.prepare += SecondsSince(prepare_start);
     auto start = Clock::now();
     for (size_t s = 0; s < steps; ++s) {
       size_t begin = s * batch, end = std::min(triples.size(), begin + batch);
@@ -646,6 +702,13 @@ class Learner::Impl {
   uint64_t graph_built_step_ = 0;
   uint64_t sem_r_steps_ = 0, sem_s_steps_ = 0, posterior_steps_ = 0;
   TrainingStats stats_;
+  // LearnerOptions::train_pipeline (null without it). The round on its
+  // thread reads one buffer while this thread samples into the other.
+  Triples pipeline_triples_[2];
+  int round_ = 0;
+  mutable Status pipeline_error_;  // a failed round, for the next Train
+  // Last: destroyed first, so its thread stops before what it uses.
+  std::unique_ptr<RoundPipeline> pipeline_;
 };
 
 Result<std::unique_ptr<Learner>> Learner::Create(
@@ -670,6 +733,7 @@ Status Learner::Replay(std::span<const state::AppliedEvent> events) {
   return impl_->Train(events, /*observe=*/false);
 }
 Status Learner::EnsureIds(size_t num_users, size_t num_items) {
+  impl_->Sync();
   return impl_->EnsureIds(num_users, num_items);
 }
 Status Learner::TrainEpochs(std::span<const state::AppliedEvent> events,
@@ -693,6 +757,7 @@ auto Guard(F&& f, T fallback) -> decltype(f()) {
 
 void Learner::Score(uint32_t user, std::span<const uint32_t> items,
                     std::span<float> scores) {
+  impl_->Sync();
   try {
     impl_->Score(user, items, scores);
   } catch (const std::exception&) {
@@ -701,34 +766,41 @@ void Learner::Score(uint32_t user, std::span<const uint32_t> items,
   }
 }
 std::vector<float> Learner::SampleBeta(size_t k) {
+  impl_->Sync();
   return impl_->SampleBeta(k);
 }
 std::vector<float> Learner::SampleAlpha(std::span<const uint32_t> items) {
+  impl_->Sync();
   return Guard([&] { return impl_->SampleAlpha(items); }, std::vector<float>{});
 }
 std::vector<float> Learner::SelectionProbabilities(
     uint32_t user, std::span<const uint32_t> list,
     std::span<const float> beta) {
+  impl_->Sync();
   return Guard([&] { return impl_->SelectionProbabilities(user, list, beta); },
                std::vector<float>{});
 }
 std::vector<float> Learner::ImpressionLogits(uint32_t user,
                                              std::span<const uint32_t> items,
                                              std::span<const float> alpha) {
+  impl_->Sync();
   return Guard([&] { return impl_->ImpressionLogits(user, items, alpha); },
                std::vector<float>{});
 }
 double Learner::EvaluateElbo(std::span<const state::AppliedEvent> events) {
+  impl_->Sync();
   return Guard([&] { return impl_->EvaluateElbo(events); },
                std::numeric_limits<double>::quiet_NaN());
 }
 double Learner::SelectionLogLikelihood(
     std::span<const state::AppliedEvent> events) {
+  impl_->Sync();
   return Guard([&] { return impl_->SelectionLogLikelihood(events); },
                std::numeric_limits<double>::quiet_NaN());
 }
 Status Learner::TrainCounterfactual(
     std::span<const CounterfactualSample> samples) {
+  impl_->Sync();
   return impl_->TrainCounterfactual(samples);
 }
 double Learner::RankerLoss(std::span<const CounterfactualSample> samples) {
@@ -746,6 +818,7 @@ Status Learner::RankerSampleLosses(
   if (losses.size() != samples.size()) {
     return Status::InvalidArgument("losses and samples differ in size");
   }
+  impl_->Sync();
   try {
     impl_->SampleLosses(samples, losses);
     return Status::Ok();
@@ -756,10 +829,19 @@ Status Learner::RankerSampleLosses(
     return Status::Internal(std::string("ranker loss failed: ") + e.what());
   }
 }
-SemView Learner::sem_view() const { return impl_->sem_view(); }
+SemView Learner::sem_view() const {
+  impl_->Sync();
+  return impl_->sem_view();
+}
 int Learner::SamplesPerClick() const { return impl_->SamplesPerClick(); }
-const TrainingStats& Learner::stats() const { return impl_->stats(); }
-TrainTimes Learner::train_times() const { return impl_->train_times(); }
+const TrainingStats& Learner::stats() const {
+  impl_->Sync();
+  return impl_->stats();
+}
+TrainTimes Learner::train_times() const {
+  impl_->Sync();
+  return impl_->train_times();
+}
 uint64_t Learner::applied_seq() const { return impl_->applied_seq(); }
 size_t Learner::num_users() const { return impl_->num_users(); }
 size_t Learner::num_items() const { return impl_->num_items(); }
@@ -767,13 +849,16 @@ std::span<const uint32_t> Learner::ClickedItems(uint32_t user) const {
   return impl_->ClickedItems(user);
 }
 Result<std::string> Learner::SaveCheckpoint() const {
+  impl_->Sync();
   return impl_->SaveCheckpoint();
 }
 Status Learner::RestoreCheckpoint(std::string_view blob) {
+  impl_->Sync();
   return impl_->RestoreCheckpoint(blob);
 }
 Result<std::shared_ptr<const ModelSnapshot>> Learner::MakeSnapshot(
     SnapshotInputs inputs) {
+  impl_->Sync();
   try {
     return impl_->MakeSnapshot(std::move(inputs));
   } catch (const std::exception& e) {

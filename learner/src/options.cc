@@ -119,6 +119,7 @@ const std::map<std::string, Field>& Fields() {
       {"seed", Bind(&LearnerOptions::seed)},
       {"kernel", Bind(&LearnerOptions::kernel)},
       {"train_threads", Bind(&LearnerOptions::train_threads)},
+      {"train_pipeline", Bind(&LearnerOptions::train_pipeline)},
       {"mlp_matmul", Bind(&LearnerOptions::mlp_matmul)},
       {"exposure_model", Bind(&LearnerOptions::exposure_model)},
       {"exposure_dim", Bind(&LearnerOptions::exposure_dim)},

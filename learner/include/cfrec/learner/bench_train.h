@@ -27,6 +27,12 @@ struct BenchTrainOptions {
   // Threads: LibTorch's intra-op threads and the fused kernel's
   // train_threads. Default 1 (as the trainer).
   int threads = 1;
+  // LearnerOptions::train_pipeline: the next round is prepared on the
+  // bench's thread while a thread of the learner trains the round before
+  // (so one thread more than `threads`). The measured span is then the
+  // whole loop, generating the events included (generate_s), since the
+  // training overlaps it. Default off.
+  bool pipeline = false;
   // Training kernel, LearnerOptions::kernel: "fused" or "torch". Default
   // "fused".
   std::string kernel = "fused";
@@ -61,6 +67,8 @@ struct BenchTrainModel {
   double ranker_gradient_s = 0;  // fused: scores and gradient sums
   double ranker_update_s = 0;    // fused: Adam on touched rows
   double ranker_torch_s = 0;     // LibTorch step, whole
+  // Generating the events inside the measured span (pipeline only).
+  double generate_s = 0;
 };
 
 // The SEM measurement (BenchTrainOptions::sems): lists trained per second

@@ -91,6 +91,18 @@ struct LearnerOptions {
   // them and the row updates too (deterministic for a given count). 1 to
   // 64. Default 1.
   int train_threads = 1;
+  // Pipelined rounds: Train prepares a round (records its clicks, samples
+  // and shuffles its triples) on the calling thread, hands its batches to
+  // a thread of the learner's own and returns while they train, so the
+  // next round is prepared while this one trains (one more thread than
+  // train_threads). The same triples and the same steps in the same order
+  // as without it: results are identical. Every other call (snapshots,
+  // checkpoints, scores, stats) waits for the round in training first; a
+  // round that fails is reported by the next Train. Takes effect only for
+  // the fused BPR-MF and GMF kernel without SEMs (train_sems false) and
+  // without ACL, whose batches draw no random numbers; otherwise rounds
+  // train on the calling thread. Default false.
+  bool train_pipeline = false;
   // Products of the MLP tower (mlp, neumf): "blas" (LibTorch's addmm, i.e.
   // the system BLAS: OpenBLAS, which scripts/dev.sh installs) or "own" (the
   // kernels of dense_kernels.cc, faster than Debian's reference BLAS but

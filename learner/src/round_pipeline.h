@@ -1,0 +1,58 @@
+// RoundPipeline: one background thread that runs one job at a time, so the
+// Learner can train a round's batches there while its own thread prepares
+// the next round (LearnerOptions::train_pipeline). Submit waits for the
+// job before it; Wait waits for the running job and hands back what it
+// threw. The jobs run in submission order, one after the other.
+//
+// The thread runs under the scheduling of the thread that submits (policy
+// and nice value, read at the first Submit), as the WorkPool's workers do:
+// its work is the trainer's.
+//
+// Thread-safety: Submit and Wait are called by one thread (the Learner's).
+#ifndef CFREC_LEARNER_SRC_ROUND_PIPELINE_H_
+#define CFREC_LEARNER_SRC_ROUND_PIPELINE_H_
+
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "cfrec/schemas/thread_sched.h"
+
+namespace cfrec::learner {
+
+class RoundPipeline {
+ public:
+  RoundPipeline();
+  // Waits for the running job (its error is dropped), then stops.
+  ~RoundPipeline();
+  RoundPipeline(const RoundPipeline&) = delete;
+  RoundPipeline& operator=(const RoundPipeline&) = delete;
+
+  // Waits for the job before (rethrowing what it threw, without starting
+  // `job`), then starts `job` on the thread and returns.
+  void Submit(std::function<void()> job);
+  // Waits until no job is running; rethrows what the last job threw (once).
+  void Wait();
+  // Whether a job was submitted and Wait has not seen it finish.
+  bool busy() const { return submitted_; }
+
+ private:
+  void Loop();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<void()> job_;  // the next job to start; empty: none
+  bool running_ = false;       // a job has been taken and not finished
+  bool stop_ = false;
+  std::exception_ptr error_;  // what the last job threw
+  ThreadSched sched_;         // the submitter's, adopted by the thread
+  bool sched_read_ = false;   // the submitter's thread only
+  bool submitted_ = false;    // the submitter's thread only
+  std::thread thread_;
+};
+
+}  // namespace cfrec::learner
+
+#endif  // CFREC_LEARNER_SRC_ROUND_PIPELINE_H_
