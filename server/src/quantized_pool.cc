@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 
+#include "kth_largest.h"
+
 namespace cfrec::server {
 namespace {
 
@@ -45,43 +47,6 @@ struct Survivors {
   float threshold;
   std::vector<float>* values;  // scratch for the selection
 };
-
-// The k-th largest of values (ties counted); 1 <= k <= values.size(), all
-// finite. Values are counted into 256 equal bins over [min, max] (the bin
-// index never decreases as the value grows, so bins hold value ranges in
-// order); nth_element runs only over the bin that holds the k-th largest.
-float KthLargest(std::vector<float>& values, size_t k) {
-  const size_t m = values.size();
-  float lo = values[0], hi = values[0];
-  for (const float x : values) {
-    lo = std::min(lo, x);
-    hi = std::max(hi, x);
-  }
-  constexpr int kBins = 256;
-  const float scale = static_cast<float>(kBins) / (hi - lo);
-  if (!(hi > lo) || !std::isfinite(scale)) {
-    std::nth_element(values.begin(), values.begin() + (k - 1), values.end(),
-                     std::greater<float>());
-    return values[k - 1];
-  }
-  const auto bin = [&](float x) {
-    return std::min(kBins - 1, static_cast<int>((x - lo) * scale));
-  };
-  uint32_t counts[kBins] = {};
-  for (const float x : values) ++counts[bin(x)];
-  int target = kBins - 1;
-  size_t above = 0;  // values in bins above target
-  while (above + counts[target] < k) above += counts[target--];
-  size_t out = 0;
-  for (size_t i = 0; i < m; ++i) {
-    if (bin(values[i]) == target) values[out++] = values[i];
-  }
-  values.resize(out);
-  const size_t rank = k - above;  // within the bin, 1 <= rank <= out
-  std::nth_element(values.begin(), values.begin() + (rank - 1), values.end(),
-                   std::greater<float>());
-  return values[rank - 1];
-}
 
 // The k-th largest lo of the held entries (ties counted); count >= k.
 float KthLargestLo(const Entry* entries, size_t count, size_t k,

@@ -76,8 +76,8 @@ class QuantizedPool {
     std::vector<float> values;
   };
   // Replaces `kept` with every position i < n() (ascending) whose hi reaches
-  // the k-th largest lo over the pool: the set KeepReachable() gives for
-  // Bounds()' lo and hi, found in one pass that computes the bounds block by
+  // the k-th largest lo over the pool (of Bounds()' lo and hi), found in one
+  // pass that computes the bounds block by
   // block and keeps only those whose hi reaches a rising threshold (no
   // array of the pool's size is written). Requires 1 <= k <= n().
   void Reachable(const Query& query, size_t k, std::vector<uint32_t>& kept,
