@@ -18,9 +18,15 @@
 #       [--serve-args "..."] [--shed-factors "2 4"] [--think-ms 25]
 #       [--paced-rates "8000"] [--paced-factors "2 4 8"] [--p99-target-ms 5]
 #       [--paced-threads 1] [--search-repeats 1] [--lock FILE]
+#       [--p99-target-factor 3] [--client-sched fifo|normal]
 #
 # --lock FILE: hold an flock on FILE while the load runs (not while the
 # service starts and replays its log), so builds sharing FILE wait.
+#
+# --paced-factors: the shedding figure (bench/http_paced.py): R0 is the
+# highest rate held within the latency objective, --p99-target-factor times
+# the unloaded p99 when given (else the fixed --p99-target-ms); the load
+# tool runs under SCHED_FIFO unless --client-sched normal.
 #
 # --shed-factors: after the run above, whose rate is taken as the
 # sustainable rate R0, load-shedding phases (bench/http_shed.py): a paced
@@ -55,6 +61,8 @@ p99_target_ms=5
 paced_threads=1
 search_repeats=1
 lock_file=""
+p99_target_factor=0
+client_sched=fifo
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -78,7 +86,9 @@ while [[ $# -gt 0 ]]; do
     --paced-threads) paced_threads="$2"; shift 2 ;;
     --search-repeats) search_repeats="$2"; shift 2 ;;
     --lock) lock_file="$2"; shift 2 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    --p99-target-factor) p99_target_factor="$2"; shift 2 ;;
+    --client-sched) client_sched="$2"; shift 2 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -186,7 +196,8 @@ if [[ -n "$paced_rates$paced_factors" ]]; then
     --users-file "$users_file" --rates "$paced_rates" \
     --factors "$paced_factors" --p99-target-ms "$p99_target_ms" \
     --duration "$duration" --n "$n" --threads "$paced_threads" \
-    --search-repeats "$search_repeats" --post-ts-ms "$post_ts_ms"
+    --search-repeats "$search_repeats" --post-ts-ms "$post_ts_ms" \
+    --p99-target-factor "$p99_target_factor" --client-sched "$client_sched"
   exit 0
 fi
 

@@ -72,6 +72,8 @@ def snapshot(host, port):
                                 'reason="queue_full"'),
         "shed_time": metric_sum(host, port, "cfrec_http_requests_shed_total",
                                 'reason="queue_time"'),
+        "shed_late": metric_sum(host, port, "cfrec_http_requests_shed_total",
+                                'reason="late"'),
     }
 
 

@@ -592,9 +592,25 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
   cmd->add_option("--max-queue-ms", args->front.max_queue_ms,
                   "Load shedding: while the oldest queued request has waited "
                   "longer than this, or the queued requests would take longer "
-                  "than this to run, new requests are answered 503 at once")
+                  "than this to run, new requests are answered 503 at once; "
+                  "with --shed-target-ms above 0 also a request that would "
+                  "start later than this after its bytes arrived")
       ->capture_default_str()
       ->check(CLI::Range(0, 60'000));
+  cmd->add_option("--shed-target-ms", args->front.shed_target_ms,
+                  "Load shedding by delay (CoDel-style): when no request of "
+                  "a whole --shed-interval-ms would start within this many "
+                  "ms of its bytes arriving (a standing queue, not a burst), "
+                  "requests that would start later are answered 503 at once "
+                  "until a whole interval passes without one; 0 = off (only "
+                  "--max-inflight and --max-queue-ms shed)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60'000.0));
+  cmd->add_option("--shed-interval-ms", args->front.shed_interval_ms,
+                  "Load shedding by delay: the interval that tells a standing "
+                  "queue from a burst (see --shed-target-ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60'000));
   cmd->add_option("--http-handler-nice", args->front.handler_nice,
                   "Nice value of the handler threads (0-19; the I/O threads "
                   "keep 0): above 0 the I/O threads, which read requests and "
@@ -609,6 +625,14 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "thread and back; at most one I/O thread less than there "
                   "are does so at once (true/false)")
       ->capture_default_str();
+  cmd->add_option("--http-inline-io-threads", args->front.inline_io_threads,
+                  "Run to completion: most I/O threads running a request "
+                  "inline at once (there are 2); 0 = all but one. With all, "
+                  "a request waits unread while both run one, and the delay "
+                  "rule (--shed-target-ms) refuses it once read if it waited "
+                  "too long")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
   AddScaleOutFlags(cmd, &args->scale);
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }

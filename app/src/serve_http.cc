@@ -59,7 +59,12 @@ Result<server::ServerOptions> MakeServerOptions(const HttpArgs& args,
   so.admission.max_inflight = args.max_inflight;
   so.admission.max_queue_wait = std::chrono::milliseconds(args.max_queue_ms);
   so.admission.handler_nice = args.handler_nice;
+  so.admission.target_delay = std::chrono::microseconds(
+      static_cast<int64_t>(args.shed_target_ms * 1000));
+  so.admission.target_interval =
+      std::chrono::milliseconds(args.shed_interval_ms);
   so.run_inline = args.run_inline;
+  so.inline_io_threads = args.inline_io_threads;
   if (has_token) {
     LogInfo("serve",
             "POST /v1/events needs 'Authorization: Bearer' with "

@@ -29,10 +29,16 @@ struct HttpArgs {
   // handler threads' nice value.
   int http_threads = 2;
   size_t max_inflight = 64;
-  int max_queue_ms = 20;
+  int max_queue_ms = 1;
   int handler_nice = 5;
-  // Requests that would not wait run on the I/O thread that read them.
+  // Delay target (AdmissionOptions::target_delay; 0 = off) and its
+  // interval.
+  double shed_target_ms = 1;
+  int shed_interval_ms = 100;
+  // Requests that would not wait run on the I/O thread that read them,
+  // on at most this many I/O threads at once (0: all but one).
   bool run_inline = true;
+  int inline_io_threads = 2;
 };
 
 // Logs "what: status" as an error; the exit code of a failed start (1).

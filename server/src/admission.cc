@@ -21,6 +21,12 @@ Status AdmissionOptions::Validate() const {
   if (max_queue_wait.count() < 0) {
     return Status::InvalidArgument("max_queue_wait must not be negative");
   }
+  if (target_delay.count() < 0) {
+    return Status::InvalidArgument("target_delay must not be negative");
+  }
+  if (target_interval.count() <= 0) {
+    return Status::InvalidArgument("target_interval must be positive");
+  }
   if (handler_nice < 0 || handler_nice > 19) {
     return Status::InvalidArgument("handler_nice must be in [0, 19]");
   }
@@ -33,6 +39,8 @@ std::string_view ShedReasonName(ShedReason reason) {
       return "queue_full";
     case ShedReason::kQueueTime:
       return "queue_time";
+    case ShedReason::kLate:
+      return "late";
   }
   return "unknown";
 }
@@ -52,15 +60,31 @@ AdmissionPool::AdmissionPool(const AdmissionOptions& options,
 
 AdmissionPool::~AdmissionPool() { Stop(); }
 
-std::optional<ShedReason> AdmissionPool::TrySubmit(std::function<void()> run,
-                                                   std::function<void()> shed) {
+std::optional<ShedReason> AdmissionPool::TrySubmit(
+    std::function<void()> run, std::function<void()> shed,
+    std::optional<Clock::time_point> arrived) {
   {
     std::lock_guard lock(mu_);
+    const Clock::time_point now = now_();
+    const Clock::duration waited =
+        arrived.has_value() ? std::max(now - *arrived, Clock::duration::zero())
+                            : Clock::duration::zero();
+    // The delay it would see: its wait so far, then the queue ahead, by
+    // the queue's run time or, when the handlers are slowed down (by other
+    // work on the machine), by what the oldest queued request has waited
+    // already, whichever is longer.
+    Clock::duration ahead = QueueRunTimeLocked();
+    if (!queue_.empty())
+      ahead = std::max(ahead, now - queue_.front().queued_at);
+    const bool late = LateLocked(now, waited + ahead);
     if (stopped_ || inflight_ >= options_.max_inflight) {
       ++shed_full_;
       return ShedReason::kQueueFull;
     }
-    const Clock::time_point now = now_();
+    if (late) {
+      ++shed_late_;
+      return ShedReason::kLate;
+    }
     if (!queue_.empty() &&
         (now - queue_.front().queued_at > options_.max_queue_wait ||
          QueueRunTimeLocked() > options_.max_queue_wait)) {
@@ -74,9 +98,18 @@ std::optional<ShedReason> AdmissionPool::TrySubmit(std::function<void()> run,
   return std::nullopt;
 }
 
-bool AdmissionPool::TryStartInline() {
+bool AdmissionPool::TryStartInline(std::optional<Clock::time_point> arrived) {
   std::lock_guard lock(mu_);
   const size_t running = inflight_ - queue_.size();
+  if (arrived.has_value() && options_.target_delay.count() > 0) {
+    // Only a request that would run at once: its delay is its wait so
+    // far. A late one is left to TrySubmit, which refuses it (and feeds
+    // the overload state then).
+    const Clock::time_point now = now_();
+    const Clock::duration waited =
+        std::max(now - *arrived, Clock::duration::zero());
+    if (queue_.empty() && LateLocked(now, waited)) return false;
+  }
   if (stopped_ || !queue_.empty() ||
       running >= static_cast<size_t>(std::max(1, options_.threads)) ||
       inflight_ >= options_.max_inflight) {
@@ -135,6 +168,31 @@ void AdmissionPool::Work() {
   }
 }
 
+bool AdmissionPool::LateLocked(Clock::time_point now, Clock::duration delay) {
+  const Clock::duration target = options_.target_delay;
+  if (target.count() <= 0) return false;
+  if (now - interval_start_ >= options_.target_interval) {
+    // The interval is over: a standing queue (no request of it would have
+    // started within the target) makes the pool overloaded; a whole
+    // interval in which every request would have ends it. An interval
+    // without requests (min > max) ends it too.
+    if (!overloaded_) {
+      overloaded_ = interval_min_ <= interval_max_ && interval_min_ > target;
+    } else {
+      overloaded_ = interval_min_ <= interval_max_ && interval_max_ > target;
+    }
+    interval_start_ = now;
+    interval_min_ = Clock::duration::max();
+    interval_max_ = Clock::duration::min();
+  }
+  interval_min_ = std::min(interval_min_, delay);
+  interval_max_ = std::max(interval_max_, delay);
+  const Clock::duration budget =
+      overloaded_ ? target
+                  : std::max<Clock::duration>(options_.max_queue_wait, target);
+  return delay > budget;
+}
+
 AdmissionPool::Clock::duration AdmissionPool::QueueRunTimeLocked() const {
   return mean_run_ * static_cast<int64_t>(queue_.size()) /
          static_cast<int64_t>(std::max(1, options_.threads));
@@ -168,9 +226,22 @@ uint64_t AdmissionPool::inline_runs() const {
   return inline_runs_;
 }
 
+bool AdmissionPool::overloaded() const {
+  std::lock_guard lock(mu_);
+  return overloaded_;
+}
+
 uint64_t AdmissionPool::shed(ShedReason reason) const {
   std::lock_guard lock(mu_);
-  return reason == ShedReason::kQueueFull ? shed_full_ : shed_time_;
+  switch (reason) {
+    case ShedReason::kQueueFull:
+      return shed_full_;
+    case ShedReason::kQueueTime:
+      return shed_time_;
+    case ShedReason::kLate:
+      return shed_late_;
+  }
+  return 0;
 }
 
 }  // namespace cfrec::server

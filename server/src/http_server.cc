@@ -6,6 +6,8 @@
 #include "cfrec/server/http_server.h"
 
 #include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,11 +17,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <future>
 #include <mutex>
@@ -58,6 +63,9 @@ bool IEquals(std::string_view a, std::string_view b) {
 
 Status ServerOptions::Validate() const {
   if (io_threads < 1) return Status::InvalidArgument("io_threads must be >= 1");
+  if (inline_io_threads < 0) {
+    return Status::InvalidArgument("inline_io_threads must not be negative");
+  }
   if (read_timeout.count() <= 0 || idle_timeout.count() <= 0 ||
       write_timeout.count() <= 0) {
     return Status::InvalidArgument("timeouts must be positive");
@@ -84,12 +92,15 @@ struct ServerCore {
       rejected_counter = metrics->GetCounter(
           "cfrec_http_connections_rejected_total",
           "Connections refused because max_connections were open");
-      for (ShedReason r : {ShedReason::kQueueFull, ShedReason::kQueueTime}) {
+      for (ShedReason r : {ShedReason::kQueueFull, ShedReason::kQueueTime,
+                           ShedReason::kLate}) {
         shed_counters[static_cast<size_t>(r)] = metrics->GetCounter(
             "cfrec_http_requests_shed_total",
             "Requests answered 503 by load shedding: queue_full (max "
             "in-flight requests reached), queue_time (the oldest queued "
-            "request waited longer than max_queue_wait)",
+            "request waited longer than max_queue_wait), late (it would "
+            "start later than the delay target after its bytes arrived, "
+            "or than max_queue_wait when not overloaded)",
             {"reason"}, {std::string(ShedReasonName(r))});
       }
       inline_counter = metrics->GetCounter(
@@ -104,13 +115,16 @@ struct ServerCore {
           0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
           0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1};
       const char* const help =
-          "Time of an admitted request in each step on the server: queue "
-          "(admitted to a handler thread taking it), handler (running, on a "
-          "handler thread or inline on the I/O thread), write_back (handler "
-          "thread done to the I/O thread writing the answer); queue and "
-          "write_back count only the requests handed to a handler thread";
-      const char* const phases[3] = {"queue", "handler", "write_back"};
-      for (int i = 0; i < 3; ++i) {
+          "Time of an admitted request in each step on the server: socket "
+          "(its first bytes arriving, by the kernel's receive time, to its "
+          "admission), queue (admitted to a handler thread taking it), "
+          "handler (running, on a handler thread or inline on the I/O "
+          "thread), write_back (handler thread done to the I/O thread "
+          "writing the answer); queue and write_back count only the "
+          "requests handed to a handler thread";
+      const char* const phases[4] = {"queue", "handler", "write_back",
+                                     "socket"};
+      for (int i = 0; i < 4; ++i) {
         step_seconds[i] =
             metrics->GetHistogram("cfrec_http_admitted_step_seconds", help,
                                   bounds, {"step"}, {phases[i]});
@@ -119,7 +133,7 @@ struct ServerCore {
   }
 
   // Steps of step_seconds.
-  enum Step { kQueue = 0, kHandler = 1, kWriteBack = 2 };
+  enum Step { kQueue = 0, kHandler = 1, kWriteBack = 2, kSocket = 3 };
   void Observe(Step step, Clock::duration d) {
     if (Histogram* h = step_seconds[step]) {
       h->Observe(std::chrono::duration<double>(d).count());
@@ -142,12 +156,12 @@ struct ServerCore {
   MetricsRegistry* const metrics;
   Gauge* connections_gauge = nullptr;
   Counter* rejected_counter = nullptr;
-  Counter* shed_counters[2] = {nullptr, nullptr};  // by ShedReason
+  Counter* shed_counters[3] = {nullptr, nullptr, nullptr};  // by ShedReason
   Gauge* inflight_gauge = nullptr;
   Counter* inline_counter = nullptr;
   // I/O threads now running a handler inline (ServerOptions::run_inline).
   std::atomic<int> inline_running{0};
-  Histogram* step_seconds[3] = {nullptr, nullptr, nullptr};  // by Step
+  Histogram* step_seconds[4] = {nullptr, nullptr, nullptr, nullptr};
 
   // Sessions by id; guarded by mu. `draining` flips once, under mu, so a
   // session is either registered before the drain sees the map or refused.
@@ -190,7 +204,17 @@ struct ServerCore {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(ServerCore& server, uint64_t id, tcp::socket&& socket)
-      : server_(server), id_(id), stream_(std::move(socket)) {}
+      : server_(server),
+        id_(id),
+        stream_(std::move(socket)),
+        idle_timer_(stream_.get_executor()) {
+    // The kernel stamps each segment with its receive time; the first
+    // read of a request collects it (ReadFirstBytes), so the time a
+    // request waited unread in the socket counts toward its delay.
+    const int on = 1;
+    setsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_TIMESTAMPNS,
+               &on, sizeof(on));
+  }
 
   ~Session() { server_.Unregister(id_); }
 
@@ -218,21 +242,73 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Waits for the first byte of the next request under the idle timeout;
-  // pipelined bytes already buffered skip the wait.
+  // pipelined bytes already buffered skip the wait (they arrived with the
+  // read that brought them, so arrived_ stays).
   void WaitForRequest() {
     if (Draining()) return Close();
     if (buffer_.size() > 0) return ReadHeader();
     phase_ = Phase::kIdle;
-    stream_.expires_after(server_.options.idle_timeout);
-    stream_.async_read_some(
-        buffer_.prepare(4096),
-        beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
+    const uint64_t generation = ++idle_generation_;
+    idle_timer_.expires_after(server_.options.idle_timeout);
+    idle_timer_.async_wait(
+        [self = shared_from_this(), generation](beast::error_code ec) {
+          if (!ec && self->idle_generation_ == generation &&
+              self->phase_ == Phase::kIdle) {
+            self->stream_.socket().cancel();  // OnReadable closes
+          }
+        });
+    stream_.socket().async_wait(
+        tcp::socket::wait_read,
+        beast::bind_front_handler(&Session::OnReadable, shared_from_this()));
   }
 
-  void OnFirstBytes(beast::error_code ec, std::size_t n) {
-    if (ec) return Close();  // idle timeout, peer closed, or drain
-    buffer_.commit(n);
+  void OnReadable(beast::error_code ec) {
+    ++idle_generation_;
+    idle_timer_.cancel();
+    if (ec) return Close();  // idle timeout, or drain
+    const int got = ReadFirstBytes();
+    if (got == 0) return Close();          // peer closed
+    if (got < 0) return WaitForRequest();  // nothing after all
     ReadHeader();
+  }
+
+  // One recvmsg of what the socket holds, with the kernel's receive time
+  // of its first segment: that time becomes arrived_ (now when the kernel
+  // gives none). Bytes read (> 0), 0 when the peer closed, -1 when there
+  // was nothing to read (a spurious wake-up); an error counts as closed.
+  int ReadFirstBytes() {
+    const auto space = buffer_.prepare(4096);
+    iovec iov{space.data(), space.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    const ssize_t n =
+        recvmsg(stream_.socket().native_handle(), &msg, MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : 0;
+    if (n == 0) return 0;
+    buffer_.commit(static_cast<size_t>(n));
+    const Clock::time_point now = Clock::now();
+    arrived_ = now;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+         c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
+        timespec stamp;
+        std::memcpy(&stamp, CMSG_DATA(c), sizeof(stamp));
+        timespec real;
+        clock_gettime(CLOCK_REALTIME, &real);
+        const int64_t ago_ns = (real.tv_sec - stamp.tv_sec) * 1'000'000'000LL +
+                               (real.tv_nsec - stamp.tv_nsec);
+        // The stamp is on the real-time clock; a step of that clock could
+        // make it nonsense, so it only counts within a minute.
+        if (ago_ns > 0 && ago_ns < 60'000'000'000LL) {
+          arrived_ = now - std::chrono::nanoseconds(ago_ns);
+        }
+      }
+    }
+    return static_cast<int>(n);
   }
 
   void ReadHeader() {
@@ -312,6 +388,7 @@ class Session : public std::enable_shared_from_this<Session> {
                    version, head);
     }
     if (TryRunInline(req, keep_alive, version, head)) return;
+    const Clock::time_point arrived = arrived_;
     // On a handler thread, which also converts the request; the answer is
     // written back on this loop. A request refused at the door gets the
     // pre-built 503 at once: the I/O thread does nothing more for it.
@@ -321,7 +398,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(1);
     const Clock::time_point submitted = Clock::now();
     const std::optional<ShedReason> refused = server.pool->TrySubmit(
-        [self, executor, req, keep_alive, version, head, &server, submitted] {
+        [self, executor, req, keep_alive, version, head, &server, submitted,
+         arrived] {
+          server.Observe(ServerCore::kSocket, submitted - arrived);
           const Clock::time_point began = Clock::now();
           server.Observe(ServerCore::kQueue, began - submitted);
           HttpResponse response = Run(server, ToRequest(std::move(*req)));
@@ -340,7 +419,8 @@ class Session : public std::enable_shared_from_this<Session> {
           net::post(executor, [self, keep_alive, version, head] {
             self->WriteShed(keep_alive, version, head);
           });
-        });
+        },
+        arrived);
     if (refused.has_value()) {
       if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
       server.CountShed(*refused);
@@ -355,21 +435,23 @@ class Session : public std::enable_shared_from_this<Session> {
       const std::shared_ptr<http::request<http::string_body>>& req,
       bool keep_alive, unsigned version, bool head) {
     ServerCore& server = server_;
-    if (!server.options.run_inline || server.options.io_threads < 2) {
-      return false;
-    }
+    const int limit = server.options.inline_io_threads > 0
+                          ? server.options.inline_io_threads
+                          : server.options.io_threads - 1;
+    if (!server.options.run_inline || limit < 1) return false;
     if (server.inline_running.fetch_add(1, std::memory_order_acq_rel) >=
-        server.options.io_threads - 1) {
+        limit) {
       server.inline_running.fetch_sub(1, std::memory_order_acq_rel);
       return false;
     }
-    if (!server.pool->TryStartInline()) {
+    if (!server.pool->TryStartInline(arrived_)) {
       server.inline_running.fetch_sub(1, std::memory_order_acq_rel);
       return false;
     }
     if (server.inline_counter != nullptr) server.inline_counter->Increment();
     if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(1);
     const Clock::time_point began = Clock::now();
+    server.Observe(ServerCore::kSocket, began - arrived_);
     HttpResponse response = Run(server, ToRequest(std::move(*req)));
     const Clock::duration ran = Clock::now() - began;
     server.pool->FinishInline(ran);
@@ -498,6 +580,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close() {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kClosed;
+    ++idle_generation_;
+    idle_timer_.cancel();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.close();
@@ -508,6 +592,12 @@ class Session : public std::enable_shared_from_this<Session> {
   const uint64_t id_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
+  // Ends the wait for a request's first byte (idle_timeout); a wake-up of
+  // an older wait (generation moved on) does nothing.
+  net::steady_timer idle_timer_;
+  uint64_t idle_generation_ = 0;
+  // When the bytes of the request being read arrived (ReadFirstBytes).
+  Clock::time_point arrived_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   Phase phase_ = Phase::kIdle;

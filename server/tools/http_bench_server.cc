@@ -11,9 +11,12 @@
 //   cfrec_http_bench_server --http 127.0.0.1:8080 --users 50000
 //     --items 20000 --dim 64 --io-threads 2 --swap-ms 500
 //     --stream-features on|off --stream-lists 200000 --run-inline on|off
-//     --handler-nice 0
+//     --handler-nice 0 --max-queue-ms 20 --shed-target-ms 0
+//     --shed-interval-ms 100
 // --run-inline: ServerOptions::run_inline; --handler-nice: the handler
-// threads' nice value (`cfrec serve` uses 5).
+// threads' nice value (`cfrec serve` uses 5); --max-queue-ms,
+// --shed-target-ms and --shed-interval-ms: the admission options
+// max_queue_wait, target_delay (0 = off) and target_interval.
 #include <pthread.h>
 #include <signal.h>
 
@@ -51,6 +54,10 @@ struct Flags {
   size_t stream_lists = 200000;
   bool run_inline = true;
   int handler_nice = 0;
+  int max_queue_ms = 20;
+  double shed_target_ms = 0;
+  int shed_interval_ms = 100;
+  int inline_io_threads = 0;
 };
 
 // The same model under a new version and creation time, as the learner's
@@ -137,6 +144,14 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->run_inline = value == "on";
     } else if (name == "--handler-nice") {
       flags->handler_nice = std::stoi(value);
+    } else if (name == "--max-queue-ms") {
+      flags->max_queue_ms = std::stoi(value);
+    } else if (name == "--shed-target-ms") {
+      flags->shed_target_ms = std::stod(value);
+    } else if (name == "--inline-io-threads") {
+      flags->inline_io_threads = std::stoi(value);
+    } else if (name == "--shed-interval-ms") {
+      flags->shed_interval_ms = std::stoi(value);
     } else {
       return false;
     }
@@ -199,6 +214,13 @@ int main(int argc, char** argv) {
   options.io_threads = flags.io_threads;
   options.run_inline = flags.run_inline;
   options.admission.handler_nice = flags.handler_nice;
+  options.admission.max_queue_wait =
+      std::chrono::milliseconds(flags.max_queue_ms);
+  options.admission.target_delay = std::chrono::microseconds(
+      static_cast<int64_t>(flags.shed_target_ms * 1000));
+  options.inline_io_threads = flags.inline_io_threads;
+  options.admission.target_interval =
+      std::chrono::milliseconds(flags.shed_interval_ms);
   cfrec::server::HttpServer server(options, context);
   if (cfrec::Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());

@@ -235,6 +235,90 @@ TEST(AdmissionPool, InlineRunsOnlyWhenAHandlerSlotIsFreeAndCountLikeOthers) {
   EXPECT_EQ(shed.value(), 0);
 }
 
+// The delay target (CoDel-style): a request's delay counts from when its
+// bytes arrived. Late requests are refused at the long budget
+// (max_queue_wait) until a whole interval in which none would have started
+// within the target makes the pool overloaded; then at the target, until a
+// whole interval in which all would have.
+TEST(AdmissionPool, DelayTargetRefusesLateRequestsOnlyUnderSustainedDelay) {
+  std::atomic<int64_t> now_ms{0};
+  AdmissionOptions options;
+  options.threads = 1;
+  options.max_inflight = 64;
+  options.max_queue_wait = milliseconds(20);
+  options.target_delay = milliseconds(2);
+  options.target_interval = milliseconds(100);
+  AdmissionPool pool(
+      options, [&] { return Clock::time_point(milliseconds(now_ms.load())); });
+  const auto arrived_ago = [&](int64_t ms) {
+    return Clock::time_point(milliseconds(now_ms.load() - ms));
+  };
+  // Runs a request that arrived `ms` ago inline if admitted; else submits
+  // it, which must refuse it; returns whether it ran.
+  const auto request = [&](int64_t ms) {
+    if (pool.TryStartInline(arrived_ago(ms))) {
+      pool.FinishInline(milliseconds(0));
+      return true;
+    }
+    EXPECT_EQ(pool.TrySubmit([] {}, [] {}, arrived_ago(ms)), ShedReason::kLate);
+    return false;
+  };
+  // A burst: every request waited 5 ms, over the target but within
+  // max_queue_wait: all served while it lasts less than an interval.
+  now_ms = 1000;
+  for (int t = 0; t < 100; t += 10) {
+    now_ms = 1000 + t;
+    EXPECT_TRUE(request(5)) << t;
+  }
+  EXPECT_FALSE(pool.overloaded());
+  EXPECT_FALSE(request(25));  // over max_queue_wait: late anyway
+  EXPECT_EQ(pool.shed(ShedReason::kLate), 1u);
+
+  // A whole interval (1000-1100) in which none started within 2 ms: from
+  // now on the budget is the target.
+  now_ms = 1100;
+  EXPECT_FALSE(request(5));
+  EXPECT_TRUE(pool.overloaded());
+  EXPECT_TRUE(request(1));  // within the target: served
+  now_ms = 1150;
+  EXPECT_FALSE(request(3));
+  // 1100-1200 held late ones: still overloaded.
+  now_ms = 1200;
+  EXPECT_FALSE(request(3));
+  EXPECT_TRUE(pool.overloaded());
+  // 1200-1300 held one at 3 ms: still overloaded.
+  now_ms = 1300;
+  EXPECT_TRUE(request(1));
+  EXPECT_TRUE(pool.overloaded());
+  // 1300-1400 held only requests within the target: not overloaded, and a
+  // request at 5 ms is served again.
+  now_ms = 1400;
+  EXPECT_TRUE(request(5));
+  EXPECT_FALSE(pool.overloaded());
+  EXPECT_EQ(pool.shed(ShedReason::kLate), 4u);
+  EXPECT_EQ(pool.shed(ShedReason::kQueueTime), 0u);
+  EXPECT_EQ(pool.shed(ShedReason::kQueueFull), 0u);
+}
+
+// Without a delay target the arrival time changes nothing: a request that
+// waited long before it was read is still admitted.
+TEST(AdmissionPool, WithoutADelayTargetTheArrivalTimeIsIgnored) {
+  std::atomic<int64_t> now_ms{10'000};
+  AdmissionOptions options;
+  options.threads = 1;
+  options.max_queue_wait = milliseconds(1);
+  AdmissionPool pool(
+      options, [&] { return Clock::time_point(milliseconds(now_ms.load())); });
+  const Clock::time_point long_ago(milliseconds(1'000));
+  ASSERT_TRUE(pool.TryStartInline(long_ago));
+  pool.FinishInline(milliseconds(0));
+  CallCounter ran;
+  ASSERT_TRUE(Admitted(pool.TrySubmit([&] { ran.Add(); }, [] {}, long_ago)));
+  ASSERT_TRUE(ran.Wait(1));
+  EXPECT_FALSE(pool.overloaded());
+  EXPECT_EQ(pool.shed(ShedReason::kLate), 0u);
+}
+
 TEST(AdmissionPool, StopShedsWhatIsQueuedAndRefusesMore) {
   AdmissionOptions options;
   options.threads = 1;
@@ -280,6 +364,13 @@ TEST(AdmissionOptions, ValidateRejectsNonsense) {
   options.handler_nice = -1;
   EXPECT_FALSE(options.Validate().ok());
   options.handler_nice = 5;
+  EXPECT_TRUE(options.Validate().ok());
+  options.target_delay = std::chrono::microseconds(-1);
+  EXPECT_FALSE(options.Validate().ok());
+  options.target_delay = std::chrono::microseconds(500);
+  options.target_interval = milliseconds(0);
+  EXPECT_FALSE(options.Validate().ok());
+  options.target_interval = milliseconds(100);
   EXPECT_TRUE(options.Validate().ok());
 }
 

@@ -11,7 +11,20 @@
 // runs (a moving average, which grows when the handlers are slowed down by
 // other work on the machine), divided by the threads. The last rule keeps
 // the wait of an admitted request near max_queue_wait even when the queue
-// fills faster than its head ages. Otherwise it is admitted, and an admitted
+// fills faster than its head ages.
+//
+// With a delay target (target_delay > 0) the pool also counts the time a
+// request spent before it was read: the caller passes when its first bytes
+// arrived (the kernel's receive time), and the delay the request would see
+// when a handler starts it is that wait plus the queue's run time. As in
+// CoDel, a standing queue is told from a burst by the minimum of that delay
+// over an interval: when every request of a whole interval would start later
+// than target_delay, the pool is overloaded, and from then on refuses
+// (kLate) every request that would start later than target_delay, instead of
+// max_queue_wait, until a whole interval passes in which none would. So
+// bursts shorter than an interval are absorbed (up to max_queue_wait), and
+// under sustained overload the requests it admits start within target_delay
+// of their arrival. Otherwise a request is admitted, and an admitted
 // request is always served: dropping it after it waited would waste its wait
 // (an earlier version shed late requests at the head of the queue; after a
 // stall of the threads it dropped whole queues and goodput collapsed). So the
@@ -57,14 +70,21 @@ struct AdmissionOptions {
   // a request is seen (and admitted or refused) soon after it arrives
   // instead of waiting unread in the socket. Default 0.
   int handler_nice = 0;
+  // Delay target (see above): 0 turns the rule off (only max_queue_wait
+  // and max_inflight refuse). Default 0.
+  std::chrono::microseconds target_delay{0};
+  // The interval over which a standing queue is told from a burst.
+  // Default 100 ms.
+  std::chrono::milliseconds target_interval{100};
 
   // InvalidArgument when threads < 1, max_inflight < threads,
-  // max_queue_wait is negative or handler_nice is outside 0-19.
+  // max_queue_wait or target_delay is negative, target_interval is not
+  // positive or handler_nice is outside 0-19.
   Status Validate() const;
 };
 
-enum class ShedReason { kQueueFull, kQueueTime };
-// "queue_full", "queue_time" (the metric's label values).
+enum class ShedReason { kQueueFull, kQueueTime, kLate };
+// "queue_full", "queue_time", "late" (the metric's label values).
 std::string_view ShedReasonName(ShedReason reason);
 
 // True for the routes that are never shed: GET /healthz, /readyz and
@@ -86,9 +106,12 @@ class AdmissionPool {
   // Queues `run` for a handler thread and returns nullopt, or refuses at
   // once and returns why (kQueueFull also once the pool is stopped); the
   // caller then answers 503 itself. `shed` runs instead of `run` only for a
-  // request still queued when Stop() is called.
-  std::optional<ShedReason> TrySubmit(std::function<void()> run,
-                                      std::function<void()> shed);
+  // request still queued when Stop() is called. `arrived` is when the
+  // request's first bytes arrived (the delay target counts from it); the
+  // default, now, counts only the queue.
+  std::optional<ShedReason> TrySubmit(
+      std::function<void()> run, std::function<void()> shed,
+      std::optional<Clock::time_point> arrived = std::nullopt);
 
   // Run to completion: claims a handler slot for a request that the calling
   // thread (the I/O thread that read it) runs itself, when it would not
@@ -96,8 +119,10 @@ class AdmissionPool {
   // requests running. A claimed request counts as in flight (and as
   // running) until FinishInline, so the refusal rules and the queue see it
   // like one on a handler thread; it saves the hand-off to a handler
-  // thread and back (two wake-ups). False: submit it instead.
-  bool TryStartInline();
+  // thread and back (two wake-ups). False: submit it instead (also when
+  // the request, which arrived at `arrived`, is late for the delay target:
+  // TrySubmit then refuses it).
+  bool TryStartInline(std::optional<Clock::time_point> arrived = std::nullopt);
   // Ends a request claimed by TryStartInline; `ran` is its run time (it
   // feeds the mean run time like a handler thread's).
   void FinishInline(Clock::duration ran);
@@ -114,6 +139,8 @@ class AdmissionPool {
   uint64_t shed(ShedReason reason) const;
   // Requests run by TryStartInline callers since the start.
   uint64_t inline_runs() const;
+  // True while the delay target's overload state holds (see above).
+  bool overloaded() const;
 
  private:
   struct Task {
@@ -126,6 +153,11 @@ class AdmissionPool {
   void RecordRunLocked(Clock::duration ran);
   // How long the queue would take to run at the recent mean run time.
   Clock::duration QueueRunTimeLocked() const;
+  // Feeds the delay a request would see at its start into the overload
+  // state (closing the interval first when it is over); true if that delay
+  // is over the budget (target_delay when overloaded, else
+  // max_queue_wait). Always false without a delay target.
+  bool LateLocked(Clock::time_point now, Clock::duration delay);
 
   const AdmissionOptions options_;
   const std::function<Clock::time_point()> now_;
@@ -140,6 +172,13 @@ class AdmissionPool {
   // Moving average of a handler's run time (wall clock), 0 until the first
   // request has run; guarded by mu_.
   Clock::duration mean_run_{0};
+  // Delay target state, guarded by mu_: the current interval's start and
+  // the least and greatest delay seen in it (none seen: min > max).
+  bool overloaded_ = false;
+  uint64_t shed_late_ = 0;
+  Clock::time_point interval_start_{};
+  Clock::duration interval_min_ = Clock::duration::max();
+  Clock::duration interval_max_ = Clock::duration::min();
   std::vector<std::thread> threads_;
 };
 

@@ -73,17 +73,24 @@ struct ServerOptions {
   // runs on the I/O thread that read it, which then writes the answer
   // itself: no hand-off to a handler thread and back (two thread wake-ups,
   // each a chance to wait behind other work for a CPU). At most
-  // io_threads - 1 I/O threads do so at once, so one is always free to read
-  // and refuse; with one I/O thread every request goes to the handler
-  // threads. Counted in cfrec_http_requests_inline_total. The price: while
+  // inline_io_threads I/O threads do so at once (by default io_threads - 1,
+  // so one is always free to read and refuse; with one I/O thread every
+  // request then goes to the handler threads). Counted in
+  // cfrec_http_requests_inline_total. The price: while
   // a request runs inline, the other connections of its I/O thread's loop
   // (probes included) and, on the first loop, new connections wait for it,
   // so handlers must be short (they are: well under a millisecond for the
   // cfrec API). Default true.
   bool run_inline = true;
+  // Most I/O threads running a request inline at once; 0 means
+  // io_threads - 1. With all of them, requests wait unread while every I/O
+  // thread runs one; with a delay target (admission.target_delay) the wait
+  // counts, and a request that waited too long is refused once read.
+  // Default 0.
+  int inline_io_threads = 0;
 
   // InvalidArgument if a field is out of range (io_threads < 1, zero
-  // timeouts or limits, admission options).
+  // timeouts or limits, inline_io_threads < 0, admission options).
   Status Validate() const;
 };
 
