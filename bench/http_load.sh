@@ -178,7 +178,8 @@ done
 curl -fsS "$base/readyz" >/dev/null || { echo "server never became ready" >&2; exit 1; }
 if [[ -n "${want_users:-}" ]]; then
   for _ in $(seq 1 600); do
-    have=$(curl -fsS "$base/v1/model" | python3 -c 'import json,sys; print(json.load(sys.stdin)["users"])')
+    # May be shed (503) while the replay saturates the machine: retry.
+    have=$(curl -fsS "$base/v1/model" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["users"])' 2>/dev/null) || have=0
     [[ "$have" -ge "$want_users" ]] && break
     sleep 0.5
   done

@@ -35,11 +35,17 @@ import urllib.parse
 
 
 def get_json(host, port, path):
-    conn = http.client.HTTPConnection(host, port, timeout=10)
-    conn.request("GET", path)
-    r = conn.getresponse()
-    body = r.read()
-    conn.close()
+    # The server sheds what would wait past its delay target, this request
+    # too while the machine is saturated (a replay being applied): retry.
+    for attempt in range(100):
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        if r.status != 503:
+            break
+        time.sleep(0.1)
     return json.loads(body)
 
 
