@@ -117,6 +117,10 @@ VARIANTS = {
                     "cf_min_margin": 1.0},
     "logpool20m1": {"cf_simulator": "logistic", "cf_candidate_pool": 20,
                     "cf_min_margin": 1.0},
+    # Random lists with the margin filter from the first epoch (NeuMF's
+    # validation picks an early epoch, before cf_start_epoch 3).
+    "logm1start1": {"cf_simulator": "logistic", "cf_min_margin": 1.0,
+                    "cf_start_epoch": 1},
 }
 # Two-sided 95% Student t quantiles by degrees of freedom.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
@@ -610,6 +614,10 @@ TAG3 = "fusedw"
 # Runs of a build with the click model's cross-validated selection and the
 # margin filter (and the fused kernel's one-exponential loss).
 TAG4 = "cv150"
+# Runs of a later build than TAG4's (NeuMF with section 15's settings); it
+# reproduced the TAG4 and NeuMF runs checked bit for bit, but its runs are
+# keyed apart all the same.
+TAG5 = "neumf15"
 
 # --study: every part of the committed study, one command (--resume).
 # Parts and arms marked appendix are explorations the report's conclusions
@@ -624,14 +632,14 @@ STUDY_PARTS = [
       "arms": ["none", "learned@round", "random", "learned", "oracle"]}),
     ("sweep", "Sparsity sweep, BPR, d = 16",
      {"arms": ["none", "random", "learned", "oracle", "oracle@click"],
-      "appendix_arms": ["random", "learned"]}),
+      "appendix": True}),
     ("variants", "Candidate settings of CPR with the SEMs, BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned", "learned@start10", "learned@mix10",
                "learned@mix100", "learned@k2", "learned@top50"],
       "appendix": True}),
     ("gmf", "Sparsity sweep, GMF, d = 16",
-     {"rankers": ["gmf"], "appendix_arms": ["random", "learned"]}),
+     {"rankers": ["gmf"], "appendix": True}),
     ("d32", "BPR, d = 32, 600 users",
      {"dims": [32], "users": [600], "appendix": True}),
     ("neumf", "NeuMF, d = 16, 3 seeds",
@@ -688,12 +696,12 @@ STUDY_PARTS = [
     ("neumf_logistic", "NeuMF with the logistic click model, d = 16, 3 seeds",
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
       "arms": ["none", "oracle", "learned@logistic"], "valid": True,
-      "tag": TAG2}),
+      "tag": TAG2, "appendix": True}),
     ("neumf_start1", "NeuMF with counterfactual samples from the first "
      "epoch, d = 16, 3 seeds",
      {"rankers": ["neumf"], "lists": [5, 25], "seeds": [1, 2, 3],
       "arms": ["none", "oracle@start1", "learned@logstart1"], "valid": True,
-      "tag": TAG2}),
+      "tag": TAG2, "appendix": True}),
     ("sparse_levers", "The sparse end's levers with the fused kernel's "
      "loss weights, 10 seeds: loss weights 2 and 4, mix 0.5 and 1.0, noise "
      "control k = 2, lists of 10; BPR and GMF, 5 lists per user",
@@ -731,8 +739,7 @@ STUDY_PARTS = [
       "seeds": [1, 2, 3, 4, 5],
       "arms": ["none", "oracle", "oracle@start1", "learned@logistic",
                "learned@logstart1", "learned@logw2start1"],
-      "appendix_arms": ["learned@logstart1", "learned@logw2start1"],
-      "valid": True, "tag": TAG3}),
+      "valid": True, "tag": TAG3, "appendix": True}),
     ("sparse150", "The 150 x 5 cell: the click model chosen by "
      "cross-validation (default and wider L2 grid), a margin filter on the "
      "pairs (logit gap >= 1, >= 2), random lists (CPR-r) with the logistic "
@@ -819,6 +826,37 @@ STUDY_PARTS = [
       "seeds": SEEDS10,
       "arms": ["none", "learned@logistic", "random@logm1"],
       "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+    ("neumf150", "NeuMF at 150 x 5 with section 15's settings (random "
+     "lists with the margin filter, the policy over a pool of 20 with the "
+     "margin filter; random lists with the margin filter from epoch 1), "
+     "and the oracle, 10 seeds",
+     {"rankers": ["neumf"], "users": [150], "lists": [5], "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "random@logm1",
+               "learned@logpool20m1", "random@logm1start1", "oracle"],
+      "appendix_arms": ["random@logm1start1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG5}),
+    ("neumf_defaults", "NeuMF at the paper's size with section 15's "
+     "settings, cfrec eval's defaults, 10 seeds",
+     {"config": "", "rankers": ["neumf"], "users": [600], "lists": [25],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logistic", "random@logm1",
+               "learned@logpool20m1", "oracle"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG5}),
+    ("confirm_neumf150", "NeuMF at 150 x 5 on fresh seeds 11-20",
+     {"rankers": ["neumf"], "users": [150], "lists": [5],
+      "seeds": list(range(11, 21)),
+      "arms": ["none", "learned@logistic", "random@logm1",
+               "learned@logpool20m1", "random@logm1start1", "oracle"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG5,
+      "appendix": True}),
+    ("confirm_neumf_defaults", "NeuMF at the paper's size, cfrec eval's "
+     "defaults, on fresh seeds 11-20",
+     {"config": "", "rankers": ["neumf"], "users": [600], "lists": [25],
+      "seeds": list(range(11, 21)),
+      "arms": ["none", "learned@logistic", "random@logm1",
+               "learned@logpool20m1"],
+      "versus": "learned@logistic", "valid": True, "tag": TAG5,
+      "appendix": True}),
     ("logclick", "Simulated clicks only (the logistic model's), BPR, d = 16",
      {"users": [150, 600], "lists": [5, 25],
       "arms": ["none", "learned@logistic", "learned@logclick"],
