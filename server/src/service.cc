@@ -16,6 +16,7 @@
 #include "cfrec/server/recommend.h"
 #include "dashboard_routes.h"
 #include "handler_util.h"
+#include "recommendations_json.h"
 
 namespace cfrec::server {
 namespace {
@@ -81,19 +82,10 @@ HttpResponse GetRecommendations(const ServiceContext& context,
           ? Recommend(*snapshot, *context.retrieval_cache->Get(snapshot),
                       user_id, n, options)
           : Recommend(*snapshot, user_id, n, options);
-  json items = json::array();
-  for (const ScoredItem& item : rec.items) {
-    json entry = {{"item_id", snapshot->ItemId(item.item)}};
-    entry["score"] = item.score.has_value() ? json(*item.score) : json(nullptr);
-    items.push_back(std::move(entry));
-  }
-  json doc = {{"user_id", user_id},
-              {"model_version", ModelVersionJson(*snapshot)},
-              {"fallback", rec.popularity_fallback ? json("popularity")
-                           : rec.no_user_term      ? json("stream_features")
-                                                   : json(nullptr)},
-              {"items", std::move(items)}};
-  return JsonResponse(200, doc);
+  HttpResponse response;
+  response.status = 200;
+  internal::WriteRecommendationsJson(*snapshot, user_id, rec, &response.body);
+  return response;
 }
 
 HttpResponse PostRank(const ServiceContext& context, const HttpRequest& request,
