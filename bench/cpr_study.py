@@ -280,8 +280,14 @@ class Runner:
             cmd += ["--config", os.path.relpath(path, root)]
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         start = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root,
-                              env=env)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  cwd=root, env=env)
+        except OSError as e:  # e.g. the binary replaced by a build
+            sys.stderr.write("%s did not start: %s\n" % (" ".join(cmd), e))
+            with self.lock:
+                self.failed += 1
+            return None
         if proc.returncode != 0:
             sys.stderr.write("%s failed (%d): %s\n" % (
                 " ".join(cmd), proc.returncode, proc.stderr.strip()[-300:]))
