@@ -245,14 +245,21 @@ CFREC_VECTOR_CLONES
 void UpdateRange(const UpdateJob& job) {
   const int64_t dim = job.table.cols;
   constexpr int64_t kAhead = 8;
+  // Backwards, the parts last to first and each part's rows last to first:
+  // the rows the gradient pass met last (and their moments, hinted at
+  // their first touch) are the likeliest to be still in the cache, so they
+  // go first, before this pass's own traffic evicts them. Each row's
+  // update is independent of the others, so the order changes no result.
   int64_t base = 0;  // position of part p's first row
-  for (int p = 0; p < job.parts; base += job.index[p]->size(), ++p) {
+  for (int p = 0; p < job.parts; ++p) base += job.index[p]->size();
+  for (int p = job.parts - 1; p >= 0; --p) {
     const RowIndex& index = *job.index[p];
+    base -= index.size();
     const int64_t from = std::max<int64_t>(job.begin - base, 0);
     const int64_t to = std::min<int64_t>(job.end - base, index.size());
-    for (int64_t s = from; s < to; ++s) {
-      if (s + kAhead < to) {
-        const int64_t ahead = index.rows[s + kAhead] * dim;
+    for (int64_t s = to - 1; s >= from; --s) {
+      if (s - kAhead >= from) {
+        const int64_t ahead = index.rows[s - kAhead] * dim;
         Prefetch(job.table.value + ahead, dim);
         Prefetch(job.table.m + ahead, dim);
         Prefetch(job.table.v + ahead, dim);
