@@ -111,27 +111,14 @@ void BatchApplier::Finish(BatchState& b) {
                      o.history(), o.record.clicked, &value_);
     b.wb.Put(db_.cf(kImpressions), row->first, value_).PermitUncheckedError();
   }
-  std::erase_if(rows_, [](const auto* row) { return !row->second.fresh; });
-  // The user log keeps them in memory and writes them per user now and then
-  // (user_log.h).
-  b.user_log.reserve(rows_.size());
+  // The indexes by user and by time keep the new ones in memory and write
+  // them per window (impression_index.h).
+  b.new_impressions.reserve(b.new_impressions.size() + rows_.size());
   for (const auto* row : rows_) {
-    b.user_log.push_back(UserLogEntry{row->second.record.user,
-                                      row->second.record.ts_ms,
-                                      std::string(row->first)});
-  }
-  // time_index: ts (BE64) · impression id -> user (BE32).
-  std::sort(rows_.begin(), rows_.end(), [](const auto* x, const auto* y) {
-    const int64_t a = x->second.record.ts_ms, c = y->second.record.ts_ms;
-    return a != c ? a < c : x->first < y->first;
-  });
-  for (const auto* row : rows_) {
-    char user_value[4];
-    coding::EncodeBE32(user_value, row->second.record.user);
-    TimeKey(row->second.record.ts_ms, row->first, &key_);
-    b.wb.Put(db_.cf(kTimeIndex), key_,
-             rocksdb::Slice(user_value, sizeof(user_value)))
-        .PermitUncheckedError();
+    if (!row->second.fresh) continue;
+    b.new_impressions.push_back(IndexedImpression{row->second.record.user,
+                                                  row->second.record.ts_ms,
+                                                  std::string(row->first)});
   }
   b.log.Finish();
 }

@@ -31,10 +31,10 @@
 #include "dead_letters.h"
 #include "dictionaries.h"
 #include "id_dictionary.h"
+#include "impression_index.h"
 #include "layout.h"
 #include "offsets.h"
 #include "records.h"
-#include "user_log.h"
 
 namespace cfrec::state {
 
@@ -74,8 +74,9 @@ struct BatchState {
   std::unordered_set<std::string> new_pending_impressions;
   std::unordered_set<std::string> resolved_pending_impressions;
   AppliedLogWriter log;
-  // The impressions applied in this batch, for the user log.
-  std::vector<UserLogEntry> user_log;
+  // The impressions applied in this batch, for the indexes by user and by
+  // time (impression_index.h).
+  std::vector<IndexedImpression> new_impressions;
 };
 
 class BatchApplier {

@@ -50,27 +50,6 @@ Result<std::vector<StoredImpression>> EventReader::GetImpressions(
   return out;
 }
 
-Result<std::vector<StoredImpression>> EventReader::ImpressionsInWindow(
-    int64_t from_ms, int64_t to_ms, size_t limit) const {
-  std::vector<StoredImpression> out;
-  if (from_ms < 0) from_ms = 0;
-  if (to_ms <= from_ms) return out;
-  std::string start;
-  coding::PutBE64(&start, static_cast<uint64_t>(from_ms));
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kTimeIndex)));
-  for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
-    const auto key = it->key();
-    if (key.size() < 8) return Status::Corruption("time index key");
-    if (static_cast<int64_t>(coding::GetBE64(key.data())) >= to_ms) break;
-    auto imp = GetImpression(key.ToStringView().substr(8));
-    if (!imp.ok()) return imp.status();
-    out.push_back(std::move(imp).value());
-  }
-  CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading time index"));
-  return out;
-}
-
 Result<std::vector<AppliedEvent>> EventReader::ReadApplied(uint64_t from_seq,
                                                            size_t max) const {
   return ReadAppliedLog(db_, from_seq, max);

@@ -1,6 +1,6 @@
 // Reads of the stored events: an impression with its joined clicks, several
-// by id, all impressions in a time window (through time_index), and the
-// applied log. A user's impressions are found by the user log (user_log.h).
+// by id, and the applied log. Which impressions a user or a time window has
+// is the impression index's (impression_index.h).
 //
 // Thread-safety: every method may be called from any thread.
 #ifndef CFREC_STATE_SRC_EVENT_READER_H_
@@ -29,9 +29,6 @@ class EventReader {
   // The impressions of `ids`, in that order.
   Result<std::vector<StoredImpression>> GetImpressions(
       std::span<const std::string> ids) const;
-  Result<std::vector<StoredImpression>> ImpressionsInWindow(int64_t from_ms,
-                                                            int64_t to_ms,
-                                                            size_t limit) const;
   Result<std::vector<AppliedEvent>> ReadApplied(uint64_t from_seq,
                                                 size_t max) const;
 

@@ -3,9 +3,9 @@
 //
 // RocksEventStore owns the database and wires the parts that own its
 // families: BatchApplier turns a batch into one WriteBatch, the tables add
-// their rows to it (dictionaries, item stats, the user log, offsets,
-// counters), and each publishes its in-memory state only after the write
-// succeeded.
+// their rows to it (dictionaries, item stats, the impression indexes,
+// offsets, counters), and each publishes its in-memory state only after the
+// write succeeded.
 #include "cfrec/state/event_store.h"
 
 #include <rocksdb/db.h>
@@ -25,11 +25,11 @@
 #include "dictionaries.h"
 #include "event_reader.h"
 #include "fault_file_system.h"
+#include "impression_index.h"
 #include "info_log.h"
 #include "item_stats.h"
 #include "layout.h"
 #include "offsets.h"
-#include "user_log.h"
 #include "write_health.h"
 
 namespace cfrec::state {
@@ -52,7 +52,7 @@ class RocksEventStore final : public EventStore {
         dead_letters_(ref()),
         reader_(ref()),
         item_stats_(ref()),
-        user_log_(ref(), options.user_log_window),
+        index_(ref(), options.user_log_window),
         applier_(ref(), dictionaries_, offsets_, dead_letters_, options.limits),
         writer_(db_.get()) {}
 
@@ -111,13 +111,15 @@ class RocksEventStore final : public EventStore {
   Result<std::vector<StoredImpression>> UserImpressions(
       UserIndex user, int64_t from_ms, int64_t to_ms,
       size_t limit) const override {
-    auto ids = user_log_.Find(user, from_ms, to_ms, limit);
+    auto ids = index_.Find(user, from_ms, to_ms, limit);
     if (!ids.ok()) return ids.status();
     return reader_.GetImpressions(*ids);
   }
   Result<std::vector<StoredImpression>> ImpressionsInWindow(
       int64_t from_ms, int64_t to_ms, size_t limit) const override {
-    return reader_.ImpressionsInWindow(from_ms, to_ms, limit);
+    auto ids = index_.FindInTime(from_ms, to_ms, limit);
+    if (!ids.ok()) return ids.status();
+    return reader_.GetImpressions(*ids);
   }
   Result<ItemStats> GetItemStats(ItemIndex item) const override {
     return item_stats_.Get(item);
@@ -182,7 +184,7 @@ class RocksEventStore final : public EventStore {
   DeadLetterLog dead_letters_;
   EventReader reader_;
   ItemStatsTable item_stats_;
-  UserLogTable user_log_;
+  ImpressionIndex index_;
   BatchApplier applier_;
 
   // The pipelined apply (apply thread only): the batch being written, if
@@ -198,7 +200,7 @@ Status RocksEventStore::Load(std::string* note) {
   CFREC_RETURN_IF_ERROR(dictionaries_.Load());
   CFREC_RETURN_IF_ERROR(offsets_.Load());
   CFREC_RETURN_IF_ERROR(item_stats_.Load(reader_, counters_.Get().applied_seq));
-  CFREC_RETURN_IF_ERROR(user_log_.Load());
+  CFREC_RETURN_IF_ERROR(index_.Load());
   return applier_.Load();
 }
 
@@ -223,7 +225,7 @@ Result<RocksEventStore::Built> RocksEventStore::Build(
 
   // Item stats: this batch's deltas; flushed with the dirty set now and then.
   item_stats_.Stage(b.outcome.events, b.counters.applied_seq, &b.wb);
-  user_log_.Stage(std::move(b.user_log), b.counters.applied_seq, &b.wb);
+  index_.Stage(std::move(b.new_impressions), b.counters.applied_seq, &b.wb);
   built.ids = dictionaries_.Stage(ids_from, &b.wb);
   offsets_.Stage(b.next_offsets, &b.wb);
   counters_.Stage(b.counters, &b.wb);
@@ -261,7 +263,7 @@ Result<ApplyOutcome> RocksEventStore::Publish(const rocksdb::Status& s,
   counters_.Publish(b.counters);
   dead_letters_.Publish(b.next_dead_letter_seq);
   item_stats_.Publish();
-  user_log_.Publish();
+  index_.Publish();
   applier_.Publish(b);
   ApplyOutcome outcome = std::move(b.outcome);
   outcome.phases.write_seconds = write_seconds;
@@ -274,7 +276,7 @@ void RocksEventStore::DiscardStaged() {
   in_flight_.reset();
   dictionaries_.Discard(Dictionaries::Marks{});
   item_stats_.Discard();
-  user_log_.Discard();
+  index_.Discard();
 }
 
 Result<std::optional<ApplyOutcome>> RocksEventStore::SubmitBatch(

@@ -12,8 +12,9 @@ namespace {
 constexpr std::string_view kFormatKey = "format";
 // 2: the applied log in segments, clicks naming their impression; joined
 // clicks in the impression's row instead of the clicks family.
-// 3: user_log rows per user and window, the open window in tail rows
-// (user_log.h); format 2's user_log rows are still read.
+// 3: user_log rows per user and window and time_index rows written per
+// window, the open window in tail rows (impression_index.h); format 2's
+// user_log rows are still read.
 constexpr std::string_view kFormatVersion = "cfrec-state-3";
 constexpr std::string_view kFormat2 = "cfrec-state-2";
 

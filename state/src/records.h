@@ -1,8 +1,8 @@
 // Rows of the families that hold the events themselves: an impression with
 // its joined clicks (impressions), clicks held until their impression
-// arrives (pending_clicks), and the index of impressions by time
-// (time_index). Written by BatchApplier, read by EventReader. The index by
-// user is the user log's (user_log.h).
+// arrives (pending_clicks), and the key of the index of impressions by time
+// (time_index). Written by BatchApplier and ImpressionIndex, read by
+// EventReader and ImpressionIndex.
 #ifndef CFREC_STATE_SRC_RECORDS_H_
 #define CFREC_STATE_SRC_RECORDS_H_
 

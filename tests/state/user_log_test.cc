@@ -1,9 +1,10 @@
-// The user log (format 3, state/src/user_log.h): a user's impressions come
-// back in the order and with the limits format 2's one row per impression
-// gave them, whether they sit in the open window, in closed windows' rows,
-// in format-2 rows of an upgraded store, or in any mix; across reopen and
-// with the pipelined apply. (While the store is being written:
-// user_log_concurrent_test.cc.)
+// The impression indexes written per window (format 3,
+// state/src/impression_index.h): a user's impressions, and all impressions
+// in a time window, come back in the order and with the limits format 2's
+// rows per impression gave them, whether they sit in the open window, in
+// closed windows' rows, in format-2 rows of an upgraded store, or in any
+// mix; across reopen and with the pipelined apply. (While the store is being
+// written: user_log_concurrent_test.cc.)
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
@@ -84,13 +85,14 @@ std::vector<ConsumedMessage> Messages(const std::vector<std::string>& payloads,
 
 // What format 2 answered: the user's rows in key order (ts as BE64, then the
 // id's bytes), from `from_ms` (at least 0) up to `to_ms`, at most `limit`.
+// An empty `user`: every user's (format 2's time_index).
 std::vector<std::string> Expected(const std::vector<Sent>& sent,
                                   std::string_view user, int64_t from_ms,
                                   int64_t to_ms, size_t limit) {
   std::vector<const Sent*> rows;
   for (const Sent& s : sent) {
-    if (s.user_id == user && s.ts_ms >= std::max<int64_t>(from_ms, 0) &&
-        s.ts_ms < to_ms) {
+    if ((user.empty() || s.user_id == user) &&
+        s.ts_ms >= std::max<int64_t>(from_ms, 0) && s.ts_ms < to_ms) {
       rows.push_back(&s);
     }
   }
@@ -105,7 +107,8 @@ std::vector<std::string> Expected(const std::vector<Sent>& sent,
   return ids;
 }
 
-// Every user's impressions, whole and in part, against Expected.
+// Every user's impressions, and every user's together, whole and in part,
+// against Expected.
 void ExpectSameAnswers(const EventStore& store, const std::vector<Sent>& sent) {
   struct Query {
     int64_t from_ms, to_ms;
@@ -117,6 +120,15 @@ void ExpectSameAnswers(const EventStore& store, const std::vector<Sent>& sent) {
                            {10, 30, 100},
                            {20, 20, 100},
                            {25, 26, 1}};
+  for (const Query& q : queries) {
+    auto got = store.ImpressionsInWindow(q.from_ms, q.to_ms, q.limit);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    std::vector<std::string> ids;
+    for (const auto& imp : *got) ids.push_back(imp.impression_id);
+    EXPECT_EQ(ids, Expected(sent, "", q.from_ms, q.to_ms, q.limit))
+        << "all users [" << q.from_ms << ", " << q.to_ms << ") limit "
+        << q.limit;
+  }
   for (int u = 0; u <= 6; ++u) {
     const std::string user_id = "u" + std::to_string(u);
     const auto user = store.FindUser(user_id);
@@ -242,9 +254,9 @@ std::string BE(uint64_t v, int bytes) {
   return out;
 }
 
-// A format-2 store (one user_log row per impression: user, ts, id) opens
-// with a message saying it was upgraded, answers as before, and keeps doing
-// so once format-3 rows are written next to its rows.
+// A format-2 store (one user_log and one time_index row per impression)
+// opens with a message saying it was upgraded, answers as before, and keeps
+// doing so once format-3 rows are written next to its rows.
 TEST(UserLogFormat, FormatTwoStoreIsUpgradedAndReadAsItIs) {
   cfrec::testing::TempDir dir;
   Stream stream(3);
@@ -279,7 +291,17 @@ TEST(UserLogFormat, FormatTwoStoreIsUpgradedAndReadAsItIs) {
       ASSERT_TRUE(wb.Delete(meta, it->key()).ok());
     }
     it.reset();
+    rocksdb::ColumnFamilyHandle* time = raw.cf("time_index");
+    it.reset(raw.db->NewIterator(rocksdb::ReadOptions(), time));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ASSERT_TRUE(wb.Delete(time, it->key()).ok());
+    }
+    it.reset();
     for (const Sent& s : sent) {
+      ASSERT_TRUE(
+          wb.Put(time, BE(static_cast<uint64_t>(s.ts_ms), 8) + s.impression_id,
+                 BE(users.at(s.user_id), 4))
+              .ok());
       ASSERT_TRUE(wb.Put(log,
                          BE(users.at(s.user_id), 4) +
                              BE(static_cast<uint64_t>(s.ts_ms), 8) +

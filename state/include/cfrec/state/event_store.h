@@ -7,8 +7,9 @@
 //   pending_clicks  impression_id|item_id    -> user_id, ts   (before impr.)
 //   user_log        user|window              -> the user's (ts, impression
 //                                               id) of the window (format
-//                                               3; user_log.h)
-//   time_index      ts|impression_id         -> user          (time windows)
+//                                               3; impression_index.h)
+//   time_index      ts|impression_id         -> user          (time windows;
+//                                               written per window)
 //   item_stats      item                     -> impressions, clicks, last ts
 //   dictionary      u/i + external id <-> dense index
 //   offsets         topic|partition          -> next offset to consume
@@ -71,9 +72,10 @@ struct StoreOptions {
   // Fault switch for tests and drills: while it holds a fault, the store's
   // file writes fail with it (see storage_faults.h). Default null: none.
   std::shared_ptr<StorageFaults> faults;
-  // Impressions per window of the user log: they are kept in memory (and in
-  // one row per batch) until the window closes, then written as one row per
-  // user of the window. Larger windows write fewer rows and keep more in
+  // Impressions per window of the indexes by user and by time: they are kept
+  // in memory (and in one row per batch) until the window closes, then
+  // written as one user_log row per user of the window and their time_index
+  // rows. Larger windows write fewer rows and keep more in
   // memory (about 50 bytes per impression). Default 65,536.
   size_t user_log_window = 65536;
 };

@@ -1,4 +1,4 @@
-#include "user_log.h"
+#include "impression_index.h"
 
 #include <algorithm>
 #include <memory>
@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "coding.h"
+#include "records.h"
 
 namespace cfrec::state {
 namespace {
@@ -20,22 +21,23 @@ bool Earlier(uint64_t ts_a, std::string_view id_a, uint64_t ts_b,
 
 // A tail row: varint count, then per impression varint user, varint ts and
 // the length-prefixed id.
-void EncodeTail(const std::vector<UserLogEntry>& entries, std::string* out) {
+void EncodeTail(const std::vector<IndexedImpression>& entries,
+                std::string* out) {
   out->clear();
   coding::PutVarint(out, entries.size());
-  for (const UserLogEntry& e : entries) {
+  for (const IndexedImpression& e : entries) {
     coding::PutVarint(out, e.user);
     coding::PutVarint(out, static_cast<uint64_t>(e.ts_ms));
     coding::PutLengthPrefixed(out, e.impression_id);
   }
 }
 
-Status DecodeTail(std::string_view v, std::vector<UserLogEntry>* out) {
+Status DecodeTail(std::string_view v, std::vector<IndexedImpression>* out) {
   coding::Reader r(v);
   uint64_t n = 0;
   if (!r.Varint(&n)) return Status::Corruption("user log tail row");
   for (uint64_t i = 0; i < n; ++i) {
-    UserLogEntry e;
+    IndexedImpression e;
     uint64_t ts = 0;
     std::string_view id;
     if (!r.VarintAs(&e.user) || !r.Varint(&ts) || !r.LengthPrefixed(&id)) {
@@ -54,12 +56,30 @@ struct Found {
   std::string id;
 };
 
+// The ids of the first `limit` of `found` by ts, then id, each once.
+std::vector<std::string> FirstInTimeOrder(std::vector<Found> found,
+                                          size_t limit) {
+  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    return Earlier(a.ts, a.id, b.ts, b.id);
+  });
+  found.erase(std::unique(found.begin(), found.end(),
+                          [](const Found& a, const Found& b) {
+                            return a.ts == b.ts && a.id == b.id;
+                          }),
+              found.end());
+  if (found.size() > limit) found.resize(limit);
+  std::vector<std::string> ids;
+  ids.reserve(found.size());
+  for (Found& f : found) ids.push_back(std::move(f.id));
+  return ids;
+}
+
 }  // namespace
 
-Status UserLogTable::Load() {
+Status ImpressionIndex::Load() {
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kMeta)));
-  std::vector<UserLogEntry> entries;
+  std::vector<IndexedImpression> entries;
   for (it->Seek(kTailPrefix); it->Valid() && it->key().starts_with(kTailPrefix);
        it->Next()) {
     CFREC_RETURN_IF_ERROR(DecodeTail(it->value().ToStringView(), &entries));
@@ -71,8 +91,8 @@ Status UserLogTable::Load() {
   return Status::Ok();
 }
 
-void UserLogTable::Stage(std::vector<UserLogEntry> entries,
-                         uint64_t applied_seq, rocksdb::WriteBatch* wb) {
+void ImpressionIndex::Stage(std::vector<IndexedImpression> entries,
+                            uint64_t applied_seq, rocksdb::WriteBatch* wb) {
   const Staged* earlier = staged_count_ > 0 ? &staged_[staged_head_] : nullptr;
   Staged& s = staged_[(staged_head_ + staged_count_) % staged_.size()];
   ++staged_count_;
@@ -81,7 +101,7 @@ void UserLogTable::Stage(std::vector<UserLogEntry> entries,
   s.closes = false;
 
   // The open window as it will be once the earlier batch is published.
-  std::vector<const std::vector<UserLogEntry>*> parts;
+  std::vector<const std::vector<IndexedImpression>*> parts;
   if (earlier == nullptr || !earlier->closes) {
     parts.push_back(&window_);
     if (earlier != nullptr) parts.push_back(&earlier->entries);
@@ -108,15 +128,15 @@ void UserLogTable::Stage(std::vector<UserLogEntry> entries,
   wb->Put(db_.cf(kMeta), s.tail_key, value_).PermitUncheckedError();
 }
 
-void UserLogTable::WriteWindow(
-    const std::vector<const std::vector<UserLogEntry>*>& parts,
+void ImpressionIndex::WriteWindow(
+    const std::vector<const std::vector<IndexedImpression>*>& parts,
     uint64_t applied_seq, rocksdb::WriteBatch* wb) {
   sorted_.clear();
   for (const auto* part : parts) {
-    for (const UserLogEntry& e : *part) sorted_.push_back(&e);
+    for (const IndexedImpression& e : *part) sorted_.push_back(&e);
   }
   std::sort(sorted_.begin(), sorted_.end(),
-            [](const UserLogEntry* a, const UserLogEntry* b) {
+            [](const IndexedImpression* a, const IndexedImpression* b) {
               if (a->user != b->user) return a->user < b->user;
               return Earlier(static_cast<uint64_t>(a->ts_ms), a->impression_id,
                              static_cast<uint64_t>(b->ts_ms), b->impression_id);
@@ -137,10 +157,24 @@ void UserLogTable::WriteWindow(
     coding::PutBE64(&key_, applied_seq);
     wb->Put(db_.cf(kUserLog), key_, value_).PermitUncheckedError();
   }
+  // time_index: ts (BE64) · impression id -> user (BE32), in key order.
+  std::sort(sorted_.begin(), sorted_.end(),
+            [](const IndexedImpression* a, const IndexedImpression* b) {
+              return Earlier(static_cast<uint64_t>(a->ts_ms), a->impression_id,
+                             static_cast<uint64_t>(b->ts_ms), b->impression_id);
+            });
+  for (const IndexedImpression* e : sorted_) {
+    char user_value[4];
+    coding::EncodeBE32(user_value, e->user);
+    TimeKey(e->ts_ms, e->impression_id, &key_);
+    wb->Put(db_.cf(kTimeIndex), key_,
+            rocksdb::Slice(user_value, sizeof(user_value)))
+        .PermitUncheckedError();
+  }
   sorted_.clear();
 }
 
-void UserLogTable::Publish() {
+void ImpressionIndex::Publish() {
   if (staged_count_ == 0) return;
   Staged& s = staged_[staged_head_];
   {
@@ -162,18 +196,17 @@ void UserLogTable::Publish() {
   --staged_count_;
 }
 
-size_t UserLogTable::window_size() const {
+size_t ImpressionIndex::window_size() const {
   std::lock_guard lock(mu_);
   return window_.size();
 }
 
-Result<std::vector<std::string>> UserLogTable::Find(UserIndex user,
-                                                    int64_t from_ms,
-                                                    int64_t to_ms,
-                                                    size_t limit) const {
-  std::vector<std::string> ids;
+Result<std::vector<std::string>> ImpressionIndex::Find(UserIndex user,
+                                                       int64_t from_ms,
+                                                       int64_t to_ms,
+                                                       size_t limit) const {
   if (from_ms < 0) from_ms = 0;
-  if (to_ms <= from_ms || limit == 0) return ids;
+  if (to_ms <= from_ms || limit == 0) return std::vector<std::string>();
   const auto in_range = [from_ms, to_ms](uint64_t ts) {
     const auto t = static_cast<int64_t>(ts);
     return ts >= static_cast<uint64_t>(from_ms) && t < to_ms;
@@ -183,7 +216,7 @@ Result<std::vector<std::string>> UserLogTable::Find(UserIndex user,
   // seen twice (its impressions are told apart by id below), never missed.
   {
     std::lock_guard lock(mu_);
-    for (const UserLogEntry& e : window_) {
+    for (const IndexedImpression& e : window_) {
       if (e.user == user && in_range(static_cast<uint64_t>(e.ts_ms))) {
         found.push_back({static_cast<uint64_t>(e.ts_ms), e.impression_id});
       }
@@ -217,18 +250,38 @@ Result<std::vector<std::string>> UserLogTable::Find(UserIndex user,
     if (!r.done()) return Status::Corruption("user log row");
   }
   CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading user log"));
-  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
-    return Earlier(a.ts, a.id, b.ts, b.id);
-  });
-  found.erase(std::unique(found.begin(), found.end(),
-                          [](const Found& a, const Found& b) {
-                            return a.ts == b.ts && a.id == b.id;
-                          }),
-              found.end());
-  if (found.size() > limit) found.resize(limit);
-  ids.reserve(found.size());
-  for (Found& f : found) ids.push_back(std::move(f.id));
-  return ids;
+  return FirstInTimeOrder(std::move(found), limit);
+}
+
+Result<std::vector<std::string>> ImpressionIndex::FindInTime(
+    int64_t from_ms, int64_t to_ms, size_t limit) const {
+  if (from_ms < 0) from_ms = 0;
+  if (to_ms <= from_ms || limit == 0) return std::vector<std::string>();
+  std::vector<Found> found;
+  {
+    std::lock_guard lock(mu_);
+    for (const IndexedImpression& e : window_) {
+      if (e.ts_ms >= from_ms && e.ts_ms < to_ms) {
+        found.push_back({static_cast<uint64_t>(e.ts_ms), e.impression_id});
+      }
+    }
+  }
+  // The rows' first `limit` in key order: with the window's they hold the
+  // first `limit` of both.
+  std::string start;
+  coding::PutBE64(&start, static_cast<uint64_t>(from_ms));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kTimeIndex)));
+  size_t rows = 0;
+  for (it->Seek(start); it->Valid() && rows < limit; it->Next(), ++rows) {
+    const std::string_view key = it->key().ToStringView();
+    if (key.size() < 8) return Status::Corruption("time index key");
+    const uint64_t ts = coding::GetBE64(key.data());
+    if (static_cast<int64_t>(ts) >= to_ms) break;
+    found.push_back({ts, std::string(key.substr(8))});
+  }
+  CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading time index"));
+  return FirstInTimeOrder(std::move(found), limit);
 }
 
 }  // namespace cfrec::state
