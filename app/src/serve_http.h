@@ -29,7 +29,7 @@ struct HttpArgs {
   // handler threads' nice value.
   int http_threads = 2;
   size_t max_inflight = 64;
-  int max_queue_ms = 1;
+  int max_queue_ms = 20;
   int handler_nice = 5;
   // Delay target (AdmissionOptions::target_delay; 0 = off) and its
   // interval.
