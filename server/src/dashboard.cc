@@ -140,7 +140,9 @@ HttpResponse GetExplain(const ServiceContext& context, const HttpRequest&,
   std::vector<uint32_t> items;
   for (const ScoredItem& item : rec.items) items.push_back(item.item);
   std::vector<float> ranker(items.size());
-  snapshot->Score(*user, items, ranker);
+  // The ranker's scores as Recommend computed them (score = item_part +
+  // user_part holds for the same floats).
+  RankerScores(*snapshot, *user, items, ranker);
   const std::span<const uint32_t> clicked = snapshot->ClickedItems(*user);
   json out_items = json::array();
   for (size_t i = 0; i < items.size(); ++i) {

@@ -590,11 +590,9 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
   return result;
 }
 
-namespace {
-
-// scores[k] = the ranker's f(user, items[k]). With a dot-product ranker over
-// the retrieval vectors (dot_ranker.h), summed as the retrieval kernels sum
-// it, so these are the scores Recommend() gives the same items.
+// With a dot-product ranker over the retrieval vectors (dot_ranker.h),
+// summed as the retrieval kernels sum it, so these are the scores
+// Recommend() gives the same items.
 void RankerScores(const learner::ModelSnapshot& snapshot, uint32_t user,
                   std::span<const uint32_t> items, std::span<float> scores) {
   const learner::ScoringModel* ranker = DotRanker(snapshot);
@@ -620,8 +618,6 @@ void RankerScores(const learner::ModelSnapshot& snapshot, uint32_t user,
                         scores.data());
   }
 }
-
-}  // namespace
 
 Recommendation RankItems(const learner::ModelSnapshot& snapshot,
                          std::string_view user_id,

@@ -288,10 +288,18 @@ TEST(DotRanker, ScoresAreTheRetrievalDotProducts) {
         const Recommendation rec =
             Recommend(*snap, *index, "U" + std::to_string(user), 20, options);
         ASSERT_EQ(rec.items.size(), 20u);
+        std::vector<uint32_t> items;
         for (const ScoredItem& item : rec.items) {
           // Every item is a candidate, at its own index in the pool.
           EXPECT_EQ(*item.score, all[item.item])
               << "user " << user << " item " << item.item << " exact " << exact;
+          items.push_back(item.item);
+        }
+        // What GET /v1/explain shows as the ranker's score.
+        std::vector<float> ranker(items.size());
+        RankerScores(*snap, user, items, ranker);
+        for (size_t i = 0; i < items.size(); ++i) {
+          EXPECT_EQ(ranker[i], all[items[i]]) << "item " << items[i];
         }
       }
     }

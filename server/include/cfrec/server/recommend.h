@@ -163,6 +163,14 @@ Recommendation Recommend(const learner::ModelSnapshot& snapshot,
                          std::string_view user_id, size_t n,
                          const RecommendOptions& options);
 
+// scores[k] = the active ranker's f(user, items[k]) as Recommend() and
+// RankItems() use it: Score(), or, when the ranker is the dot product of
+// the retrieval vectors (BPR, LightGCN), that dot product summed as the
+// retrieval kernels sum it. `user` and `items` are dense indices the
+// snapshot has rows for; scores has items.size() floats.
+void RankerScores(const learner::ModelSnapshot& snapshot, uint32_t user,
+                  std::span<const uint32_t> items, std::span<float> scores);
+
 // POST /v1/rank: orders the caller's `items` (external ids) for `user_id`.
 // Known user: known items by Score(), best first, then unknown items in the
 // given order without a score. Unknown user: popularity_fallback; items in
