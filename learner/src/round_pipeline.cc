@@ -26,7 +26,6 @@ void RoundPipeline::Submit(std::function<void()> job) {
     std::lock_guard<std::mutex> lock(mu_);
     job_ = std::move(job);
   }
-  submitted_ = true;
   cv_.notify_all();
 }
 
@@ -37,7 +36,6 @@ void RoundPipeline::Wait() {
     cv_.wait(lock, [this] { return !job_ && !running_; });
     error = std::exchange(error_, nullptr);
   }
-  submitted_ = false;
   if (error) std::rethrow_exception(error);
 }
 

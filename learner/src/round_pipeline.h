@@ -35,8 +35,6 @@ class RoundPipeline {
   void Submit(std::function<void()> job);
   // Waits until no job is running; rethrows what the last job threw (once).
   void Wait();
-  // Whether a job was submitted and Wait has not seen it finish.
-  bool busy() const { return submitted_; }
 
  private:
   void Loop();
@@ -49,7 +47,6 @@ class RoundPipeline {
   std::exception_ptr error_;  // what the last job threw
   ThreadSched sched_;         // the submitter's, adopted by the thread
   bool sched_read_ = false;   // the submitter's thread only
-  bool submitted_ = false;    // the submitter's thread only
   std::thread thread_;
 };
 
