@@ -34,21 +34,44 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
        7: 2.365, 8: 2.306, 9: 2.262}
 METRICS = ("auc", "ndcg@10")
 ARM_LABEL = {"learned": "CPR (logistic simulator, the default)",
-             "learned@shared": "CPR (the paper's SEMs)"}
+             "learned@shared": "CPR (the paper's SEMs)",
+             "random@logm1": "CPR-r, margin >= 1",
+             "learned@logpool20m1": "CPR, pool 20, margin >= 1"}
+# Named changes of the ranker's settings (CPR_STUDY.md): the paper's SEMs
+# as the simulator; only pairs whose click-model logit gap is at least 1;
+# the learned policy choosing from a random pool of 20 items.
+VARIANTS = {
+    "shared": {"cf_simulator": "shared"},
+    "logm1": {"cf_min_margin": 1.0},
+    "logpool20m1": {"cf_candidate_pool": 20, "cf_min_margin": 1.0},
+}
 
 
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def argv_of(dataset, ranker, arm, features, seed, config):
+def argv_of(dataset, ranker, arm, features, seed, configs):
     intervention, _, variant = arm.partition("@")
     argv = ["eval", "--data", DATASETS[dataset], "--protocol", "stream",
             "--ranker", ranker, "--intervention", intervention,
             "--stream-features", features, "--seed", str(seed)]
     if variant:
-        argv += ["--config", config]
+        argv += ["--config", configs[variant]]
     return argv
+
+
+def key_of(argv, arm):
+    """The cache key: the command line without the config's path, and the
+    variant's settings (the paper's SEMs keep the key they were run with)."""
+    variant = arm.partition("@")[2]
+    key = " ".join(argv[:-2] if "--config" in argv else argv)
+    if variant == "shared":
+        return key + " cf_simulator=shared"
+    if variant:
+        return key + " " + " ".join(
+            "%s=%s" % kv for kv in sorted(VARIANTS[variant].items()))
+    return key
 
 
 def run(cfrec, argv, key):
@@ -77,39 +100,53 @@ def main():
     p.add_argument("--rankers", nargs="+", default=["bpr", "gmf"])
     p.add_argument("--arms", nargs="+", default=["learned"],
                    help="CPR arms, each paired with intervention none: "
-                   "learned, or learned@shared (the paper's SEMs)")
+                   "learned or random, optionally @variant (VARIANTS: "
+                   "shared, the paper's SEMs; logm1, the margin filter; "
+                   "logpool20m1, the policy over a pool of 20 with it)")
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--features", nargs="+", default=["off", "on"],
+                   choices=["off", "on"],
+                   help="stream features of the runs (the tables show "
+                   "whatever the cache holds for both)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="runs at a time (each run is single-threaded)")
     p.add_argument("--resume", action="store_true",
                    help="reuse the runs cached in cpr_real_runs.jsonl")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: CPR_REAL.md from the cache (cells "
+                   "without runs show '-')")
     p.add_argument("--out", default=os.path.join(root, "docs", "results"))
     args = p.parse_args()
     for d in args.datasets:
         if not os.path.exists(os.path.join(root, DATASETS[d])):
             sys.exit("%s is not there (%s): the real logs are read in place"
                      % (d, DATASETS[d]))
-    config = os.path.join(root, "build", "cpr_real_shared.json")
-    os.makedirs(os.path.dirname(config), exist_ok=True)
-    with open(config, "w") as f:
-        json.dump({"models": {r: {"cf_simulator": "shared"}
-                              for r in args.rankers}}, f)
-    config_rel = os.path.relpath(config, root)
+    for arm in args.arms:
+        variant = arm.partition("@")[2]
+        if variant and variant not in VARIANTS:
+            p.error("unknown variant %s (known: %s)" % (
+                variant, ", ".join(sorted(VARIANTS))))
+    configs = {}
+    for variant, settings in VARIANTS.items():
+        config = os.path.join(root, "build", "cpr_real_%s.json" % variant)
+        os.makedirs(os.path.dirname(config), exist_ok=True)
+        with open(config, "w") as f:
+            json.dump({"models": {r: settings for r in args.rankers}}, f)
+        configs[variant] = os.path.relpath(config, root)
     cache_path = os.path.join(args.out, "cpr_real_runs.jsonl")
-    cache = load_cache(cache_path) if args.resume else {}
+    cache = load_cache(cache_path) if (args.resume or
+                                       args.report_only) else {}
     grid, todo = {}, []
     for seed in args.seeds:
         for d in args.datasets:
             for r in args.rankers:
-                for features in ("on", "off"):
+                for features in ("off", "on"):
                     for arm in ["none"] + args.arms:
-                        argv = argv_of(d, r, arm, features, seed, config_rel)
-                        key = " ".join(argv[:-2] if "--config" in argv
-                                       else argv) + (
-                            " cf_simulator=shared" if "@shared" in arm
-                            else "")
+                        argv = argv_of(d, r, arm, features, seed, configs)
+                        key = key_of(argv, arm)
                         grid[(d, r, features, arm, seed)] = key
-                        if key not in cache:
+                        if (key not in cache and features in args.features
+                                and not args.report_only):
                             todo.append((key, argv))
     started = time.time()
     with open(cache_path, "a") as log, \
@@ -130,11 +167,12 @@ def main():
             " --arms " + " ".join(args.arms) if args.arms != ["learned"]
             else ""),
         "`docs/results/cpr_real_runs.jsonl`; the text that reads it is",
-        "CPR_STUDY.md, section 13. `cfrec eval --protocol stream` with",
-        "`cfrec eval`'s defaults: each impression scored by the snapshot of",
-        "its moment, then learned. Each cell: the base ranker's mean over",
-        "seeds, and the CPR arm's paired difference (same log and seed) with",
-        "the 95% interval; bold: the interval excludes zero.", ""]
+        "CPR_STUDY.md, sections 13 and 16. `cfrec eval --protocol stream`",
+        "with `cfrec eval`'s defaults: each impression scored by the",
+        "snapshot of its moment, then learned. Each cell: the base ranker's",
+        "mean over seeds, and the CPR arm's paired difference (same log and",
+        "seed) with the 95% interval (n: seeds, when fewer than the base's);",
+        "bold: the interval excludes zero.", ""]
     for metric in METRICS:
         lines += ["## %s over all impressions" % metric.upper(), "",
                   "| log | ranker | stream features | base | " +
@@ -165,6 +203,8 @@ def main():
                         h = T95[len(diffs) - 1] * statistics.stdev(
                             diffs) / math.sqrt(len(diffs))
                         text = "%+.4f [%+.4f, %+.4f]" % (m, m - h, m + h)
+                        if len(diffs) != len(base):
+                            text += " (n=%d)" % len(diffs)
                         row.append("**%s**" % text if m - h > 0 or m + h < 0
                                    else text)
                     lines.append("| " + " | ".join(row) + " |")
