@@ -586,7 +586,7 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
   cmd->add_option("--max-inflight", args->front.max_inflight,
                   "Load shedding: most requests queued or running at once; "
                   "the excess is answered 503 with Retry-After at once "
-                  "(probes and /metrics are never shed)")
+                  "(probes, /metrics and /v1/model are never shed)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--max-queue-ms", args->front.max_queue_ms,

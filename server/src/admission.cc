@@ -47,7 +47,8 @@ std::string_view ShedReasonName(ShedReason reason) {
 
 bool NeverShed(std::string_view target) {
   const std::string_view path = target.substr(0, target.find('?'));
-  return path == "/healthz" || path == "/readyz" || path == "/metrics";
+  return path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+         path == "/v1/model";
 }
 
 AdmissionPool::AdmissionPool(const AdmissionOptions& options,

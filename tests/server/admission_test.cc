@@ -374,10 +374,11 @@ TEST(AdmissionOptions, ValidateRejectsNonsense) {
   EXPECT_TRUE(options.Validate().ok());
 }
 
-TEST(NeverShed, ProbesAndMetricsOnly) {
+TEST(NeverShed, ProbesMetricsAndModelOnly) {
   EXPECT_TRUE(NeverShed("/healthz"));
   EXPECT_TRUE(NeverShed("/readyz?verbose=1"));
   EXPECT_TRUE(NeverShed("/metrics"));
+  EXPECT_TRUE(NeverShed("/v1/model"));
   EXPECT_FALSE(NeverShed("/v1/recommendations?user_id=u"));
   EXPECT_FALSE(NeverShed("/healthzz"));
   EXPECT_FALSE(NeverShed("/v1/metrics"));

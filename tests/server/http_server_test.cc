@@ -250,8 +250,8 @@ TEST_F(HttpServerTest, ExcessRequestsAreShedWith503AndProbesAreNot) {
   EXPECT_EQ(shed[http::field::retry_after], "1");
   EXPECT_EQ(nlohmann::json::parse(shed.body())["error"]["code"], "overloaded");
   EXPECT_TRUE(shed.keep_alive());  // the connection stays usable
-  // Probes and metrics bypass the queue.
-  for (const char* target : {"/healthz", "/readyz", "/metrics"}) {
+  // Probes, metrics and the model's metadata bypass the queue.
+  for (const char* target : {"/healthz", "/readyz", "/metrics", "/v1/model"}) {
     probe.Send(Client::Get(target));
     EXPECT_EQ(probe.Read().result_int(), 200) << target;
   }

@@ -29,8 +29,8 @@
 // (an earlier version shed late requests at the head of the queue; after a
 // stall of the threads it dropped whole queues and goodput collapsed). So the
 // queue stays short and requests that are served keep a latency close to the
-// unloaded one. Probes and metrics bypass the pool (HttpServer runs them on its
-// I/O threads), so they are never shed.
+// unloaded one. Probes, metrics and the model's metadata bypass the pool
+// (HttpServer runs them on its I/O threads), so they are never shed.
 //
 // Thread-safety: TrySubmit and the accessors may be called from any thread.
 // Stop (also run by the destructor) must not be called from a worker.
@@ -87,8 +87,10 @@ enum class ShedReason { kQueueFull, kQueueTime, kLate };
 // "queue_full", "queue_time", "late" (the metric's label values).
 std::string_view ShedReasonName(ShedReason reason);
 
-// True for the routes that are never shed: GET /healthz, /readyz and
-// /metrics, whatever the query string. `target` is the request target.
+// True for the routes that are never shed: GET /healthz, /readyz, /metrics
+// and /v1/model (a few fields of the published snapshot, which deployments
+// poll to see the model's age), whatever the query string. `target` is the
+// request target.
 bool NeverShed(std::string_view target);
 
 class AdmissionPool {

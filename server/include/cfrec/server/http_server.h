@@ -3,9 +3,10 @@
 // pipelining; read, idle and write timeouts; a body limit; a cap on concurrent
 // connections; a graceful drain; load shedding (admission.h). It knows nothing
 // about routes: every request goes to a Handler, on a pool of handler threads,
-// except the probes and /metrics, which run on the I/O threads so that they are
-// never shed, and requests that would not wait for a handler thread, which the
-// I/O thread that read them runs itself (ServerOptions::run_inline).
+// except the probes, /metrics and /v1/model, which run on the I/O threads so
+// that they are never shed, and requests that would not wait for a handler
+// thread, which the I/O thread that read them runs itself
+// (ServerOptions::run_inline).
 //
 // Thread-safety: Start, Drain and the destructor must be called from one
 // controlling thread (not from a handler). port() and active_connections()
@@ -65,8 +66,8 @@ struct ServerOptions {
   // and requests arriving while the oldest queued one has waited longer
   // than admission.max_queue_wait, are answered 503 with "Retry-After: 1"
   // at once and counted in
-  // cfrec_http_requests_shed_total{reason}. GET /healthz, /readyz and
-  // /metrics run on the I/O threads and are never shed.
+  // cfrec_http_requests_shed_total{reason}. GET /healthz, /readyz, /metrics
+  // and /v1/model run on the I/O threads and are never shed.
   AdmissionOptions admission;
   // Run to completion: an admitted request that would not wait for a
   // handler thread (nothing queued, fewer than admission.threads running)
