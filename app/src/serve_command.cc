@@ -594,15 +594,16 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "longer than this, or the queued requests would take longer "
                   "than this to run, new requests are answered 503 at once; "
                   "with --shed-target-ms above 0 also a request that would "
-                  "start later than this after its bytes arrived")
+                  "start later than this after it arrived")
       ->capture_default_str()
       ->check(CLI::Range(0, 60'000));
   cmd->add_option("--shed-target-ms", args->front.shed_target_ms,
                   "Load shedding by delay (CoDel-style): when no request of "
                   "a whole --shed-interval-ms would start within this many "
-                  "ms of its bytes arriving (a standing queue, not a burst), "
+                  "ms of its arrival (a standing queue, not a burst), "
                   "requests that would start later are answered 503 at once "
-                  "until a whole interval passes without one; 0 = off (only "
+                  "until an interval in which at most a quarter would; "
+                  "0 = off (only "
                   "--max-inflight and --max-queue-ms shed)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 60'000.0));

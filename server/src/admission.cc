@@ -174,20 +174,24 @@ bool AdmissionPool::LateLocked(Clock::time_point now, Clock::duration delay) {
   if (target.count() <= 0) return false;
   if (now - interval_start_ >= options_.target_interval) {
     // The interval is over: a standing queue (no request of it would have
-    // started within the target) makes the pool overloaded; a whole
-    // interval in which every request would have ends it. An interval
-    // without requests (min > max) ends it too.
+    // started within the target) makes the pool overloaded; an interval in
+    // which at most a quarter would have started later ends it (the queue
+    // is gone; what is left are stalls of a busy machine, which must not
+    // hold the short budget for long). An interval without requests ends
+    // it too.
     if (!overloaded_) {
-      overloaded_ = interval_min_ <= interval_max_ && interval_min_ > target;
+      overloaded_ = interval_requests_ > 0 && interval_min_ > target;
     } else {
-      overloaded_ = interval_min_ <= interval_max_ && interval_max_ > target;
+      overloaded_ = interval_late_ * 4 > interval_requests_;
     }
     interval_start_ = now;
     interval_min_ = Clock::duration::max();
-    interval_max_ = Clock::duration::min();
+    interval_requests_ = 0;
+    interval_late_ = 0;
   }
   interval_min_ = std::min(interval_min_, delay);
-  interval_max_ = std::max(interval_max_, delay);
+  ++interval_requests_;
+  if (delay > target) ++interval_late_;
   const Clock::duration budget =
       overloaded_ ? target
                   : std::max<Clock::duration>(options_.max_queue_wait, target);

@@ -99,7 +99,7 @@ struct ServerCore {
             "Requests answered 503 by load shedding: queue_full (max "
             "in-flight requests reached), queue_time (the oldest queued "
             "request waited longer than max_queue_wait), late (it would "
-            "start later than the delay target after its bytes arrived, "
+            "start later than the delay target after it arrived, "
             "or than max_queue_wait when not overloaded)",
             {"reason"}, {std::string(ShedReasonName(r))});
       }
@@ -116,8 +116,9 @@ struct ServerCore {
           0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1};
       const char* const help =
           "Time of an admitted request in each step on the server: socket "
-          "(its first bytes arriving, by the kernel's receive time, to its "
-          "admission), queue (admitted to a handler thread taking it), "
+          "(its first bytes' wait unread, by the kernel's receive time, "
+          "plus read in full to admitted), queue (admitted to a handler thread "
+          "taking it), "
           "handler (running, on a handler thread or inline on the I/O "
           "thread), write_back (handler thread done to the I/O thread "
           "writing the answer); queue and write_back count only the "
@@ -242,8 +243,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Waits for the first byte of the next request under the idle timeout;
-  // pipelined bytes already buffered skip the wait (they arrived with the
-  // read that brought them, so arrived_ stays).
+  // pipelined bytes already buffered skip the wait (they were read with an
+  // earlier request, so no time unread in the socket is known: unread_ is
+  // zero).
   void WaitForRequest() {
     if (Draining()) return Close();
     if (buffer_.size() > 0) return ReadHeader();
@@ -273,9 +275,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // One recvmsg of what the socket holds, with the kernel's receive time
-  // of its first segment: that time becomes arrived_ (now when the kernel
-  // gives none). Bytes read (> 0), 0 when the peer closed, -1 when there
-  // was nothing to read (a spurious wake-up); an error counts as closed.
+  // of the data it returns (on TCP, of its last segment): how long that
+  // waited unread becomes unread_ (zero when the kernel gives no time).
+  // Bytes read (> 0), 0 when the peer closed, -1 when there was nothing to
+  // read (a spurious wake-up); an error counts as closed.
   int ReadFirstBytes() {
     const auto space = buffer_.prepare(4096);
     iovec iov{space.data(), space.size()};
@@ -290,8 +293,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : 0;
     if (n == 0) return 0;
     buffer_.commit(static_cast<size_t>(n));
-    const Clock::time_point now = Clock::now();
-    arrived_ = now;
+    unread_ = Clock::duration::zero();
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
          c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
@@ -304,7 +306,7 @@ class Session : public std::enable_shared_from_this<Session> {
         // The stamp is on the real-time clock; a step of that clock could
         // make it nonsense, so it only counts within a minute.
         if (ago_ns > 0 && ago_ns < 60'000'000'000LL) {
-          arrived_ = now - std::chrono::nanoseconds(ago_ns);
+          unread_ = std::chrono::nanoseconds(ago_ns);
         }
       }
     }
@@ -373,6 +375,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRead(beast::error_code ec, std::size_t) {
     if (ec) return OnReadError(ec);
     started_ = Clock::now();
+    // The request's delay: the time its first bytes waited unread in the
+    // socket, then from here on. The time the rest of it took to arrive (a
+    // slow or distant client's upload, a 100-continue round trip) is the
+    // client's, not a wait the server imposed, so it does not count.
+    arrived_ = started_ - unread_;
+    unread_ = Clock::duration::zero();
     auto req =
         std::make_shared<http::request<http::string_body>>(parser_->release());
     parser_.reset();
@@ -596,7 +604,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // an older wait (generation moved on) does nothing.
   net::steady_timer idle_timer_;
   uint64_t idle_generation_ = 0;
-  // When the bytes of the request being read arrived (ReadFirstBytes).
+  // How long the first bytes of the request being read waited unread in
+  // the socket (ReadFirstBytes), and, once it is read, when its delay began:
+  // its completion minus that wait (OnRead).
+  Clock::duration unread_ = Clock::duration::zero();
   Clock::time_point arrived_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;

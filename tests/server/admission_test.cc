@@ -238,8 +238,8 @@ TEST(AdmissionPool, InlineRunsOnlyWhenAHandlerSlotIsFreeAndCountLikeOthers) {
 // The delay target (CoDel-style): a request's delay counts from when its
 // bytes arrived. Late requests are refused at the long budget
 // (max_queue_wait) until a whole interval in which none would have started
-// within the target makes the pool overloaded; then at the target, until a
-// whole interval in which all would have.
+// within the target makes the pool overloaded; then at the target, until an
+// interval in which at most a quarter would have started later.
 TEST(AdmissionPool, DelayTargetRefusesLateRequestsOnlyUnderSustainedDelay) {
   std::atomic<int64_t> now_ms{0};
   AdmissionOptions options;
@@ -296,6 +296,26 @@ TEST(AdmissionPool, DelayTargetRefusesLateRequestsOnlyUnderSustainedDelay) {
   EXPECT_TRUE(request(5));
   EXPECT_FALSE(pool.overloaded());
   EXPECT_EQ(pool.shed(ShedReason::kLate), 4u);
+
+  // Overloaded again (1400-1500 all at 5 ms); then an interval in which one
+  // request of eight is late, a stall rather than a queue, ends it.
+  for (int t = 10; t < 100; t += 10) {
+    now_ms = 1400 + t;
+    EXPECT_TRUE(request(5)) << t;
+  }
+  now_ms = 1500;
+  EXPECT_TRUE(request(1));
+  EXPECT_TRUE(pool.overloaded());
+  for (int t = 10; t < 70; t += 10) {
+    now_ms = 1500 + t;
+    EXPECT_TRUE(request(1)) << t;
+  }
+  now_ms = 1570;
+  EXPECT_FALSE(request(3));
+  now_ms = 1600;
+  EXPECT_TRUE(request(5));
+  EXPECT_FALSE(pool.overloaded());
+  EXPECT_EQ(pool.shed(ShedReason::kLate), 5u);
   EXPECT_EQ(pool.shed(ShedReason::kQueueTime), 0u);
   EXPECT_EQ(pool.shed(ShedReason::kQueueFull), 0u);
 }

@@ -333,6 +333,32 @@ TEST_F(HttpServerTest, ARequestThatWaitedUnreadPastTheDelayTargetIsShed) {
   EXPECT_EQ(handled_.load(), 2);  // the refused one never ran
 }
 
+// The delay counts the time a request's first bytes waited unread, not the
+// time the rest of it took to arrive: a body that follows its header well
+// past the budget (a slow or distant client) is served, not refused late.
+TEST_F(HttpServerTest, ASlowUploadIsNotCountedAsDelay) {
+  ServerOptions options;
+  options.admission.max_queue_wait = milliseconds(5);
+  options.admission.target_delay = milliseconds(2);
+  StartServer(options);
+  Client client(server_->port());
+  const std::string request = Client::PostJson("/echo", R"({"late":true})");
+  const size_t split = request.find("\r\n\r\n") + 4;
+  client.Send(request.substr(0, split));
+  // The body arrives well past the budget after the header.
+  const auto until = std::chrono::steady_clock::now() + milliseconds(30);
+  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  client.Send(request.substr(split));
+  const auto res = client.Read();
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res.body(), R"({"late":true})");
+  EXPECT_EQ(metrics_
+                .GetCounter("cfrec_http_requests_shed_total", "", {"reason"},
+                            {"late"})
+                ->value(),
+            0u);
+}
+
 TEST_F(HttpServerTest, RunInlineOffHandsEveryRequestToAHandlerThread) {
   ServerOptions options;
   options.run_inline = false;

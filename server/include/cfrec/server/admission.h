@@ -14,14 +14,16 @@
 // fills faster than its head ages.
 //
 // With a delay target (target_delay > 0) the pool also counts the time a
-// request spent before it was read: the caller passes when its first bytes
-// arrived (the kernel's receive time), and the delay the request would see
+// request spent before it was read: the caller passes when it arrived (its
+// first bytes' wait unread in the socket, by the kernel's receive time,
+// before the moment it was read in full), and the delay the request would see
 // when a handler starts it is that wait plus the queue's run time. As in
 // CoDel, a standing queue is told from a burst by the minimum of that delay
 // over an interval: when every request of a whole interval would start later
 // than target_delay, the pool is overloaded, and from then on refuses
 // (kLate) every request that would start later than target_delay, instead of
-// max_queue_wait, until a whole interval passes in which none would. So
+// max_queue_wait, until an interval passes in which at most a quarter would
+// (the queue is gone; a few late ones are stalls of a busy machine). So
 // bursts shorter than an interval are absorbed (up to max_queue_wait), and
 // under sustained overload the requests it admits start within target_delay
 // of their arrival. Otherwise a request is admitted, and an admitted
@@ -109,7 +111,7 @@ class AdmissionPool {
   // once and returns why (kQueueFull also once the pool is stopped); the
   // caller then answers 503 itself. `shed` runs instead of `run` only for a
   // request still queued when Stop() is called. `arrived` is when the
-  // request's first bytes arrived (the delay target counts from it); the
+  // request arrived (see above; the delay target counts from it); the
   // default, now, counts only the queue.
   std::optional<ShedReason> TrySubmit(
       std::function<void()> run, std::function<void()> shed,
@@ -174,13 +176,14 @@ class AdmissionPool {
   // Moving average of a handler's run time (wall clock), 0 until the first
   // request has run; guarded by mu_.
   Clock::duration mean_run_{0};
-  // Delay target state, guarded by mu_: the current interval's start and
-  // the least and greatest delay seen in it (none seen: min > max).
+  // Delay target state, guarded by mu_: the current interval's start, the
+  // least delay seen in it, and how many requests it saw.
   bool overloaded_ = false;
   uint64_t shed_late_ = 0;
   Clock::time_point interval_start_{};
   Clock::duration interval_min_ = Clock::duration::max();
-  Clock::duration interval_max_ = Clock::duration::min();
+  uint64_t interval_requests_ = 0;
+  uint64_t interval_late_ = 0;  // of them, over target_delay
   std::vector<std::thread> threads_;
 };
 
