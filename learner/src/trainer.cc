@@ -84,11 +84,12 @@ class Trainer::Impl {
     }
     if (feed_ != nullptr) feed_->Start(BackgroundSched());
     {
+      TrainingStats stats = CollectStats();
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = false;
       stopped_ = false;
       trained_seq_ = learner_->applied_seq();
-      PublishStatsLocked();
+      PublishStatsLocked(std::move(stats));
     }
     Publish();
     thread_ = std::thread([this] { Run(); });
@@ -315,8 +316,9 @@ class Trainer::Impl {
     if (feed_ == nullptr) return;
     Status status = feed_->Mix(*learner_);
     if (!status.ok()) RecordError(status);
+    TrainingStats stats = CollectStats();
     std::lock_guard<std::mutex> lock(mu_);
-    PublishStatsLocked();
+    PublishStatsLocked(std::move(stats));
   }
 
   // The trainer's threads' scheduling (options validated by Start).
@@ -464,9 +466,12 @@ class Trainer::Impl {
     Status status = learner_->Train(batch);
     if (!status.ok()) RecordError(status);
     Replay(batch.size(), done, options_.replay_ratio);
+    // With pipelined rounds (train_pipeline) this waits for the batch's
+    // round: the events count as trained, and waiters are told, only after.
+    TrainingStats stats = CollectStats();
     std::lock_guard<std::mutex> lock(mu_);
     trained_seq_ = learner_->applied_seq();
-    PublishStatsLocked();
+    PublishStatsLocked(std::move(stats));
     progress_cv_.notify_all();
   }
 
@@ -517,9 +522,10 @@ class Trainer::Impl {
     // Count the chunk even when nothing could be read, so a failing store
     // cannot spin this loop forever.
     idle_replayed_ += std::max<uint64_t>(done, options_.idle_replay_chunk);
+    TrainingStats stats = CollectStats();
     std::lock_guard<std::mutex> lock(mu_);
     counters_.events_idle_replayed += done;
-    PublishStatsLocked();
+    PublishStatsLocked(std::move(stats));
   }
 
   uint64_t counters_replayed() const {
@@ -614,16 +620,24 @@ class Trainer::Impl {
     if (first_error_.ok()) first_error_ = status;
   }
 
-  void PublishStatsLocked() {
-    stats_ = learner_->stats();
-    stats_.intervention = options_.intervention;
-    stats_.trainer = options_.trainer;
-    quality_.Fill(&stats_);
+  // Called without mu_: with pipelined rounds (train_pipeline) the
+  // learner's stats() waits for the round in training, and mu_ guards what
+  // ingest (Enqueue) and the metrics (Stats) need at once.
+  TrainingStats CollectStats() {
+    TrainingStats stats = learner_->stats();
+    stats.intervention = options_.intervention;
+    stats.trainer = options_.trainer;
     if (feed_ != nullptr) {
       CounterfactualFeedStats f = feed_->Stats();
-      stats_.policy_reward = f.engine.mean_reward;
-      stats_.policy_baseline = f.engine.baseline;
+      stats.policy_reward = f.engine.mean_reward;
+      stats.policy_baseline = f.engine.baseline;
     }
+    return stats;
+  }
+
+  void PublishStatsLocked(TrainingStats stats) {
+    stats_ = std::move(stats);
+    quality_.Fill(&stats_);
   }
 
   const TrainerOptions options_;
