@@ -21,11 +21,13 @@ function(cfrec_library name)
     PRIVATE ${ARG_PRIVATE_DEPS} cfrec_warnings)
 endfunction()
 
-# cfrec_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
+# cfrec_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s] [SERIAL])
 # One GoogleTest binary; each TEST becomes a ctest test, discovered when ctest
-# runs (not at build time) so sanitizer builds stay quick to link.
+# runs (not at build time) so sanitizer builds stay quick to link. SERIAL runs
+# its tests with no other test beside them (a latency bound on the whole
+# service, whose learner yields the CPU to anything else by design).
 function(cfrec_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
@@ -45,5 +47,6 @@ function(cfrec_test name)
     DISCOVERY_MODE PRE_TEST
     DISCOVERY_TIMEOUT 60
     PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
+      RUN_SERIAL ${ARG_SERIAL}
     WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 endfunction()
