@@ -602,7 +602,10 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "a whole --shed-interval-ms would start within this many "
                   "ms of its arrival (a standing queue, not a burst), "
                   "requests that would start later are answered 503 at once "
-                  "until an interval in which at most a quarter would; "
+                  "until an interval in which at most a quarter would. "
+                  "It also counts a request's wait unread in its socket, so "
+                  "other processes taking the CPU trigger it too: turn it on "
+                  "(e.g. 1) where the service has its cores to itself; "
                   "0 = off (only "
                   "--max-inflight and --max-queue-ms shed)")
       ->capture_default_str()

@@ -32,13 +32,16 @@ struct HttpArgs {
   int max_queue_ms = 20;
   int handler_nice = 5;
   // Delay target (AdmissionOptions::target_delay; 0 = off) and its
-  // interval.
-  double shed_target_ms = 1;
+  // interval. Off by default: it also counts a request's wait unread in
+  // its socket, so when other processes take the CPU (a replay, a browser)
+  // it refuses a light client's few requests; turn it on where the service
+  // has its cores to itself.
+  double shed_target_ms = 0;
   int shed_interval_ms = 100;
   // Requests that would not wait run on the I/O thread that read them,
   // on at most this many I/O threads at once (0: all but one).
   bool run_inline = true;
-  int inline_io_threads = 2;
+  int inline_io_threads = 0;
 };
 
 // Logs "what: status" as an error; the exit code of a failed start (1).
