@@ -309,15 +309,17 @@ TEST_F(HttpServerTest, ARequestThatWaitedUnreadPastTheDelayTargetIsShed) {
   options.io_threads = 1;
   options.inline_io_threads = 1;  // run inline even on the only I/O thread
   options.admission.threads = 1;
-  options.admission.max_queue_wait = milliseconds(2);
-  options.admission.target_delay = milliseconds(2);
+  // Wide enough that the request read at once stays within it under a
+  // sanitizer on a busy machine.
+  options.admission.max_queue_wait = milliseconds(15);
+  options.admission.target_delay = milliseconds(15);
   StartServer(options);
   Client a(server_->port()), b(server_->port());
   a.Send(Client::Get("/slow"));
   slow_entered_.get_future().wait();  // the loop is held
   b.Send(Client::Get("/x"));
   // Let b's bytes wait in its socket well past the target.
-  const auto until = std::chrono::steady_clock::now() + milliseconds(10);
+  const auto until = std::chrono::steady_clock::now() + milliseconds(60);
   while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
   release_slow_.set_value();
   EXPECT_EQ(a.Read().result_int(), 200);
