@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "cfrec/server/receive_time.h"
 #include "shed_response.h"
 
 namespace cfrec::server {
@@ -212,9 +213,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // The kernel stamps each segment with its receive time; the first
     // read of a request collects it (ReadFirstBytes), so the time a
     // request waited unread in the socket counts toward its delay.
-    const int on = 1;
-    setsockopt(stream_.socket().native_handle(), SOL_SOCKET, SO_TIMESTAMPNS,
-               &on, sizeof(on));
+    EnableReceiveTimes(stream_.socket().native_handle());
   }
 
   ~Session() { server_.Unregister(id_); }
@@ -281,36 +280,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // read (a spurious wake-up); an error counts as closed.
   int ReadFirstBytes() {
     const auto space = buffer_.prepare(4096);
-    iovec iov{space.data(), space.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    const ssize_t n =
-        recvmsg(stream_.socket().native_handle(), &msg, MSG_DONTWAIT);
-    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : 0;
-    if (n == 0) return 0;
-    buffer_.commit(static_cast<size_t>(n));
-    unread_ = Clock::duration::zero();
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
-         c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
-        timespec stamp;
-        std::memcpy(&stamp, CMSG_DATA(c), sizeof(stamp));
-        timespec real;
-        clock_gettime(CLOCK_REALTIME, &real);
-        const int64_t ago_ns = (real.tv_sec - stamp.tv_sec) * 1'000'000'000LL +
-                               (real.tv_nsec - stamp.tv_nsec);
-        // The stamp is on the real-time clock; a step of that clock could
-        // make it nonsense, so it only counts within a minute.
-        if (ago_ns > 0 && ago_ns < 60'000'000'000LL) {
-          unread_ = std::chrono::nanoseconds(ago_ns);
-        }
-      }
-    }
-    return static_cast<int>(n);
+    // The stamp is on the real-time clock; a step of that clock could
+    // make it nonsense, so it only counts within a minute.
+    const TimedRead read = ReadWithReceiveTime(
+        stream_.socket().native_handle(), space.data(), space.size(),
+        MSG_DONTWAIT, std::nullopt, std::chrono::seconds(60));
+    if (read.bytes < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? -1 : 0;
+    if (read.bytes == 0) return 0;
+    buffer_.commit(static_cast<size_t>(read.bytes));
+    unread_ = read.waited.value_or(std::chrono::nanoseconds::zero());
+    return static_cast<int>(read.bytes);
   }
 
   void ReadHeader() {
