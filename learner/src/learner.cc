@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -16,7 +17,7 @@
 #include "click_lists.h"
 #include "models.h"
 #include "param_set.h"
-#include "round_pipeline.h"
+#include "pipelined_rounds.h"
 #include "sem_models.h"
 #include "snapshot_impl.h"
 #include "triple_sampler.h"
@@ -42,11 +43,30 @@ double Ema(double old_value, double value, uint64_t count) {
   return count <= 1 ? value : (1 - kEmaWeight) * old_value + kEmaWeight * value;
 }
 
+// Runs a training step, turning exceptions into a Status; `on_failure`
+// runs first (e.g. to drop gradients half-accumulated by the step).
+template <typename F, typename G>
+Status GuardedStep(F&& step, G&& on_failure) {
+  try {
+    return step();
+  } catch (const c10::Error& e) {
+    on_failure();
+    return Status::Internal(std::string("LibTorch: ") +
+                            e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    on_failure();
+    return Status::Internal(std::string("training failed: ") + e.what());
+  }
+}
+
 }  // namespace
 
-class Learner::Impl {
+// The models, their optimiser state, the click lists and the sampler: what
+// the Learner trains, queries and checkpoints. It knows nothing of the
+// pipelined rounds (Learner::Impl drives those).
+class LearnerModel {
  public:
-  explicit Impl(const LearnerOptions& o)
+  explicit LearnerModel(const LearnerOptions& o)
       : options_(o),
         rng_(o.seed),
         ranker_(MakeRanker(o, rng_)),
@@ -65,68 +85,35 @@ class Learner::Impl {
     MfParams probe;
     if (o.kernel == "fused" && !acl_ && ranker_->FusedParams(&probe)) {
       fused_mf_ = std::make_unique<FusedMfStep>(o.train_threads);
-      // Only when a round's batches draw no random numbers (no SEMs, no
-      // ACL), so the learner's generator sees the same draws in the same
-      // order as without the pipeline.
-      if (o.train_pipeline && !o.train_sems) {
-        pipeline_ = std::make_unique<RoundPipeline>();
-      }
     }
     GrowTo(0, 0);
+  }
+
+  // Whether a round's batches can train on another thread while the next
+  // round is sampled (LearnerOptions::train_pipeline): the fused MF kernel
+  // and batches that draw no random numbers (no SEMs, no ACL), so the
+  // generator sees the same draws in the same order as without it.
+  bool CanPipelineRounds() const {
+    return fused_mf_ && !acl_ && !options_.train_sems;
   }
 
   // Runs a training step, turning exceptions into a Status; gradients
   // half-accumulated by a failed step are dropped.
   template <typename F>
   Status Guarded(F&& step) {
-    try {
-      return step();
-    } catch (const c10::Error& e) {
-      Sync();
-      ClearAllGrads();
-      return Status::Internal(std::string("LibTorch: ") +
-                              e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      Sync();
-      ClearAllGrads();
-      return Status::Internal(std::string("training failed: ") + e.what());
-    }
+    return GuardedStep(std::forward<F>(step), [this] { ClearAllGrads(); });
   }
 
-  // With the pipeline: waits until the round its thread trains is done (a
-  // failure of that round is kept for the next Train to report). Every
-  // public call but Train and Replay syncs first, so they see the state
-  // after every round handed in.
-  void Sync() const {
-    if (!pipeline_) return;
-    try {
-      pipeline_->Wait();
-    } catch (const c10::Error& e) {
-      pipeline_error_ = Status::Internal(std::string("LibTorch: ") +
-                                         e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      pipeline_error_ =
-          Status::Internal(std::string("training failed: ") + e.what());
-    }
-  }
-
+  // One round on this thread: grows ids and tables (with `observe`), samples
+  // the round's triples and trains its batches.
   Status Train(std::span<const AppliedEvent> events, bool observe) {
     return Guarded([&] {
-      if (!pipeline_error_.ok()) {
-        // The previous round failed on the pipeline's thread.
-        return std::exchange(pipeline_error_, Status::Ok());
-      }
-      if (observe) {
-        auto t0 = Clock::now();
-        Observe(events);
-        times_.prepare += SecondsSince(t0);
-        if (!pipeline_error_.ok()) {
-          return std::exchange(pipeline_error_, Status::Ok());
-        }
-      }
+      if (observe) Observe(events);
       // The sampler records the observed events' clicks (per user, before
       // it samples that user's negatives).
-      TrainRound(events, /*record_clicks=*/observe);
+      PrepareRound(events, /*record_clicks=*/observe, /*pooled=*/true,
+                   triples_);
+      TrainBatches(triples_, events);
       return Status::Ok();
     });
   }
@@ -455,7 +442,6 @@ class Learner::Impl {
     return std::make_shared<const ModelSnapshotImpl>(std::move(d));
   }
 
- private:
   // Whether the user and every item have rows (and the list is not empty).
   bool Known(uint32_t user, std::span<const uint32_t> items) const {
     if (items.empty() || user >= num_users_) return false;
@@ -481,8 +467,11 @@ class Learner::Impl {
   }
 
   // Grows ids and tables and counts the events (their clicks and
-  // histories are recorded by TrainRound's sampler).
-  void Observe(std::span<const AppliedEvent> events) {
+  // histories are recorded by PrepareRound's sampler). `before_growing`
+  // runs before the tables are reallocated, if they grow.
+  void Observe(std::span<const AppliedEvent> events,
+               const std::function<void()>& before_growing = {}) {
+    const auto t0 = Clock::now();
     int64_t users = num_users_, items = num_items_;
     for (const AppliedEvent& e : events) {
       users = std::max<int64_t>(users, int64_t{e.user} + 1);
@@ -494,13 +483,11 @@ class Learner::Impl {
       stats_.applied_seq = std::max(stats_.applied_seq, e.seq);
       ++stats_.events_consumed;
     }
-    if (pipeline_) {
-      // The tables are reallocated only when they grow: the round on the
-      // pipeline's thread must be done first.
-      if (users <= num_users_ && items <= num_items_) return;
-      Sync();
+    if ((users > num_users_ || items > num_items_) && before_growing) {
+      before_growing();
     }
     GrowTo(users, items);
+    times_.prepare += SecondsSince(t0);
   }
 
   // Ranker step on triples[begin, end): CPR eq. (1) or eq. (2), each
@@ -603,33 +590,25 @@ class Learner::Impl {
     return loss.item<double>();
   }
 
-  // With `record_clicks`, the sampler first records the events' clicks and
-  // histories in the click lists. With the pipeline, the round's batches
-  // are handed to its thread (after the round before is done) and this
-  // returns while they train.
-  void TrainRound(std::span<const AppliedEvent> events, bool record_clicks) {
+  // Samples a round's triples into `triples`; with `record_clicks`, the
+  // sampler first records the events' clicks and histories in the click
+  // lists. `pooled`: on the fused kernel's threads (not while they may train
+  // the round before).
+  void PrepareRound(std::span<const AppliedEvent> events, bool record_clicks,
+                    bool pooled, Triples& triples) {
     // ACL/PS: g_psi's stage-1 fit on the first events it sees.
     if (acl_) acl_->Pretrain(events, num_users_, num_items_, rng_);
     auto prepare_start = Clock::now();
     // One draw of the learner's generator seeds the round's sampling
-    // (triple_sampler.h), which the fused kernel's threads share. With the
-    // pipeline the kernel's threads may be busy with the round before, so
-    // this thread samples alone (the same triples) into the other buffer.
+    // (triple_sampler.h), which the fused kernel's threads share; sampled
+    // on this thread alone, the triples are the same.
     const uint64_t sample_seed = rng_();
-    if (pipeline_) round_ ^= 1;
-    Triples& triples = pipeline_ ? pipeline_triples_[round_] : triples_;
-    WorkPool* pool = fused_mf_ && !pipeline_ ? &fused_mf_->pool() : nullptr;
+    WorkPool* pool = fused_mf_ && pooled ? &fused_mf_->pool() : nullptr;
     if (sampler_.Build(events, record_clicks, &clicks_, num_users_, num_items_,
                        sample_seed, pool, &triples)) {
       graph_dirty_ = true;
     }
     times_.prepare += SecondsSince(prepare_start);
-    if (pipeline_) {
-      // No SEMs and no ACL: the batches need only the triples.
-      pipeline_->Submit([this, &triples] { TrainBatches(triples, {}); });
-      return;
-    }
-    TrainBatches(triples, events);
   }
 
   // The round's batches: ranker steps on `triples`, and the SEMs, the
@@ -682,6 +661,7 @@ class Learner::Impl {
     }
   }
 
+ private:
   LearnerOptions options_;
   Rng rng_;
   std::unique_ptr<Ranker> ranker_;
@@ -702,13 +682,77 @@ class Learner::Impl {
   uint64_t graph_built_step_ = 0;
   uint64_t sem_r_steps_ = 0, sem_s_steps_ = 0, posterior_steps_ = 0;
   TrainingStats stats_;
-  // LearnerOptions::train_pipeline (null without it). The round on its
-  // thread reads one buffer while this thread samples into the other.
-  Triples pipeline_triples_[2];
-  int round_ = 0;
-  mutable Status pipeline_error_;  // a failed round, for the next Train
-  // Last: destroyed first, so its thread stops before what it uses.
-  std::unique_ptr<RoundPipeline> pipeline_;
+};
+
+// The Learner: its model, and the pipelined rounds when they are on. Every
+// call that reads or writes the model reaches it through Settled(), which
+// first waits for the round in training; only Train and Replay hand rounds
+// to the pipeline, and Unsettled() serves the reads of what only the
+// caller's thread writes.
+class Learner::Impl {
+ public:
+  explicit Impl(const LearnerOptions& o) : model_(o) {
+    if (o.train_pipeline && model_.CanPipelineRounds()) {
+      rounds_ = std::make_unique<PipelinedRounds>();
+    }
+  }
+
+  // The model with every round handed in trained (a round's failure is
+  // kept for the next Train).
+  LearnerModel& Settled() {
+    if (rounds_) rounds_->Settle();
+    return model_;
+  }
+  const LearnerModel& Settled() const {
+    if (rounds_) rounds_->Settle();
+    return model_;
+  }
+  // Without waiting, for what only the caller's thread writes: the id
+  // space, applied_seq, the click lists, the options.
+  const LearnerModel& Unsettled() const { return model_; }
+
+  // With the pipeline: samples the round here and hands its batches to the
+  // pipeline's thread, returning while they train. Reports this call's
+  // failure, else that of an earlier round not reported yet (this round
+  // still trains).
+  Status Train(std::span<const AppliedEvent> events, bool observe) {
+    if (!rounds_) return model_.Train(events, observe);
+    Status earlier;
+    Status own = GuardedStep(
+        [&] {
+          if (observe) {
+            // The tables are reallocated only when they grow: the round in
+            // training must be done first.
+            model_.Observe(events, [this] { rounds_->Settle(); });
+          }
+          Triples& triples = rounds_->NextBuffer();
+          model_.PrepareRound(events, /*record_clicks=*/observe,
+                              /*pooled=*/false, triples);
+          // No SEMs and no ACL: the batches need only the triples.
+          earlier = rounds_->Submit(
+              [this, &triples] { model_.TrainBatches(triples, {}); });
+          return Status::Ok();
+        },
+        [this] {
+          rounds_->Settle();
+          model_.ClearAllGrads();
+        });
+    if (!own.ok() || earlier.ok()) return own;
+    return earlier.WithContext("an earlier round");
+  }
+
+  // A restored state replaces what a failed round left, and its failure.
+  Status RestoreCheckpoint(std::string_view blob) {
+    Status status = Settled().RestoreCheckpoint(blob);
+    if (status.ok() && rounds_) rounds_->Forget();
+    return status;
+  }
+
+ private:
+  LearnerModel model_;
+  // LearnerOptions::train_pipeline (null without it). Last: destroyed
+  // first, so its thread stops before the model it trains.
+  std::unique_ptr<PipelinedRounds> rounds_;
 };
 
 Result<std::unique_ptr<Learner>> Learner::Create(
@@ -733,8 +777,7 @@ Status Learner::Replay(std::span<const state::AppliedEvent> events) {
   return impl_->Train(events, /*observe=*/false);
 }
 Status Learner::EnsureIds(size_t num_users, size_t num_items) {
-  impl_->Sync();
-  return impl_->EnsureIds(num_users, num_items);
+  return impl_->Settled().EnsureIds(num_users, num_items);
 }
 Status Learner::TrainEpochs(std::span<const state::AppliedEvent> events,
                             int epochs) {
@@ -757,51 +800,46 @@ auto Guard(F&& f, T fallback) -> decltype(f()) {
 
 void Learner::Score(uint32_t user, std::span<const uint32_t> items,
                     std::span<float> scores) {
-  impl_->Sync();
   try {
-    impl_->Score(user, items, scores);
+    impl_->Settled().Score(user, items, scores);
   } catch (const std::exception&) {
     std::fill(scores.begin(), scores.end(),
               -std::numeric_limits<float>::infinity());
   }
 }
 std::vector<float> Learner::SampleBeta(size_t k) {
-  impl_->Sync();
-  return impl_->SampleBeta(k);
+  return impl_->Settled().SampleBeta(k);
 }
 std::vector<float> Learner::SampleAlpha(std::span<const uint32_t> items) {
-  impl_->Sync();
-  return Guard([&] { return impl_->SampleAlpha(items); }, std::vector<float>{});
+  return Guard([&] { return impl_->Settled().SampleAlpha(items); },
+               std::vector<float>{});
 }
 std::vector<float> Learner::SelectionProbabilities(
     uint32_t user, std::span<const uint32_t> list,
     std::span<const float> beta) {
-  impl_->Sync();
-  return Guard([&] { return impl_->SelectionProbabilities(user, list, beta); },
-               std::vector<float>{});
+  return Guard(
+      [&] { return impl_->Settled().SelectionProbabilities(user, list, beta); },
+      std::vector<float>{});
 }
 std::vector<float> Learner::ImpressionLogits(uint32_t user,
                                              std::span<const uint32_t> items,
                                              std::span<const float> alpha) {
-  impl_->Sync();
-  return Guard([&] { return impl_->ImpressionLogits(user, items, alpha); },
-               std::vector<float>{});
+  return Guard(
+      [&] { return impl_->Settled().ImpressionLogits(user, items, alpha); },
+      std::vector<float>{});
 }
 double Learner::EvaluateElbo(std::span<const state::AppliedEvent> events) {
-  impl_->Sync();
-  return Guard([&] { return impl_->EvaluateElbo(events); },
+  return Guard([&] { return impl_->Settled().EvaluateElbo(events); },
                std::numeric_limits<double>::quiet_NaN());
 }
 double Learner::SelectionLogLikelihood(
     std::span<const state::AppliedEvent> events) {
-  impl_->Sync();
-  return Guard([&] { return impl_->SelectionLogLikelihood(events); },
+  return Guard([&] { return impl_->Settled().SelectionLogLikelihood(events); },
                std::numeric_limits<double>::quiet_NaN());
 }
 Status Learner::TrainCounterfactual(
     std::span<const CounterfactualSample> samples) {
-  impl_->Sync();
-  return impl_->TrainCounterfactual(samples);
+  return impl_->Settled().TrainCounterfactual(samples);
 }
 double Learner::RankerLoss(std::span<const CounterfactualSample> samples) {
   if (samples.empty()) return 0;
@@ -818,9 +856,8 @@ Status Learner::RankerSampleLosses(
   if (losses.size() != samples.size()) {
     return Status::InvalidArgument("losses and samples differ in size");
   }
-  impl_->Sync();
   try {
-    impl_->SampleLosses(samples, losses);
+    impl_->Settled().SampleLosses(samples, losses);
     return Status::Ok();
   } catch (const c10::Error& e) {
     return Status::Internal(std::string("LibTorch: ") +
@@ -829,38 +866,32 @@ Status Learner::RankerSampleLosses(
     return Status::Internal(std::string("ranker loss failed: ") + e.what());
   }
 }
-SemView Learner::sem_view() const {
-  impl_->Sync();
-  return impl_->sem_view();
+SemView Learner::sem_view() const { return impl_->Settled().sem_view(); }
+int Learner::SamplesPerClick() const {
+  return impl_->Unsettled().SamplesPerClick();
 }
-int Learner::SamplesPerClick() const { return impl_->SamplesPerClick(); }
-const TrainingStats& Learner::stats() const {
-  impl_->Sync();
-  return impl_->stats();
-}
+const TrainingStats& Learner::stats() const { return impl_->Settled().stats(); }
 TrainTimes Learner::train_times() const {
-  impl_->Sync();
-  return impl_->train_times();
+  return impl_->Settled().train_times();
 }
-uint64_t Learner::applied_seq() const { return impl_->applied_seq(); }
-size_t Learner::num_users() const { return impl_->num_users(); }
-size_t Learner::num_items() const { return impl_->num_items(); }
+uint64_t Learner::applied_seq() const {
+  return impl_->Unsettled().applied_seq();
+}
+size_t Learner::num_users() const { return impl_->Unsettled().num_users(); }
+size_t Learner::num_items() const { return impl_->Unsettled().num_items(); }
 std::span<const uint32_t> Learner::ClickedItems(uint32_t user) const {
-  return impl_->ClickedItems(user);
+  return impl_->Unsettled().ClickedItems(user);
 }
 Result<std::string> Learner::SaveCheckpoint() const {
-  impl_->Sync();
-  return impl_->SaveCheckpoint();
+  return impl_->Settled().SaveCheckpoint();
 }
 Status Learner::RestoreCheckpoint(std::string_view blob) {
-  impl_->Sync();
   return impl_->RestoreCheckpoint(blob);
 }
 Result<std::shared_ptr<const ModelSnapshot>> Learner::MakeSnapshot(
     SnapshotInputs inputs) {
-  impl_->Sync();
   try {
-    return impl_->MakeSnapshot(std::move(inputs));
+    return impl_->Settled().MakeSnapshot(std::move(inputs));
   } catch (const std::exception& e) {
     return Status::Internal(std::string("snapshot failed: ") + e.what());
   }

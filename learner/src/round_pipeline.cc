@@ -16,17 +16,20 @@ RoundPipeline::~RoundPipeline() {
   thread_.join();
 }
 
-void RoundPipeline::Submit(std::function<void()> job) {
-  Wait();
+std::exception_ptr RoundPipeline::Submit(std::function<void()> job) {
   if (!sched_read_) {
     sched_ = ThisThreadSched();
     sched_read_ = true;
   }
+  std::exception_ptr before;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !job_ && !running_; });
+    before = std::exchange(error_, nullptr);
     job_ = std::move(job);
   }
   cv_.notify_all();
+  return before;
 }
 
 void RoundPipeline::Wait() {

@@ -1,8 +1,9 @@
 // RoundPipeline: one background thread that runs one job at a time, so the
 // Learner can train a round's batches there while its own thread prepares
 // the next round (LearnerOptions::train_pipeline). Submit waits for the
-// job before it; Wait waits for the running job and hands back what it
-// threw. The jobs run in submission order, one after the other.
+// job before it and starts its own whatever the one before did; what a job
+// threw is handed back once, by the next Submit or by Wait, whichever comes
+// first. The jobs run in submission order, one after the other.
 //
 // The thread runs under the scheduling of the thread that submits (policy
 // and nice value, read at the first Submit), as the WorkPool's workers do:
@@ -30,10 +31,11 @@ class RoundPipeline {
   RoundPipeline(const RoundPipeline&) = delete;
   RoundPipeline& operator=(const RoundPipeline&) = delete;
 
-  // Waits for the job before (rethrowing what it threw, without starting
-  // `job`), then starts `job` on the thread and returns.
-  void Submit(std::function<void()> job);
-  // Waits until no job is running; rethrows what the last job threw (once).
+  // Waits for the job before, starts `job` on the thread and returns what
+  // the job before threw (null: nothing, or already handed back by Wait).
+  [[nodiscard]] std::exception_ptr Submit(std::function<void()> job);
+  // Waits until no job is running; rethrows what the last job threw, if
+  // Submit has not handed it back yet.
   void Wait();
 
  private:

@@ -109,26 +109,100 @@ TEST(RoundPipelineTest, ResumesAsAnUninterruptedRun) {
   for (size_t k = 0; k < a.size(); ++k) ASSERT_NEAR(a[k], b[k], 1e-5) << k;
 }
 
+// A replayed event whose clicked item has no row: its round fails in the
+// fused step (the row's range check), before it changes anything.
+AppliedEvent EventWithAnItemBeyondTheTables() {
+  AppliedEvent e;
+  e.user = 3;
+  e.items = {1, 1000000, 2};
+  e.clicked = {1};
+  return e;
+}
+
+// A failed round is reported by the next Train, which still trains its own
+// events: the model equals a learner without the pipeline that saw the same
+// calls (where the failed round reported itself).
+TEST(RoundPipelineTest, AFailedRoundDoesNotTakeTheNextRoundWithIt) {
+  SyntheticLog log = MakeSyntheticLog();
+  std::span<const AppliedEvent> all(log.train);
+  const std::vector<AppliedEvent> bad = {EventWithAnItemBeyondTheTables()};
+  auto plain = Make(Options("bpr", 1, false));
+  auto piped = Make(Options("bpr", 1, true));
+  TrainRounds(*plain, all, 0, 600, 200);
+  TrainRounds(*piped, all, 0, 600, 200);
+
+  // Reported by the next Train.
+  EXPECT_FALSE(plain->Replay(bad).ok());
+  EXPECT_TRUE(piped->Replay(bad).ok());  // still training
+  ASSERT_TRUE(plain->Train(all.subspan(600, 200)).ok());
+  Status reported = piped->Train(all.subspan(600, 200));
+  EXPECT_FALSE(reported.ok());
+  EXPECT_NE(reported.ToString().find("out of range"), std::string::npos)
+      << reported.ToString();
+  EXPECT_TRUE(piped->Train(all.subspan(800, 200)).ok());  // once
+  ASSERT_TRUE(plain->Train(all.subspan(800, 200)).ok());
+  EXPECT_EQ(piped->stats().steps, plain->stats().steps);
+  EXPECT_EQ(AllScores(*piped), AllScores(*plain));
+
+  // The same when a query waited for the failed round before that Train.
+  EXPECT_FALSE(plain->Replay(bad).ok());
+  EXPECT_TRUE(piped->Replay(bad).ok());
+  EXPECT_EQ(AllScores(*piped), AllScores(*plain));  // waits for the round
+  ASSERT_TRUE(plain->Train(all.subspan(1000, 200)).ok());
+  EXPECT_FALSE(piped->Train(all.subspan(1000, 200)).ok());
+  EXPECT_TRUE(piped->Train(all.subspan(1200, 200)).ok());
+  ASSERT_TRUE(plain->Train(all.subspan(1200, 200)).ok());
+  EXPECT_EQ(piped->stats().steps, plain->stats().steps);
+  EXPECT_EQ(AllScores(*piped), AllScores(*plain));
+}
+
+// A restored checkpoint replaces the state a failed round left, and its
+// failure with it: the next Train reports nothing and trains.
+TEST(RoundPipelineTest, RestoringACheckpointClearsAFailedRound) {
+  SyntheticLog log = MakeSyntheticLog();
+  std::span<const AppliedEvent> all(log.train);
+  const std::vector<AppliedEvent> bad = {EventWithAnItemBeyondTheTables()};
+  auto piped = Make(Options("bpr", 1, true));
+  TrainRounds(*piped, all, 0, 600, 200);
+  auto blob = piped->SaveCheckpoint();
+  ASSERT_TRUE(blob.ok()) << blob.status().ToString();
+  EXPECT_TRUE(piped->Replay(bad).ok());
+  piped->stats();  // waits for the failed round
+  ASSERT_TRUE(piped->RestoreCheckpoint(*blob).ok());
+  EXPECT_TRUE(piped->Train(all.subspan(600, 200)).ok());
+
+  auto plain = Make(Options("bpr", 1, false));
+  ASSERT_TRUE(plain->RestoreCheckpoint(*blob).ok());
+  ASSERT_TRUE(plain->Train(all.subspan(600, 200)).ok());
+  EXPECT_EQ(piped->stats().steps, plain->stats().steps);
+  EXPECT_EQ(AllScores(*piped), AllScores(*plain));
+}
+
 TEST(RoundPipelineTest, RunsJobsInOrderAndReportsAFailureOnce) {
   RoundPipeline pipeline;
   std::vector<int> order;  // written by the pipeline's thread only
-  for (int k = 0; k < 50; ++k)
-    pipeline.Submit([&order, k] { order.push_back(k); });
+  for (int k = 0; k < 50; ++k) {
+    EXPECT_EQ(pipeline.Submit([&order, k] { order.push_back(k); }), nullptr);
+  }
   pipeline.Wait();
   std::vector<int> want(50);
   std::iota(want.begin(), want.end(), 0);
   EXPECT_EQ(order, want);
 
-  pipeline.Submit([] { throw std::runtime_error("round failed"); });
+  EXPECT_EQ(pipeline.Submit([] { throw std::runtime_error("round failed"); }),
+            nullptr);
   EXPECT_THROW(pipeline.Wait(), std::runtime_error);
   EXPECT_NO_THROW(pipeline.Wait());
-  // A failure is reported by the next Submit, which then does not start
-  // its job.
+  // A failure is handed back by the next Submit, which still starts its
+  // job; Wait then has nothing to report.
   bool ran = false;
-  pipeline.Submit([] { throw std::runtime_error("round failed"); });
-  EXPECT_THROW(pipeline.Submit([&ran] { ran = true; }), std::runtime_error);
-  pipeline.Wait();
-  EXPECT_FALSE(ran);
+  EXPECT_EQ(pipeline.Submit([] { throw std::runtime_error("round failed"); }),
+            nullptr);
+  std::exception_ptr before = pipeline.Submit([&ran] { ran = true; });
+  EXPECT_NE(before, nullptr);
+  EXPECT_THROW(std::rethrow_exception(before), std::runtime_error);
+  EXPECT_NO_THROW(pipeline.Wait());
+  EXPECT_TRUE(ran);
 }
 
 }  // namespace
