@@ -592,22 +592,22 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
   cmd->add_option("--max-queue-ms", args->front.max_queue_ms,
                   "Load shedding: while the oldest queued request has waited "
                   "longer than this, or the queued requests would take longer "
-                  "than this to run, new requests are answered 503 at once; "
-                  "with --shed-target-ms above 0 also a request that would "
-                  "start later than this after it arrived")
+                  "than this to run, new requests are answered 503 at once")
       ->capture_default_str()
       ->check(CLI::Range(0, 60'000));
   cmd->add_option("--shed-target-ms", args->front.shed_target_ms,
-                  "Load shedding by delay (CoDel-style): when no request of "
-                  "a whole --shed-interval-ms would start within this many "
-                  "ms of its arrival (a standing queue, not a burst), "
-                  "requests that would start later are answered 503 at once "
-                  "until an interval in which at most a quarter would. "
-                  "It also counts a request's wait unread in its socket, so "
-                  "other processes taking the CPU trigger it too: turn it on "
-                  "(e.g. 1) where the service has its cores to itself; "
-                  "0 = off (only "
-                  "--max-inflight and --max-queue-ms shed)")
+                  "Load shedding by delay (CoDel-style): a request's delay is "
+                  "its wait unread in its socket plus the queue ahead; when "
+                  "no request of a whole loaded --shed-interval-ms would "
+                  "start within this many ms (a standing queue, not a "
+                  "burst), requests that would start later are answered 503 "
+                  "at once until an interval in which at most a quarter "
+                  "would, or one not loaded. Loaded: at least 16 requests "
+                  "per interval by their arrival times, enough to keep the "
+                  "handlers half busy; so a light client's few requests are "
+                  "never refused as late, however long a busy machine held "
+                  "them. 0 = off (only --max-inflight and --max-queue-ms "
+                  "shed)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 60'000.0));
   cmd->add_option("--shed-interval-ms", args->front.shed_interval_ms,
@@ -626,15 +626,15 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "Run to completion: a request that would not wait for a "
                   "handler thread (none queued, one free) runs on the I/O "
                   "thread that read it, without the hand-off to a handler "
-                  "thread and back; at most one I/O thread less than there "
-                  "are does so at once (true/false)")
+                  "thread and back; at most --http-inline-io-threads do so "
+                  "at once (true/false)")
       ->capture_default_str();
   cmd->add_option("--http-inline-io-threads", args->front.inline_io_threads,
                   "Run to completion: most I/O threads running a request "
                   "inline at once (there are 2); 0 = all but one. With all, "
-                  "a request waits unread while both run one, and the delay "
-                  "rule (--shed-target-ms) refuses it once read if it waited "
-                  "too long")
+                  "a request waits unread while both run one, and under "
+                  "overload the delay rule (--shed-target-ms) refuses it once "
+                  "read if it waited too long")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   AddScaleOutFlags(cmd, &args->scale);

@@ -32,16 +32,16 @@ struct HttpArgs {
   int max_queue_ms = 20;
   int handler_nice = 5;
   // Delay target (AdmissionOptions::target_delay; 0 = off) and its
-  // interval. Off by default: it also counts a request's wait unread in
-  // its socket, so when other processes take the CPU (a replay, a browser)
-  // it refuses a light client's few requests; turn it on where the service
-  // has its cores to itself.
-  double shed_target_ms = 0;
+  // interval. Overload is judged on loaded intervals only, so a light
+  // client's few requests are never refused for a stall of the machine.
+  double shed_target_ms = 1;
   int shed_interval_ms = 100;
   // Requests that would not wait run on the I/O thread that read them,
-  // on at most this many I/O threads at once (0: all but one).
+  // on at most this many I/O threads at once (0: all but one). 2: both of
+  // the default two, with the delay rule refusing what waited unread
+  // meanwhile under overload.
   bool run_inline = true;
-  int inline_io_threads = 0;
+  int inline_io_threads = 2;
 };
 
 // Logs "what: status" as an error; the exit code of a failed start (1).

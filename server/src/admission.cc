@@ -77,7 +77,7 @@ std::optional<ShedReason> AdmissionPool::TrySubmit(
     Clock::duration ahead = QueueRunTimeLocked();
     if (!queue_.empty())
       ahead = std::max(ahead, now - queue_.front().queued_at);
-    const bool late = LateLocked(now, waited + ahead);
+    const bool late = LateLocked(now, waited + ahead, arrived.value_or(now));
     if (stopped_ || inflight_ >= options_.max_inflight) {
       ++shed_full_;
       return ShedReason::kQueueFull;
@@ -102,19 +102,21 @@ std::optional<ShedReason> AdmissionPool::TrySubmit(
 bool AdmissionPool::TryStartInline(std::optional<Clock::time_point> arrived) {
   std::lock_guard lock(mu_);
   const size_t running = inflight_ - queue_.size();
-  if (arrived.has_value() && options_.target_delay.count() > 0) {
-    // Only a request that would run at once: its delay is its wait so
-    // far. A late one is left to TrySubmit, which refuses it (and feeds
-    // the overload state then).
-    const Clock::time_point now = now_();
-    const Clock::duration waited =
-        std::max(now - *arrived, Clock::duration::zero());
-    if (queue_.empty() && LateLocked(now, waited)) return false;
-  }
   if (stopped_ || !queue_.empty() ||
       running >= static_cast<size_t>(std::max(1, options_.threads)) ||
       inflight_ >= options_.max_inflight) {
-    return false;
+    return false;  // TrySubmit takes it (and counts it)
+  }
+  if (arrived.has_value() && options_.target_delay.count() > 0) {
+    // It would run at once: its delay is its wait so far. A late one is
+    // left to TrySubmit, which refuses it and counts it then (so it is
+    // counted once).
+    const Clock::time_point now = now_();
+    const Clock::duration waited =
+        std::max(now - *arrived, Clock::duration::zero());
+    CloseIntervalLocked(now);
+    if (overloaded_ && waited > options_.target_delay) return false;
+    CountLocked(waited, *arrived);
   }
   ++inflight_;
   ++inline_runs_;
@@ -169,33 +171,68 @@ void AdmissionPool::Work() {
   }
 }
 
-bool AdmissionPool::LateLocked(Clock::time_point now, Clock::duration delay) {
-  const Clock::duration target = options_.target_delay;
-  if (target.count() <= 0) return false;
-  if (now - interval_start_ >= options_.target_interval) {
-    // The interval is over: a standing queue (no request of it would have
-    // started within the target) makes the pool overloaded; an interval in
-    // which at most a quarter would have started later ends it (the queue
-    // is gone; what is left are stalls of a busy machine, which must not
-    // hold the short budget for long). An interval without requests ends
-    // it too.
-    if (!overloaded_) {
-      overloaded_ = interval_requests_ > 0 && interval_min_ > target;
-    } else {
-      overloaded_ = interval_late_ * 4 > interval_requests_;
-    }
-    interval_start_ = now;
-    interval_min_ = Clock::duration::max();
-    interval_requests_ = 0;
-    interval_late_ = 0;
+bool AdmissionPool::LateLocked(Clock::time_point now, Clock::duration delay,
+                               Clock::time_point arrived) {
+  if (options_.target_delay.count() <= 0) return false;
+  CloseIntervalLocked(now);
+  CountLocked(delay, arrived);
+  // Outside the overload state no request is late, however long it waited:
+  // a wait that no standing queue of requests explains is a stall of the
+  // machine (or of the client's network), and refusing it would not
+  // shorten anyone's wait. max_queue_wait still bounds the queue.
+  return overloaded_ && delay > options_.target_delay;
+}
+
+bool AdmissionPool::IntervalLoadedLocked(Clock::time_point now) const {
+  // The requests' own rate, over the span of their arrival times: a stall
+  // that held a low-rate stream and then let it be read at once does not
+  // crowd the interval.
+  const Clock::duration span =
+      std::max(now - interval_start_, now - interval_first_arrival_);
+  if (span <= Clock::duration::zero() || interval_requests_ == 0) return false;
+  const double per_interval =
+      static_cast<double>(interval_requests_) *
+      std::chrono::duration<double>(options_.target_interval).count() /
+      std::chrono::duration<double>(span).count();
+  if (per_interval < static_cast<double>(kMinRequestsPerInterval)) {
+    return false;
   }
+  // Enough work to keep the handlers at least half busy at the recent mean
+  // run time: only then can the requests themselves form a queue.
+  const double work = static_cast<double>(interval_requests_) *
+                      std::chrono::duration<double>(mean_run_).count() /
+                      static_cast<double>(std::max(1, options_.threads));
+  return work * 2 >= std::chrono::duration<double>(span).count();
+}
+
+void AdmissionPool::CloseIntervalLocked(Clock::time_point now) {
+  if (now - interval_start_ < options_.target_interval) return;
+  // The interval is over. It makes the pool overloaded only if it was
+  // loaded (above) and, as in CoDel, none of its requests would have
+  // started within the target (a standing queue, not a burst); the state
+  // holds while intervals stay loaded and more than a quarter of their
+  // requests are late (a few late ones are stalls of a busy machine, which
+  // must not hold the short budget for long). An interval without enough
+  // requests ends it.
+  const bool loaded = IntervalLoadedLocked(now);
+  if (!overloaded_) {
+    overloaded_ = loaded && interval_min_ > options_.target_delay;
+  } else {
+    overloaded_ = loaded && interval_late_ * 4 > interval_requests_;
+  }
+  interval_start_ = now;
+  interval_first_arrival_ = now;
+  interval_min_ = Clock::duration::max();
+  interval_requests_ = 0;
+  interval_late_ = 0;
+}
+
+void AdmissionPool::CountLocked(Clock::duration delay,
+                                Clock::time_point arrived) {
   interval_min_ = std::min(interval_min_, delay);
+  interval_first_arrival_ = std::min(interval_first_arrival_, arrived);
   ++interval_requests_;
-  if (delay > target) ++interval_late_;
-  const Clock::duration budget =
-      overloaded_ ? target
-                  : std::max<Clock::duration>(options_.max_queue_wait, target);
-  return delay > budget;
+  if (delay > options_.target_delay) ++interval_late_;
 }
 
 AdmissionPool::Clock::duration AdmissionPool::QueueRunTimeLocked() const {

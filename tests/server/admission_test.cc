@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -235,89 +236,102 @@ TEST(AdmissionPool, InlineRunsOnlyWhenAHandlerSlotIsFreeAndCountLikeOthers) {
   EXPECT_EQ(shed.value(), 0);
 }
 
-// The delay target (CoDel-style): a request's delay counts from when its
-// bytes arrived. Late requests are refused at the long budget
-// (max_queue_wait) until a whole interval in which none would have started
-// within the target makes the pool overloaded; then at the target, until an
-// interval in which at most a quarter would have started later.
-TEST(AdmissionPool, DelayTargetRefusesLateRequestsOnlyUnderSustainedDelay) {
-  std::atomic<int64_t> now_ms{0};
-  AdmissionOptions options;
-  options.threads = 1;
-  options.max_inflight = 64;
-  options.max_queue_wait = milliseconds(20);
-  options.target_delay = milliseconds(2);
-  options.target_interval = milliseconds(100);
-  AdmissionPool pool(
-      options, [&] { return Clock::time_point(milliseconds(now_ms.load())); });
-  const auto arrived_ago = [&](int64_t ms) {
-    return Clock::time_point(milliseconds(now_ms.load() - ms));
-  };
-  // Runs a request that arrived `ms` ago inline if admitted; else submits
-  // it, which must refuse it; returns whether it ran.
-  const auto request = [&](int64_t ms) {
-    if (pool.TryStartInline(arrived_ago(ms))) {
-      pool.FinishInline(milliseconds(0));
+// A fake clock in microseconds and a pool with a delay target of 2 ms over
+// 100 ms intervals, one handler thread, run inline: Request(delay) offers a
+// request whose bytes arrived `delay` ago; if admitted it runs inline for
+// `run` (the mean run time the load judgement uses), else TrySubmit must
+// refuse it as late.
+class DelayTargetTest : public ::testing::Test {
+ protected:
+  DelayTargetTest() {
+    options_.threads = 1;
+    options_.max_inflight = 64;
+    options_.max_queue_wait = milliseconds(20);
+    options_.target_delay = milliseconds(2);
+    options_.target_interval = milliseconds(100);
+    pool_ = std::make_unique<AdmissionPool>(options_, [this] {
+      return Clock::time_point(std::chrono::microseconds(now_us_.load()));
+    });
+  }
+
+  bool Request(std::chrono::microseconds delay,
+               std::chrono::microseconds run = std::chrono::microseconds(500)) {
+    const Clock::time_point arrived(std::chrono::microseconds(now_us_.load()) -
+                                    delay);
+    if (pool_->TryStartInline(arrived)) {
+      pool_->FinishInline(run);
       return true;
     }
-    EXPECT_EQ(pool.TrySubmit([] {}, [] {}, arrived_ago(ms)), ShedReason::kLate);
+    EXPECT_EQ(pool_->TrySubmit([] {}, [] {}, arrived), ShedReason::kLate);
     return false;
-  };
-  // A burst: every request waited 5 ms, over the target but within
-  // max_queue_wait: all served while it lasts less than an interval.
-  now_ms = 1000;
-  for (int t = 0; t < 100; t += 10) {
-    now_ms = 1000 + t;
-    EXPECT_TRUE(request(5)) << t;
   }
-  EXPECT_FALSE(pool.overloaded());
-  EXPECT_FALSE(request(25));  // over max_queue_wait: late anyway
-  EXPECT_EQ(pool.shed(ShedReason::kLate), 1u);
 
-  // A whole interval (1000-1100) in which none started within 2 ms: from
-  // now on the budget is the target.
-  now_ms = 1100;
-  EXPECT_FALSE(request(5));
-  EXPECT_TRUE(pool.overloaded());
-  EXPECT_TRUE(request(1));  // within the target: served
-  now_ms = 1150;
-  EXPECT_FALSE(request(3));
-  // 1100-1200 held late ones: still overloaded.
-  now_ms = 1200;
-  EXPECT_FALSE(request(3));
-  EXPECT_TRUE(pool.overloaded());
-  // 1200-1300 held one at 3 ms: still overloaded.
-  now_ms = 1300;
-  EXPECT_TRUE(request(1));
-  EXPECT_TRUE(pool.overloaded());
-  // 1300-1400 held only requests within the target: not overloaded, and a
-  // request at 5 ms is served again.
-  now_ms = 1400;
-  EXPECT_TRUE(request(5));
-  EXPECT_FALSE(pool.overloaded());
-  EXPECT_EQ(pool.shed(ShedReason::kLate), 4u);
+  // Offers `rate` requests per second from now for `ms` milliseconds, each
+  // delayed `delay`; returns how many were served.
+  int Stream(int rate, int ms, std::chrono::microseconds delay) {
+    const int64_t gap_us = 1'000'000 / rate;
+    const int64_t end = now_us_ + ms * 1000;
+    int served = 0;
+    for (; now_us_ < end; now_us_ += gap_us) served += Request(delay) ? 1 : 0;
+    return served;
+  }
 
-  // Overloaded again (1400-1500 all at 5 ms); then an interval in which one
-  // request of eight is late, a stall rather than a queue, ends it.
-  for (int t = 10; t < 100; t += 10) {
-    now_ms = 1400 + t;
-    EXPECT_TRUE(request(5)) << t;
+  AdmissionOptions options_;
+  std::atomic<int64_t> now_us_{1'000'000};
+  std::unique_ptr<AdmissionPool> pool_;
+};
+
+// A standing queue at a high rate (2,000/s against one thread at 0.5 ms a
+// run: the handler fully busy, every request 5 ms late): the first whole
+// interval is absorbed (a burst up to then), then late requests are refused
+// and those within the target served, until the queue is gone.
+TEST_F(DelayTargetTest, AStandingQueueAtAHighRateIsShed) {
+  const std::chrono::microseconds late(5000), on_time(500);
+  EXPECT_EQ(Stream(2000, 100, late), 200);  // one interval: a burst
+  EXPECT_FALSE(pool_->overloaded());
+  EXPECT_EQ(Stream(2000, 100, late), 0);  // overloaded: every one refused
+  EXPECT_TRUE(pool_->overloaded());
+  EXPECT_TRUE(Request(on_time));  // within the target: served
+  EXPECT_EQ(pool_->shed(ShedReason::kLate), 200u);
+  // Intervals with more than a quarter late hold the state.
+  int served = 0;
+  for (int i = 0; i < 200; ++i, now_us_ += 500) {
+    served += Request(i % 2 == 0 ? late : on_time) ? 1 : 0;
   }
-  now_ms = 1500;
-  EXPECT_TRUE(request(1));
-  EXPECT_TRUE(pool.overloaded());
-  for (int t = 10; t < 70; t += 10) {
-    now_ms = 1500 + t;
-    EXPECT_TRUE(request(1)) << t;
+  EXPECT_EQ(served, 100);
+  EXPECT_TRUE(pool_->overloaded());
+  // An interval with few late ones (a stall, not a queue) ends it: a late
+  // request is served again.
+  EXPECT_EQ(Stream(2000, 100, on_time), 200);
+  EXPECT_TRUE(Request(late));
+  EXPECT_FALSE(pool_->overloaded());
+  EXPECT_EQ(pool_->shed(ShedReason::kQueueTime), 0u);
+  EXPECT_EQ(pool_->shed(ShedReason::kQueueFull), 0u);
+}
+
+// A low-rate stream on a stalled machine: every request waited 50 ms, far
+// beyond the target and max_queue_wait, at 50/s (too few per interval), and
+// then at 1,000/s with a handler run of 10 us (requests that could not keep
+// the handler a tenth busy); then a 2 s stall of a 100/s stream read at
+// once (200 requests in one interval, spread over their arrival times).
+// None is refused.
+TEST_F(DelayTargetTest, ALowRateStreamIsNeverShedHoweverLongItWaited) {
+  const std::chrono::microseconds stalled(50'000);
+  EXPECT_EQ(Stream(50, 1000, stalled), 50);
+  int served = 0;
+  for (int i = 0; i < 1000; ++i, now_us_ += 1000) {
+    served += Request(stalled, std::chrono::microseconds(10)) ? 1 : 0;
   }
-  now_ms = 1570;
-  EXPECT_FALSE(request(3));
-  now_ms = 1600;
-  EXPECT_TRUE(request(5));
-  EXPECT_FALSE(pool.overloaded());
-  EXPECT_EQ(pool.shed(ShedReason::kLate), 5u);
-  EXPECT_EQ(pool.shed(ShedReason::kQueueTime), 0u);
-  EXPECT_EQ(pool.shed(ShedReason::kQueueFull), 0u);
+  EXPECT_EQ(served, 1000);
+  Stream(50, 200, stalled);  // the mean run time back at 0.5 ms
+  now_us_ += 2'000'000;
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_TRUE(Request(std::chrono::microseconds(2'000'000 - i * 10'000)))
+        << i;
+  }
+  EXPECT_EQ(Stream(100, 300, stalled), 30);
+  EXPECT_FALSE(pool_->overloaded());
+  EXPECT_EQ(pool_->shed(ShedReason::kLate), 0u);
 }
 
 // Without a delay target the arrival time changes nothing: a request that

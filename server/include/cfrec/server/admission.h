@@ -19,12 +19,22 @@
 // before the moment it was read in full), and the delay the request would see
 // when a handler starts it is that wait plus the queue's run time. As in
 // CoDel, a standing queue is told from a burst by the minimum of that delay
-// over an interval: when every request of a whole interval would start later
-// than target_delay, the pool is overloaded, and from then on refuses
-// (kLate) every request that would start later than target_delay, instead of
-// max_queue_wait, until an interval passes in which at most a quarter would
-// (the queue is gone; a few late ones are stalls of a busy machine). So
-// bursts shorter than an interval are absorbed (up to max_queue_wait), and
+// over an interval; and, as CoDel does not drop while its queue holds less
+// than a packet, overload is judged on requests, not on stalls of the
+// machine: an interval counts only if it was loaded, that is it saw at least
+// kMinRequestsPerInterval requests per target_interval, counted over the
+// span of their arrival times (a stall that held a low-rate stream and let
+// it be read at once does not crowd the interval), and those requests would
+// keep the handler threads at least half busy at the recent mean run time
+// (so their delay can come from one another). When every request of a whole
+// loaded interval would start later than target_delay, the pool is
+// overloaded, and from then on refuses (kLate) every request that would
+// start later than target_delay, until an interval is not loaded or at most
+// a quarter of its requests would start later (the queue is gone; a few
+// late ones are stalls of a busy machine). Outside the overload state no
+// request is refused as late, however long it waited (max_queue_wait still
+// bounds the queue): a lone or low-rate request stream is never shed for a
+// stall. So bursts shorter than an interval are absorbed, and
 // under sustained overload the requests it admits start within target_delay
 // of their arrival. Otherwise a request is admitted, and an admitted
 // request is always served: dropping it after it waited would waste its wait
@@ -98,6 +108,13 @@ bool NeverShed(std::string_view target);
 class AdmissionPool {
  public:
   using Clock = std::chrono::steady_clock;
+  // The fewest requests per target_interval (by their arrival times) in an
+  // interval that can start or hold the overload state: 16, i.e. 160/s at
+  // the default 100 ms. Fewer are too few for the interval's minimum delay
+  // to tell a standing queue from a stall (a dashboard or a poller sends a
+  // few a second), and far below what a standing queue needs on the
+  // handlers this pool runs (thousands a second at sub-millisecond runs).
+  static constexpr uint64_t kMinRequestsPerInterval = 16;
   // `now` is the clock (tests fix it); null means Clock::now.
   explicit AdmissionPool(const AdmissionOptions& options,
                          std::function<Clock::time_point()> now = nullptr);
@@ -157,11 +174,19 @@ class AdmissionPool {
   void RecordRunLocked(Clock::duration ran);
   // How long the queue would take to run at the recent mean run time.
   Clock::duration QueueRunTimeLocked() const;
-  // Feeds the delay a request would see at its start into the overload
-  // state (closing the interval first when it is over); true if that delay
-  // is over the budget (target_delay when overloaded, else
-  // max_queue_wait). Always false without a delay target.
-  bool LateLocked(Clock::time_point now, Clock::duration delay);
+  // Feeds the delay a request would see at its start (it arrived at
+  // `arrived`) into the overload state (closing the interval first when it
+  // is over); true if the pool is overloaded and that delay is over
+  // target_delay. Always false without a delay target.
+  bool LateLocked(Clock::time_point now, Clock::duration delay,
+                  Clock::time_point arrived);
+  // Closes the current interval when it is over, updating overloaded_.
+  void CloseIntervalLocked(Clock::time_point now);
+  // Counts a request's delay into the current interval.
+  void CountLocked(Clock::duration delay, Clock::time_point arrived);
+  // Whether the current interval's requests were enough to form a queue
+  // (see kMinRequestsPerInterval).
+  bool IntervalLoadedLocked(Clock::time_point now) const;
 
   const AdmissionOptions options_;
   const std::function<Clock::time_point()> now_;
@@ -181,6 +206,7 @@ class AdmissionPool {
   bool overloaded_ = false;
   uint64_t shed_late_ = 0;
   Clock::time_point interval_start_{};
+  Clock::time_point interval_first_arrival_{};  // earliest arrival in it
   Clock::duration interval_min_ = Clock::duration::max();
   uint64_t interval_requests_ = 0;
   uint64_t interval_late_ = 0;  // of them, over target_delay
