@@ -61,6 +61,7 @@ struct GradientJob {
   float bias;
   bool gmf, pairwise;
   int64_t dim, n, begin, end;
+  int64_t user_stride, item_stride;  // floats from a table row to the next
   const int64_t *u, *i, *j;
   const float* weight;  // per triple; null: all 1
   // This thread's part: its rows and slots (empty at the start), and its
@@ -118,6 +119,7 @@ inline void Axpy(bool first, float a, const float* __restrict x,
 CFREC_VECTOR_CLONES
 void GradientRange(const GradientJob& job) {
   const int64_t dim = job.dim;
+  const int64_t us = job.user_stride, is = job.item_stride;
   constexpr int64_t kAhead = 6;
   // Scratch for GMF's h * p_u (one row, reused).
   std::vector<float> hp(job.gmf ? dim : 0);
@@ -129,16 +131,16 @@ void GradientRange(const GradientJob& job) {
     if (k + kAhead < job.end) {
       const int64_t u = job.u[k + kAhead], i = job.i[k + kAhead],
                     j = job.j[k + kAhead];
-      Prefetch(job.user + u * dim, dim);
-      Prefetch(job.item + i * dim, dim);
-      Prefetch(job.item + j * dim, dim);
+      Prefetch(job.user + u * us, dim);
+      Prefetch(job.item + i * is, dim);
+      Prefetch(job.item + j * is, dim);
       __builtin_prefetch(&users.slot_of_row[u]);
       __builtin_prefetch(&items.slot_of_row[i]);
       __builtin_prefetch(&items.slot_of_row[j]);
     }
-    const float* __restrict pu = job.user + job.u[k] * dim;
-    const float* __restrict qi = job.item + job.i[k] * dim;
-    const float* __restrict qj = job.item + job.j[k] * dim;
+    const float* __restrict pu = job.user + job.u[k] * us;
+    const float* __restrict qi = job.item + job.i[k] * is;
+    const float* __restrict qj = job.item + job.j[k] * is;
     const float* __restrict w = pu;  // what multiplies the item rows
     if (job.gmf) {
       for (int64_t d = 0; d < dim; ++d) hp[d] = job.h[d] * pu[d];
@@ -186,8 +188,8 @@ void GradientRange(const GradientJob& job) {
     float* __restrict gu = job.user_grad + su * dim;
     const bool first_u = su == nu;
     if (first_u) {
-      PrefetchMoments(job.user_m + job.u[k] * dim, dim);
-      PrefetchMoments(job.user_v + job.u[k] * dim, dim);
+      PrefetchMoments(job.user_m + job.u[k] * us, dim);
+      PrefetchMoments(job.user_v + job.u[k] * us, dim);
     }
     if (job.gmf) {
       const float* h = job.h;
@@ -215,8 +217,8 @@ void GradientRange(const GradientJob& job) {
       const int64_t fresh = items.size();
       const int32_t slot = items.Slot(item);
       if (slot == fresh) {
-        PrefetchMoments(job.item_m + item * dim, dim);
-        PrefetchMoments(job.item_v + item * dim, dim);
+        PrefetchMoments(job.item_m + item * is, dim);
+        PrefetchMoments(job.item_v + item * is, dim);
       }
       Axpy(slot == fresh, coef, w, job.item_grad + slot * dim, dim);
     };
@@ -244,6 +246,7 @@ struct UpdateJob {
 CFREC_VECTOR_CLONES
 void UpdateRange(const UpdateJob& job) {
   const int64_t dim = job.table.cols;
+  const int64_t stride = job.table.stride;
   constexpr int64_t kAhead = 8;
   // Backwards, the parts last to first and each part's rows last to first:
   // the rows the gradient pass met last (and their moments, hinted at
@@ -259,7 +262,7 @@ void UpdateRange(const UpdateJob& job) {
     const int64_t to = std::min<int64_t>(job.end - base, index.size());
     for (int64_t s = to - 1; s >= from; --s) {
       if (s - kAhead >= from) {
-        const int64_t ahead = index.rows[s - kAhead] * dim;
+        const int64_t ahead = index.rows[s - kAhead] * stride;
         Prefetch(job.table.value + ahead, dim);
         Prefetch(job.table.m + ahead, dim);
         Prefetch(job.table.v + ahead, dim);
@@ -291,8 +294,8 @@ void UpdateRange(const UpdateJob& job) {
         }
         ++found;
       }
-      AdamRow2(*job.adam, g0, g1, job.table.value + row * dim,
-               job.table.m + row * dim, job.table.v + row * dim, dim);
+      AdamRow2(*job.adam, g0, g1, job.table.value + row * stride,
+               job.table.m + row * stride, job.table.v + row * stride, dim);
     }
   }
 }
@@ -406,6 +409,8 @@ void FusedMfStep::Gradients(int t, const MfParams& p, bool pairwise,
   job.gmf = p.gmf;
   job.pairwise = pairwise;
   job.dim = p.user.cols;
+  job.user_stride = p.user.stride;
+  job.item_stride = p.item.stride;
   job.n = n;
   job.begin = n * t / threads;
   job.end = n * (t + 1) / threads;

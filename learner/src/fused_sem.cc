@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <stdexcept>
 
@@ -41,6 +42,16 @@ void CheckRows(std::span<const int64_t> index, int64_t rows, const char* what) {
   }
 }
 
+// The SEM kernels read tables as three separate row-major tables.
+void CheckSeparate(std::initializer_list<const RawParam*> tables) {
+  for (const RawParam* t : tables) {
+    if (t->stride != t->cols) {
+      throw std::invalid_argument(
+          "fused SEM step: tables must be laid out separately");
+    }
+  }
+}
+
 }  // namespace
 
 void FusedSemStep::Prepare(int64_t n, int64_t users, int64_t items,
@@ -76,6 +87,7 @@ double FusedSemStep::Impression(const ImpressionParams& p,
       alpha.size() != static_cast<size_t>(draws) * user.size()) {
     throw std::invalid_argument("fused p_R step: inputs differ in length");
   }
+  CheckSeparate({&p.p, &p.q, &p.w});
   CheckRows(user, p.p.rows, "user");
   CheckRows(item, std::min(p.q.rows, p.w.rows), "item");
   const int64_t dim = p.p.cols;
@@ -129,6 +141,7 @@ double FusedSemStep::Selection(const SelectionParams& p,
       beta.size() != static_cast<size_t>(draws) * b.user.size()) {
     throw std::invalid_argument("fused p_S step: inputs differ in length");
   }
+  CheckSeparate({&p.x, &p.y});
   CheckRows(b.user, p.x.rows, "user");
   CheckRows(b.item, p.y.rows, "item");
   CheckRows(b.position, p.w.cols, "position");

@@ -14,9 +14,15 @@ constexpr double kEmbeddingStd = 0.1;
 at::Tensor ToLong(const at::Tensor& t) { return t.to(at::kLong); }
 
 std::vector<float> CopyRows(const at::Tensor& table, int64_t rows) {
-  at::Tensor t = table.detach().narrow(0, 0, rows).contiguous();
-  const float* data = t.data_ptr<float>();
-  return std::vector<float>(data, data + t.numel());
+  at::Tensor t = table.detach().narrow(0, 0, rows);
+  if (t.is_contiguous()) {
+    const float* data = t.data_ptr<float>();
+    return std::vector<float>(data, data + t.numel());
+  }
+  // An interleaved table (a strided view): copied once, row by row.
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  at::from_blob(out.data(), t.sizes(), at::kFloat).copy_(t);
+  return out;
 }
 
 std::vector<float> CopyAll(const at::Tensor& t) {
@@ -128,14 +134,23 @@ class EmbeddingRanker : public Ranker {
         mlp_(o.ranker == "mlp" || o.ranker == "neumf"),
         blas_(o.mlp_matmul == "blas") {
     int64_t rows = o.initial_rows;
+    // BPR-MF and GMF train through the fused kernel, whose Adam pass reads
+    // and writes a row's value and moments together: one block per row
+    // (NeuMF's GMF tables, trained by LibTorch, stay separate).
+    const ParamSet::Layout mf_layout =
+        mlp_ ? ParamSet::Layout::kSeparate : ParamSet::Layout::kInterleaved;
     if (!gmf_ && !mlp_) {  // BPR-MF: f = U_u . I_i
-      user_ = params_.AddTable("user", rows, dim_, kEmbeddingStd, rng);
-      item_ = params_.AddTable("item", rows, dim_, kEmbeddingStd, rng);
+      user_ =
+          params_.AddTable("user", rows, dim_, kEmbeddingStd, rng, mf_layout);
+      item_ =
+          params_.AddTable("item", rows, dim_, kEmbeddingStd, rng, mf_layout);
       return;
     }
     if (gmf_) {
-      gmf_user_ = params_.AddTable("gmf_user", rows, dim_, kEmbeddingStd, rng);
-      gmf_item_ = params_.AddTable("gmf_item", rows, dim_, kEmbeddingStd, rng);
+      gmf_user_ = params_.AddTable("gmf_user", rows, dim_, kEmbeddingStd, rng,
+                                   mf_layout);
+      gmf_item_ = params_.AddTable("gmf_item", rows, dim_, kEmbeddingStd, rng,
+                                   mf_layout);
       h_gmf_ = params_.AddDense("h_gmf", Xavier(rng, 1, dim_).reshape({-1}));
     }
     if (mlp_) {

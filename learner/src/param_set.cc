@@ -56,16 +56,28 @@ at::Tensor TableStorage(int64_t rows, int64_t dim) {
 
 }  // namespace
 
+void ParamSet::AllocateTable(Param& p, int64_t rows, int64_t dim) {
+  if (p.layout == Layout::kInterleaved) {
+    at::Tensor block = TableStorage(rows, 3 * dim);
+    p.value = block.narrow(1, 0, dim);
+    p.m = block.narrow(1, dim, dim);
+    p.v = block.narrow(1, 2 * dim, dim);
+  } else {
+    p.value = TableStorage(rows, dim);
+    p.m = TableStorage(rows, dim);
+    p.v = TableStorage(rows, dim);
+  }
+}
+
 int ParamSet::AddTable(std::string name, int64_t rows, int64_t dim,
-                       double init_std, Rng& rng) {
+                       double init_std, Rng& rng, Layout layout) {
   Param p;
   p.name = std::move(name);
   p.table = true;
+  p.layout = layout;
   p.init_std = init_std;
-  p.value = TableStorage(rows, dim);
+  AllocateTable(p, rows, dim);
   p.value.copy_(RandNormal(rng, {rows, dim}, init_std));
-  p.m = TableStorage(rows, dim);
-  p.v = TableStorage(rows, dim);
   p.slot.assign(rows, -1);
   params_.push_back(std::move(p));
   return static_cast<int>(params_.size()) - 1;
@@ -129,17 +141,13 @@ void ParamSet::EnsureRows(int id, int64_t rows, Rng& rng) {
   while (grown < rows) grown *= 2;
   int64_t dim = p.value.size(1);
   // Old rows are copied bit for bit; only the new tail is initialised.
-  at::Tensor value = TableStorage(grown, dim);
-  value.narrow(0, 0, capacity).copy_(p.value);
-  value.narrow(0, capacity, grown - capacity)
+  const at::Tensor value = p.value, m = p.m, v = p.v;
+  AllocateTable(p, grown, dim);
+  p.value.narrow(0, 0, capacity).copy_(value);
+  p.value.narrow(0, capacity, grown - capacity)
       .copy_(RandNormal(rng, {grown - capacity, dim}, p.init_std));
-  at::Tensor m = TableStorage(grown, dim);
-  at::Tensor v = TableStorage(grown, dim);
-  m.narrow(0, 0, capacity).copy_(p.m);
-  v.narrow(0, 0, capacity).copy_(p.v);
-  p.value = value;
-  p.m = m;
-  p.v = v;
+  p.m.narrow(0, 0, capacity).copy_(m);
+  p.v.narrow(0, 0, capacity).copy_(v);
   p.slot.resize(grown, -1);
 }
 
@@ -188,6 +196,7 @@ void ParamSet::StepTable(Param& p, const AdamOptions& o) {
   grad = grad.contiguous();
   const AdamScalars s(o, p.step);
   const int64_t dim = p.value.size(1);
+  const int64_t stride = p.value.stride(0);
   const int64_t rows = index.size(0);
   const int64_t* idx = index.data_ptr<int64_t>();
   const float* g = grad.data_ptr<float>();
@@ -195,7 +204,7 @@ void ParamSet::StepTable(Param& p, const AdamOptions& o) {
   float* m = p.m.data_ptr<float>();
   float* v = p.v.data_ptr<float>();
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t off = idx[r] * dim;
+    const int64_t off = idx[r] * stride;
     AdamRow(s, g + r * dim, w + off, m + off, v + off, dim);
   }
 }
@@ -208,6 +217,7 @@ RawParam ParamSet::Raw(int id) {
   r.v = p.v.data_ptr<float>();
   r.rows = p.table ? p.value.size(0) : 1;
   r.cols = p.table ? p.value.size(1) : p.value.numel();
+  r.stride = p.table ? p.value.stride(0) : r.cols;
   r.step = &p.step;
   return r;
 }
@@ -230,9 +240,10 @@ void ParamSet::Save(torch::serialize::OutputArchive& archive,
                     const std::string& prefix) const {
   for (const Param& p : params_) {
     std::string key = prefix + p.name;
-    archive.write(key + ".value", p.value.detach());
-    archive.write(key + ".m", p.m);
-    archive.write(key + ".v", p.v);
+    // Contiguous: an interleaved table is saved as three separate ones.
+    archive.write(key + ".value", p.value.detach().contiguous());
+    archive.write(key + ".m", p.m.contiguous());
+    archive.write(key + ".v", p.v.contiguous());
     archive.write(key + ".step", at::tensor({p.step}, at::kLong));
   }
 }
@@ -256,14 +267,10 @@ Status ParamSet::Load(torch::serialize::InputArchive& archive,
           " has another shape than the configured model");
     }
     if (p.table) {
-      auto stored = [](const at::Tensor& t) {
-        at::Tensor out = TableStorage(t.size(0), t.size(1));
-        out.copy_(t);
-        return out;
-      };
-      p.value = stored(value);
-      p.m = stored(m);
-      p.v = stored(v);
+      AllocateTable(p, value.size(0), value.size(1));
+      p.value.copy_(value);
+      p.m.copy_(m);
+      p.v.copy_(v);
     } else {
       p.value = value.contiguous().set_requires_grad(true);
       p.m = m.contiguous();

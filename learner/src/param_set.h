@@ -40,10 +40,18 @@ at::Tensor RandUniform(Rng& rng, at::IntArrayRef shape, double bound);
 
 class ParamSet {
  public:
+  // How a table's values and Adam moments lie in memory.
+  enum class Layout {
+    kSeparate,     // three rows x dim tables: value, m, v
+    kInterleaved,  // one rows x 3dim block: a row's value, m and v adjacent
+  };
+
   // An embedding table (rows x dim) initialised N(0, init_std^2); rows are
-  // capacity, which grows by doubling. Returns its id.
+  // capacity, which grows by doubling. Returns its id. The layout changes
+  // no value: Value(), Save and Load see rows x dim tensors either way (an
+  // interleaved table's are views of stride 3dim; saved contiguous).
   int AddTable(std::string name, int64_t rows, int64_t dim, double init_std,
-               Rng& rng);
+               Rng& rng, Layout layout = Layout::kSeparate);
   // A dense parameter updated by plain Adam. Returns its id.
   int AddDense(std::string name, at::Tensor init);
 
@@ -82,6 +90,7 @@ class ParamSet {
   struct Param {
     std::string name;
     bool table = false;
+    Layout layout = Layout::kSeparate;
     double init_std = 0;
     at::Tensor value;  // tables: plain tensor; dense: leaf with grad
     at::Tensor m, v;   // Adam moments, same shape as value
@@ -97,6 +106,8 @@ class ParamSet {
   // them.
   static std::pair<at::Tensor, at::Tensor> UniqueRows(
       const at::Tensor& flat, std::vector<int32_t>& slot);
+  // Zeroed storage of `rows` rows for table `p`: sets p.value, p.m, p.v.
+  static void AllocateTable(Param& p, int64_t rows, int64_t dim);
   void StepTable(Param& p, const AdamOptions& options);
   void StepDense(Param& p, const AdamOptions& options);
 

@@ -22,14 +22,18 @@ struct AdamOptions {
 };
 
 // A parameter's float storage and Adam state, as the fused kernels see it:
-// `rows` x `cols` row-major (a dense vector is one row), the moments m and
-// v of the same shape, and the step counter used for bias correction.
+// `rows` x `cols` (a dense vector is one row), row r of the value at
+// value + r * stride, of the moments at m + r * stride and v + r * stride
+// (stride == cols: three separate row-major tables; 3 * cols: one block
+// per row, value, m and v adjacent), and the step counter used for bias
+// correction.
 struct RawParam {
   float* value = nullptr;
   float* m = nullptr;
   float* v = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
+  int64_t stride = 0;
   int64_t* step = nullptr;
 };
 
