@@ -1,8 +1,6 @@
 #include "store_state_view.h"
 
 #include <algorithm>
-#include <cstdint>
-#include <limits>
 
 namespace cfrec::app {
 
@@ -13,18 +11,26 @@ Result<std::vector<server::ClickRecord>> StoreStateView::RecentClicks(
     return Status::NotFound("the store has no user '" + std::string(user_id) +
                             "'");
   }
-  auto impressions = store_->UserImpressions(
-      *user, std::numeric_limits<int64_t>::min(),
-      std::numeric_limits<int64_t>::max(), kMaxImpressions);
-  if (!impressions.ok()) return impressions.status();
+  // The newest impressions first, read further back only while they hold
+  // fewer than `n` clicks.
   std::vector<server::ClickRecord> clicks;
-  for (auto it = impressions->rbegin();
-       it != impressions->rend() && clicks.size() < n; ++it) {
-    for (auto pos = it->clicked.rbegin();
-         pos != it->clicked.rend() && clicks.size() < n; ++pos) {
-      if (*pos >= it->items.size()) continue;
-      clicks.push_back(
-          {store_->ItemId(it->items[*pos]), it->impression_id, it->ts_ms});
+  for (size_t want = std::min(kFirstRead, kMaxImpressions);;
+       want = std::min(want * 8, kMaxImpressions)) {
+    auto impressions = store_->RecentUserImpressions(*user, want);
+    if (!impressions.ok()) return impressions.status();
+    clicks.clear();
+    for (auto it = impressions->rbegin();
+         it != impressions->rend() && clicks.size() < n; ++it) {
+      for (auto pos = it->clicked.rbegin();
+           pos != it->clicked.rend() && clicks.size() < n; ++pos) {
+        if (*pos >= it->items.size()) continue;
+        clicks.push_back(
+            {store_->ItemId(it->items[*pos]), it->impression_id, it->ts_ms});
+      }
+    }
+    if (clicks.size() >= n || impressions->size() < want ||
+        want == kMaxImpressions) {
+      break;
     }
   }
   return clicks;

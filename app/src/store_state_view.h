@@ -18,13 +18,15 @@ class StoreStateView : public server::StateView {
   // `store` is not owned and must outlive this view.
   explicit StoreStateView(const state::EventStore* store) : store_(store) {}
 
-  // Read from the user's first kMaxImpressions impressions (the store scans
-  // a user's log forwards in time), newest first.
+  // Newest first, from the user's most recent impressions: kFirstRead of
+  // them, then eight times more while they hold fewer than `n` clicks, up to
+  // kMaxImpressions.
   Result<std::vector<server::ClickRecord>> RecentClicks(
       std::string_view user_id, size_t n) const override;
   Result<std::vector<server::DeadLetterRecord>> RecentDeadLetters(
       size_t n, size_t head_bytes) const override;
 
+  static constexpr size_t kFirstRead = 64;
   static constexpr size_t kMaxImpressions = 10000;
 
  private:

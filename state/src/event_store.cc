@@ -15,8 +15,10 @@
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 
 #include "batch_applier.h"
 #include "batch_writer.h"
@@ -112,6 +114,12 @@ class RocksEventStore final : public EventStore {
       UserIndex user, int64_t from_ms, int64_t to_ms,
       size_t limit) const override {
     auto ids = index_.Find(user, from_ms, to_ms, limit);
+    if (!ids.ok()) return ids.status();
+    return reader_.GetImpressions(*ids);
+  }
+  Result<std::vector<StoredImpression>> RecentUserImpressions(
+      UserIndex user, size_t limit) const override {
+    auto ids = index_.FindNewest(user, limit);
     if (!ids.ok()) return ids.status();
     return reader_.GetImpressions(*ids);
   }
@@ -354,6 +362,16 @@ Status EventStore::DiscardOffsets(std::string_view, std::span<const int32_t>) {
 }
 
 Status EventStore::StorageHealth() const { return Status::Ok(); }
+
+Result<std::vector<StoredImpression>> EventStore::RecentUserImpressions(
+    UserIndex user, size_t limit) const {
+  auto all = UserImpressions(user, std::numeric_limits<int64_t>::min(),
+                             std::numeric_limits<int64_t>::max(),
+                             std::numeric_limits<size_t>::max());
+  if (!all.ok() || all->size() <= limit) return all;
+  all->erase(all->begin(), all->end() - static_cast<ptrdiff_t>(limit));
+  return all;
+}
 
 Result<std::optional<ApplyOutcome>> EventStore::SubmitBatch(
     std::span<const ConsumedMessage> batch) {

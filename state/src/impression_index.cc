@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 
 #include "coding.h"
@@ -88,6 +89,8 @@ Status ImpressionIndex::Load() {
   CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading user log tail"));
   std::lock_guard lock(mu_);
   window_ = std::move(entries);
+  newest_.clear();
+  prev_.clear();
   return Status::Ok();
 }
 
@@ -181,6 +184,8 @@ void ImpressionIndex::Publish() {
     std::lock_guard lock(mu_);
     if (s.closes) {
       window_.clear();
+      newest_.clear();
+      prev_.clear();
     } else {
       window_.insert(window_.end(), std::make_move_iterator(s.entries.begin()),
                      std::make_move_iterator(s.entries.end()));
@@ -201,6 +206,43 @@ size_t ImpressionIndex::window_size() const {
   return window_.size();
 }
 
+uint32_t ImpressionIndex::NewestOf(UserIndex user) const {
+  for (size_t i = prev_.size(); i < window_.size(); ++i) {
+    auto [it, added] =
+        newest_.try_emplace(window_[i].user, static_cast<uint32_t>(i));
+    prev_.push_back(added ? kNone : it->second);
+    it->second = static_cast<uint32_t>(i);
+  }
+  const auto it = newest_.find(user);
+  return it == newest_.end() ? kNone : it->second;
+}
+
+namespace {
+
+// Calls `row(ts, id)` for each impression of a user_log row of `user`
+// (either format); false on a malformed row.
+template <typename F>
+bool ForEachInRow(std::string_view key, std::string_view value, F&& row) {
+  if (key.size() > 12) {
+    // Format 2: one row per impression, ts and id in the key.
+    row(coding::GetBE64(key.data() + 4), key.substr(12));
+    return true;
+  }
+  if (key.size() != 12) return false;
+  coding::Reader r(value);
+  uint64_t n = 0;
+  if (!r.Varint(&n)) return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t ts = 0;
+    std::string_view id;
+    if (!r.Varint(&ts) || !r.LengthPrefixed(&id)) return false;
+    row(ts, id);
+  }
+  return r.done();
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> ImpressionIndex::Find(UserIndex user,
                                                        int64_t from_ms,
                                                        int64_t to_ms,
@@ -216,8 +258,9 @@ Result<std::vector<std::string>> ImpressionIndex::Find(UserIndex user,
   // seen twice (its impressions are told apart by id below), never missed.
   {
     std::lock_guard lock(mu_);
-    for (const IndexedImpression& e : window_) {
-      if (e.user == user && in_range(static_cast<uint64_t>(e.ts_ms))) {
+    for (uint32_t i = NewestOf(user); i != kNone; i = prev_[i]) {
+      const IndexedImpression& e = window_[i];
+      if (in_range(static_cast<uint64_t>(e.ts_ms))) {
         found.push_back({static_cast<uint64_t>(e.ts_ms), e.impression_id});
       }
     }
@@ -228,29 +271,103 @@ Result<std::vector<std::string>> ImpressionIndex::Find(UserIndex user,
       db_->NewIterator(rocksdb::ReadOptions(), db_.cf(kUserLog)));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
        it->Next()) {
-    const std::string_view key = it->key().ToStringView();
-    if (key.size() > 12) {
-      // Format 2: one row per impression, ts and id in the key.
-      const uint64_t ts = coding::GetBE64(key.data() + 4);
-      if (in_range(ts)) found.push_back({ts, std::string(key.substr(12))});
-      continue;
-    }
-    if (key.size() != 12) return Status::Corruption("user log key");
-    coding::Reader r(it->value().ToStringView());
-    uint64_t n = 0;
-    if (!r.Varint(&n)) return Status::Corruption("user log row");
-    for (uint64_t i = 0; i < n; ++i) {
-      uint64_t ts = 0;
-      std::string_view id;
-      if (!r.Varint(&ts) || !r.LengthPrefixed(&id)) {
-        return Status::Corruption("user log row");
-      }
-      if (in_range(ts)) found.push_back({ts, std::string(id)});
-    }
-    if (!r.done()) return Status::Corruption("user log row");
+    const bool ok =
+        ForEachInRow(it->key().ToStringView(), it->value().ToStringView(),
+                     [&](uint64_t ts, std::string_view id) {
+                       if (in_range(ts)) found.push_back({ts, std::string(id)});
+                     });
+    if (!ok) return Status::Corruption("user log row");
   }
   CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading user log"));
   return FirstInTimeOrder(std::move(found), limit);
+}
+
+Result<std::vector<std::string>> ImpressionIndex::FindNewest(
+    UserIndex user, size_t limit) const {
+  if (limit == 0) return std::vector<std::string>();
+  // Each impression with its recency: 0 for the open window, k for the k-th
+  // closed window from the newest, then the format-2 rows.
+  struct Ranked {
+    uint64_t rank;
+    uint64_t ts;
+    std::string id;
+  };
+  std::vector<Ranked> found;
+  {
+    std::lock_guard lock(mu_);
+    for (uint32_t i = NewestOf(user); i != kNone; i = prev_[i]) {
+      const IndexedImpression& e = window_[i];
+      found.push_back({0, static_cast<uint64_t>(e.ts_ms), e.impression_id});
+    }
+  }
+  // The user's rows backwards: format-3 rows (12-byte keys) newest window
+  // first until `limit` impressions are found; format-2 rows (longer keys,
+  // ts order) sort among them by their ts, so they are passed over, the
+  // newest `limit` of them kept in case the format-3 rows are too few.
+  std::string prefix;
+  coding::PutBE32(&prefix, user);
+  std::string upper;
+  coding::PutBE32(&upper, user + 1);
+  rocksdb::ReadOptions options;
+  const rocksdb::Slice lower_bound(prefix);
+  options.iterate_lower_bound = &lower_bound;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(options, db_.cf(kUserLog)));
+  if (user == UINT32_MAX) {
+    it->SeekToLast();
+  } else {
+    it->SeekForPrev(upper);
+  }
+  constexpr uint64_t kFormatTwo = UINT64_MAX;
+  // The open window's ids: a row of a window closed since is not counted
+  // again towards `limit`.
+  std::unordered_set<std::string_view> open_ids;
+  for (const Ranked& r : found) open_ids.insert(r.id);
+  uint64_t window_rank = 0;
+  size_t from_rows = 0;
+  size_t format_two = 0;
+  std::vector<Ranked> rows;
+  for (; it->Valid() && it->key().starts_with(prefix) && from_rows < limit;
+       it->Prev()) {
+    const std::string_view key = it->key().ToStringView();
+    const bool old_format = key.size() > 12;
+    if (old_format && format_two >= limit) continue;
+    const uint64_t rank = old_format ? kFormatTwo : ++window_rank;
+    const bool ok = ForEachInRow(key, it->value().ToStringView(),
+                                 [&](uint64_t ts, std::string_view id) {
+                                   rows.push_back({rank, ts, std::string(id)});
+                                   if (old_format) {
+                                     ++format_two;
+                                   } else if (!open_ids.contains(id)) {
+                                     ++from_rows;
+                                   }
+                                 });
+    if (!ok) return Status::Corruption("user log row");
+  }
+  CFREC_RETURN_IF_ERROR(FromRocks(it->status(), "reading user log"));
+  open_ids.clear();
+  found.insert(found.end(), std::make_move_iterator(rows.begin()),
+               std::make_move_iterator(rows.end()));
+  // Newest first, each impression once (a window that closed between the
+  // two reads is in both; its open-window copy ranks first).
+  std::sort(found.begin(), found.end(), [](const Ranked& a, const Ranked& b) {
+    if (a.id != b.id) return a.id < b.id;
+    return a.rank < b.rank;
+  });
+  found.erase(std::unique(found.begin(), found.end(),
+                          [](const Ranked& a, const Ranked& b) {
+                            return a.id == b.id;
+                          }),
+              found.end());
+  std::sort(found.begin(), found.end(), [](const Ranked& a, const Ranked& b) {
+    if (a.rank != b.rank) return a.rank < b.rank;
+    return Earlier(b.ts, b.id, a.ts, a.id);
+  });
+  if (found.size() > limit) found.resize(limit);
+  std::vector<Found> newest;
+  newest.reserve(found.size());
+  for (Ranked& r : found) newest.push_back({r.ts, std::move(r.id)});
+  return FirstInTimeOrder(std::move(newest), limit);
 }
 
 Result<std::vector<std::string>> ImpressionIndex::FindInTime(

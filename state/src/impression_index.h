@@ -24,10 +24,13 @@
 //
 // A reader takes the open window's matches (under a lock), then the rows,
 // and sorts them; a window that closes in between is seen twice and counted
-// once (by id), never missed.
+// once (by id), never missed. Under the lock a reader of one user visits only
+// that user's impressions of the open window, through an index by user that
+// readers extend under the lock as they need it (the apply thread does not
+// pay for it), not the whole window.
 //
-// Thread-safety: Find and FindInTime from any thread; Load, Stage, Publish
-// and Discard from the apply thread.
+// Thread-safety: Find, FindNewest and FindInTime from any thread; Load,
+// Stage, Publish and Discard from the apply thread.
 #ifndef CFREC_STATE_SRC_IMPRESSION_INDEX_H_
 #define CFREC_STATE_SRC_IMPRESSION_INDEX_H_
 
@@ -39,6 +42,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cfrec/schemas/status.h"
@@ -79,6 +83,15 @@ class ImpressionIndex {
   // then id; at most `limit`.
   Result<std::vector<std::string>> Find(UserIndex user, int64_t from_ms,
                                         int64_t to_ms, size_t limit) const;
+  // Ids of `user`'s `limit` most recently applied impressions, ordered by
+  // ts, then id. Recency is by window: the open window's impressions are the
+  // newest, then each closed window's, newest window first; within a window
+  // the later ts. Reads the user's open-window impressions and the user's
+  // rows from the newest until `limit` are found, not the whole log (except
+  // for an upgraded store's format-2 rows, which are skipped over; they are
+  // older than every format-3 row and read only when those are too few).
+  Result<std::vector<std::string>> FindNewest(UserIndex user,
+                                              size_t limit) const;
   // The same for the impressions of all users.
   Result<std::vector<std::string>> FindInTime(int64_t from_ms, int64_t to_ms,
                                               size_t limit) const;
@@ -92,6 +105,10 @@ class ImpressionIndex {
     bool closes = false;   // wrote the window's rows
   };
   // Puts the rows of the window made of `parts`.
+  // Extends the index by user over all of window_ (under mu_); returns the
+  // position of `user`'s newest impression in window_, or kNone.
+  uint32_t NewestOf(UserIndex user) const;
+  static constexpr uint32_t kNone = UINT32_MAX;
   void WriteWindow(
       const std::vector<const std::vector<IndexedImpression>*>& parts,
       uint64_t applied_seq, rocksdb::WriteBatch* wb);
@@ -103,6 +120,11 @@ class ImpressionIndex {
   // Published impressions of the open window (written by the apply thread
   // under mu_), and the keys of their tail rows (apply thread only).
   std::vector<IndexedImpression> window_;
+  // The index by user of window_[0, prev_.size()) (readers, under mu_):
+  // each user's newest impression, and per impression the position of the
+  // same user's one before it (kNone: none).
+  mutable std::unordered_map<UserIndex, uint32_t> newest_;
+  mutable std::vector<uint32_t> prev_;
   std::vector<std::string> tail_keys_;
 
   // Apply thread only: the staged batches, oldest at staged_head_.

@@ -58,6 +58,51 @@ TEST_F(StoreStateViewTest, ClicksNewestFirstAcrossImpressions) {
   EXPECT_TRUE(view.RecentClicks("nobody", 5).status().IsNotFound());
 }
 
+// A user with more impressions than the view reads at most: the clicks shown
+// are those of the newest impressions, wherever the user log keeps them (the
+// open window or closed windows' rows).
+TEST(StoreStateViewLongHistory, ClicksOfTheNewestImpressionsOfALongHistory) {
+  cfrec::testing::TempDir dir;
+  state::StoreOptions options;
+  options.user_log_window = 1000;
+  auto store = state::EventStore::Open(dir.path(), options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  constexpr int kImpressions =
+      static_cast<int>(StoreStateView::kMaxImpressions) + 50;
+  int64_t offset = 0;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < kImpressions; ++i) {
+    ImpressionEvent e{
+        "i" + std::to_string(i), "alice", 1000 + i, {"a", "b"}, {}, {}};
+    // Clicks on the oldest impressions and on the three newest.
+    if (i < 5 || i >= kImpressions - 3) e.clicks = {"b"};
+    payloads.push_back(SerializeEvent(e));
+    if (i % 7 == 0) {
+      payloads.push_back(SerializeEvent(ImpressionEvent{
+          "o" + std::to_string(i), "bob", 1000 + i, {"a"}, {"a"}, {}}));
+    }
+    if (payloads.size() >= 500 || i + 1 == kImpressions) {
+      std::vector<state::ConsumedMessage> batch;
+      for (const std::string& p : payloads) {
+        batch.push_back({"events", 0, offset++, "", p});
+      }
+      auto applied = (*store)->ApplyBatch(batch);
+      ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+      payloads.clear();
+    }
+  }
+  const StoreStateView view(store->get());
+  auto clicks = view.RecentClicks("alice", 4);
+  ASSERT_TRUE(clicks.ok()) << clicks.status().ToString();
+  ASSERT_EQ(clicks->size(), 3u);
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ((*clicks)[k].impression_id,
+              "i" + std::to_string(kImpressions - 1 - k));
+    EXPECT_EQ((*clicks)[k].item_id, "b");
+    EXPECT_EQ((*clicks)[k].ts_ms, 1000 + kImpressions - 1 - k);
+  }
+}
+
 TEST_F(StoreStateViewTest, DeadLettersNewestFirstWithTheirFirstBytes) {
   Apply({"not json at all", std::string(500, '{'),
          SerializeEvent(ImpressionEvent{"i1", "alice", 1000, {"a"}, {}, {}}),

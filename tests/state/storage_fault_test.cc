@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -168,6 +170,113 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) {
       return std::string(StorageFaultName(info.param.fault));
     });
+
+// The impression indexes after failed writes and a crash: a batch whose
+// write failed leaves nothing in the user log or the time index, the retry
+// adds its impressions once, and a process that dies after a failed write
+// (no clean close) reopens with every applied impression indexed once and
+// nothing of the failed batch; delivering everything again then indexes the
+// rest once. Windows of 60 impressions and batches of 50, so writes that
+// fail or crash close a window or add to one.
+constexpr int kIndexBatch = 50;
+constexpr size_t kIndexWindow = 60;
+
+std::vector<std::string> AllIds(int impressions, int user = -1) {
+  std::vector<std::string> ids;
+  for (int id = 0; id < impressions; ++id) {
+    if (user < 0 || id % 17 == user) ids.push_back("imp" + std::to_string(id));
+  }
+  return ids;  // ts 1000 + id: time order is id order
+}
+
+std::vector<std::string> Ids(const Result<std::vector<StoredImpression>>& r) {
+  std::vector<std::string> ids;
+  if (r.ok()) {
+    for (const auto& imp : *r) ids.push_back(imp.impression_id);
+  }
+  return ids;
+}
+
+void ExpectIndexed(const EventStore& store, int impressions) {
+  EXPECT_EQ(store.Counters().impressions, static_cast<uint64_t>(impressions));
+  EXPECT_EQ(Ids(store.ImpressionsInWindow(0, 1 << 30, 100000)),
+            AllIds(impressions));
+  for (int u = 0; u < 17; ++u) {
+    const auto user = store.FindUser("u" + std::to_string(u));
+    ASSERT_TRUE(user.has_value());
+    const std::vector<std::string> all = AllIds(impressions, u);
+    EXPECT_EQ(Ids(store.UserImpressions(*user, 0, 1 << 30, 100000)), all)
+        << "u" << u;
+    EXPECT_EQ(Ids(store.RecentUserImpressions(*user, 4)),
+              std::vector<std::string>(all.end() - 4, all.end()))
+        << "u" << u;
+  }
+}
+
+// The child's run: batches 0-5 applied (batch 4 after a failed write), a
+// failed write of batch 6, then the process ends without closing the
+// store. Returns the exit code: 0, or where it went wrong.
+int ApplyThenDieAfterAFailedWrite(const std::string& dir) {
+  auto faults = std::make_shared<StorageFaults>();
+  StoreOptions options;
+  options.faults = faults;
+  options.user_log_window = kIndexWindow;
+  auto opened = EventStore::Open(dir, options);
+  if (!opened.ok()) return 10;
+  // Never closed, whatever happens: the process dies with it open.
+  EventStore& store = *opened->release();
+  for (int b = 0; b < 4; ++b) {
+    if (!Apply(store, Batch::Make(b, kIndexBatch)).ok()) return 11;
+  }
+  faults->Set(StorageFault::kIOError);
+  if (Apply(store, Batch::Make(4, kIndexBatch)).ok()) return 12;
+  if (Ids(store.ImpressionsInWindow(0, 1 << 30, 100000)) !=
+      AllIds(4 * kIndexBatch)) {
+    return 13;
+  }
+  faults->Clear();
+  if (!ApplyUntilOk(store, Batch::Make(4, kIndexBatch),
+                    std::chrono::seconds(20))
+           .ok()) {
+    return 14;
+  }
+  if (!Apply(store, Batch::Make(5, kIndexBatch)).ok()) return 15;
+  faults->Set(StorageFault::kIOError);
+  if (Apply(store, Batch::Make(6, kIndexBatch)).ok()) return 16;
+  if (Ids(store.ImpressionsInWindow(0, 1 << 30, 100000)) !=
+      AllIds(6 * kIndexBatch)) {
+    return 17;
+  }
+  return 0;  // and no clean close
+}
+
+TEST(StorageFault, ImpressionIndexIsExactAfterAFailedWriteAndACrash) {
+  cfrec::testing::TempDir dir;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0) << std::strerror(errno);
+  if (child == 0) ::_exit(ApplyThenDieAfterAFailedWrite(dir.path()));
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "the child's step that failed";
+
+  StoreOptions options;
+  options.user_log_window = kIndexWindow;
+  auto store = EventStore::Open(dir.path(), options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ExpectIndexed(**store, 6 * kIndexBatch);
+  // Everything delivered again: batches 0-5 are recognised, 6 is applied.
+  for (int b = 0; b <= 6; ++b) {
+    auto again = Apply(**store, Batch::Make(b, kIndexBatch));
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(again->redelivered, b < 6 ? size_t{kIndexBatch} : 0u) << b;
+  }
+  ExpectIndexed(**store, 7 * kIndexBatch);
+  store->reset();
+  store = EventStore::Open(dir.path(), options);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ExpectIndexed(**store, 7 * kIndexBatch);
+}
 
 TEST(StorageFault, CheckpointWriteFailsClearlyAndTheOldOneStays) {
   cfrec::testing::TempDir dir;

@@ -37,7 +37,9 @@ struct Sent {
 // impressions, and clicks.
 class Stream {
  public:
-  explicit Stream(uint32_t seed) : rng_(seed) {}
+  // `rising`: each new impression's ts is later than every earlier one's.
+  explicit Stream(uint32_t seed, bool rising = false)
+      : rng_(seed), rising_(rising) {}
 
   // The next batch; its impressions (the first time each id is sent) are
   // added to `sent`.
@@ -51,7 +53,8 @@ class Stream {
         e.impression_id = "i" + std::to_string(next_id_++);
         e.user_id = "u" + std::to_string(
                               std::uniform_int_distribution<int>(0, 6)(rng_));
-        e.ts_ms = std::uniform_int_distribution<int64_t>(0, 40)(rng_);
+        e.ts_ms = rising_ ? static_cast<int64_t>(next_id_) * 10
+                          : std::uniform_int_distribution<int64_t>(0, 40)(rng_);
         e.items = {"a", "b", "c"};
         payloads.push_back(SerializeEvent(e));
         ids_.push_back(e);
@@ -72,6 +75,7 @@ class Stream {
 
  private:
   std::mt19937 rng_;
+  bool rising_;
   uint64_t next_id_ = 1;
   std::vector<ImpressionEvent> ids_;
 };
@@ -148,6 +152,32 @@ void ExpectSameAnswers(const EventStore& store, const std::vector<Sent>& sent) {
   }
 }
 
+// Each user's newest impressions, when newer impressions have later times
+// (so the newest by window are the latest by time): the last `limit` of the
+// user's impressions in time order.
+void ExpectNewest(const EventStore& store, const std::vector<Sent>& sent) {
+  for (int u = 0; u <= 6; ++u) {
+    const std::string user_id = "u" + std::to_string(u);
+    const auto user = store.FindUser(user_id);
+    if (!user.has_value()) continue;
+    const std::vector<std::string> all =
+        Expected(sent, user_id, 0, std::numeric_limits<int64_t>::max(),
+                 std::numeric_limits<size_t>::max());
+    for (const size_t limit : {size_t{1}, size_t{2}, size_t{7}, size_t{1000}}) {
+      auto got = store.RecentUserImpressions(*user, limit);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      std::vector<std::string> ids;
+      for (const auto& imp : *got) {
+        ids.push_back(imp.impression_id);
+        EXPECT_EQ(imp.user, *user);
+      }
+      const size_t n = std::min(limit, all.size());
+      EXPECT_EQ(ids, std::vector<std::string>(all.end() - n, all.end()))
+          << user_id << " newest " << limit;
+    }
+  }
+}
+
 Result<std::unique_ptr<EventStore>> Open(const std::string& dir,
                                          size_t window) {
   StoreOptions options;
@@ -213,6 +243,39 @@ TEST_P(UserLogTest, PipelinedBatchesInFlightGiveTheSameAnswers) {
   store = Open(dir.path(), GetParam());
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   ExpectSameAnswers(**store, sent);
+}
+
+// A user's newest impressions come from the open window and the newest
+// closed windows' rows, the same after every batch, pipelined or not, and
+// across reopen.
+TEST_P(UserLogTest, NewestImpressionsOfAUserAfterEveryBatchAndReopen) {
+  for (const bool pipelined : {false, true}) {
+    cfrec::testing::TempDir dir;
+    auto store = Open(dir.path(), GetParam());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    Stream stream(5, /*rising=*/true);
+    std::vector<Sent> sent;
+    std::vector<std::vector<std::string>> kept;
+    int64_t offset = 0;
+    for (int batch = 0; batch < 60; ++batch) {
+      kept.push_back(stream.NextBatch(&sent));
+      const auto msgs = Messages(kept.back(), &offset);
+      if (pipelined) {
+        ASSERT_TRUE((*store)->SubmitBatch(msgs).ok());
+        ASSERT_TRUE((*store)->CompleteBatch().ok());
+      } else {
+        ASSERT_TRUE((*store)->ApplyBatch(msgs).ok());
+      }
+      ExpectNewest(**store, sent);
+      if (batch % 17 == 16) {
+        store->reset();
+        store = Open(dir.path(), GetParam());
+        ASSERT_TRUE(store.ok()) << store.status().ToString();
+        ExpectNewest(**store, sent);
+      }
+    }
+    ExpectSameAnswers(**store, sent);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Windows, UserLogTest,
@@ -321,10 +384,38 @@ TEST(UserLogFormat, FormatTwoStoreIsUpgradedAndReadAsItIs) {
             std::string::npos)
       << note;
   ExpectSameAnswers(**store, sent);
+  {
+    // Only format-2 rows: the newest are the latest by time.
+    for (const auto& [user_id, user] : users) {
+      const std::vector<std::string> all =
+          Expected(sent, user_id, 0, std::numeric_limits<int64_t>::max(),
+                   std::numeric_limits<size_t>::max());
+      for (const size_t limit : {size_t{1}, size_t{3}, size_t{1000}}) {
+        auto got = (*store)->RecentUserImpressions(user, limit);
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        std::vector<std::string> ids;
+        for (const auto& imp : *got) ids.push_back(imp.impression_id);
+        const size_t n = std::min(limit, all.size());
+        EXPECT_EQ(ids, std::vector<std::string>(all.end() - n, all.end()))
+            << user_id << " newest " << limit;
+      }
+    }
+  }
   for (int batch = 0; batch < 20; ++batch) {
     kept.push_back(stream.NextBatch(&sent));
     ASSERT_TRUE((*store)->ApplyBatch(Messages(kept.back(), &offset)).ok());
     ExpectSameAnswers(**store, sent);
+  }
+  // Format-3 rows next to format-2 rows: a limit above the user's count
+  // gives all of them.
+  for (const auto& [user_id, user] : users) {
+    auto got = (*store)->RecentUserImpressions(user, 1000);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    std::vector<std::string> ids;
+    for (const auto& imp : *got) ids.push_back(imp.impression_id);
+    EXPECT_EQ(ids, Expected(sent, user_id, 0,
+                            std::numeric_limits<int64_t>::max(), 1000))
+        << user_id;
   }
   store->reset();
   ::testing::internal::CaptureStderr();

@@ -163,6 +163,13 @@ class EventStore {
   // their clicks; at most `limit`.
   virtual Result<std::vector<StoredImpression>> UserImpressions(
       UserIndex user, int64_t from_ms, int64_t to_ms, size_t limit) const = 0;
+  // A user's `limit` most recently applied impressions in time order, with
+  // their clicks. The store reads only as far back as it needs to (by window
+  // of its user log, so "recent" is at that granularity: see
+  // state/src/impression_index.h). The default reads all of the user's
+  // impressions and keeps the newest by time (for test doubles).
+  virtual Result<std::vector<StoredImpression>> RecentUserImpressions(
+      UserIndex user, size_t limit) const;
   // Impressions of all users with from_ms <= ts < to_ms in time order.
   virtual Result<std::vector<StoredImpression>> ImpressionsInWindow(
       int64_t from_ms, int64_t to_ms, size_t limit) const = 0;
