@@ -14,7 +14,7 @@ namespace {
 
 constexpr int kUserLevels = 2047;  // user codes in [-2047, 2047]
 constexpr int kItemLevels = 127;   // item codes in [-127, 127]
-// sum(c * q) must fit int32: dim * 2047 * 127 < 2^31.
+// sum(c * (q + 128)) must fit int32: dim * 2047 * 255 < 2^31.
 constexpr int kMaxDim = 4096;
 constexpr double kMargin = 1.01;
 
@@ -108,31 +108,49 @@ inline void PositionBounds(const BoundInputs& in, size_t i, int32_t sum,
   *hi = approx + err;
 }
 
-// The 16 integer sums of block b, portably.
-inline void BlockSums(const int8_t* codes, int groups, const uint32_t* user,
-                      size_t b, int32_t* out) {
+// The codes of one request and the pool's, as the kernels read them.
+struct SumInputs {
+  const uint8_t* codes;  // the pool's q + 128, quad layout
+  int quads;
+  const uint32_t* pairs;  // the user's codes, two int16 per pair of dims
+  const uint32_t* high;   // per quad: four signed bytes h
+  const uint32_t* low;    // per quad: four signed bytes l
+  int32_t offset;         // 128 * sum(c)
+};
+
+// Bytes of one block of codes.
+inline size_t BlockBytes(int quads) {
+  return static_cast<size_t>(quads) * QuantizedPool::kBlock * 4;
+}
+
+// The 16 integer sums sum(c q) of block b, portably: sum(c (q + 128)) over
+// the stored bytes, less the offset (the loop over items vectorises).
+inline void BlockSums(const SumInputs& in, size_t b, int32_t* out) {
   constexpr size_t kB = QuantizedPool::kBlock;
-  const int8_t* p = codes + b * static_cast<size_t>(groups) * kB * 2;
+  const uint8_t* p = in.codes + b * BlockBytes(in.quads);
   for (size_t j = 0; j < kB; ++j) out[j] = 0;
-  for (int g = 0; g < groups; ++g) {
-    const auto c0 = static_cast<int16_t>(user[g] & 0xffff);
-    const auto c1 = static_cast<int16_t>(user[g] >> 16);
-    const int8_t* q = p + static_cast<size_t>(g) * kB * 2;
+  for (int g = 0; g < in.quads; ++g) {
+    const auto c0 = static_cast<int16_t>(in.pairs[2 * g]);
+    const auto c1 = static_cast<int16_t>(in.pairs[2 * g] >> 16);
+    const auto c2 = static_cast<int16_t>(in.pairs[2 * g + 1]);
+    const auto c3 = static_cast<int16_t>(in.pairs[2 * g + 1] >> 16);
+    const uint8_t* q = p + static_cast<size_t>(g) * kB * 4;
     for (size_t j = 0; j < kB; ++j) {
-      out[j] += c0 * q[j * 2] + c1 * q[j * 2 + 1];
+      out[j] += c0 * q[j * 4] + c1 * q[j * 4 + 1] + c2 * q[j * 4 + 2] +
+                c3 * q[j * 4 + 3];
     }
   }
+  for (size_t j = 0; j < kB; ++j) out[j] -= in.offset;
 }
 
 // One pass of Reachable over blocks first, first + stride, ... < end.
-void ScanPortable(const int8_t* codes, int groups, const uint32_t* user,
-                  const BoundInputs& in, size_t n, size_t first, size_t stride,
-                  size_t end, Survivors& s) {
+void ScanPortable(const SumInputs& sum, const BoundInputs& in, size_t n,
+                  size_t first, size_t stride, size_t end, Survivors& s) {
   constexpr size_t kB = QuantizedPool::kBlock;
   for (size_t b = first; b < end; b += stride) {
     int32_t sums[kB];
     float lo[kB], hi[kB];
-    BlockSums(codes, groups, user, b, sums);
+    BlockSums(sum, b, sums);
     unsigned mask = 0;
     for (size_t j = 0; j < kB; ++j) {
       PositionBounds(in, b * kB + j, sums[j], &lo[j], &hi[j]);
@@ -163,13 +181,6 @@ __attribute__((target("avx2"), always_inline)) inline void BoundsAvx2(
   *hi = _mm256_add_ps(approx, err);
 }
 
-// 8 items x 2 dims of int8, widened to int16.
-__attribute__((target("avx2"), always_inline)) inline __m256i Widen(
-    const int8_t* p) {
-  return _mm256_cvtepi8_epi16(
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
 // Bounds of block b from its two halves' sums, filtered by the threshold.
 __attribute__((target("avx2"), always_inline)) inline void FinishAvx2(
     const BoundInputs& in, size_t n, size_t b, __m256i sums0, __m256i sums1,
@@ -195,43 +206,82 @@ __attribute__((target("avx2"), always_inline)) inline void FinishAvx2(
   Append(s, mask, b * kB, lo, hi);
 }
 
-// The integer sums with AVX2: vpmovsxbw widens 8 items x 2 dims of int8 to
-// int16, vpmaddwd multiplies them with the user's two codes and adds the
-// pair into int32. Two blocks (four accumulators) at a time share the
+// 4 items x 4 dims of q + 128, widened to int16.
+__attribute__((target("avx2"), always_inline)) inline __m256i Widen(
+    const uint8_t* p) {
+  return _mm256_cvtepu8_epi16(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// The user's four codes of quad g, as int16 pairs in every 64-bit lane.
+__attribute__((target("avx2"), always_inline)) inline __m256i Quad(
+    const uint32_t* pairs, int g) {
+  return _mm256_set1_epi64x(
+      static_cast<long long>(pairs[2 * g] | uint64_t{pairs[2 * g + 1]} << 32));
+}
+
+// The 16 sums of a block from its four accumulators (items 0-3, 4-7, 8-11,
+// 12-15; per item the sums of its two pairs of dimensions side by side),
+// less the offset the stored q + 128 adds.
+__attribute__((target("avx2"), always_inline)) inline void Fold(
+    __m256i a0, __m256i a1, __m256i a2, __m256i a3, int32_t offset,
+    __m256i* sums0, __m256i* sums1) {
+  // hadd gives items 0 1 4 5 | 2 3 6 7; the permutation puts them in order.
+  const __m256i off = _mm256_set1_epi32(offset);
+  *sums0 = _mm256_sub_epi32(
+      _mm256_permute4x64_epi64(_mm256_hadd_epi32(a0, a1), 0xD8), off);
+  *sums1 = _mm256_sub_epi32(
+      _mm256_permute4x64_epi64(_mm256_hadd_epi32(a2, a3), 0xD8), off);
+}
+
+// The integer sums with AVX2: vpmovzxbw widens 4 items x 4 dims of q + 128
+// to int16, vpmaddwd multiplies them with the user's codes and adds each
+// pair into int32. Two blocks (eight accumulators) at a time share the
 // broadcast of the user's codes.
-__attribute__((target("avx2"))) void ScanAvx2(const int8_t* codes, int groups,
-                                              const uint32_t* user,
+__attribute__((target("avx2"))) void ScanAvx2(const SumInputs& sum,
                                               const BoundInputs& in, size_t n,
                                               size_t first, size_t stride,
                                               size_t end, Survivors& s) {
-  const size_t bytes = static_cast<size_t>(groups) * QuantizedPool::kBlock * 2;
+  const size_t bytes = BlockBytes(sum.quads);
   size_t b = first;
   for (; b + stride < end; b += 2 * stride) {
-    const int8_t* p = codes + b * bytes;
-    const int8_t* q = codes + (b + stride) * bytes;
+    const uint8_t* p = sum.codes + b * bytes;
+    const uint8_t* q = sum.codes + (b + stride) * bytes;
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (int g = 0; g < groups; ++g) {
-      const __m256i u = _mm256_set1_epi32(static_cast<int>(user[g]));
-      const size_t o = static_cast<size_t>(g) * 32;
+    __m256i c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+    for (int g = 0; g < sum.quads; ++g) {
+      const __m256i u = Quad(sum.pairs, g);
+      const size_t o = static_cast<size_t>(g) * 64;
       a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(Widen(p + o), u));
       a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(Widen(p + o + 16), u));
-      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(Widen(q + o), u));
-      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(Widen(q + o + 16), u));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(Widen(p + o + 32), u));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(Widen(p + o + 48), u));
+      c0 = _mm256_add_epi32(c0, _mm256_madd_epi16(Widen(q + o), u));
+      c1 = _mm256_add_epi32(c1, _mm256_madd_epi16(Widen(q + o + 16), u));
+      c2 = _mm256_add_epi32(c2, _mm256_madd_epi16(Widen(q + o + 32), u));
+      c3 = _mm256_add_epi32(c3, _mm256_madd_epi16(Widen(q + o + 48), u));
     }
-    FinishAvx2(in, n, b, a0, a1, s);
-    FinishAvx2(in, n, b + stride, a2, a3, s);
+    __m256i s0, s1;
+    Fold(a0, a1, a2, a3, sum.offset, &s0, &s1);
+    FinishAvx2(in, n, b, s0, s1, s);
+    Fold(c0, c1, c2, c3, sum.offset, &s0, &s1);
+    FinishAvx2(in, n, b + stride, s0, s1, s);
     if (s.count >= s.cap) Tighten(s);
   }
   for (; b < end; b += stride) {
-    const int8_t* p = codes + b * bytes;
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-    for (int g = 0; g < groups; ++g) {
-      const __m256i u = _mm256_set1_epi32(static_cast<int>(user[g]));
-      const size_t o = static_cast<size_t>(g) * 32;
+    const uint8_t* p = sum.codes + b * bytes;
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (int g = 0; g < sum.quads; ++g) {
+      const __m256i u = Quad(sum.pairs, g);
+      const size_t o = static_cast<size_t>(g) * 64;
       a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(Widen(p + o), u));
       a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(Widen(p + o + 16), u));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(Widen(p + o + 32), u));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(Widen(p + o + 48), u));
     }
-    FinishAvx2(in, n, b, a0, a1, s);
+    __m256i s0, s1;
+    Fold(a0, a1, a2, a3, sum.offset, &s0, &s1);
+    FinishAvx2(in, n, b, s0, s1, s);
     if (s.count >= s.cap) Tighten(s);
   }
 }
@@ -267,74 +317,73 @@ FinishAvx512(const BoundInputs& in, size_t n, size_t b, __m512i sums,
   Append(s, mask, i, lo_out, hi_out);
 }
 
-// 16 items x 2 dims of int8, widened to int16.
-__attribute__((target("avx512f,avx512bw"), always_inline)) inline __m512i
-Widen512(const int8_t* p) {
-  return _mm512_cvtepi8_epi16(
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+// The 16 sums of a block from its accumulators of the h and l parts.
+__attribute__((target("avx512f"), always_inline)) inline __m512i Combine(
+    __m512i high, __m512i low, __m512i offset) {
+  return _mm512_sub_epi32(
+      _mm512_add_epi32(_mm512_maskz_slli_epi32(0xffff, high, 5), low), offset);
 }
 
-// The integer sums with AVX-512 VNNI: vpdpwssd multiplies 16 items x 2 dims
-// of int16 with the user's two codes and adds both products into the int32
-// accumulator in one instruction. Four blocks (four independent
-// accumulators) at a time share the broadcast of the user's codes.
+// acc += the four products of unsigned bytes `u` and signed bytes `s` per
+// 32-bit lane (vpdpbusd, not saturating). As inline assembly: with the
+// intrinsic, GCC 12 copies every accumulator of the loop below through
+// another register and loads each operand twice.
+__attribute__((target("avx512f,avx512vnni"), always_inline)) inline void Dpbusd(
+    __m512i& acc, __m512i u, __m512i s) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+}
+
+// The integer sums with AVX-512 VNNI: vpdpbusd multiplies 16 items x 4
+// dims of q + 128 (unsigned bytes, one load) with four signed bytes of the
+// user's codes and adds the four products into the int32 accumulator in
+// one instruction; once for the h parts and once for the l parts. Four
+// blocks (eight independent accumulators) at a time share the broadcasts.
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void ScanAvx512(
-    const int8_t* codes, int groups, const uint32_t* user,
-    const BoundInputs& in, size_t n, size_t first, size_t stride, size_t end,
-    Survivors& s) {
-  const size_t bytes = static_cast<size_t>(groups) * QuantizedPool::kBlock * 2;
+    const SumInputs& sum, const BoundInputs& in, size_t n, size_t first,
+    size_t stride, size_t end, Survivors& s) {
+  const size_t bytes = BlockBytes(sum.quads);
+  const __m512i offset = _mm512_set1_epi32(sum.offset);
   size_t b = first;
   for (; b + 3 * stride < end; b += 4 * stride) {
-    const int8_t* p0 = codes + b * bytes;
-    const int8_t* p1 = p0 + stride * bytes;
-    const int8_t* p2 = p1 + stride * bytes;
-    const int8_t* p3 = p2 + stride * bytes;
-    // Two accumulators per block (even and odd pairs of dimensions): eight
-    // independent chains cover vpdpwssd's latency.
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    int g = 0;
-    for (; g + 2 <= groups; g += 2) {
-      const __m512i u = _mm512_set1_epi32(static_cast<int>(user[g]));
-      const __m512i v = _mm512_set1_epi32(static_cast<int>(user[g + 1]));
-      const size_t o = static_cast<size_t>(g) * 32;
-      a0 = _mm512_dpwssd_epi32(a0, Widen512(p0 + o), u);
-      a1 = _mm512_dpwssd_epi32(a1, Widen512(p1 + o), u);
-      a2 = _mm512_dpwssd_epi32(a2, Widen512(p2 + o), u);
-      a3 = _mm512_dpwssd_epi32(a3, Widen512(p3 + o), u);
-      b0 = _mm512_dpwssd_epi32(b0, Widen512(p0 + o + 32), v);
-      b1 = _mm512_dpwssd_epi32(b1, Widen512(p1 + o + 32), v);
-      b2 = _mm512_dpwssd_epi32(b2, Widen512(p2 + o + 32), v);
-      b3 = _mm512_dpwssd_epi32(b3, Widen512(p3 + o + 32), v);
+    const uint8_t* p0 = sum.codes + b * bytes;
+    const uint8_t* p1 = p0 + stride * bytes;
+    const uint8_t* p2 = p1 + stride * bytes;
+    const uint8_t* p3 = p2 + stride * bytes;
+    __m512i h0 = _mm512_setzero_si512(), h1 = h0, h2 = h0, h3 = h0;
+    __m512i l0 = h0, l1 = h0, l2 = h0, l3 = h0;
+    for (int g = 0; g < sum.quads; ++g) {
+      const __m512i uh = _mm512_set1_epi32(static_cast<int>(sum.high[g]));
+      const __m512i ul = _mm512_set1_epi32(static_cast<int>(sum.low[g]));
+      const size_t o = static_cast<size_t>(g) * 64;
+      const __m512i v0 = _mm512_loadu_si512(p0 + o);
+      const __m512i v1 = _mm512_loadu_si512(p1 + o);
+      const __m512i v2 = _mm512_loadu_si512(p2 + o);
+      const __m512i v3 = _mm512_loadu_si512(p3 + o);
+      Dpbusd(h0, v0, uh);
+      Dpbusd(h1, v1, uh);
+      Dpbusd(h2, v2, uh);
+      Dpbusd(h3, v3, uh);
+      Dpbusd(l0, v0, ul);
+      Dpbusd(l1, v1, ul);
+      Dpbusd(l2, v2, ul);
+      Dpbusd(l3, v3, ul);
     }
-    if (g < groups) {
-      const __m512i u = _mm512_set1_epi32(static_cast<int>(user[g]));
-      const size_t o = static_cast<size_t>(g) * 32;
-      a0 = _mm512_dpwssd_epi32(a0, Widen512(p0 + o), u);
-      a1 = _mm512_dpwssd_epi32(a1, Widen512(p1 + o), u);
-      a2 = _mm512_dpwssd_epi32(a2, Widen512(p2 + o), u);
-      a3 = _mm512_dpwssd_epi32(a3, Widen512(p3 + o), u);
-    }
-    // Integer sums: the order of the additions does not matter.
-    a0 = _mm512_add_epi32(a0, b0);
-    a1 = _mm512_add_epi32(a1, b1);
-    a2 = _mm512_add_epi32(a2, b2);
-    a3 = _mm512_add_epi32(a3, b3);
-    FinishAvx512(in, n, b, a0, s);
-    FinishAvx512(in, n, b + stride, a1, s);
+    FinishAvx512(in, n, b, Combine(h0, l0, offset), s);
+    FinishAvx512(in, n, b + stride, Combine(h1, l1, offset), s);
     if (s.count >= s.cap) Tighten(s);
-    FinishAvx512(in, n, b + 2 * stride, a2, s);
-    FinishAvx512(in, n, b + 3 * stride, a3, s);
+    FinishAvx512(in, n, b + 2 * stride, Combine(h2, l2, offset), s);
+    FinishAvx512(in, n, b + 3 * stride, Combine(h3, l3, offset), s);
     if (s.count >= s.cap) Tighten(s);
   }
   for (; b < end; b += stride) {
-    const int8_t* p = codes + b * bytes;
-    __m512i a = _mm512_setzero_si512();
-    for (int g = 0; g < groups; ++g) {
-      const __m512i u = _mm512_set1_epi32(static_cast<int>(user[g]));
-      a = _mm512_dpwssd_epi32(a, Widen512(p + static_cast<size_t>(g) * 32), u);
+    const uint8_t* p = sum.codes + b * bytes;
+    __m512i h = _mm512_setzero_si512(), l = h;
+    for (int g = 0; g < sum.quads; ++g) {
+      const __m512i v = _mm512_loadu_si512(p + static_cast<size_t>(g) * 64);
+      Dpbusd(h, v, _mm512_set1_epi32(static_cast<int>(sum.high[g])));
+      Dpbusd(l, v, _mm512_set1_epi32(static_cast<int>(sum.low[g])));
     }
-    FinishAvx512(in, n, b, a, s);
+    FinishAvx512(in, n, b, Combine(h, l, offset), s);
     if (s.count >= s.cap) Tighten(s);
   }
 }
@@ -364,15 +413,17 @@ std::unique_ptr<const QuantizedPool> QuantizedPool::Build(
   }
   auto pool = std::unique_ptr<QuantizedPool>(new QuantizedPool());
   pool->dim_ = dim;
-  pool->groups_ = (dim + 1) / 2;
+  pool->quads_ = (dim + 3) / 4;
   pool->n_ = n;
   pool->num_blocks_ = (n + kBlock - 1) / kBlock;
   pool->kernel_ = Supported(Kernel::kAvx512Vnni) ? Kernel::kAvx512Vnni
                   : Supported(Kernel::kAvx2)     ? Kernel::kAvx2
                                                  : Kernel::kPortable;
   const size_t padded = pool->num_blocks_ * kBlock;
-  const size_t block_bytes = static_cast<size_t>(pool->groups_) * kBlock * 2;
-  pool->codes_.assign(pool->num_blocks_ * block_bytes, 0);
+  const size_t block_bytes = BlockBytes(pool->quads_);
+  pool->codes_.assign(pool->num_blocks_ * block_bytes + 63, 128);  // q = 0
+  pool->codes_offset_ =
+      (64 - reinterpret_cast<uintptr_t>(pool->codes_.data()) % 64) % 64;
   pool->step_.assign(padded, 0.0f);
   pool->residual_.assign(padded, 0.0f);
   pool->coded_.assign(padded, 0.0f);
@@ -391,7 +442,8 @@ std::unique_ptr<const QuantizedPool> QuantizedPool::Build(
       norm += double(x) * x;
     }
     const float s = max_abs / kItemLevels;
-    int8_t* out = pool->codes_.data() + (i / kBlock) * block_bytes;
+    uint8_t* out =
+        pool->codes_.data() + pool->codes_offset_ + (i / kBlock) * block_bytes;
     const size_t lane = i % kBlock;
     double residual = 0, coded = 0;
     for (int d = 0; d < dim; ++d) {
@@ -399,7 +451,8 @@ std::unique_ptr<const QuantizedPool> QuantizedPool::Build(
       long q = 0;
       if (s > 0)
         q = std::clamp<long>(std::lrint(x / s), -kItemLevels, kItemLevels);
-      out[(d / 2) * kBlock * 2 + lane * 2 + d % 2] = static_cast<int8_t>(q);
+      out[(d / 4) * kBlock * 4 + lane * 4 + d % 4] =
+          static_cast<uint8_t>(q + 128);
       const double sq = double(s) * q;
       residual += (x - sq) * (x - sq);
       coded += sq * sq;
@@ -427,7 +480,11 @@ QuantizedPool::Query QuantizedPool::Prepare(std::span<const float> user) const {
   // Keep every bound and product far from overflow.
   if (!(std::sqrt(norm) * max_norm_ < 1e30)) return q;
   q.t = max_abs / kUserLevels;
-  q.codes.assign(groups_, 0);
+  // Pairs and quads past dim hold zero codes.
+  q.codes.assign(2 * static_cast<size_t>(quads_), 0);
+  q.high.assign(quads_, 0);
+  q.low.assign(quads_, 0);
+  int32_t sum = 0;
   double residual = 0;
   for (int d = 0; d < dim_; ++d) {
     long c = 0;
@@ -439,7 +496,16 @@ QuantizedPool::Query QuantizedPool::Prepare(std::span<const float> user) const {
     residual += r * r;
     q.codes[d / 2] |= static_cast<uint32_t>(static_cast<uint16_t>(c))
                       << (16 * (d % 2));
+    // c = 32 h + l, h = floor((c + 16) / 32) in [-64, 64], l in [-16, 15].
+    const int h = (static_cast<int>(c) + 16) >> 5;
+    const int l = static_cast<int>(c) - 32 * h;
+    q.high[d / 4] |= static_cast<uint32_t>(static_cast<uint8_t>(h))
+                     << (8 * (d % 4));
+    q.low[d / 4] |= static_cast<uint32_t>(static_cast<uint8_t>(l))
+                    << (8 * (d % 4));
+    sum += static_cast<int32_t>(c);
   }
+  q.offset = 128 * sum;
   q.norm = std::nextafter(float(std::sqrt(norm)), INFINITY);
   q.residual = std::nextafter(float(std::sqrt(residual)), INFINITY);
   q.ok = true;
@@ -464,14 +530,25 @@ BoundInputs Inputs(const QuantizedPool::Query& query, const float* step,
                      static_cast<float>(kMargin)};
 }
 
+SumInputs Sums(const QuantizedPool::Query& query, const uint8_t* codes,
+               int quads) {
+  return SumInputs{codes,
+                   quads,
+                   query.codes.data(),
+                   query.high.data(),
+                   query.low.data(),
+                   query.offset};
+}
+
 }  // namespace
 
 void QuantizedPool::Bounds(const Query& query, float* lo, float* hi) const {
   const BoundInputs in = Inputs(query, step_.data(), residual_.data(),
                                 coded_.data(), norm_.data(), dim_);
+  const SumInputs sum = Sums(query, codes(), quads_);
   for (size_t b = 0; b < num_blocks_; ++b) {
     int32_t sums[kBlock];
-    BlockSums(codes_.data(), groups_, query.codes.data(), b, sums);
+    BlockSums(sum, b, sums);
     for (size_t j = 0; j < kBlock; ++j) {
       const size_t i = b * kBlock + j;
       PositionBounds(in, i, sums[j], &lo[i], &hi[i]);
@@ -486,16 +563,14 @@ void QuantizedPool::Reachable(const Query& query, size_t k,
                               Kernel kernel) const {
   const BoundInputs in = Inputs(query, step_.data(), residual_.data(),
                                 coded_.data(), norm_.data(), dim_);
+  const SumInputs sum = Sums(query, codes(), quads_);
   const auto scan = [&](size_t first, size_t stride, Survivors& s) {
     if (kernel == Kernel::kAvx512Vnni) {
-      ScanAvx512(codes_.data(), groups_, query.codes.data(), in, n_, first,
-                 stride, num_blocks_, s);
+      ScanAvx512(sum, in, n_, first, stride, num_blocks_, s);
     } else if (kernel == Kernel::kAvx2) {
-      ScanAvx2(codes_.data(), groups_, query.codes.data(), in, n_, first,
-               stride, num_blocks_, s);
+      ScanAvx2(sum, in, n_, first, stride, num_blocks_, s);
     } else {
-      ScanPortable(codes_.data(), groups_, query.codes.data(), in, n_, first,
-                   stride, num_blocks_, s);
+      ScanPortable(sum, in, n_, first, stride, num_blocks_, s);
     }
   };
   constexpr float kLowest = -std::numeric_limits<float>::infinity();

@@ -16,9 +16,13 @@
 // (Reachable) and scores only those in float: the exact top k is always
 // among them.
 //
-// Layout for vpmaddwd (AVX2) and vpdpwssd (AVX-512 VNNI): per block of 16
-// items, per pair of dimensions, 16 x 2 int8 (one 256-bit load, widened to
-// int16); the user's codes as one 32-bit word (two int16) per pair.
+// Layout for vpdpbusd (AVX-512 VNNI): per block of 16 items, per quad of
+// dimensions, 16 x 4 codes stored as q + 128 in [1, 255] (one 512-bit
+// load, the unsigned operand). The user's 12-bit codes are split as
+// c = 32 h + l with h in [-64, 64] and l in [-16, 15], both signed bytes,
+// so sum(c q) = 32 sum((q + 128) h) + sum((q + 128) l) - 128 sum(c): two
+// vpdpbusd per quad and block, no widening. AVX2 (vpmaddwd) widens the
+// same bytes to int16 and multiplies them with the codes in pairs.
 //
 // Immutable after Build; thread-safe to share.
 #ifndef CFREC_SERVER_SRC_QUANTIZED_POOL_H_
@@ -55,9 +59,13 @@ class QuantizedPool {
   struct Query {
     bool ok = false;
     std::vector<uint32_t> codes;  // per pair of dims: two int16 codes
-    float t = 0;                  // the user's step
-    float norm = 0;               // |u|_2
-    float residual = 0;           // |u - t c|_2
+    // Per quad of dims: the four h (high) and the four l (low) parts of the
+    // codes as signed bytes (c = 32 h + l).
+    std::vector<uint32_t> high, low;
+    int32_t offset = 0;  // 128 * sum(c): what the stored q + 128 adds
+    float t = 0;         // the user's step
+    float norm = 0;      // |u|_2
+    float residual = 0;  // |u - t c|_2
   };
   Query Prepare(std::span<const float> user) const;
 
@@ -93,12 +101,16 @@ class QuantizedPool {
 
  private:
   int dim_ = 0;
-  int groups_ = 0;  // ceil(dim / 2)
+  int quads_ = 0;  // ceil(dim / 4)
   size_t n_ = 0;
   size_t num_blocks_ = 0;  // of kBlock items
   Kernel kernel_ = Kernel::kPortable;
-  float max_norm_ = 0;           // the largest |v|_2
-  std::vector<int8_t> codes_;    // num_blocks * groups * kBlock * 2
+  float max_norm_ = 0;  // the largest |v|_2
+  // q + 128: num_blocks * quads * kBlock * 4 from codes_offset_, which
+  // puts every block's quad on one cache line of 64 bytes.
+  std::vector<uint8_t> codes_;
+  size_t codes_offset_ = 0;
+  const uint8_t* codes() const { return codes_.data() + codes_offset_; }
   std::vector<float> step_;      // s per position
   std::vector<float> residual_;  // |v - s q|_2 per position
   std::vector<float> coded_;     // |s q|_2 per position

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <random>
 #include <vector>
@@ -156,6 +157,64 @@ TEST(QuantizedReachable, UnrepresentativeSampleStillExact) {
   });
   const auto sorted = Pool(rows, 16);
   for (size_t k : {1u, 50u, 300u}) ExpectAllKernelsMatch(*sorted, user, k);
+}
+
+// Integer components with max |v| = 127 and max |u| = 2047: every code is
+// the value itself (steps of 1), including the extremes -127 and 127 of
+// the items and the user's codes around the split c = 32 h + l (-2047,
+// -33, -32, -17, -16, 15, 16, 31, 32, 2047). The bounds must hold the
+// exact dot product, and are only as wide as the float rounding terms: a
+// wrong offset or weight of the high part is off by far more. Every kernel
+// keeps what the reference keeps. Dimensions 5, 9 and 64: a last quad
+// partly padding, and full ones.
+TEST(QuantizedReachable, ExtremeCodesGiveExactSums) {
+  std::mt19937 rng(20);
+  const std::vector<int> edges = {-2047, -33, -32, -17, -16, -1,  0,
+                                  1,     15,  16,  31,  32,  2047};
+  for (int dim : {5, 9, 64}) {
+    std::uniform_int_distribution<int> item(-127, 127);
+    std::vector<std::vector<float>> rows(101, std::vector<float>(dim));
+    for (size_t i = 0; i < rows.size(); ++i) {
+      for (int d = 0; d < dim; ++d) {
+        // Some items all at the extremes, the rest random; each has a 127
+        // or -127 so that its step is 1.
+        const int v = i % 3 == 0 ? (item(rng) < 0 ? -127 : 127) : item(rng);
+        rows[i][d] = static_cast<float>(d == 0 ? (i % 2 ? 127 : -127) : v);
+      }
+    }
+    const auto pool = Pool(rows, dim);
+    ASSERT_NE(pool, nullptr);
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> user(dim);
+      for (int d = 0; d < dim; ++d) {
+        user[d] = static_cast<float>(edges[rng() % edges.size()]);
+      }
+      user[trial % dim] = trial % 2 ? 2047.0f : -2047.0f;
+      const QuantizedPool::Query q = pool->Prepare(user);
+      ASSERT_TRUE(q.ok);
+      std::vector<float> lo(pool->padded_size()), hi(pool->padded_size());
+      pool->Bounds(q, lo.data(), hi.data());
+      double user_norm = 0;
+      for (float x : user) user_norm += double(x) * x;
+      user_norm = std::sqrt(user_norm);
+      for (size_t i = 0; i < rows.size(); ++i) {
+        double dot = 0, norm = 0;
+        for (int d = 0; d < dim; ++d) {
+          dot += double(user[d]) * rows[i][d];
+          norm += double(rows[i][d]) * rows[i][d];
+        }
+        SCOPED_TRACE(::testing::Message()
+                     << "dim " << dim << " trial " << trial << " item " << i);
+        EXPECT_LE(lo[i], dot);
+        EXPECT_GE(hi[i], dot);
+        // No rounding of the codes: the width is the float dot product's
+        // rounding term and the 1e-6 relative slack only.
+        const double rounding = dim * 0x1p-23 * user_norm * std::sqrt(norm);
+        EXPECT_LE(hi[i] - lo[i], 2.1 * rounding + 3e-6 * std::fabs(dot) + 1.0);
+      }
+      for (size_t k : {1u, 10u, 101u}) ExpectAllKernelsMatch(*pool, user, k);
+    }
+  }
 }
 
 }  // namespace
