@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -61,6 +63,22 @@ struct BenchIngestArgs {
 // per partition, and 200,000 generated impressions with their clicks are
 // ~110 MB, skewed over partitions by user; 64 leave a margin of ~3x.
 constexpr int kPrefillPartitions = 64;
+
+// GLIBC_TUNABLES as the process runs with it (the image sets glibc's
+// per-thread cache size: deploy/Dockerfile), for the JSON line: only the
+// characters tunables use.
+std::string GlibcTunables() {
+  const char* value = std::getenv("GLIBC_TUNABLES");
+  std::string out;
+  for (const char* p = value != nullptr ? value : ""; *p != 0; ++p) {
+    const char c = *p;
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '=' ||
+        c == ':' || c == '_' || c == '-') {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
 
 // User plus system CPU time of the whole process so far, in seconds: the
 // broker, the Kafka clients, the producer and the store share the cores.
@@ -346,7 +364,8 @@ int RunApplyOnly(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
       "\"write_seconds\":%.3f,\"write_wait_seconds\":%.3f,"
       "\"pipeline\":%s,\"us_per_impression\":%.2f,"
       "\"cpu_seconds\":%.3f,\"cpu_us_per_impression\":%.2f,"
-      "\"events_per_sec\":%.0f,\"messages_per_sec\":%.0f,\"wal\":true}\n",
+      "\"events_per_sec\":%.0f,\"messages_per_sec\":%.0f,"
+      "\"glibc_tunables\":\"%s\",\"wal\":true}\n",
       source_name, static_cast<unsigned long long>(c.impressions),
       static_cast<unsigned long long>(c.clicks_joined), payloads.size(),
       args.max_batch, seconds, phases.parse_seconds, phases.lookup_seconds,
@@ -354,7 +373,8 @@ int RunApplyOnly(const BenchIngestArgs& args, const std::vector<MindRow>& rows,
       args.pipeline ? "true" : "false",
       c.impressions ? seconds * 1e6 / c.impressions : 0.0, cpu_seconds,
       c.impressions ? cpu_seconds * 1e6 / c.impressions : 0.0,
-      c.impressions / seconds, payloads.size() / seconds);
+      c.impressions / seconds, payloads.size() / seconds,
+      GlibcTunables().c_str());
   return c.impressions == rows.size() && c.dead_letters == 0 ? 0 : 1;
 }
 
@@ -519,7 +539,7 @@ int RunBenchIngest(BenchIngestArgs args) {
       "\"poll_seconds\":%.3f,\"idle_seconds\":%.3f,\"cpu_seconds\":%.3f,"
       "\"batches\":%llu,\"events_per_sec\":%.0f,"
       "\"clicks_per_sec\":%.0f,\"messages_per_sec\":%.0f,"
-      "\"peak_rss_mb\":%.1f,\"wal\":true}\n",
+      "\"peak_rss_mb\":%.1f,\"glibc_tunables\":\"%s\",\"wal\":true}\n",
       source_name.c_str(), args.prefill ? "true" : "false",
       static_cast<unsigned long long>(applied_impressions),
       static_cast<unsigned long long>(applied_clicks),
@@ -531,7 +551,8 @@ int RunBenchIngest(BenchIngestArgs args) {
       phases.write_seconds, phases.write_wait_seconds,
       args.pipeline ? "true" : "false", poll_seconds, idle_seconds, cpu_seconds,
       static_cast<unsigned long long>(batches), applied_impressions / seconds,
-      applied_clicks / seconds, messages / seconds, PeakRssMb());
+      applied_clicks / seconds, messages / seconds, PeakRssMb(),
+      GlibcTunables().c_str());
   return 0;
 }
 
