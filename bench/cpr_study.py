@@ -778,14 +778,16 @@ STUDY_PARTS = [
       "seeds": [11, 12, 13, 14, 15],
       "arms": ["none", "learned@logistic", "random@logistic",
                "random@logm1"],
-      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+      "versus": "learned@logistic", "valid": True, "tag": TAG4,
+      "appendix": True}),
     ("confirm_random150_more", "The same on fresh seeds 11-20 (seeds "
      "16-20 added after seeds 11-15 left GMF's interval across zero)",
      {"rankers": ["bpr", "gmf"], "users": [150], "lists": [5],
       "seeds": list(range(11, 21)),
       "arms": ["none", "learned@logistic", "random@logistic",
                "random@logm1"],
-      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
+      "versus": "learned@logistic", "valid": True, "tag": TAG4,
+      "appendix": True}),
     ("random600x5", "Random lists with the margin filter at 600 x 5, BPR "
      "and GMF, 10 seeds",
      {"rankers": ["bpr", "gmf"], "users": [600], "lists": [5],
@@ -813,8 +815,11 @@ STUDY_PARTS = [
       "seeds": list(range(11, 21)),
       "arms": ["none", "learned@logistic", "random@logm1",
                "learned@logpool20m1"],
-      "versus": "learned@logistic", "valid": True, "tag": TAG4}),
-    # Fixed before any of its runs: 30 fresh seeds, the two settings of
+      "versus": "learned@logistic", "valid": True, "tag": TAG4,
+      "appendix": True}),
+    # Fixed before any of its runs (its fresh-seed question supersedes the
+    # parts confirm_random150, confirm_random150_more and confirm_pool150,
+    # now appendix parts): 30 fresh seeds, the two settings of
     # section 15 and the default, BPR and GMF; a setting counts as above
     # its base at 150 x 5 if its 95% interval on test is above zero for
     # both rankers.
