@@ -72,7 +72,9 @@ __attribute__((noinline)) void Tighten(Survivors& s) {
   s.count = out;
   if (s.count * 2 > s.cap) {
     s.cap *= 2;
-    s.store->resize(s.cap + Survivors::kRoom);
+    if (s.store->size() < s.cap + Survivors::kRoom) {
+      s.store->resize(s.cap + Survivors::kRoom);
+    }
     s.entries = s.store->data();
   }
 }
@@ -575,7 +577,11 @@ void QuantizedPool::Reachable(const Query& query, size_t k,
   };
   constexpr float kLowest = -std::numeric_limits<float>::infinity();
   const auto start_pass = [&](size_t cap, float threshold) {
-    scratch.entries.resize(cap + Survivors::kRoom);
+    // Grown, never shrunk: a shrink between the two passes would make the
+    // next request's first pass value-initialise the regrown entries.
+    if (scratch.entries.size() < cap + Survivors::kRoom) {
+      scratch.entries.resize(cap + Survivors::kRoom);
+    }
     return Survivors{&scratch.entries, scratch.entries.data(), 0, cap, k,
                      threshold,        &scratch.values};
   };
