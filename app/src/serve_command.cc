@@ -602,12 +602,12 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "start within this many ms (a standing queue, not a "
                   "burst), requests that would start later are answered 503 "
                   "at once until an interval in which at most a quarter "
-                  "would, or one not loaded. Loaded: at least 16 requests "
-                  "per interval by their arrival times, enough to keep the "
-                  "handlers half busy; so a light client's few requests are "
-                  "never refused as late, however long a busy machine held "
-                  "them. 0 = off (only --max-inflight and --max-queue-ms "
-                  "shed)")
+                  "would, or one not loaded; after a loaded interval, "
+                  "bursts up to --max-queue-ms. Loaded: at least 16 requests "
+                  "per interval by their arrival times; so a light client's "
+                  "few requests are never refused as late, however long a "
+                  "busy machine held them. 0 = off (only --max-inflight and "
+                  "--max-queue-ms shed)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 60'000.0));
   cmd->add_option("--shed-interval-ms", args->front.shed_interval_ms,

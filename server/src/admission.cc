@@ -115,7 +115,7 @@ bool AdmissionPool::TryStartInline(std::optional<Clock::time_point> arrived) {
     const Clock::duration waited =
         std::max(now - *arrived, Clock::duration::zero());
     CloseIntervalLocked(now);
-    if (overloaded_ && waited > options_.target_delay) return false;
+    if (waited > BudgetLocked()) return false;
     CountLocked(waited, *arrived);
   }
   ++inflight_;
@@ -176,11 +176,21 @@ bool AdmissionPool::LateLocked(Clock::time_point now, Clock::duration delay,
   if (options_.target_delay.count() <= 0) return false;
   CloseIntervalLocked(now);
   CountLocked(delay, arrived);
-  // Outside the overload state no request is late, however long it waited:
-  // a wait that no standing queue of requests explains is a stall of the
-  // machine (or of the client's network), and refusing it would not
-  // shorten anyone's wait. max_queue_wait still bounds the queue.
-  return overloaded_ && delay > options_.target_delay;
+  return delay > BudgetLocked();
+}
+
+AdmissionPool::Clock::duration AdmissionPool::BudgetLocked() const {
+  if (overloaded_) return options_.target_delay;
+  // Outside the overload state a burst may wait up to max_queue_wait, but
+  // only while the previous interval was loaded: a wait that no load of
+  // requests explains is a stall of the machine (or of the client's
+  // network), and a lone or low-rate request is never refused as late for
+  // it, however long it waited. max_queue_wait still bounds the queue.
+  if (last_loaded_) {
+    return std::max<Clock::duration>(options_.max_queue_wait,
+                                     options_.target_delay);
+  }
+  return Clock::duration::max();
 }
 
 bool AdmissionPool::IntervalLoadedLocked(Clock::time_point now) const {
@@ -194,15 +204,7 @@ bool AdmissionPool::IntervalLoadedLocked(Clock::time_point now) const {
       static_cast<double>(interval_requests_) *
       std::chrono::duration<double>(options_.target_interval).count() /
       std::chrono::duration<double>(span).count();
-  if (per_interval < static_cast<double>(kMinRequestsPerInterval)) {
-    return false;
-  }
-  // Enough work to keep the handlers at least half busy at the recent mean
-  // run time: only then can the requests themselves form a queue.
-  const double work = static_cast<double>(interval_requests_) *
-                      std::chrono::duration<double>(mean_run_).count() /
-                      static_cast<double>(std::max(1, options_.threads));
-  return work * 2 >= std::chrono::duration<double>(span).count();
+  return per_interval >= static_cast<double>(kMinRequestsPerInterval);
 }
 
 void AdmissionPool::CloseIntervalLocked(Clock::time_point now) {
@@ -215,6 +217,7 @@ void AdmissionPool::CloseIntervalLocked(Clock::time_point now) {
   // must not hold the short budget for long). An interval without enough
   // requests ends it.
   const bool loaded = IntervalLoadedLocked(now);
+  last_loaded_ = loaded;
   if (!overloaded_) {
     overloaded_ = loaded && interval_min_ > options_.target_delay;
   } else {

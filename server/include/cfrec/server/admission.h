@@ -24,17 +24,18 @@
 // machine: an interval counts only if it was loaded, that is it saw at least
 // kMinRequestsPerInterval requests per target_interval, counted over the
 // span of their arrival times (a stall that held a low-rate stream and let
-// it be read at once does not crowd the interval), and those requests would
-// keep the handler threads at least half busy at the recent mean run time
-// (so their delay can come from one another). When every request of a whole
+// it be read at once does not crowd the interval). When every request of a
+// whole
 // loaded interval would start later than target_delay, the pool is
 // overloaded, and from then on refuses (kLate) every request that would
 // start later than target_delay, until an interval is not loaded or at most
 // a quarter of its requests would start later (the queue is gone; a few
-// late ones are stalls of a busy machine). Outside the overload state no
-// request is refused as late, however long it waited (max_queue_wait still
-// bounds the queue): a lone or low-rate request stream is never shed for a
-// stall. So bursts shorter than an interval are absorbed, and
+// late ones are stalls of a busy machine). Outside the overload state a
+// request is refused as late only if its delay exceeds max_queue_wait and
+// the previous interval was loaded: a lone or low-rate request stream is
+// never shed for a stall, however long it waited (max_queue_wait still
+// bounds the queue). So bursts shorter than an interval are absorbed (up to
+// max_queue_wait), and
 // under sustained overload the requests it admits start within target_delay
 // of their arrival. Otherwise a request is admitted, and an admitted
 // request is always served: dropping it after it waited would waste its wait
@@ -187,6 +188,9 @@ class AdmissionPool {
   // Whether the current interval's requests were enough to form a queue
   // (see kMinRequestsPerInterval).
   bool IntervalLoadedLocked(Clock::time_point now) const;
+  // The most delay a request may see now: target_delay when overloaded,
+  // max_queue_wait after a loaded interval, else unbounded.
+  Clock::duration BudgetLocked() const;
 
   const AdmissionOptions options_;
   const std::function<Clock::time_point()> now_;
@@ -204,6 +208,7 @@ class AdmissionPool {
   // Delay target state, guarded by mu_: the current interval's start, the
   // least delay seen in it, and how many requests it saw.
   bool overloaded_ = false;
+  bool last_loaded_ = false;  // the previous interval was loaded
   uint64_t shed_late_ = 0;
   Clock::time_point interval_start_{};
   Clock::time_point interval_first_arrival_{};  // earliest arrival in it
