@@ -193,15 +193,30 @@ AdmissionPool::Clock::duration AdmissionPool::BudgetLocked() const {
   return Clock::duration::max();
 }
 
-bool AdmissionPool::IntervalLoadedLocked(Clock::time_point now) const {
-  // The requests' own rate, over the span of their arrival times: a stall
-  // that held a low-rate stream and then let it be read at once does not
-  // crowd the interval.
+bool AdmissionPool::IntervalLoadedLocked() {
+  // The requests' own rate, over the span of their arrival times (from the
+  // oldest after the oldest eighth to the newest), not over the interval's
+  // wall time: a stall that held a low-rate stream and then let it be read
+  // at once spreads its requests over the stall; a backlog read in order
+  // bunches them however long they waited; and a few very old requests
+  // (held behind a slow write, or a step of the real-time clock) cannot
+  // stretch the span.
+  const uint64_t n = interval_arrivals_.size();
+  if (n < kMinRequestsPerInterval) return false;
+  const uint64_t trimmed = n / 8;
+  std::nth_element(interval_arrivals_.begin(),
+                   interval_arrivals_.begin() + trimmed,
+                   interval_arrivals_.end());
+  const Clock::time_point oldest = interval_arrivals_[trimmed];
+  const Clock::time_point newest = *std::max_element(
+      interval_arrivals_.begin() + trimmed, interval_arrivals_.end());
+  // Requests that arrived together (a burst) span at least 1 ms.
   const Clock::duration span =
-      std::max(now - interval_start_, now - interval_first_arrival_);
-  if (span <= Clock::duration::zero() || interval_requests_ == 0) return false;
+      std::max<Clock::duration>(newest - oldest, std::chrono::milliseconds(1));
+  // Only the stored arrivals are timed (at most kMaxTimedArrivals of them):
+  // the rate is theirs.
   const double per_interval =
-      static_cast<double>(interval_requests_) *
+      static_cast<double>(n - trimmed) *
       std::chrono::duration<double>(options_.target_interval).count() /
       std::chrono::duration<double>(span).count();
   return per_interval >= static_cast<double>(kMinRequestsPerInterval);
@@ -216,15 +231,21 @@ void AdmissionPool::CloseIntervalLocked(Clock::time_point now) {
   // requests are late (a few late ones are stalls of a busy machine, which
   // must not hold the short budget for long). An interval without enough
   // requests ends it.
-  const bool loaded = IntervalLoadedLocked(now);
+  const bool loaded = IntervalLoadedLocked();
   last_loaded_ = loaded;
+  // A standing queue: every one of enough requests would have started late.
+  const bool standing = interval_requests_ >= kMinRequestsPerInterval &&
+                        interval_min_ > options_.target_delay;
   if (!overloaded_) {
-    overloaded_ = loaded && interval_min_ > options_.target_delay;
+    overloaded_ = loaded && standing;
   } else {
-    overloaded_ = loaded && interval_late_ * 4 > interval_requests_;
+    // Held while the queue stands (whatever the requests' spread: reading a
+    // deep backlog must not end it) or more than a quarter are late.
+    overloaded_ =
+        standing || (loaded && interval_late_ * 4 > interval_requests_);
   }
   interval_start_ = now;
-  interval_first_arrival_ = now;
+  interval_arrivals_.clear();
   interval_min_ = Clock::duration::max();
   interval_requests_ = 0;
   interval_late_ = 0;
@@ -233,7 +254,9 @@ void AdmissionPool::CloseIntervalLocked(Clock::time_point now) {
 void AdmissionPool::CountLocked(Clock::duration delay,
                                 Clock::time_point arrived) {
   interval_min_ = std::min(interval_min_, delay);
-  interval_first_arrival_ = std::min(interval_first_arrival_, arrived);
+  if (interval_arrivals_.size() < kMaxTimedArrivals) {
+    interval_arrivals_.push_back(arrived);
+  }
   ++interval_requests_;
   if (delay > options_.target_delay) ++interval_late_;
 }

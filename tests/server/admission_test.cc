@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -326,6 +327,56 @@ TEST_F(DelayTargetTest, ALowRateStreamIsNeverShedHoweverLongItWaited) {
   EXPECT_EQ(Stream(100, 300, stalled), 30);
   EXPECT_FALSE(pool_->overloaded());
   EXPECT_EQ(pool_->shed(ShedReason::kLate), 0u);
+}
+
+// A deep backlog read in order: requests arrive at 4,000/s against a
+// handler that serves 2,000/s, and the first one read arrived 2 s ago (a
+// stall at the onset). The requests read in an interval arrived close
+// together, so the interval is loaded however long they waited: the pool
+// becomes overloaded, refuses the late ones (cheaply, 20 us each) until the
+// backlog is gone, and from then on serves only requests within the target.
+TEST_F(DelayTargetTest, ADeepBacklogReadInOrderIsShed) {
+  const int64_t start = now_us_;
+  int64_t next_arrival = start - 2'000'000;
+  int served = 0, refused = 0;
+  int64_t worst_served_late_us = 0;
+  while (now_us_ < start + 1'500'000) {
+    const int64_t delay = now_us_ - next_arrival;
+    if (delay < 0) {
+      now_us_ = next_arrival;  // idle until the next one arrives
+      continue;
+    }
+    if (Request(std::chrono::microseconds(delay))) {
+      ++served;
+      if (now_us_ > start + 500'000) {
+        worst_served_late_us = std::max(worst_served_late_us, delay);
+      }
+      now_us_ += 500;
+    } else {
+      ++refused;
+      now_us_ += 20;
+    }
+    next_arrival += 250;
+  }
+  EXPECT_TRUE(pool_->overloaded());
+  EXPECT_GT(refused, 5000);
+  EXPECT_GT(served, 2000);
+  EXPECT_LE(worst_served_late_us, 2000);
+}
+
+// Once overloaded, a few very old requests in each interval (held behind a
+// slow write, or a step of the real-time clock) neither stretch the
+// interval's span nor end the state while the queue stands.
+TEST_F(DelayTargetTest, AFewVeryOldRequestsDoNotEndTheOverload) {
+  const std::chrono::microseconds late(5000);
+  Stream(2000, 100, late);
+  Stream(2000, 100, late);
+  ASSERT_TRUE(pool_->overloaded());
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_FALSE(Request(std::chrono::seconds(10)));
+    EXPECT_EQ(Stream(2000, 100, late), 0) << i;
+    EXPECT_TRUE(pool_->overloaded()) << i;
+  }
 }
 
 // Without a delay target the arrival time changes nothing: a request that

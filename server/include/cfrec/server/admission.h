@@ -23,14 +23,17 @@
 // than a packet, overload is judged on requests, not on stalls of the
 // machine: an interval counts only if it was loaded, that is it saw at least
 // kMinRequestsPerInterval requests per target_interval, counted over the
-// span of their arrival times (a stall that held a low-rate stream and let
-// it be read at once does not crowd the interval). When every request of a
-// whole
+// span of their arrival times without the oldest eighth (a stall that held
+// a low-rate stream and let it be read at once does not crowd the interval;
+// a deep backlog read in order does, however long it waited; a few very old
+// requests do not stretch the span). When every request of a whole
 // loaded interval would start later than target_delay, the pool is
 // overloaded, and from then on refuses (kLate) every request that would
-// start later than target_delay, until an interval is not loaded or at most
-// a quarter of its requests would start later (the queue is gone; a few
-// late ones are stalls of a busy machine). Outside the overload state a
+// start later than target_delay, while every one of at least
+// kMinRequestsPerInterval requests of an interval would start later (the
+// queue stands), or the interval is loaded and more than a quarter of its
+// requests would start later; otherwise the state ends (the queue is gone;
+// a few late ones are stalls of a busy machine). Outside the overload state a
 // request is refused as late only if its delay exceeds max_queue_wait and
 // the previous interval was loaded: a lone or low-rate request stream is
 // never shed for a stall, however long it waited (max_queue_wait still
@@ -116,6 +119,10 @@ class AdmissionPool {
   // few a second), and far below what a standing queue needs on the
   // handlers this pool runs (thousands a second at sub-millisecond runs).
   static constexpr uint64_t kMinRequestsPerInterval = 16;
+  // The most requests per interval whose arrival times are kept to judge
+  // the interval's rate (a sample of it beyond that: 64k requests per
+  // interval is far above what the handlers can serve).
+  static constexpr size_t kMaxTimedArrivals = 65536;
   // `now` is the clock (tests fix it); null means Clock::now.
   explicit AdmissionPool(const AdmissionOptions& options,
                          std::function<Clock::time_point()> now = nullptr);
@@ -187,7 +194,8 @@ class AdmissionPool {
   void CountLocked(Clock::duration delay, Clock::time_point arrived);
   // Whether the current interval's requests were enough to form a queue
   // (see kMinRequestsPerInterval).
-  bool IntervalLoadedLocked(Clock::time_point now) const;
+  // Reorders interval_arrivals_.
+  bool IntervalLoadedLocked();
   // The most delay a request may see now: target_delay when overloaded,
   // max_queue_wait after a loaded interval, else unbounded.
   Clock::duration BudgetLocked() const;
@@ -211,7 +219,8 @@ class AdmissionPool {
   bool last_loaded_ = false;  // the previous interval was loaded
   uint64_t shed_late_ = 0;
   Clock::time_point interval_start_{};
-  Clock::time_point interval_first_arrival_{};  // earliest arrival in it
+  // The arrival times of the interval's first kMaxTimedArrivals requests.
+  std::vector<Clock::time_point> interval_arrivals_;
   Clock::duration interval_min_ = Clock::duration::max();
   uint64_t interval_requests_ = 0;
   uint64_t interval_late_ = 0;  // of them, over target_delay
