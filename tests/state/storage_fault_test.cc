@@ -9,6 +9,7 @@
 // mount; skipped without it).
 #include <errno.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -254,9 +255,17 @@ TEST(StorageFault, ImpressionIndexIsExactAfterAFailedWriteAndACrash) {
   cfrec::testing::TempDir dir;
   const pid_t child = ::fork();
   ASSERT_GE(child, 0) << std::strerror(errno);
-  if (child == 0) ::_exit(ApplyThenDieAfterAFailedWrite(dir.path()));
+  if (child == 0) {
+    // A fork copies only this thread: should the child wait on a thread
+    // pool the parent had started, the alarm ends it instead of the test
+    // hanging.
+    ::alarm(30);
+    ::_exit(ApplyThenDieAfterAFailedWrite(dir.path()));
+  }
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_FALSE(WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+      << "the child did not finish within 30 s";
   ASSERT_TRUE(WIFEXITED(status)) << status;
   ASSERT_EQ(WEXITSTATUS(status), 0) << "the child's step that failed";
 
