@@ -193,14 +193,15 @@ AdmissionPool::Clock::duration AdmissionPool::BudgetLocked() const {
   return Clock::duration::max();
 }
 
-bool AdmissionPool::IntervalLoadedLocked() {
-  // The requests' own rate, over the span of their arrival times (from the
-  // oldest after the oldest eighth to the newest), not over the interval's
-  // wall time: a stall that held a low-rate stream and then let it be read
-  // at once spreads its requests over the stall; a backlog read in order
-  // bunches them however long they waited; and a few very old requests
-  // (held behind a slow write, or a step of the real-time clock) cannot
-  // stretch the span.
+bool AdmissionPool::IntervalLoadedLocked(Clock::time_point now) {
+  // The requests' own rate, over the longer of the interval's own length
+  // and the span of their arrival times (from the oldest after the oldest
+  // eighth to the newest): a stall that held a low-rate stream and then let
+  // it be read at once spreads its requests over the stall; a backlog read
+  // in order bunches them however long they waited; a few very old
+  // requests (held behind a slow write, or a step of the real-time clock)
+  // cannot stretch the span; and a burst (a page's requests) followed by a
+  // pause counts over the pause.
   const uint64_t n = interval_arrivals_.size();
   if (n < kMinRequestsPerInterval) return false;
   const uint64_t trimmed = n / 8;
@@ -210,9 +211,8 @@ bool AdmissionPool::IntervalLoadedLocked() {
   const Clock::time_point oldest = interval_arrivals_[trimmed];
   const Clock::time_point newest = *std::max_element(
       interval_arrivals_.begin() + trimmed, interval_arrivals_.end());
-  // Requests that arrived together (a burst) span at least 1 ms.
-  const Clock::duration span =
-      std::max<Clock::duration>(newest - oldest, std::chrono::milliseconds(1));
+  const Clock::duration span = std::max<Clock::duration>(
+      {newest - oldest, now - interval_start_, std::chrono::milliseconds(1)});
   // Only the stored arrivals are timed (at most kMaxTimedArrivals of them):
   // the rate is theirs.
   const double per_interval =
@@ -231,11 +231,14 @@ void AdmissionPool::CloseIntervalLocked(Clock::time_point now) {
   // requests are late (a few late ones are stalls of a busy machine, which
   // must not hold the short budget for long). An interval without enough
   // requests ends it.
-  const bool loaded = IntervalLoadedLocked();
+  const bool loaded = IntervalLoadedLocked(now);
   last_loaded_ = loaded;
-  // A standing queue: every one of enough requests would have started late.
+  // A standing queue: every one of enough requests would have started late,
+  // in an interval that requests kept closing (one that lasted two or more
+  // had a pause in it: an idle gap ends the state).
   const bool standing = interval_requests_ >= kMinRequestsPerInterval &&
-                        interval_min_ > options_.target_delay;
+                        interval_min_ > options_.target_delay &&
+                        now - interval_start_ < 2 * options_.target_interval;
   if (!overloaded_) {
     overloaded_ = loaded && standing;
   } else {

@@ -379,6 +379,51 @@ TEST_F(DelayTargetTest, AFewVeryOldRequestsDoNotEndTheOverload) {
   }
 }
 
+// Once overloaded with half of the requests late (no standing queue, so
+// the state holds only while the interval is loaded), one 10 s old request
+// per interval is trimmed from the interval's arrival span instead of
+// stretching it to 10 s.
+TEST_F(DelayTargetTest, AVeryOldRequestIsTrimmedFromTheArrivalSpan) {
+  const std::chrono::microseconds late(5000), on_time(500);
+  Stream(2000, 100, late);
+  Stream(2000, 100, late);
+  ASSERT_TRUE(pool_->overloaded());
+  for (int interval = 0; interval < 3; ++interval) {
+    EXPECT_FALSE(Request(std::chrono::seconds(10)));
+    for (int i = 0; i < 200; ++i, now_us_ += 500) {
+      Request(i % 2 == 0 ? late : on_time);
+    }
+    EXPECT_TRUE(pool_->overloaded()) << interval;
+  }
+}
+
+// A page's burst on a stalled machine (20 requests within 30 ms, each 5 ms
+// unread), then a pause: the interval counts over the pause, so the burst
+// does not make the pool overloaded and the next request is served.
+TEST_F(DelayTargetTest, APageBurstFollowedByAPauseIsNotOverload) {
+  const std::chrono::microseconds stalled(5000);
+  EXPECT_TRUE(Request(stalled));  // closes the empty first interval
+  for (int i = 0; i < 20; ++i, now_us_ += 1500) {
+    EXPECT_TRUE(Request(stalled)) << i;
+  }
+  now_us_ += 300'000;
+  EXPECT_TRUE(Request(stalled));
+  EXPECT_FALSE(pool_->overloaded());
+  EXPECT_EQ(pool_->shed(ShedReason::kLate), 0u);
+}
+
+// An idle gap ends the overload state: the first request an hour later is
+// judged afresh, not against the target of the overload before the gap.
+TEST_F(DelayTargetTest, AnIdleGapEndsTheOverload) {
+  const std::chrono::microseconds late(5000);
+  Stream(2000, 100, late);
+  EXPECT_EQ(Stream(2000, 100, late), 0);
+  ASSERT_TRUE(pool_->overloaded());
+  now_us_ += 3'600'000'000LL;
+  EXPECT_TRUE(Request(late));
+  EXPECT_FALSE(pool_->overloaded());
+}
+
 // Without a delay target the arrival time changes nothing: a request that
 // waited long before it was read is still admitted.
 TEST(AdmissionPool, WithoutADelayTargetTheArrivalTimeIsIgnored) {

@@ -23,7 +23,8 @@
 // than a packet, overload is judged on requests, not on stalls of the
 // machine: an interval counts only if it was loaded, that is it saw at least
 // kMinRequestsPerInterval requests per target_interval, counted over the
-// span of their arrival times without the oldest eighth (a stall that held
+// longer of the interval and the span of their arrival times without the
+// oldest eighth (a stall that held
 // a low-rate stream and let it be read at once does not crowd the interval;
 // a deep backlog read in order does, however long it waited; a few very old
 // requests do not stretch the span). When every request of a whole
@@ -195,7 +196,7 @@ class AdmissionPool {
   // Whether the current interval's requests were enough to form a queue
   // (see kMinRequestsPerInterval).
   // Reorders interval_arrivals_.
-  bool IntervalLoadedLocked();
+  bool IntervalLoadedLocked(Clock::time_point now);
   // The most delay a request may see now: target_delay when overloaded,
   // max_queue_wait after a loaded interval, else unbounded.
   Clock::duration BudgetLocked() const;
