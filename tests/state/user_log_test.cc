@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -185,18 +186,21 @@ Result<std::unique_ptr<EventStore>> Open(const std::string& dir,
   return EventStore::Open(dir, options);
 }
 
-class UserLogTest : public ::testing::TestWithParam<size_t> {};
-
-// Windows of 1 (every batch closes one), 5 (a window spans a few batches)
-// and 100,000 (none closes): the same answers after every batch, applied one
-// at a time or pipelined, and across reopen (the open window comes back from
-// its tail rows).
-TEST_P(UserLogTest, AnswersAsFormatTwoAfterEveryBatchAndReopen) {
+// Applies 60 batches of Stream(seed, rising) to a store with a user log
+// window of `window`, one at a time and again pipelined, checking the store
+// against what was sent after every batch and after a reopen every 17
+// batches (`check`), and after the last batch (`last_check`, if any).
+void ApplyEveryBatchAndReopen(
+    size_t window, uint32_t seed, bool rising,
+    const std::function<void(const EventStore&, const std::vector<Sent>&)>&
+        check,
+    const std::function<void(const EventStore&, const std::vector<Sent>&)>&
+        last_check = nullptr) {
   for (const bool pipelined : {false, true}) {
     cfrec::testing::TempDir dir;
-    auto store = Open(dir.path(), GetParam());
+    auto store = Open(dir.path(), window);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
-    Stream stream(7);
+    Stream stream(seed, rising);
     std::vector<Sent> sent;
     std::vector<std::vector<std::string>> kept;  // messages of the batch in
                                                  // flight must stay valid
@@ -210,15 +214,26 @@ TEST_P(UserLogTest, AnswersAsFormatTwoAfterEveryBatchAndReopen) {
       } else {
         ASSERT_TRUE((*store)->ApplyBatch(msgs).ok());
       }
-      ExpectSameAnswers(**store, sent);
+      check(**store, sent);
       if (batch % 17 == 16) {
         store->reset();
-        store = Open(dir.path(), GetParam());
+        store = Open(dir.path(), window);
         ASSERT_TRUE(store.ok()) << store.status().ToString();
-        ExpectSameAnswers(**store, sent);
+        check(**store, sent);
       }
     }
+    if (last_check) last_check(**store, sent);
   }
+}
+
+class UserLogTest : public ::testing::TestWithParam<size_t> {};
+
+// Windows of 1 (every batch closes one), 5 (a window spans a few batches)
+// and 100,000 (none closes): the same answers after every batch, applied one
+// at a time or pipelined, and across reopen (the open window comes back from
+// its tail rows).
+TEST_P(UserLogTest, AnswersAsFormatTwoAfterEveryBatchAndReopen) {
+  ApplyEveryBatchAndReopen(GetParam(), 7, /*rising=*/false, ExpectSameAnswers);
 }
 
 // With two batches staged at once (one written while the next is built),
@@ -249,33 +264,8 @@ TEST_P(UserLogTest, PipelinedBatchesInFlightGiveTheSameAnswers) {
 // closed windows' rows, the same after every batch, pipelined or not, and
 // across reopen.
 TEST_P(UserLogTest, NewestImpressionsOfAUserAfterEveryBatchAndReopen) {
-  for (const bool pipelined : {false, true}) {
-    cfrec::testing::TempDir dir;
-    auto store = Open(dir.path(), GetParam());
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    Stream stream(5, /*rising=*/true);
-    std::vector<Sent> sent;
-    std::vector<std::vector<std::string>> kept;
-    int64_t offset = 0;
-    for (int batch = 0; batch < 60; ++batch) {
-      kept.push_back(stream.NextBatch(&sent));
-      const auto msgs = Messages(kept.back(), &offset);
-      if (pipelined) {
-        ASSERT_TRUE((*store)->SubmitBatch(msgs).ok());
-        ASSERT_TRUE((*store)->CompleteBatch().ok());
-      } else {
-        ASSERT_TRUE((*store)->ApplyBatch(msgs).ok());
-      }
-      ExpectNewest(**store, sent);
-      if (batch % 17 == 16) {
-        store->reset();
-        store = Open(dir.path(), GetParam());
-        ASSERT_TRUE(store.ok()) << store.status().ToString();
-        ExpectNewest(**store, sent);
-      }
-    }
-    ExpectSameAnswers(**store, sent);
-  }
+  ApplyEveryBatchAndReopen(GetParam(), 5, /*rising=*/true, ExpectNewest,
+                           ExpectSameAnswers);
 }
 
 INSTANTIATE_TEST_SUITE_P(Windows, UserLogTest,
