@@ -118,10 +118,22 @@ class Trainer::Impl {
     {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = true;
+      RaiseTrainerThreadLocked();
     }
     work_cv_.notify_all();
     space_cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable()) {
+      thread_.join();
+      // The last snapshot and checkpoint are made here, on the caller's
+      // thread and at its priority. The trainer's thread may run under
+      // SCHED_IDLE (cfrec serve's default) and get no CPU at all on a
+      // saturated machine; a stop that left this work to it waited minutes.
+      Publish();
+      if (store_ != nullptr) Checkpoint();
+      std::lock_guard<std::mutex> lock(mu_);
+      stopped_ = true;
+      progress_cv_.notify_all();
+    }
     if (feed_ != nullptr) feed_->Stop();
     std::lock_guard<std::mutex> lock(mu_);
     return first_error_;
@@ -341,6 +353,11 @@ class Trainer::Impl {
       LogWarn("learner",
               "keeping the trainer thread's priority: " + sched.ToString());
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      thread_id_ = ThisThreadKernelId();
+      if (closed_) RaiseTrainerThreadLocked();
+    }
     auto next_snapshot =
         Clock::now() + std::chrono::milliseconds(options_.snapshot_interval_ms);
     auto next_checkpoint =
@@ -359,6 +376,15 @@ class Trainer::Impl {
                                 ? Clock::now() + kGeneratorPoll
                                 : next_snapshot,
                             [&] { return closed_ || !queue_.empty(); });
+        if (closed_ && store_ != nullptr && !queue_.empty()) {
+          // Stopping with a store: what is still queued is in its applied
+          // log, and the next start trains it (CatchUp). Training it now
+          // would hold the stop for as long as the queue takes, on a thread
+          // that may get little CPU.
+          counters_.events_dropped += queued_;
+          queue_.clear();
+          queued_ = 0;
+        }
         while (!queue_.empty() &&
                batch.size() < size_t(options_.max_events_per_round)) {
           std::vector<AppliedEvent>& front = queue_.front();
@@ -400,11 +426,28 @@ class Trainer::Impl {
       }
       if (closing) break;
     }
-    Publish();
-    if (store_ != nullptr) Checkpoint();
+    // Stop() publishes and checkpoints once this thread has ended.
     std::lock_guard<std::mutex> lock(mu_);
-    stopped_ = true;
-    progress_cv_.notify_all();
+    thread_id_ = 0;
+  }
+
+  // A stop waits for the round in training. Under SCHED_IDLE (cfrec serve's
+  // default) the trainer's thread gets no CPU while other threads want it,
+  // so on a saturated machine that wait had no end: the stop puts it back
+  // under SCHED_OTHER at its nice value. Needs CAP_SYS_NICE; without it
+  // the stop waits as before, and says so. Called with mu_ held, which
+  // keeps the thread from ending (and its id from being reused) meanwhile.
+  void RaiseTrainerThreadLocked() {
+    if (thread_id_ == 0 || BackgroundSched().policy == SchedPolicy::kNormal) {
+      return;
+    }
+    const Status raised = RaiseThreadToNormal(thread_id_);
+    if (!raised.ok()) {
+      LogWarn("learner",
+              "the trainer's thread keeps its priority while the stop waits "
+              "for its round: " +
+                  raised.ToString());
+    }
   }
 
   // Reads the applied log after the last trained seq until its end,
@@ -663,7 +706,8 @@ class Trainer::Impl {
   size_t queued_ = 0;  // events in queue_
   bool closed_ = false;
   bool stopped_ = false;
-  bool quiet_ = false;  // queue drained and idle replay done
+  int64_t thread_id_ = 0;  // the trainer thread's kernel id while it runs
+  bool quiet_ = false;     // queue drained and idle replay done
   uint64_t trained_seq_ = 0;
   uint64_t version_ = 0;
   // Versions up to this one are recorded in the store (ReserveVersion).

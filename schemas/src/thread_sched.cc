@@ -92,16 +92,27 @@ Status LowerThisThreadTo(const ThreadSched& sched) {
 
 ThreadSched ThisThreadSched() {
   ThreadSched out;
-  int policy = SCHED_OTHER;
-  sched_param param{};
-  if (pthread_getschedparam(pthread_self(), &policy, &param) == 0) {
-    if (policy == SCHED_BATCH) out.policy = SchedPolicy::kBatch;
-    if (policy == SCHED_IDLE) out.policy = SchedPolicy::kIdle;
-  }
+  // The kernel's value (pid 0: the calling thread), not the copy glibc
+  // keeps for pthread_getschedparam: another thread may have changed it
+  // (RaiseThreadToNormal).
+  const int policy = sched_getscheduler(0);
+  if (policy == SCHED_BATCH) out.policy = SchedPolicy::kBatch;
+  if (policy == SCHED_IDLE) out.policy = SchedPolicy::kIdle;
   errno = 0;
   const int nice = getpriority(PRIO_PROCESS, ThisThreadId());
   if (errno == 0) out.nice = nice;
   return out;
+}
+
+int64_t ThisThreadKernelId() { return static_cast<int64_t>(ThisThreadId()); }
+
+Status RaiseThreadToNormal(int64_t tid) {
+  const sched_param param{};
+  if (sched_setscheduler(static_cast<pid_t>(tid), SCHED_OTHER, &param) != 0) {
+    return Status::Unavailable("sched_setscheduler(" + std::to_string(tid) +
+                               ", normal): " + std::strerror(errno));
+  }
+  return Status::Ok();
 }
 
 }  // namespace cfrec

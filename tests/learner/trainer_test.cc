@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
 #include <numeric>
 #include <thread>
 
@@ -133,12 +135,88 @@ TEST(TrainerTest, RestartResumesFromCheckpointAndCatchesUp) {
   ASSERT_TRUE(trainer.WaitForSeq(rest.back().seq, kWait));
   // The queue may repeat what catch-up already trained: it is skipped.
   EnqueueInBatches(trainer, rest, 128);
+  ASSERT_TRUE(trainer.WaitUntilQuiet(kWait));
   ASSERT_TRUE(trainer.Stop().ok());
   TrainingStats stats = trainer.Stats();
   EXPECT_EQ(stats.events_consumed, log.train.size());
   EXPECT_EQ(stats.applied_seq, log.train.back().seq);
   EXPECT_EQ(trainer.Counters().events_skipped, rest.size());
   EXPECT_GT(trainer.Counters().events_replayed, 0u);
+}
+
+// With a store, Stop does not wait for the queue to be trained: the queued
+// events are left to the next start, which reads them from the applied log,
+// and the last snapshot and checkpoint are made on the thread that called
+// Stop (at its priority: the trainer's thread may get no CPU under
+// SCHED_IDLE on a busy machine).
+TEST(TrainerTest, StopLeavesTheQueueToTheNextStartAndFinishesOnItsCaller) {
+  SyntheticLog log = MakeSyntheticLog();
+  const size_t half = log.train.size() / 2;
+  std::vector<AppliedEvent> first(log.train.begin(), log.train.begin() + half);
+  std::vector<AppliedEvent> rest(log.train.begin() + half, log.train.end());
+  TrainerOptions o = SmallTrainerOptions();
+  o.queue_capacity = 1 << 22;  // the probes below never block
+  FakeStore store;
+  store.Append(first);
+  // The trainer's thread is held in its first publish after `first` is
+  // trained, so what is queued next cannot be trained before Stop comes.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool held = false, released = false;
+  std::thread::id last_publisher;
+  const std::thread::id test_thread = std::this_thread::get_id();
+  SnapshotHolder holder;
+  holder.SetOnPublish([&](const std::shared_ptr<const ModelSnapshot>& s) {
+    std::unique_lock<std::mutex> lock(mu);
+    last_publisher = std::this_thread::get_id();
+    if (last_publisher != test_thread && !held &&
+        s->stats().applied_seq == first.back().seq) {
+      held = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return released; });
+    }
+  });
+  Trainer trainer(o, &store, &holder);
+  ASSERT_TRUE(trainer.Start().ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, kWait, [&] { return held; }));
+  }
+  EnqueueInBatches(trainer, rest, 128);
+  std::thread::id stopper;
+  Status stopped;
+  std::thread stopping([&] {
+    stopper = std::this_thread::get_id();
+    stopped = trainer.Stop();
+  });
+  // Once Stop has closed the queue, an enqueued event is dropped at once;
+  // until then the probes only join the queue.
+  while (trainer.Counters().events_dropped == 0) {
+    trainer.Enqueue({rest.back()});
+    std::this_thread::yield();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    released = true;
+  }
+  cv.notify_all();
+  stopping.join();
+  ASSERT_TRUE(stopped.ok()) << stopped.ToString();
+  EXPECT_EQ(trainer.Stats().events_consumed, first.size());
+  EXPECT_GE(trainer.Counters().events_dropped, rest.size());
+  EXPECT_EQ(trainer.Counters().last_checkpoint_seq, first.back().seq);
+  EXPECT_EQ(last_publisher, stopper);
+  EXPECT_EQ(holder.Get()->stats().applied_seq, first.back().seq);
+
+  // The next start trains the rest from the applied log, nothing twice.
+  store.Append(rest);
+  SnapshotHolder again_holder;
+  Trainer again(o, &store, &again_holder);
+  ASSERT_TRUE(again.Start().ok());
+  ASSERT_TRUE(again.WaitForSeq(rest.back().seq, kWait));
+  ASSERT_TRUE(again.Stop().ok());
+  EXPECT_EQ(again.Stats().events_consumed, log.train.size());
+  EXPECT_EQ(again.Stats().applied_seq, log.train.back().seq);
 }
 
 // The stream features are part of the checkpoint: a restarted trainer

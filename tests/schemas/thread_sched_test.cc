@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -81,6 +85,42 @@ TEST(ThreadSched, NewThreadsInheritTheCreatorsSched) {
     return OnNewThread([] { return ThisThreadSched(); });
   });
   EXPECT_EQ(got, Expected(before, want));
+}
+
+// Another thread puts a thread lowered to SCHED_IDLE back under
+// SCHED_OTHER, its nice value kept; without CAP_SYS_NICE the kernel refuses
+// and that is reported.
+TEST(ThreadSched, RaiseThreadToNormalFromAnotherThread) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t tid = 0;
+  bool raised = false;
+  ThreadSched after;
+  std::thread t([&] {
+    EXPECT_TRUE(LowerThisThreadTo({SchedPolicy::kIdle, 12}).ok());
+    std::unique_lock<std::mutex> lock(mu);
+    tid = ThisThreadKernelId();
+    cv.notify_all();
+    cv.wait(lock, [&] { return raised; });
+    after = ThisThreadSched();
+  });
+  Status s;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return tid != 0; });
+    s = RaiseThreadToNormal(tid);
+    raised = true;
+  }
+  cv.notify_all();
+  t.join();
+  if (geteuid() != 0 && !s.ok()) {
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+    EXPECT_EQ(after.policy, SchedPolicy::kIdle);
+    return;
+  }
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(after.policy, SchedPolicy::kNormal);
+  EXPECT_EQ(after.nice, std::max(12, ThisThreadSched().nice));
 }
 
 TEST(ThreadSched, RejectsNiceOutOfRange) {

@@ -52,8 +52,10 @@ struct TrainerCounters {
   uint64_t events_replayed = 0;  // old events revisited from the applied log
   uint64_t events_idle_replayed = 0;  // of those, while no new event waited
   uint64_t events_skipped = 0;        // duplicates (seq already trained)
-  uint64_t events_dropped = 0;  // enqueued after Stop (re-read on restart)
-  uint64_t errors = 0;          // failed training rounds / checkpoints
+  // Enqueued after Stop, or queued untrained when Stop came with a store
+  // (both re-read from the applied log on restart).
+  uint64_t events_dropped = 0;
+  uint64_t errors = 0;  // failed training rounds / checkpoints
   // Counterfactual engine (intervention random|learned; 0 for none).
   uint64_t cf_lists = 0;              // simulated lists
   uint64_t cf_samples_generated = 0;  // (u, i, j) samples generated
@@ -85,8 +87,12 @@ class Trainer {
   // After Stop the events are dropped: the applied log holds them, and the
   // next Start catches up.
   void Enqueue(std::vector<state::AppliedEvent> events);
-  // Trains what is queued, publishes a last snapshot, writes a final
-  // checkpoint and joins the thread. Returns the first error seen.
+  // Ends the trainer's thread after its current round, then publishes a
+  // last snapshot and writes a final checkpoint on the calling thread (at
+  // its priority, not the trainer's). Without a store it first trains
+  // what is queued; with one, the queued events are left to the next
+  // Start, which reads them from the applied log (counted in
+  // events_dropped). Returns the first error seen.
   Status Stop();
 
   TrainingStats Stats() const;

@@ -17,10 +17,12 @@
 // raise: a process started at nice 19 or under SCHED_IDLE keeps that.
 // Threads inherit their creator's policy and nice value.
 //
-// Thread-safety: the functions act on the calling thread only.
+// Thread-safety: the functions act on the calling thread only, except
+// RaiseThreadToNormal.
 #ifndef CFREC_SCHEMAS_THREAD_SCHED_H_
 #define CFREC_SCHEMAS_THREAD_SCHED_H_
 
+#include <cstdint>
 #include <string_view>
 
 #include "cfrec/schemas/status.h"
@@ -53,6 +55,17 @@ Status LowerThisThreadTo(const ThreadSched& sched);
 // The calling thread's policy and nice value. Policies other than the three
 // above (real-time ones) read as kNormal.
 ThreadSched ThisThreadSched();
+
+// The calling thread's kernel id (gettid), by which another thread can
+// raise it (RaiseThreadToNormal).
+int64_t ThisThreadKernelId();
+
+// Puts thread `tid` of this process back under SCHED_OTHER, keeping its nice
+// value: the one raise there is, for work that must now finish (a stop
+// waiting on a thread under SCHED_IDLE that a busy machine never runs).
+// Leaving SCHED_IDLE or SCHED_BATCH needs CAP_SYS_NICE (root has it);
+// without it, Unavailable with the system's reason and nothing changes.
+Status RaiseThreadToNormal(int64_t tid);
 
 }  // namespace cfrec
 
