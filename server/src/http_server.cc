@@ -1,12 +1,19 @@
 // Transport only: Beast sessions convert between the wire and the plain
 // HttpRequest/HttpResponse values; everything else is the handler's. The
 // shape follows Beast's advanced server example (one session per
-// connection, bind_front_handler, expires_after on every read, a body
-// limit), with one event loop per I/O thread instead of one shared loop.
+// connection, bind_front_handler, a body limit), with one event loop per
+// I/O thread instead of one shared loop. The common case takes a short
+// path: a request whose bytes one read brought is parsed from the buffer
+// at once, and its answer goes out as one string in one send, with no
+// timer armed for either; one idle deadline per connection, checked lazily,
+// bounds the wait for the next request. A request that arrives in pieces,
+// or an answer the socket does not take at once, goes through Beast's
+// reads and writes under the read and write timeouts.
 #include "cfrec/server/http_server.h"
 
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <algorithm>
@@ -36,6 +43,7 @@
 #include <vector>
 
 #include "cfrec/server/receive_time.h"
+#include "response_bytes.h"
 #include "shed_response.h"
 
 namespace cfrec::server {
@@ -247,30 +255,40 @@ class Session : public std::enable_shared_from_this<Session> {
   // zero).
   void WaitForRequest() {
     if (Draining()) return Close();
-    if (buffer_.size() > 0) return ReadHeader();
+    if (buffer_.size() > 0) return ReadRequest();
     phase_ = Phase::kIdle;
-    const uint64_t generation = ++idle_generation_;
-    idle_timer_.expires_after(server_.options.idle_timeout);
-    idle_timer_.async_wait(
-        [self = shared_from_this(), generation](beast::error_code ec) {
-          if (!ec && self->idle_generation_ == generation &&
-              self->phase_ == Phase::kIdle) {
-            self->stream_.socket().cancel();  // OnReadable closes
-          }
-        });
+    // One deadline per connection: moving it is a store; the timer, armed
+    // at most once at a time, checks it when it fires and waits again if
+    // it moved (at most once per idle_timeout on a busy connection).
+    idle_deadline_ = Clock::now() + server_.options.idle_timeout;
+    if (!idle_timer_armed_) ArmIdleTimer();
     stream_.socket().async_wait(
         tcp::socket::wait_read,
         beast::bind_front_handler(&Session::OnReadable, shared_from_this()));
   }
 
+  void ArmIdleTimer() {
+    idle_timer_armed_ = true;
+    idle_timer_.expires_at(idle_deadline_);
+    idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      self->OnIdleTimer(ec);
+    });
+  }
+
+  void OnIdleTimer(beast::error_code ec) {
+    idle_timer_armed_ = false;
+    // Not idle: the next WaitForRequest arms it again.
+    if (ec || phase_ != Phase::kIdle) return;
+    if (Clock::now() < idle_deadline_) return ArmIdleTimer();
+    stream_.socket().cancel();  // OnReadable closes
+  }
+
   void OnReadable(beast::error_code ec) {
-    ++idle_generation_;
-    idle_timer_.cancel();
     if (ec) return Close();  // idle timeout, or drain
     const int got = ReadFirstBytes();
     if (got == 0) return Close();          // peer closed
     if (got < 0) return WaitForRequest();  // nothing after all
-    ReadHeader();
+    ReadRequest();
   }
 
   // One recvmsg of what the socket holds, with the kernel's receive time
@@ -292,14 +310,28 @@ class Session : public std::enable_shared_from_this<Session> {
     return static_cast<int>(read.bytes);
   }
 
-  void ReadHeader() {
+  // Parses what the buffer holds; a request it holds whole is handled at
+  // once, without an asynchronous read or a timer. The rest of a partial
+  // one is read by Beast under the read timeout.
+  void ReadRequest() {
     phase_ = Phase::kReading;
     parser_.emplace();
     parser_->body_limit(server_.options.max_body_bytes);
     parser_->header_limit(
         static_cast<std::uint32_t>(server_.options.max_header_bytes));
+    parser_->eager(true);
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      beast::error_code ec;
+      const size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) break;
+      if (ec) return OnReadError(ec);
+      if (used == 0) break;
+    }
+    if (parser_->is_done()) return OnRead({}, 0);
     // One deadline for the whole request, header and body.
     stream_.expires_after(server_.options.read_timeout);
+    if (parser_->is_header_done()) return OnHeader({}, 0);
     http::async_read_header(
         stream_, buffer_, *parser_,
         beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
@@ -463,10 +495,33 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kWriting;
     route_ = "shed";
     status_ = 503;
-    const std::string_view bytes =
-        internal::ShedResponseBytes(version, keep_alive, head);
+    Send(internal::ShedResponseBytes(version, keep_alive, head), keep_alive);
+  }
+
+  // Writes `bytes`, which must outlive the write (out_ or constant bytes):
+  // one send; what the socket did not take is written by Beast under the
+  // write timeout.
+  void Send(std::string_view bytes, bool keep_alive) {
+    const ssize_t sent = ::send(stream_.socket().native_handle(), bytes.data(),
+                                bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent == static_cast<ssize_t>(bytes.size())) {
+      // Pipelined requests already buffered go through the loop, so a deep
+      // pipeline does not nest one call per request on the stack.
+      if (buffer_.size() == 0) return OnWrite(keep_alive, {}, bytes.size());
+      return net::post(stream_.get_executor(),
+                       beast::bind_front_handler(
+                           &Session::OnWrite, shared_from_this(), keep_alive,
+                           beast::error_code{}, bytes.size()));
+    }
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      return OnWrite(keep_alive,
+                     beast::error_code(errno, boost::system::system_category()),
+                     0);
+    }
+    const size_t done = sent > 0 ? static_cast<size_t>(sent) : 0;
     stream_.expires_after(server_.options.write_timeout);
-    net::async_write(stream_, net::buffer(bytes.data(), bytes.size()),
+    net::async_write(stream_,
+                     net::buffer(bytes.data() + done, bytes.size() - done),
                      beast::bind_front_handler(&Session::OnWrite,
                                                shared_from_this(), keep_alive));
   }
@@ -513,6 +568,11 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kWriting;
     route_ = std::move(response.route);
     status_ = response.status;
+    if (internal::AppendResponseBytes(response, version, keep_alive, head,
+                                      &out_)) {
+      return Send(out_, keep_alive);
+    }
+    // A status or header Beast frames its own way.
     res_ = {};
     res_.version(version);
     res_.result(static_cast<unsigned>(response.status));
@@ -567,7 +627,6 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close() {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kClosed;
-    ++idle_generation_;
     idle_timer_.cancel();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -579,10 +638,11 @@ class Session : public std::enable_shared_from_this<Session> {
   const uint64_t id_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
-  // Ends the wait for a request's first byte (idle_timeout); a wake-up of
-  // an older wait (generation moved on) does nothing.
+  // Ends the wait for a request's first byte at idle_deadline_
+  // (idle_timeout after the wait began); armed while idle_timer_armed_.
   net::steady_timer idle_timer_;
-  uint64_t idle_generation_ = 0;
+  Clock::time_point idle_deadline_;
+  bool idle_timer_armed_ = false;
   // How long the first bytes of the request being read waited unread in
   // the socket (ReadFirstBytes), and, once it is read, when its delay began:
   // its completion minus that wait (OnRead).
@@ -590,6 +650,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point arrived_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
+  // The bytes of the answer being written (its capacity is kept).
+  std::string out_;
   Phase phase_ = Phase::kIdle;
   bool draining_ = false;
   bool linger_ = false;  // close via Linger() after the next write

@@ -1,0 +1,27 @@
+// A response's wire bytes built in one contiguous string, for one send: the
+// same status line, header fields in the same order and the same framing as
+// Beast's serializer writes for the http::response the server used to build
+// (Server, Content-Type, the handler's headers each set in turn, Connection
+// as keep-alive asks, Content-Length), without the serializer's buffer
+// sequence.
+#ifndef CFREC_SERVER_SRC_RESPONSE_BYTES_H_
+#define CFREC_SERVER_SRC_RESPONSE_BYTES_H_
+
+#include <string>
+
+#include "cfrec/server/http_types.h"
+
+namespace cfrec::server::internal {
+
+// Replaces *out with the bytes of `response` for HTTP `version` (10 or 11)
+// and keep-alive; for a HEAD request the headers only (Content-Length still
+// the body's size). False, with *out unspecified, for a response Beast
+// frames differently (a 1xx, 204 or 304 status, or a handler header named
+// Connection, Content-Length or Transfer-Encoding): the caller serialises
+// those through Beast.
+bool AppendResponseBytes(const HttpResponse& response, unsigned version,
+                         bool keep_alive, bool head, std::string* out);
+
+}  // namespace cfrec::server::internal
+
+#endif  // CFREC_SERVER_SRC_RESPONSE_BYTES_H_
