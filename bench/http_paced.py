@@ -17,7 +17,9 @@ time, against a running `cfrec serve` (or cfrec_http_bench_server).
             bound). The rate is doubled from --start-rps until it fails, then bisected
             (--search-steps), --search-s seconds per try; a rate holds only
             if all of --search-repeats tries at it hold (one lucky try on a
-            busy machine otherwise sets R0 at the server's saturation);
+            busy machine otherwise sets R0 at the server's saturation), a
+            try that misses being tried again up to --search-retries times
+            (default 1: one stall does not step R0 down);
   k x R0    a paced run at k times R0 for each factor.
   Each phase also reads /metrics and /v1/model before and after (events
   applied, learner samples, model versions, shed counters), POSTs events at
@@ -241,6 +243,9 @@ def main():
     ap.add_argument("--search-s", type=float, default=5)
     ap.add_argument("--search-repeats", type=int, default=1,
                     help="tries that must all hold for a rate to hold")
+    ap.add_argument("--search-retries", type=int, default=1,
+                    help="times a try that missed is tried again before "
+                    "the rate counts as missed")
     ap.add_argument("--duration", type=float, default=15)
     ap.add_argument("--warmup-s", type=float, default=2)
     ap.add_argument("--post-rps", type=float, default=20)
@@ -283,16 +288,20 @@ def main():
     good, bad = None, None
     rate = args.start_rps
     def attempt(rate):
-        ok = True
+        # Each of the --search-repeats tries must hold; a try that misses is
+        # tried again up to --search-retries times before the rate counts as
+        # missed (one stall of the machine otherwise steps R0 down).
         for _ in range(args.search_repeats):
-            r = paced(args, rate, args.search_s)
-            search.append({"rps": rate, "p99_ms": r["p99_ms"],
-                           "shed_share": r["shed_share"],
-                           "ok_rps": r["ok_rps"]})
-            ok = holds(args, r)
-            if not ok:
-                break
-        return ok
+            for retry in range(args.search_retries + 1):
+                r = paced(args, rate, args.search_s)
+                search.append({"rps": rate, "p99_ms": r["p99_ms"],
+                               "shed_share": r["shed_share"],
+                               "ok_rps": r["ok_rps"], "retry": retry})
+                if holds(args, r):
+                    break
+            else:
+                return False
+        return True
 
     while bad is None:
         if attempt(rate):
@@ -324,7 +333,8 @@ def main():
                       "p99_target_factor": args.p99_target_factor,
                       "client_sched": args.client_sched,
                       "p99_target_ms": args.p99_target_ms,
-                      "search_repeats": args.search_repeats, "r0_rps": r0,
+                      "search_repeats": args.search_repeats,
+                      "search_retries": args.search_retries, "r0_rps": r0,
                       "search": search, "phases": [unloaded] + phases}))
 
 
