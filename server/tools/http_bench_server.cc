@@ -11,12 +11,15 @@
 //   cfrec_http_bench_server --http 127.0.0.1:8080 --users 50000
 //     --items 20000 --dim 64 --io-threads 2 --swap-ms 500
 //     --stream-features on|off --stream-lists 200000 --run-inline on|off
-//     --handler-nice 0 --max-queue-ms 20 --shed-target-ms 0
-//     --shed-interval-ms 100
+//     --handler-nice 5 --max-queue-ms 20 --shed-target-ms 1
+//     --shed-interval-ms 100 --inline-io-threads 2
 // --run-inline: ServerOptions::run_inline; --handler-nice: the handler
-// threads' nice value (`cfrec serve` uses 5); --max-queue-ms,
-// --shed-target-ms and --shed-interval-ms: the admission options
-// max_queue_wait, target_delay (0 = off) and target_interval.
+// threads' nice value; --max-queue-ms, --shed-target-ms and
+// --shed-interval-ms: the admission options max_queue_wait, target_delay
+// (0 = off) and target_interval; --inline-io-threads:
+// ServerOptions::inline_io_threads (0 = all but one). The defaults are
+// `cfrec serve`'s (app/src/serve_http.h), the delay rule on: a figure of
+// this server is one of the service's HTTP front.
 #include <pthread.h>
 #include <signal.h>
 
@@ -53,11 +56,11 @@ struct Flags {
   bool stream_features = true;
   size_t stream_lists = 200000;
   bool run_inline = true;
-  int handler_nice = 0;
+  int handler_nice = 5;
   int max_queue_ms = 20;
-  double shed_target_ms = 0;
+  double shed_target_ms = 1;
   int shed_interval_ms = 100;
-  int inline_io_threads = 0;
+  int inline_io_threads = 2;
 };
 
 // The same model under a new version and creation time, as the learner's
