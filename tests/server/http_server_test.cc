@@ -119,6 +119,46 @@ TEST_F(HttpServerTest, IdleConnectionIsClosed) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(150));
 }
 
+// The idle deadline is one per connection, moved by each request: a
+// connection kept busy past idle_timeout stays open, and closes idle_timeout
+// after its last answer.
+TEST_F(HttpServerTest, IdleTimeoutCountsFromTheLastRequest) {
+  ServerOptions options;
+  options.idle_timeout = milliseconds(400);
+  StartServer(options);
+  Client client(server_->port());
+  const auto first = std::chrono::steady_clock::now();
+  auto last = first;
+  while (last - first < milliseconds(700)) {
+    std::this_thread::sleep_for(milliseconds(50));  // idle, under the timeout
+    client.Send(Client::Get("/x"));
+    ASSERT_EQ(client.Read().result_int(), 200);
+    last = std::chrono::steady_clock::now();
+  }
+  EXPECT_TRUE(client.ReadsEof());
+  EXPECT_GE(std::chrono::steady_clock::now() - last, milliseconds(350));
+}
+
+// Requests pipelined deeper than one read are all answered, in order.
+TEST_F(HttpServerTest, ADeepPipelineIsAnsweredInOrder) {
+  StartServer({});
+  Client client(server_->port());
+  std::string requests;
+  for (int i = 0; i < 3000; ++i) {
+    requests +=
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: "
+        "application/json\r\nContent-Length: " +
+        std::to_string(std::to_string(i).size()) + "\r\n\r\n" +
+        std::to_string(i);
+  }
+  std::thread writer([&] { client.Send(requests); });
+  for (int i = 0; i < 3000; ++i) {
+    const auto response = client.Read();
+    ASSERT_EQ(response.body(), std::to_string(i));
+  }
+  writer.join();
+}
+
 TEST_F(HttpServerTest, SlowClientIsCutOffAndHoldsNoThread) {
   ServerOptions options;
   options.io_threads = 1;
