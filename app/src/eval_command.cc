@@ -4,9 +4,11 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <iostream>
 #include <memory>
 #include <string>
 
+#include "cfrec/eval/batch_runner.h"
 #include "cfrec/eval/model.h"
 #include "cfrec/eval/runner.h"
 #include "cfrec/learner/eval_models.h"
@@ -31,8 +33,17 @@ void AddEvalCommand(CLI::App& app) {
   auto request = std::make_shared<eval::EvalRequest>();
   CLI::App* cmd = app.add_subcommand(
       "eval", "Evaluate a ranker on a MIND-format log; prints one JSON line");
-  cmd->add_option("--data", request->data_path, "behaviors.tsv to evaluate on")
-      ->required();
+  auto batch = std::make_shared<bool>(false);
+  CLI::Option* data = cmd->add_option(
+      "--data", request->data_path,
+      "behaviors.tsv to evaluate on (required without --batch)");
+  cmd->add_flag("--batch", *batch,
+                "Many runs in this process: one request a line on stdin "
+                "(JSON: data, ranker, intervention, trainer, protocol, "
+                "stream_features, seed, config), one answer line each on "
+                "stdout (the run's JSON, or {\"error\", \"code\"}); the "
+                "other flags are ignored")
+      ->excludes(data);
   cmd->add_option("--ranker", request->ranker,
                   "Ranker; none = the stream features alone (--protocol "
                   "stream)")
@@ -70,9 +81,14 @@ void AddEvalCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--config", request->config_path,
                   "JSON file of protocol options and hyper-parameters");
-  cmd->callback([request] {
+  cmd->callback([request, batch, data] {
     eval::ModelRegistry registry = eval::DefaultRegistry();
     learner::RegisterEvalModels(registry);
+    if (*batch) {
+      eval::RunEvaluationBatch(std::cin, std::cout, registry);
+      return;
+    }
+    if (data->count() == 0) throw CLI::RequiredError("--data");
     eval::ProgressFn progress;
     if (isatty(STDERR_FILENO)) progress = DrawProgress;
     Result<std::string> line =

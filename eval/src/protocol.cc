@@ -116,6 +116,7 @@ Result<LooResult> RunLeaveOneOut(Model& model, const Dataset& data,
   FitContext context;
   context.seed = options.seed;
   context.on_epoch = [&](const EpochStats& stats) {
+    const Clock::time_point valid_start = Clock::now();
     const HeldOutEval valid =
         EvaluateHeldOut(model, split, split.validation, data.num_items(),
                         options.all_items, options.k, nullptr, {});
@@ -123,6 +124,7 @@ Result<LooResult> RunLeaveOneOut(Model& model, const Dataset& data,
         options.all_items ? valid.all : valid.sampled;
     result.curve.push_back({stats.epoch, stats.train_loss, chosen.hr.value(),
                             chosen.ndcg.value()});
+    result.validation_seconds += SecondsSince(valid_start);
     return selector.Offer(stats.epoch, chosen.ndcg.value());
   };
   const Clock::time_point fit_start = Clock::now();

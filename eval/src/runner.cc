@@ -270,6 +270,7 @@ Result<std::string> RunEvaluation(const EvalRequest& request,
     out["train"] = {{"positives", r->train_positives},
                     {"impressions", r->train_impressions}};
     seconds["fit"] = r->fit_seconds;
+    seconds["validation"] = r->validation_seconds;
     seconds["eval"] = r->eval_seconds;
   } else if (request.protocol == "impressions") {
     Result<TimeSplitResult> r =

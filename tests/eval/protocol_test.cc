@@ -7,7 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
+#include "cfrec/eval/batch_runner.h"
 #include "cfrec/eval/runner.h"
 #include "cfrec/eval/synth.h"
 
@@ -293,6 +295,58 @@ TEST(RunnerTest, OneJsonLineWithMetricsConfigAndSeed) {
   request.ranker = "itempop";
   request.config_path = dir + "/bad.json";
   EXPECT_TRUE(RunEvaluation(request, registry).status().IsInvalidArgument());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(BatchRunnerTest, AnswersEachLineAsItsOwnRunWould) {
+  SynthOptions o;
+  o.num_users = 100;
+  o.seed = 7;
+  Result<SynthData> synth = GenerateSynthetic(o);
+  ASSERT_TRUE(synth.ok());
+  const std::string dir = ::testing::TempDir() + "/cfrec_batch_runner_test";
+  ASSERT_TRUE(WriteSynthetic(*synth, dir).ok());
+  const ModelRegistry registry = DefaultRegistry();
+  EvalRequest knn;
+  knn.data_path = dir + "/behaviors.tsv";
+  knn.seed = 3;
+  EvalRequest pop = knn;
+  pop.ranker = "itempop";
+  pop.protocol = "impressions";
+  Result<std::string> knn_alone = RunEvaluation(knn, registry);
+  Result<std::string> pop_alone = RunEvaluation(pop, registry);
+  ASSERT_TRUE(knn_alone.ok() && pop_alone.ok());
+
+  std::istringstream in(
+      R"({"data": ")" + knn.data_path + R"(", "seed": 3})" + "\n\n" +
+      R"({"data": ")" + knn.data_path +
+      R"(", "ranker": "itempop", "protocol": "impressions", "seed": 3})" +
+      "\nnot json\n" + R"({"data": "x", "epochs": 3})" + "\n" +
+      R"({"data": ")" + knn.data_path + R"(", "seed": 3})" + "\n");
+  std::ostringstream out;
+  EXPECT_EQ(RunEvaluationBatch(in, out, registry), 2u);
+  std::istringstream answers(out.str());
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(answers, line);) {
+    lines.push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(lines.size(), 5u);  // the blank line has no answer
+  const nlohmann::json a = nlohmann::json::parse(*knn_alone);
+  const nlohmann::json b = nlohmann::json::parse(*pop_alone);
+  for (size_t n : {size_t{0}, size_t{4}}) {  // the same run twice
+    EXPECT_EQ(lines[n]["metrics"], a["metrics"]);
+    EXPECT_EQ(lines[n]["ranker"], "itemknn");
+    EXPECT_EQ(lines[n]["seed"], 3);
+  }
+  EXPECT_EQ(lines[1]["metrics"], b["metrics"]);
+  EXPECT_EQ(lines[1]["protocol"], "impressions");
+  EXPECT_EQ(lines[2]["code"], "INVALID_ARGUMENT");
+  EXPECT_NE(lines[3]["error"].get<std::string>().find("'epochs'"),
+            std::string::npos);
+  EXPECT_TRUE(ParseEvalRequest(R"({"seed": 1})").status().IsInvalidArgument());
+  EXPECT_TRUE(ParseEvalRequest(R"({"data": "d", "seed": "1"})")
+                  .status()
+                  .IsInvalidArgument());
   std::filesystem::remove_all(dir);
 }
 

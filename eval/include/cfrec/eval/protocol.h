@@ -72,6 +72,7 @@ struct LooResult {
   size_t train_positives = 0;
   size_t train_impressions = 0;
   double fit_seconds = 0;
+  double validation_seconds = 0;  // of fit_seconds: the per-epoch validation
   double eval_seconds = 0;
 };
 
