@@ -24,7 +24,9 @@ config); --resume reuses them, so an interrupted study continues where it
 stopped, and --report-only rewrites the tables and the figure from the cache.
 Each run is single-threaded (the ranker's train_threads default 1, and the
 runs get OMP_NUM_THREADS=1), so --jobs runs (default: the core count) go at
-a time. --estimate prints how long the missing runs would take, from the
+a time, each job through one `cfrec eval --batch` process that answers its
+runs one after the other (the same results as a process per run, which
+--no-batch restores, without paying LibTorch's start-up per run). --estimate prints how long the missing runs would take, from the
 run times recorded in the cache. Parts (or arms) marked as appendix are
 explorations the report's conclusions no longer rest on: their tables come
 from the cache, and only --with-appendix runs them. Standard library, plus
@@ -164,6 +166,8 @@ class Runner:
         self.pending_keys = set()
         self.lock = threading.Lock()
         self.data_locks = {}
+        self.local = threading.local()  # each job thread's batch worker
+        self.workers = []
 
     def over_budget(self):
         return (self.args.budget_minutes and
@@ -264,10 +268,11 @@ class Runner:
                              spec["seed"])
         intervention = spec["arm"].partition("@")[0]
         root = repo_root()
-        cmd = [self.args.cfrec, "eval", "--data",
-               os.path.relpath(os.path.join(data_dir, "behaviors.tsv"), root),
-               "--ranker", spec["ranker"], "--intervention", intervention,
-               "--seed", str(spec["seed"])]
+        request = {
+            "data": os.path.relpath(os.path.join(data_dir, "behaviors.tsv"),
+                                    root),
+            "ranker": spec["ranker"], "intervention": intervention,
+            "seed": spec["seed"]}
         if spec["config"]:
             text = json.dumps(spec["config"], sort_keys=True)
             path = os.path.join(self.args.work,
@@ -277,24 +282,14 @@ class Runner:
                     with open(path + ".tmp", "w") as f:
                         f.write(text)
                     os.replace(path + ".tmp", path)
-            cmd += ["--config", os.path.relpath(path, root)]
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+            request["config"] = os.path.relpath(path, root)
         start = time.time()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True,
-                                  cwd=root, env=env)
-        except OSError as e:  # e.g. the binary replaced by a build
-            sys.stderr.write("%s did not start: %s\n" % (" ".join(cmd), e))
+        r = (self.evaluate_in_process(request) if self.args.no_batch
+             else self.evaluate_in_worker(request))
+        if r is None:
             with self.lock:
                 self.failed += 1
             return None
-        if proc.returncode != 0:
-            sys.stderr.write("%s failed (%d): %s\n" % (
-                " ".join(cmd), proc.returncode, proc.stderr.strip()[-300:]))
-            with self.lock:
-                self.failed += 1
-            return None
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
         slim = {
             "run_key": spec["key"], "users": spec["users"],
             "lists": spec["lists"], "dim": spec["dim"], "seed": spec["seed"],
@@ -318,6 +313,68 @@ class Runner:
             self.log.flush()
             self.ran += 1
         return slim
+
+    def evaluate_in_process(self, request):
+        """One `cfrec eval` process for the run: its JSON, or None."""
+        cmd = [self.args.cfrec, "eval"]
+        for flag in ("data", "ranker", "intervention", "seed", "config"):
+            if flag in request:
+                cmd += ["--" + flag, str(request[flag])]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  cwd=repo_root(), env=RUN_ENV)
+        except OSError as e:  # e.g. the binary replaced by a build
+            sys.stderr.write("%s did not start: %s\n" % (" ".join(cmd), e))
+            return None
+        if proc.returncode != 0:
+            sys.stderr.write("%s failed (%d): %s\n" % (
+                " ".join(cmd), proc.returncode, proc.stderr.strip()[-300:]))
+            return None
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def evaluate_in_worker(self, request):
+        """The run in this thread's `cfrec eval --batch` process (started
+        on first use, and again after one died): its JSON, or None. A
+        worker answers one request at a time, so runs of one thread follow
+        each other as separate processes' would; it saves the start-up."""
+        worker = getattr(self.local, "worker", None)
+        if worker is None or worker.poll() is not None:
+            try:
+                worker = subprocess.Popen(
+                    [self.args.cfrec, "eval", "--batch"], cwd=repo_root(),
+                    env=RUN_ENV, stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, text=True, bufsize=1)
+            except OSError as e:  # e.g. the binary replaced by a build
+                sys.stderr.write("%s did not start: %s\n" % (
+                    self.args.cfrec, e))
+                return None
+            self.local.worker = worker
+            with self.lock:
+                self.workers.append(worker)
+        line = ""
+        try:
+            worker.stdin.write(json.dumps(request) + "\n")
+            worker.stdin.flush()
+            line = worker.stdout.readline()
+        except OSError:
+            pass
+        if not line:  # the worker died on this run
+            sys.stderr.write("cfrec eval --batch ended on %s (status %s)\n" % (
+                json.dumps(request), worker.wait()))
+            return None
+        r = json.loads(line)
+        if "error" in r:
+            sys.stderr.write("cfrec eval failed on %s: %s\n" % (
+                json.dumps(request), r["error"]))
+            return None
+        return r
+
+    def close_workers(self):
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.stdin.close()
+                worker.wait()
+        self.workers = []
 
     def execute(self, jobs):
         """Runs the queued runs, `jobs` at a time, in the order queued;
@@ -354,6 +411,10 @@ class Runner:
                         "%s=%.4f" % (METRIC, r["metrics"].get(
                             METRIC, float("nan"))) if r else "not run"))
         self.pending = []
+
+
+# Each run single-threaded (runs go --jobs at a time).
+RUN_ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 def without_seed(key):
@@ -960,6 +1021,10 @@ def main():
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="runs at a time (each run is single-threaded; "
                    "default: the number of cores)")
+    p.add_argument("--no-batch", action="store_true",
+                   help="one `cfrec eval` process per run instead of one "
+                   "`cfrec eval --batch` worker per job (same results; the "
+                   "worker saves each run the process start-up)")
     p.add_argument("--estimate", action="store_true",
                    help="run nothing, write nothing: print (one JSON line) "
                    "how many runs are missing and how long they would take "
@@ -1028,9 +1093,14 @@ def main():
                     else [flag, "''" if v == "" else str(v)])
         part_args.append((name, title, part))
     runner = Runner(args, cache, None, times)
+    by_part = {}  # part -> its queued runs (a run shared with an earlier
+    # part is queued, and counted, with the earlier one)
     for name, title, part in part_args:  # plan: queue the missing runs
         runner.args = part
+        queued = len(runner.pending)
         run_part(part, runner)
+        if len(runner.pending) > queued:
+            by_part[name] = runner.pending[queued:]
     runner.args = args
     if args.estimate:
         serial, wall = runner.estimate(args.jobs)
@@ -1039,11 +1109,25 @@ def main():
             "with_recorded_time": sum(
                 1 for s in runner.pending if s["key"] in times),
             "serial_minutes": round(serial / 60, 1), "jobs": args.jobs,
-            "wall_minutes": round(wall / 60, 1)}))
+            "wall_minutes": round(wall / 60, 1),
+            "data_sets_to_generate": len({
+                (s["users"], s["lists"], s["dim"], s["seed"])
+                for s in runner.pending if not os.path.exists(os.path.join(
+                    args.work, "u%d_l%d_d%d_s%d" % (
+                        s["users"], s["lists"], s["dim"], s["seed"]),
+                    "ground_truth.json"))}),
+            "parts": {name: {
+                "runs": len(specs),
+                "serial_minutes": round(sum(
+                    runner.predicted(s) for s in specs) / 60, 1)}
+                for name, specs in by_part.items()}}))
         return
     with open(cache_path, "a") as log:
         runner.log = log
-        runner.execute(args.jobs)
+        try:
+            runner.execute(args.jobs)
+        finally:
+            runner.close_workers()
     for name, title, part in part_args:  # report, from the cache
         part.report_only = True
         runner.args = part
