@@ -261,25 +261,48 @@ void UpdateRange(const UpdateJob& job) {
     const int64_t from = std::max<int64_t>(job.begin - base, 0);
     const int64_t to = std::min<int64_t>(job.end - base, index.size());
     for (int64_t s = to - 1; s >= from; --s) {
+      // With several parts, whether another part holds a row is read from
+      // its bits (RowIndex::Has: a few lines, soon in this core's cache),
+      // and only a row held by several parts has its slot read from the
+      // other part's index (lines the other thread's gradient pass just
+      // wrote): 2 x kAhead rows ahead, so that kAhead rows ahead the row's
+      // block and the other parts' gradients are fetched without waiting,
+      // and only for a row this part updates.
+      if (job.parts > 1 && s - 2 * kAhead >= from) {
+        const int64_t far = index.rows[s - 2 * kAhead];
+        for (int q = p + 1; q < job.parts; ++q) {
+          if (job.index[q]->Has(far)) {
+            __builtin_prefetch(&job.index[q]->slot_of_row[far]);
+          }
+        }
+      }
       if (s - kAhead >= from) {
-        const int64_t ahead = index.rows[s - kAhead] * stride;
-        Prefetch(job.table.value + ahead, dim);
-        Prefetch(job.table.m + ahead, dim);
-        Prefetch(job.table.v + ahead, dim);
+        const int64_t near = index.rows[s - kAhead];
+        bool owned = true;
+        for (int q = 0; q < p && owned; ++q) owned = !job.index[q]->Has(near);
+        if (owned) {
+          const int64_t ahead = near * stride;
+          Prefetch(job.table.value + ahead, dim);
+          Prefetch(job.table.m + ahead, dim);
+          Prefetch(job.table.v + ahead, dim);
+          for (int q = p + 1; q < job.parts; ++q) {
+            if (!job.index[q]->Has(near)) continue;
+            const int32_t slot = job.index[q]->slot_of_row[near];
+            Prefetch(job.grads[q] + slot * dim, dim);
+          }
+        }
       }
       const int64_t row = index.rows[s];
       bool earlier = false;
-      for (int q = 0; q < p && !earlier; ++q) {
-        earlier = job.index[q]->slot_of_row[row] >= 0;
-      }
+      for (int q = 0; q < p && !earlier; ++q) earlier = job.index[q]->Has(row);
       if (earlier) continue;
       // The row's gradient: the parts that touched it, in part order.
       const float* g0 = job.grads[p] + s * dim;
       const float* g1 = nullptr;
       int found = 1;
       for (int q = p + 1; q < job.parts; ++q) {
+        if (!job.index[q]->Has(row)) continue;
         const int32_t slot = job.index[q]->slot_of_row[row];
-        if (slot < 0) continue;
         const float* g = job.grads[q] + slot * dim;
         if (found == 1) {
           g1 = g;
@@ -344,8 +367,10 @@ double FusedMfStep::Step(const MfParams& p, bool pairwise,
   for (int t = 0; t < threads; ++t) {
     Part& part = parts_[t];
     const int64_t size = n * (t + 1) / threads - n * t / threads;
-    part.users.Reset(p.user.rows);
-    part.items.Reset(p.item.rows);
+    // With several parts the update pass asks the other parts' indexes
+    // whether they hold a row (RowIndex::Has).
+    part.users.Reset(p.user.rows, threads > 1);
+    part.items.Reset(p.item.rows, threads > 1);
     part.users.rows.reserve(size);
     part.items.rows.reserve(2 * size);
     if (static_cast<int64_t>(part.user_grad.size()) < size * dim) {

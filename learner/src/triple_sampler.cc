@@ -150,6 +150,16 @@ void TripleSampler::BuildLane(std::span<const AppliedEvent> events,
   }
 }
 
+void TripleSampler::Shuffle(size_t n, uint64_t seed) {
+  // Fisher-Yates on the order, so a mini-batch mixes users and events.
+  order_.resize(n);
+  for (size_t k = 0; k < n; ++k) order_[k] = static_cast<uint32_t>(k);
+  FastRng shuffle(seed, kShuffleStream);
+  for (size_t k = n; k > 1; --k) {
+    std::swap(order_[k - 1], order_[shuffle.Below(k)]);
+  }
+}
+
 bool TripleSampler::Build(std::span<const AppliedEvent> events, bool record,
                           ClickLists* clicks, int64_t num_users,
                           int64_t num_items, uint64_t seed, WorkPool* pool,
@@ -164,10 +174,24 @@ bool TripleSampler::Build(std::span<const AppliedEvent> events, bool record,
     lanes_[l].events.clear();
     lanes_[l].added = false;
   }
+  // The number of triples, foreseen from the events' sizes (a click whose
+  // entry lies outside its list yields none, and whether an event brought
+  // its history depends on the click lists: both make the guess wrong or
+  // unknown). The shuffle depends on that number and the seed only: with a
+  // guess it is drawn by one more task beside the lanes, and drawn again
+  // after them if the guess was wrong. On one thread it is drawn after the
+  // lanes, as nothing could run beside it.
+  size_t expected = 0;
+  bool known = pool != nullptr && pool->threads() > 1;
   for (size_t k = 0; k < events.size(); ++k) {
-    lanes_[LaneOf(events[k].user, num_lanes)].events.push_back(
+    const AppliedEvent& e = events[k];
+    lanes_[LaneOf(e.user, num_lanes)].events.push_back(
         static_cast<uint32_t>(k));
+    if (!known || e.user >= num_users) continue;
+    expected += e.clicked.size() * static_cast<size_t>(num_negatives_);
+    known &= !(train_on_history_ && !e.history.empty());
   }
+  known &= expected <= std::numeric_limits<uint32_t>::max();
   auto run = [&](int tasks, const std::function<void(int)>& fn) {
     if (pool != nullptr) {
       pool->Run(tasks, fn);
@@ -175,7 +199,13 @@ bool TripleSampler::Build(std::span<const AppliedEvent> events, bool record,
       for (int t = 0; t < tasks; ++t) fn(t);
     }
   };
-  run(static_cast<int>(num_lanes), [&](int l) {
+  const int first_lane = known ? 1 : 0;
+  run(static_cast<int>(num_lanes) + first_lane, [&](int task) {
+    if (task < first_lane) {
+      Shuffle(expected, seed);
+      return;
+    }
+    const int l = task - first_lane;
     Lane& lane = lanes_[l];
     if (record) RecordLane(events, *clicks, lane);
     FastRng rng(seed, static_cast<uint64_t>(l));
@@ -200,13 +230,7 @@ bool TripleSampler::Build(std::span<const AppliedEvent> events, bool record,
     CopyRange(t.pos, 0, t.size(), flat_.pos, offsets_[l]);
     CopyRange(t.neg, 0, t.size(), flat_.neg, offsets_[l]);
   });
-  // Fisher-Yates on the order, so a mini-batch mixes users and events.
-  order_.resize(n);
-  for (size_t k = 0; k < n; ++k) order_[k] = static_cast<uint32_t>(k);
-  FastRng shuffle(seed, kShuffleStream);
-  for (size_t k = n; k > 1; --k) {
-    std::swap(order_[k - 1], order_[shuffle.Below(k)]);
-  }
+  if (!known || n != expected) Shuffle(n, seed);
   out->u.resize(n);
   out->pos.resize(n);
   out->neg.resize(n);

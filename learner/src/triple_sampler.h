@@ -15,8 +15,10 @@
 // them, and the triples depend only on the events, the click lists and the
 // seed; a lane's few hundred lists stay in the cache between recording and
 // sampling. The shuffle is one permutation drawn from the seed's own
-// stream, applied in parallel. The caller draws the seed from its
-// checkpointed generator, so a restored learner samples as an
+// stream, applied in parallel; when the number of triples is known from the
+// events alone (no history items to train on), the permutation is drawn by
+// one more task beside the lanes instead of after them. The caller draws the
+// seed from its checkpointed generator, so a restored learner samples as an
 // uninterrupted one.
 //
 // Thread-safety: one caller thread; the pool's threads only read the
@@ -79,6 +81,8 @@ class TripleSampler {
   };
   void RecordLane(std::span<const state::AppliedEvent> events,
                   ClickLists& clicks, Lane& lane) const;
+  // order_ := the shuffle of n triples (depends on n and the seed only).
+  void Shuffle(size_t n, uint64_t seed);
   void BuildLane(std::span<const state::AppliedEvent> events,
                  const ClickLists& clicks, int64_t num_users, int64_t num_items,
                  FastRng& rng, Lane& lane) const;

@@ -15,6 +15,7 @@
 
 #include "cfrec/learner/learner.h"
 #include "learner/synthetic.h"
+#include "row_index.h"
 #include "work_pool.h"
 
 namespace cfrec::learner {
@@ -202,6 +203,26 @@ TEST(FusedThreadsTest, TwoThreadsMatchOneAndRepeat) {
     ExpectNear(RelativeScores(*a), sb, 1e-5, ranker);
     EXPECT_EQ(sb, RelativeScores(*c)) << ranker;
   }
+}
+
+// RowIndex's bits (what the update pass of another thread reads) say the
+// same as its slots, through Slot and Clear, for rows sharing a word.
+TEST(RowIndexTest, HasAgreesWithTheSlots) {
+  RowIndex index;
+  index.Reset(200, /*bits=*/true);
+  const int64_t rows[] = {0, 63, 64, 65, 130, 63, 199, 1, 0};
+  for (int round = 0; round < 2; ++round) {
+    for (int64_t r : rows) index.Slot(r);
+    EXPECT_EQ(index.size(), 7);
+    for (int64_t r = 0; r < 200; ++r) {
+      EXPECT_EQ(index.Has(r), index.slot_of_row[r] >= 0) << r;
+    }
+    index.Clear();
+    for (int64_t r = 0; r < 200; ++r) EXPECT_FALSE(index.Has(r)) << r;
+  }
+  index.Slot(5);
+  EXPECT_TRUE(index.Has(5));
+  EXPECT_FALSE(index.Has(4));
 }
 
 TEST(FusedThreadsTest, RejectsBadOptions) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include "click_lists.h"
@@ -135,6 +136,59 @@ TEST(TripleSamplerTest, NegativesComeFromTheirSourceAndAreNotClicked) {
     const auto& s = shown[t.u[k]];
     EXPECT_NE(std::find(s.begin(), s.end(), t.neg[k]), s.end());
   }
+}
+
+// Without history items the sampler foresees the number of triples from
+// the events' sizes and draws the shuffle beside the lanes; a click whose
+// entry lies outside its list makes the guess wrong, and the shuffle is
+// drawn again after the lanes. Either way the triples are those of the
+// same events without that click, on any thread count.
+TEST(TripleSamplerTest, ShuffleDrawnBesideTheLanesOrAfterThemIsTheSame) {
+  Fixture f;
+  LearnerOptions o;
+  o.train_on_history = false;
+  o.num_negatives = 2;
+  std::vector<AppliedEvent> events = f.log.train;
+  for (AppliedEvent& e : events) e.history.clear();
+  std::vector<AppliedEvent> stray = events;
+  size_t strays = 0;
+  for (size_t k = 0; k < stray.size(); k += 7) {
+    if (stray[k].clicked.empty()) continue;
+    stray[k].clicked.push_back(
+        static_cast<uint16_t>(stray[k].items.size() + 3));
+    ++strays;
+  }
+  ASSERT_GT(strays, 10u);
+  auto build = [&](const std::vector<AppliedEvent>& ev, WorkPool* pool) {
+    TripleSampler sampler(o);
+    Triples t;
+    sampler.Build(ev, /*record=*/false, &f.clicks, kUsers, kItems, 31, pool,
+                  &t);
+    return t;
+  };
+  Triples one = build(events, nullptr);
+  ASSERT_GT(one.size(), 3 * TripleSampler::kLaneEvents);
+  WorkPool two(2), three(3);
+  EXPECT_TRUE(Same(one, build(events, &two)));
+  EXPECT_TRUE(Same(one, build(events, &three)));
+  EXPECT_TRUE(Same(one, build(stray, nullptr)));
+  EXPECT_TRUE(Same(one, build(stray, &two)));
+  // Every click's triples, each once: the shuffle is a permutation.
+  std::vector<std::tuple<int64_t, int64_t>> pairs, expected_pairs;
+  for (size_t k = 0; k < one.size(); ++k) {
+    pairs.emplace_back(one.u[k], one.pos[k]);
+  }
+  for (const AppliedEvent& e : events) {
+    for (uint16_t p : e.clicked) {
+      if (p >= e.items.size() || e.user >= kUsers) continue;
+      for (int n = 0; n < o.num_negatives; ++n) {
+        expected_pairs.emplace_back(e.user, e.items[p]);
+      }
+    }
+  }
+  std::sort(pairs.begin(), pairs.end());
+  std::sort(expected_pairs.begin(), expected_pairs.end());
+  EXPECT_EQ(pairs, expected_pairs);
 }
 
 TEST(FastRngTest, BoundedDrawIsInRangeAndUniform) {
