@@ -63,6 +63,13 @@ void CounterfactualFeed::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+Status CounterfactualFeed::RaiseTo(SchedPolicy policy) {
+  // Under mu_, which Loop takes to clear the id before it returns.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_id_ == 0 || !IsBelow(policy_, policy)) return Status::Ok();
+  return RaiseThreadTo(thread_id_, policy);
+}
+
 void CounterfactualFeed::Observe(std::span<const state::AppliedEvent> events) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const state::AppliedEvent& e : events) {
@@ -231,6 +238,18 @@ Status CounterfactualFeed::Mix(Learner& learner) {
 void CounterfactualFeed::Loop(const ThreadSched& sched) {
   // Lowering one's own priority is always allowed.
   (void)LowerThisThreadTo(sched);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    policy_ = ThisThreadSched().policy;
+    thread_id_ = ThisThreadKernelId();
+  }
+  struct Forget {
+    CounterfactualFeed* feed;
+    ~Forget() {
+      std::lock_guard<std::mutex> lock(feed->mu_);
+      feed->thread_id_ = 0;
+    }
+  } forget{this};
   std::mt19937_64 rng(cf_.seed + 2);
   std::unique_ptr<Learner> copy;
   bool starved = false;  // the copy yields no samples: wait for a new one

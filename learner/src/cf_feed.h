@@ -62,6 +62,11 @@ class CounterfactualFeed {
   // trainer's.
   void Start(const ThreadSched& sched);
   void Stop();
+  // Raises the background thread to `policy` if its own is lower, so that
+  // a stop (which waits for its round and for the engine's lock) does not
+  // wait on a thread a busy machine never runs (RaiseThreadTo; Unavailable
+  // when refused). Ok without a thread.
+  Status RaiseTo(SchedPolicy policy);
 
   // Users of newly trained events become candidates for simulation.
   void Observe(std::span<const state::AppliedEvent> events);
@@ -118,6 +123,8 @@ class CounterfactualFeed {
   std::string blob_;  // newest learner copy for the thread
   bool new_blob_ = false;
   bool closed_ = false;
+  SchedPolicy policy_ = SchedPolicy::kNormal;  // the thread's, once running
+  int64_t thread_id_ = 0;  // the thread's kernel id while it runs
   CounterfactualFeedStats stats_;
   std::thread thread_;
 };

@@ -88,6 +88,7 @@ class Trainer::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = false;
       stopped_ = false;
+      dropped_at_stop_ = false;
       trained_seq_ = learner_->applied_seq();
       PublishStatsLocked(std::move(stats));
     }
@@ -115,11 +116,17 @@ class Trainer::Impl {
   }
 
   Status Stop() {
+    const SchedPolicy mine = ThisThreadSched().policy;
+    Status raised;
     {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = true;
-      RaiseTrainerThreadLocked();
+      stop_policy_ = mine;
+      raised = RaiseTrainerThreadLocked();
     }
+    WarnIfNotRaised(raised, "the trainer's");
+    if (feed_ != nullptr)
+      WarnIfNotRaised(feed_->RaiseTo(mine), "the generator's");
     work_cv_.notify_all();
     space_cv_.notify_all();
     if (thread_.joinable()) {
@@ -353,11 +360,13 @@ class Trainer::Impl {
       LogWarn("learner",
               "keeping the trainer thread's priority: " + sched.ToString());
     }
+    Status raised;
     {
       std::lock_guard<std::mutex> lock(mu_);
       thread_id_ = ThisThreadKernelId();
-      if (closed_) RaiseTrainerThreadLocked();
+      if (closed_) raised = RaiseTrainerThreadLocked();
     }
+    WarnIfNotRaised(raised, "the trainer's");
     auto next_snapshot =
         Clock::now() + std::chrono::milliseconds(options_.snapshot_interval_ms);
     auto next_checkpoint =
@@ -382,6 +391,7 @@ class Trainer::Impl {
           // would hold the stop for as long as the queue takes, on a thread
           // that may get little CPU.
           counters_.events_dropped += queued_;
+          dropped_at_stop_ = true;
           queue_.clear();
           queued_ = 0;
         }
@@ -409,7 +419,8 @@ class Trainer::Impl {
       MixCounterfactual();
       {
         std::lock_guard<std::mutex> lock(mu_);
-        quiet_ = queue_.empty() && !IdleBudgetLeft();
+        // Not quiet after a stop left queued events untrained.
+        quiet_ = queue_.empty() && !IdleBudgetLeft() && !dropped_at_stop_;
         if (quiet_) progress_cv_.notify_all();
       }
       auto now = Clock::now();
@@ -433,21 +444,24 @@ class Trainer::Impl {
 
   // A stop waits for the round in training. Under SCHED_IDLE (cfrec serve's
   // default) the trainer's thread gets no CPU while other threads want it,
-  // so on a saturated machine that wait had no end: the stop puts it back
-  // under SCHED_OTHER at its nice value. Needs CAP_SYS_NICE; without it
-  // the stop waits as before, and says so. Called with mu_ held, which
-  // keeps the thread from ending (and its id from being reused) meanwhile.
-  void RaiseTrainerThreadLocked() {
-    if (thread_id_ == 0 || BackgroundSched().policy == SchedPolicy::kNormal) {
-      return;
+  // so on a saturated machine that wait had no end: the stop raises it to
+  // the policy of the thread calling Stop (nice value kept). Leaving
+  // SCHED_IDLE may be refused (thread_sched.h); then the stop waits as
+  // before, and says so. Called with mu_ held, which keeps the thread from
+  // ending (and its id from being reused) meanwhile.
+  Status RaiseTrainerThreadLocked() {
+    if (thread_id_ == 0 || !IsBelow(BackgroundSched().policy, stop_policy_)) {
+      return Status::Ok();
     }
-    const Status raised = RaiseThreadToNormal(thread_id_);
-    if (!raised.ok()) {
-      LogWarn("learner",
-              "the trainer's thread keeps its priority while the stop waits "
-              "for its round: " +
-                  raised.ToString());
-    }
+    return RaiseThreadTo(thread_id_, stop_policy_);
+  }
+
+  static void WarnIfNotRaised(const Status& raised, const char* whose) {
+    if (raised.ok()) return;
+    LogWarn("learner", std::string(whose) +
+                           " thread keeps its priority while the stop waits "
+                           "for it: " +
+                           raised.ToString());
   }
 
   // Reads the applied log after the last trained seq until its end,
@@ -686,7 +700,8 @@ class Trainer::Impl {
   const TrainerOptions options_;
   state::EventStore* const store_;
   SnapshotHolder* const snapshots_;
-  // Trainer thread only (and Start before the thread exists).
+  // Trainer thread only (and Start before the thread exists, Stop after it
+  // has ended); so are the members up to thread_.
   std::unique_ptr<Learner> learner_;
   // Counterfactual samples; null for intervention "none". Created in Start.
   std::unique_ptr<CounterfactualFeed> feed_;
@@ -707,18 +722,20 @@ class Trainer::Impl {
   bool closed_ = false;
   bool stopped_ = false;
   int64_t thread_id_ = 0;  // the trainer thread's kernel id while it runs
-  bool quiet_ = false;     // queue drained and idle replay done
+  SchedPolicy stop_policy_ = SchedPolicy::kNormal;  // Stop's caller's
+  bool dropped_at_stop_ = false;  // a stop left queued events untrained
+  bool quiet_ = false;            // queue drained and idle replay done
   uint64_t trained_seq_ = 0;
   uint64_t version_ = 0;
   // Versions up to this one are recorded in the store (ReserveVersion).
-  // Trainer thread (and Start).
+  // Trainer thread (and Start, and Stop after the thread has ended).
   uint64_t reserved_ = 0;
   TrainingStats stats_;
   TrainerCounters counters_;
   Status first_error_;
   // True once the newest checkpoint in the store is known to be good
   // (restored from, or written by, this trainer); trainer thread only
-  // after Start.
+  // after Start, and Stop after the thread has ended.
   bool newest_good_ = false;
 };
 

@@ -106,11 +106,15 @@ ThreadSched ThisThreadSched() {
 
 int64_t ThisThreadKernelId() { return static_cast<int64_t>(ThisThreadId()); }
 
-Status RaiseThreadToNormal(int64_t tid) {
+bool IsBelow(SchedPolicy a, SchedPolicy b) { return Lowness(a) > Lowness(b); }
+
+Status RaiseThreadTo(int64_t tid, SchedPolicy policy) {
   const sched_param param{};
-  if (sched_setscheduler(static_cast<pid_t>(tid), SCHED_OTHER, &param) != 0) {
+  if (sched_setscheduler(static_cast<pid_t>(tid), NativePolicy(policy),
+                         &param) != 0) {
     return Status::Unavailable("sched_setscheduler(" + std::to_string(tid) +
-                               ", normal): " + std::strerror(errno));
+                               ", " + std::string(SchedPolicyName(policy)) +
+                               "): " + std::strerror(errno));
   }
   return Status::Ok();
 }

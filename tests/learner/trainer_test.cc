@@ -10,6 +10,7 @@
 #include <numeric>
 #include <thread>
 
+#include "cfrec/schemas/thread_sched.h"
 #include "learner/fake_store.h"
 #include "learner/synthetic.h"
 
@@ -148,7 +149,9 @@ TEST(TrainerTest, RestartResumesFromCheckpointAndCatchesUp) {
 // events are left to the next start, which reads them from the applied log,
 // and the last snapshot and checkpoint are made on the thread that called
 // Stop (at its priority: the trainer's thread may get no CPU under
-// SCHED_IDLE on a busy machine).
+// SCHED_IDLE on a busy machine). Stop raises the trainer's thread to its
+// caller's policy: from SCHED_BATCH here, which needs no privilege (the
+// raise from SCHED_IDLE is the same call, ThreadSched's tests).
 TEST(TrainerTest, StopLeavesTheQueueToTheNextStartAndFinishesOnItsCaller) {
   SyntheticLog log = MakeSyntheticLog();
   const size_t half = log.train.size() / 2;
@@ -156,6 +159,8 @@ TEST(TrainerTest, StopLeavesTheQueueToTheNextStartAndFinishesOnItsCaller) {
   std::vector<AppliedEvent> rest(log.train.begin() + half, log.train.end());
   TrainerOptions o = SmallTrainerOptions();
   o.queue_capacity = 1 << 22;  // the probes below never block
+  o.sched = "batch";
+  const SchedPolicy test_policy = ThisThreadSched().policy;
   FakeStore store;
   store.Append(first);
   // The trainer's thread is held in its first publish after `first` is
@@ -164,6 +169,8 @@ TEST(TrainerTest, StopLeavesTheQueueToTheNextStartAndFinishesOnItsCaller) {
   std::condition_variable cv;
   bool held = false, released = false;
   std::thread::id last_publisher;
+  SchedPolicy trainer_policy_held = SchedPolicy::kNormal;
+  SchedPolicy trainer_policy_released = SchedPolicy::kNormal;
   const std::thread::id test_thread = std::this_thread::get_id();
   SnapshotHolder holder;
   holder.SetOnPublish([&](const std::shared_ptr<const ModelSnapshot>& s) {
@@ -172,11 +179,27 @@ TEST(TrainerTest, StopLeavesTheQueueToTheNextStartAndFinishesOnItsCaller) {
     if (last_publisher != test_thread && !held &&
         s->stats().applied_seq == first.back().seq) {
       held = true;
+      trainer_policy_held = ThisThreadSched().policy;
       cv.notify_all();
       cv.wait(lock, [&] { return released; });
+      trainer_policy_released = ThisThreadSched().policy;
     }
   });
   Trainer trainer(o, &store, &holder);
+  // Releases the held thread however the test ends: declared after the
+  // trainer, it runs before ~Trainer joins that thread.
+  struct Release {
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& released;
+    ~Release() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        released = true;
+      }
+      cv.notify_all();
+    }
+  } release{mu, cv, released};
   ASSERT_TRUE(trainer.Start().ok());
   {
     std::unique_lock<std::mutex> lock(mu);
@@ -206,6 +229,8 @@ TEST(TrainerTest, StopLeavesTheQueueToTheNextStartAndFinishesOnItsCaller) {
   EXPECT_GE(trainer.Counters().events_dropped, rest.size());
   EXPECT_EQ(trainer.Counters().last_checkpoint_seq, first.back().seq);
   EXPECT_EQ(last_publisher, stopper);
+  EXPECT_EQ(trainer_policy_held, SchedPolicy::kBatch);
+  EXPECT_EQ(trainer_policy_released, test_policy);
   EXPECT_EQ(holder.Get()->stats().applied_seq, first.back().seq);
 
   // The next start trains the rest from the applied log, nothing twice.

@@ -4,13 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 namespace cfrec {
 namespace {
@@ -87,17 +86,18 @@ TEST(ThreadSched, NewThreadsInheritTheCreatorsSched) {
   EXPECT_EQ(got, Expected(before, want));
 }
 
-// Another thread puts a thread lowered to SCHED_IDLE back under
-// SCHED_OTHER, its nice value kept; without CAP_SYS_NICE the kernel refuses
-// and that is reported.
-TEST(ThreadSched, RaiseThreadToNormalFromAnotherThread) {
+// Runs `raise` from the test's thread on a new thread lowered to `low`, and
+// returns its status and the new thread's sched after it.
+template <typename Raise>
+std::pair<Status, ThreadSched> RaisedFromAnotherThread(const ThreadSched& low,
+                                                       Raise raise) {
   std::mutex mu;
   std::condition_variable cv;
   int64_t tid = 0;
   bool raised = false;
   ThreadSched after;
   std::thread t([&] {
-    EXPECT_TRUE(LowerThisThreadTo({SchedPolicy::kIdle, 12}).ok());
+    EXPECT_TRUE(LowerThisThreadTo(low).ok());
     std::unique_lock<std::mutex> lock(mu);
     tid = ThisThreadKernelId();
     cv.notify_all();
@@ -108,19 +108,48 @@ TEST(ThreadSched, RaiseThreadToNormalFromAnotherThread) {
   {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return tid != 0; });
-    s = RaiseThreadToNormal(tid);
+    s = raise(tid);
     raised = true;
   }
   cv.notify_all();
   t.join();
-  if (geteuid() != 0 && !s.ok()) {
+  return {s, after};
+}
+
+// Another thread puts a thread lowered to SCHED_BATCH back under
+// SCHED_OTHER, its nice value kept (no privilege needed).
+TEST(ThreadSched, RaisesABatchThreadFromAnotherThread) {
+  const ThreadSched before = ThisThreadSched();
+  const auto [s, after] = RaisedFromAnotherThread(
+      {SchedPolicy::kBatch, 12},
+      [&](int64_t tid) { return RaiseThreadTo(tid, before.policy); });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(after.policy, before.policy);
+  EXPECT_EQ(after.nice, std::max(12, before.nice));
+}
+
+// Leaving SCHED_IDLE needs CAP_SYS_NICE (or a high RLIMIT_NICE): with it the
+// thread is raised, without it the refusal is reported and nothing changes.
+TEST(ThreadSched, RaisesAnIdleThreadOrSaysWhyNot) {
+  const auto [s, after] = RaisedFromAnotherThread(
+      {SchedPolicy::kIdle, 12},
+      [](int64_t tid) { return RaiseThreadTo(tid, SchedPolicy::kNormal); });
+  if (!s.ok()) {
     EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.ToString();
+    EXPECT_NE(s.ToString().find("Operation not permitted"), std::string::npos)
+        << s.ToString();
     EXPECT_EQ(after.policy, SchedPolicy::kIdle);
     return;
   }
-  ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(after.policy, SchedPolicy::kNormal);
   EXPECT_EQ(after.nice, std::max(12, ThisThreadSched().nice));
+}
+
+TEST(ThreadSched, PolicyOrder) {
+  EXPECT_TRUE(IsBelow(SchedPolicy::kIdle, SchedPolicy::kBatch));
+  EXPECT_TRUE(IsBelow(SchedPolicy::kBatch, SchedPolicy::kNormal));
+  EXPECT_FALSE(IsBelow(SchedPolicy::kNormal, SchedPolicy::kNormal));
+  EXPECT_FALSE(IsBelow(SchedPolicy::kNormal, SchedPolicy::kIdle));
 }
 
 TEST(ThreadSched, RejectsNiceOutOfRange) {

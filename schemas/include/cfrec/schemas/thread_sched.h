@@ -12,13 +12,14 @@
 //           against 1,024 for nice 0; any waking thread preempts it). On a
 //           machine saturated by other work it may not run at all.
 //
-// A thread can lower its own priority only; raising it back needs
-// privileges. So these are set once, at the start of a thread, and never
-// raise: a process started at nice 19 or under SCHED_IDLE keeps that.
+// Raising a priority back may need privileges. So these are set once, at
+// the start of a thread, and never raise: a process started at nice 19 or
+// under SCHED_IDLE keeps that. The one exception is RaiseThreadTo, for
+// work that must now finish (a stop waiting on a background thread).
 // Threads inherit their creator's policy and nice value.
 //
 // Thread-safety: the functions act on the calling thread only, except
-// RaiseThreadToNormal.
+// RaiseThreadTo.
 #ifndef CFREC_SCHEMAS_THREAD_SCHED_H_
 #define CFREC_SCHEMAS_THREAD_SCHED_H_
 
@@ -57,15 +58,20 @@ Status LowerThisThreadTo(const ThreadSched& sched);
 ThreadSched ThisThreadSched();
 
 // The calling thread's kernel id (gettid), by which another thread can
-// raise it (RaiseThreadToNormal).
+// raise it (RaiseThreadTo).
 int64_t ThisThreadKernelId();
 
-// Puts thread `tid` of this process back under SCHED_OTHER, keeping its nice
-// value: the one raise there is, for work that must now finish (a stop
-// waiting on a thread under SCHED_IDLE that a busy machine never runs).
-// Leaving SCHED_IDLE or SCHED_BATCH needs CAP_SYS_NICE (root has it);
-// without it, Unavailable with the system's reason and nothing changes.
-Status RaiseThreadToNormal(int64_t tid);
+// Whether `a` is a lower policy than `b` (normal > batch > idle).
+bool IsBelow(SchedPolicy a, SchedPolicy b);
+
+// Sets the policy of thread `tid` of this process to `policy`, keeping its
+// nice value: the one raise there is, for work that must now finish (a
+// stop waiting on a thread under SCHED_IDLE that a busy machine never
+// runs). Leaving SCHED_BATCH needs no privilege; leaving SCHED_IDLE needs
+// CAP_SYS_NICE or an RLIMIT_NICE of at least 20 - nice (a container's root
+// may lack both). When refused: Unavailable with the system's reason, and
+// nothing changes.
+Status RaiseThreadTo(int64_t tid, SchedPolicy policy);
 
 }  // namespace cfrec
 
