@@ -27,7 +27,7 @@ endfunction()
 # its tests with no other test beside them (a latency bound on the whole
 # service, whose learner yields the CPU to anything else by design).
 function(cfrec_test name)
-  cmake_parse_arguments(ARG "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS;ENV" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
@@ -47,9 +47,14 @@ function(cfrec_test name)
   if(ARG_SERIAL)
     set(serial RUN_SERIAL TRUE)
   endif()
+  # ENV NAME=VALUE...: set for every test of the binary (read at its start).
+  set(env)
+  if(ARG_ENV)
+    set(env ENVIRONMENT "${ARG_ENV}")
+  endif()
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
     DISCOVERY_TIMEOUT 60
-    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}" ${serial}
+    PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}" ${serial} ${env}
     WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
 endfunction()
