@@ -9,6 +9,7 @@
 #ifndef CFREC_LEARNER_SRC_ROW_INDEX_H_
 #define CFREC_LEARNER_SRC_ROW_INDEX_H_
 
+#include <cassert>
 #include <cstdint>
 #include <vector>
 
@@ -20,8 +21,9 @@ struct RowIndex {
   std::vector<int64_t> rows;         // slot -> row
   bool with_bits = false;
 
-  // Covers rows [0, table_rows); keeps the bits (Has) if `bits`, which
-  // must not change while the index holds rows.
+  // Covers rows [0, table_rows); keeps the bits (Has) if `bits`. Clear
+  // forgets the bits of a batch whatever `bits` is now, so the flag may
+  // change between batches.
   void Reset(int64_t table_rows, bool bits = false) {
     if (static_cast<int64_t>(slot_of_row.size()) < table_rows) {
       slot_of_row.resize(table_rows, -1);
@@ -40,13 +42,21 @@ struct RowIndex {
     }
     return s;
   }
-  bool Has(int64_t row) const { return (held[row >> 6] >> (row & 63)) & 1; }
+  // Only with bits (Reset's `bits`).
+  bool Has(int64_t row) const {
+    assert(with_bits);
+    return (held[row >> 6] >> (row & 63)) & 1;
+  }
   int64_t size() const { return static_cast<int64_t>(rows.size()); }
   // Forgets the batch (touches only its rows).
   void Clear() {
     for (int64_t row : rows) slot_of_row[row] = -1;
-    if (with_bits) {
-      for (int64_t row : rows) held[row >> 6] = 0;
+    // Every bit set belongs to a row of `rows`; bits kept for an earlier
+    // batch (with_bits since turned off) are cleared too.
+    if (!held.empty()) {
+      for (int64_t row : rows) {
+        if ((row >> 6) < static_cast<int64_t>(held.size())) held[row >> 6] = 0;
+      }
     }
     rows.clear();
   }

@@ -188,7 +188,12 @@ bool TripleSampler::Build(std::span<const AppliedEvent> events, bool record,
     lanes_[LaneOf(e.user, num_lanes)].events.push_back(
         static_cast<uint32_t>(k));
     if (!known || e.user >= num_users) continue;
-    expected += e.clicked.size() * static_cast<size_t>(num_negatives_);
+    // Only positions inside the list can make triples: a damaged log's
+    // stray positions must not make the guess (and the shuffle's buffer)
+    // large.
+    size_t clicks = 0;
+    for (uint16_t p : e.clicked) clicks += p < e.items.size();
+    expected += clicks * static_cast<size_t>(num_negatives_);
     known &= !(train_on_history_ && !e.history.empty());
   }
   known &= expected <= std::numeric_limits<uint32_t>::max();

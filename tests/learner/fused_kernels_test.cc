@@ -225,6 +225,21 @@ TEST(RowIndexTest, HasAgreesWithTheSlots) {
   EXPECT_FALSE(index.Has(4));
 }
 
+// The bits of a batch are cleared even when the next batch is reset
+// without them, and a table grown while bits are set keeps none stale.
+TEST(RowIndexTest, NoStaleBitsWhenTheFlagChangesOrTheTableGrows) {
+  RowIndex index;
+  index.Reset(100, /*bits=*/true);
+  index.Slot(7);
+  index.Slot(99);
+  index.Reset(300, /*bits=*/false);  // as Step does before Clear
+  index.Clear();
+  index.Reset(300, /*bits=*/true);
+  for (int64_t r = 0; r < 300; ++r) EXPECT_FALSE(index.Has(r)) << r;
+  index.Slot(250);
+  for (int64_t r = 0; r < 300; ++r) EXPECT_EQ(index.Has(r), r == 250) << r;
+}
+
 TEST(FusedThreadsTest, RejectsBadOptions) {
   LearnerOptions o = Options("bpr", "pairwise", "fast");
   EXPECT_FALSE(Learner::Create(o).ok());
