@@ -103,7 +103,9 @@ TEST(CheckpointFrameTest, SealCatchesEveryFlippedByteAndCut) {
   }
   for (size_t n = 0; n < sealed.size(); ++n) {
     auto u = UnsealCheckpoint(std::string_view(sealed).substr(0, n));
-    if (u.ok()) EXPECT_FALSE(SplitCheckpoint(*u).ok()) << n;
+    if (u.ok()) {
+      EXPECT_FALSE(SplitCheckpoint(*u).ok()) << n;
+    }
   }
 }
 
