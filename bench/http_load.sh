@@ -17,7 +17,8 @@
 #       [--wrk-threads 1] [--port 18080] [--impressions 400000] [--n 10]
 #       [--serve-args "..."] [--shed-factors "2 4"] [--think-ms 25]
 #       [--paced-rates "8000"] [--paced-factors "2 4 8"] [--p99-target-ms 5]
-#       [--paced-threads 1] [--search-repeats 1] [--lock FILE]
+#       [--paced-threads 1] [--paced-reuse lifo|fifo] [--search-repeats 1]
+#       [--lock FILE]
 #       [--p99-target-factor 3] [--client-sched fifo|normal]
 #
 # --lock FILE: hold an flock on FILE while the load runs (not while the
@@ -59,6 +60,7 @@ paced_rates=""
 paced_factors=""
 p99_target_ms=5
 paced_threads=1
+paced_reuse=lifo
 search_repeats=1
 lock_file=""
 p99_target_factor=0
@@ -84,6 +86,7 @@ while [[ $# -gt 0 ]]; do
     --paced-factors) paced_factors="$2"; shift 2 ;;
     --p99-target-ms) p99_target_ms="$2"; shift 2 ;;
     --paced-threads) paced_threads="$2"; shift 2 ;;
+    --paced-reuse) paced_reuse="$2"; shift 2 ;;
     --search-repeats) search_repeats="$2"; shift 2 ;;
     --lock) lock_file="$2"; shift 2 ;;
     --p99-target-factor) p99_target_factor="$2"; shift 2 ;;
@@ -197,6 +200,7 @@ if [[ -n "$paced_rates$paced_factors" ]]; then
     --users-file "$users_file" --rates "$paced_rates" \
     --factors "$paced_factors" --p99-target-ms "$p99_target_ms" \
     --duration "$duration" --n "$n" --threads "$paced_threads" \
+    --reuse "$paced_reuse" \
     --search-repeats "$search_repeats" --post-ts-ms "$post_ts_ms" \
     --p99-target-factor "$p99_target_factor" --client-sched "$client_sched"
   exit 0

@@ -108,7 +108,7 @@ def paced(args, rate, seconds):
            "--rate", str(rate), "--duration", str(seconds),
            "--warmup", str(args.warmup_s), "--users-file", args.users_file,
            "--n", str(args.n), "--threads", str(args.threads),
-           "--connections", str(args.connections)]
+           "--connections", str(args.connections), "--reuse", args.reuse]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads([l for l in out.stdout.splitlines()
                        if l.startswith("{")][-1])
@@ -254,6 +254,9 @@ def main():
                     "keep it within the replayed log's last 48 h")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--reuse", choices=["lifo", "fifo"], default="lifo",
+                    help="idle connection a request takes: the one freed "
+                    "last, or the one idle longest (all carry the load)")
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--settle-s", type=float, default=180,
                     help="longest wait for a replay to be applied first")

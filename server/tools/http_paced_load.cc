@@ -8,10 +8,14 @@
 //   cfrec_http_paced --port 8080 --rate 5000 --duration 10 --warmup 2
 //     --users-file users.txt [--n 10] [--connections 64]
 //     [--max-connections 900] [--threads 1] [--readyz-rate 10] [--seed 42]
-//     [--cpus 1]
+//     [--cpus 1] [--reuse lifo|fifo]
 //
 // Request i is due at start + i / rate (evenly spaced). When it is due it
-// goes out on an idle keep-alive connection; with none idle a new connection
+// goes out on an idle keep-alive connection: the one freed last, so a few
+// connections carry the load and, as the server deals connections to its
+// I/O threads in turn, possibly one thread (--reuse fifo: the one idle
+// longest, so every open connection carries its share, as wrk's do); with
+// none idle a new connection
 // is opened (up to --max-connections); beyond that it waits in a FIFO for
 // the next connection to free up. Requests due in the first --warmup seconds
 // are sent but not counted. After --duration no new request is due; those
@@ -101,6 +105,10 @@ void Usage() {
       "64)\n"
       "  --max-connections M  most connections; beyond, due requests queue "
       "in the client (default 900)\n"
+      "  --reuse lifo|fifo    idle connection a request takes: the one "
+      "freed last\n"
+      "                       (lifo, default) or the one idle longest (fifo: "
+      "all carry the load)\n"
       "  --threads T          generator threads, each offering rate / T on "
       "its own connections (default 1)\n"
       "  --readyz-rate R      GET /readyz per second on a connection of its "
@@ -164,7 +172,10 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
         f->connections = std::stoi(v);
       else if (a == "--max-connections")
         f->max_connections = std::stoi(v);
-      else if (a == "--threads")
+      else if (a == "--reuse") {
+        if (v != "fifo" && v != "lifo") throw std::invalid_argument(v);
+        f->reuse = v;
+      } else if (a == "--threads")
         f->threads = std::stoi(v);
       else if (a == "--readyz-rate")
         f->readyz_rate = std::stod(v);

@@ -283,8 +283,14 @@ class Generator::Impl {
   void Issue(Clock::time_point due, Clock::time_point now) {
     if (due >= counted_from_) ++tally_.due;
     if (!idle_.empty()) {
-      Conn* c = idle_.back();
-      idle_.pop_back();
+      Conn* c;
+      if (lifo_) {
+        c = idle_.back();
+        idle_.pop_back();
+      } else {
+        c = idle_.front();
+        idle_.pop_front();
+      }
       return Start(c, due, now);
     }
     if (static_cast<int>(conns_.size()) < flags_.max_connections) {
@@ -479,7 +485,9 @@ class Generator::Impl {
   const Clock::time_point start_, counted_from_, end_;
   int epoll_ = -1;
   std::vector<std::unique_ptr<Conn>> conns_;
-  std::vector<Conn*> idle_;
+  // Idle connections, the longest idle first.
+  std::deque<Conn*> idle_;
+  const bool lifo_ = flags_.reuse == "lifo";
   std::deque<Clock::time_point> backlog_;
   uint64_t inflight_ = 0;  // requests (not probes) started and not finished
   std::unique_ptr<Conn> readyz_conn_;

@@ -35,6 +35,10 @@ struct PacedLoadOptions {
   int n = 10;
   int connections = 64;
   int max_connections = 900;
+  // Which idle connection a due request takes: "lifo", the one freed last
+  // (a few connections carry the load), or "fifo", the one idle longest
+  // (every open connection in turn, as wrk's evenly used ones).
+  std::string reuse = "lifo";
   int threads = 1;
   double readyz_rate = 10;
   uint64_t seed = 42;
