@@ -597,6 +597,10 @@ class Session : public std::enable_shared_from_this<Session> {
     const double seconds =
         std::chrono::duration<double>(Clock::now() - started_).count();
     RecordRequest(server_.metrics, route_, method_, status_, seconds);
+    // A large answer (/metrics, a dashboard asset) does not keep its
+    // buffer for the connection's life: a thousand idle keep-alive
+    // connections would each hold their largest answer.
+    if (out_.capacity() > kKeptAnswerBytes) std::string().swap(out_);
     if (ec) return Close();
     if (linger_) return Linger();
     if (!keep_alive || Draining()) return Close();
@@ -650,7 +654,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point arrived_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
-  // The bytes of the answer being written (its capacity is kept).
+  // The bytes of the answer being written (its capacity is kept, up to
+  // kKeptAnswerBytes).
+  static constexpr size_t kKeptAnswerBytes = 64 << 10;
   std::string out_;
   Phase phase_ = Phase::kIdle;
   bool draining_ = false;
