@@ -362,7 +362,24 @@ class Runner:
             sys.stderr.write("cfrec eval --batch ended on %s (status %s)\n" % (
                 json.dumps(request), worker.wait()))
             return None
-        r = json.loads(line)
+        try:
+            r = json.loads(line)
+        except ValueError:
+            r = None
+        # An answer must be this request's: a line that is not JSON, or an
+        # answer for other data, ranker, intervention or seed, means the
+        # pairing of requests and answers is lost, so the worker is ended
+        # (the next run starts another) and this run counts as failed.
+        if not isinstance(r, dict) or ("error" not in r and any(
+                key in r and key in request and r[key] != request[key]
+                for key in ("data", "ranker", "intervention", "seed"))):
+            sys.stderr.write("cfrec eval --batch answered %r to %s; "
+                             "restarting it\n" % (line[:200],
+                                                   json.dumps(request)))
+            worker.kill()
+            worker.wait()
+            self.local.worker = None
+            return None
         if "error" in r:
             sys.stderr.write("cfrec eval failed on %s: %s\n" % (
                 json.dumps(request), r["error"]))

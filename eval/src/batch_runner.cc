@@ -9,10 +9,12 @@ namespace {
 
 using nlohmann::json;
 
+// Bytes that are not UTF-8 (from a request or a file named in it) are
+// replaced, so that an error line can always be written.
 std::string ErrorLine(const Status& status) {
   return json{{"error", status.ToString()},
               {"code", std::string(StatusCodeName(status.code()))}}
-      .dump();
+      .dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -60,9 +62,18 @@ size_t RunEvaluationBatch(std::istream& in, std::ostream& out,
   std::string line;
   while (std::getline(in, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    Result<EvalRequest> request = ParseEvalRequest(line);
-    Result<std::string> answer =
-        request.ok() ? RunEvaluation(*request, registry) : request.status();
+    Result<std::string> answer = Status::Internal("no answer");
+    // A run that throws (out of memory, a LibTorch error) answers an error
+    // line like any failed run; the next request is still answered.
+    try {
+      Result<EvalRequest> request = ParseEvalRequest(line);
+      answer =
+          request.ok() ? RunEvaluation(*request, registry) : request.status();
+    } catch (const std::exception& e) {
+      answer = Status::Internal(std::string("run failed: ") + e.what());
+    } catch (...) {
+      answer = Status::Internal("run failed: unknown exception");
+    }
     if (answer.ok()) {
       out << *answer << '\n';
     } else {

@@ -343,6 +343,20 @@ TEST(BatchRunnerTest, AnswersEachLineAsItsOwnRunWould) {
   EXPECT_EQ(lines[2]["code"], "INVALID_ARGUMENT");
   EXPECT_NE(lines[3]["error"].get<std::string>().find("'epochs'"),
             std::string::npos);
+  // A request that is not UTF-8 gets an error line too (its bytes
+  // replaced), and the next request is still answered.
+  std::istringstream bad("{\"data\": \"\xff\"}\n{\"data\": \"" + knn.data_path +
+                         "\", \"seed\": 3}\n");
+  std::ostringstream bad_out;
+  EXPECT_EQ(RunEvaluationBatch(bad, bad_out, registry), 1u);
+  std::istringstream bad_answers(bad_out.str());
+  std::vector<nlohmann::json> bad_lines;
+  for (std::string line; std::getline(bad_answers, line);) {
+    bad_lines.push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(bad_lines.size(), 2u);
+  EXPECT_TRUE(bad_lines[0].contains("error"));
+  EXPECT_EQ(bad_lines[1]["metrics"], a["metrics"]);
   EXPECT_TRUE(ParseEvalRequest(R"({"seed": 1})").status().IsInvalidArgument());
   EXPECT_TRUE(ParseEvalRequest(R"({"data": "d", "seed": "1"})")
                   .status()
