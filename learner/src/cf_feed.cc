@@ -64,10 +64,15 @@ void CounterfactualFeed::Stop() {
 }
 
 Status CounterfactualFeed::RaiseTo(SchedPolicy policy) {
-  // Under mu_, which Loop takes to clear the id before it returns.
+  // Under mu_, which Loop holds while it lowers itself and records its id,
+  // and takes to clear the id before it returns. A thread that has not
+  // recorded its id yet raises itself to raise_to_ when it does.
   std::lock_guard<std::mutex> lock(mu_);
+  if (IsBelow(raise_to_, policy)) raise_to_ = policy;
   if (thread_id_ == 0 || !IsBelow(policy_, policy)) return Status::Ok();
-  return RaiseThreadTo(thread_id_, policy);
+  const Status raised = RaiseThreadTo(thread_id_, policy);
+  if (raised.ok()) policy_ = policy;
+  return raised;
 }
 
 void CounterfactualFeed::Observe(std::span<const state::AppliedEvent> events) {
@@ -236,12 +241,17 @@ Status CounterfactualFeed::Mix(Learner& learner) {
 }
 
 void CounterfactualFeed::Loop(const ThreadSched& sched) {
-  // Lowering one's own priority is always allowed.
-  (void)LowerThisThreadTo(sched);
   {
+    // Lowering one's own priority is always allowed; a stop that came
+    // before this point (RaiseTo) raises it again at once.
     std::lock_guard<std::mutex> lock(mu_);
+    (void)LowerThisThreadTo(sched);
     policy_ = ThisThreadSched().policy;
     thread_id_ = ThisThreadKernelId();
+    if (IsBelow(policy_, raise_to_) &&
+        RaiseThreadTo(thread_id_, raise_to_).ok()) {
+      policy_ = raise_to_;
+    }
   }
   struct Forget {
     CounterfactualFeed* feed;

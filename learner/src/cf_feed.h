@@ -124,6 +124,7 @@ class CounterfactualFeed {
   bool new_blob_ = false;
   bool closed_ = false;
   SchedPolicy policy_ = SchedPolicy::kNormal;  // the thread's, once running
+  SchedPolicy raise_to_ = SchedPolicy::kIdle;  // highest RaiseTo asked for
   int64_t thread_id_ = 0;  // the thread's kernel id while it runs
   CounterfactualFeedStats stats_;
   std::thread thread_;

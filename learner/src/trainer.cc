@@ -108,6 +108,8 @@ class Trainer::Impl {
     });
     if (closed_) {
       counters_.events_dropped += events.size();
+      // Not trained: a WaitUntilQuiet after the stop must not say quiet.
+      if (store_ != nullptr) dropped_at_stop_ = true;
       return;
     }
     queued_ += events.size();
@@ -172,7 +174,7 @@ class Trainer::Impl {
     std::unique_lock<std::mutex> lock(mu_);
     progress_cv_.wait_for(
         lock, timeout, [&] { return (quiet_ && queue_.empty()) || stopped_; });
-    return quiet_ && queue_.empty();
+    return quiet_ && queue_.empty() && !dropped_at_stop_;
   }
 
   bool WaitForSeq(uint64_t seq, std::chrono::milliseconds timeout) const {
