@@ -57,17 +57,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 Status ServerOptions::Validate() const {
@@ -342,8 +331,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& req = parser_->get();
     const auto expect = req[http::field::expect];
     if (!expect.empty() &&
-        IEquals(std::string_view(expect.data(), expect.size()),
-                "100-continue") &&
+        internal::IEquals(std::string_view(expect.data(), expect.size()),
+                          "100-continue") &&
         !parser_->is_done()) {
       return net::async_write(
           stream_, net::buffer(kContinue.data(), kContinue.size()),

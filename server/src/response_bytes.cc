@@ -5,7 +5,6 @@
 #include <string_view>
 
 namespace cfrec::server::internal {
-namespace {
 
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -17,6 +16,8 @@ bool IEquals(std::string_view a, std::string_view b) {
   }
   return true;
 }
+
+namespace {
 
 void AppendNumber(size_t n, std::string* out) {
   char digits[24];

@@ -8,6 +8,7 @@
 #define CFREC_SERVER_SRC_RESPONSE_BYTES_H_
 
 #include <string>
+#include <string_view>
 
 #include "cfrec/server/http_types.h"
 
@@ -21,6 +22,9 @@ namespace cfrec::server::internal {
 // those through Beast.
 bool AppendResponseBytes(const HttpResponse& response, unsigned version,
                          bool keep_alive, bool head, std::string* out);
+
+// ASCII case-insensitive equality, as HTTP field names compare.
+bool IEquals(std::string_view a, std::string_view b);
 
 }  // namespace cfrec::server::internal
 
