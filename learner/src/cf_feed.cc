@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cfrec/schemas/log.h"
+
 namespace cfrec::learner {
 namespace {
 
@@ -51,6 +53,7 @@ void CounterfactualFeed::Start(const ThreadSched& sched) {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = false;
   }
+  raise_to_ = SchedPolicy::kIdle;
   thread_ = std::thread([this, sched] { Loop(sched); });
 }
 
@@ -64,13 +67,18 @@ void CounterfactualFeed::Stop() {
 }
 
 Status CounterfactualFeed::RaiseTo(SchedPolicy policy) {
-  // Under mu_, which Loop holds while it lowers itself and records its id,
-  // and takes to clear the id before it returns. A thread that has not
-  // recorded its id yet raises itself to raise_to_ when it does.
-  std::lock_guard<std::mutex> lock(mu_);
-  if (IsBelow(raise_to_, policy)) raise_to_ = policy;
-  if (thread_id_ == 0 || !IsBelow(policy_, policy)) return Status::Ok();
-  const Status raised = RaiseThreadTo(thread_id_, policy);
+  // No lock: the thread may be starved while holding one. Loop publishes
+  // its id and then reads raise_to_; this publishes raise_to_ and then reads
+  // the id (both sequentially consistent), so at least one of the two sees
+  // the other and raises the thread. A thread that has just ended (its id
+  // cleared after this read) makes the raise fail with "no such process".
+  SchedPolicy asked = raise_to_.load();
+  while (IsBelow(asked, policy) &&
+         !raise_to_.compare_exchange_weak(asked, policy)) {
+  }
+  const int64_t tid = thread_id_.load();
+  if (tid == 0 || !IsBelow(policy_.load(), policy)) return Status::Ok();
+  const Status raised = RaiseThreadTo(tid, policy);
   if (raised.ok()) policy_ = policy;
   return raised;
 }
@@ -241,24 +249,28 @@ Status CounterfactualFeed::Mix(Learner& learner) {
 }
 
 void CounterfactualFeed::Loop(const ThreadSched& sched) {
-  {
-    // Lowering one's own priority is always allowed; a stop that came
-    // before this point (RaiseTo) raises it again at once.
-    std::lock_guard<std::mutex> lock(mu_);
-    (void)LowerThisThreadTo(sched);
-    policy_ = ThisThreadSched().policy;
-    thread_id_ = ThisThreadKernelId();
-    if (IsBelow(policy_, raise_to_) &&
-        RaiseThreadTo(thread_id_, raise_to_).ok()) {
-      policy_ = raise_to_;
+  // Lowering one's own priority is always allowed; a stop that came before
+  // the id was published (RaiseTo) is seen here, and the thread raises
+  // itself at once.
+  (void)LowerThisThreadTo(sched);
+  policy_ = ThisThreadSched().policy;
+  const int64_t tid = ThisThreadKernelId();
+  thread_id_ = tid;
+  if (const SchedPolicy want = raise_to_.load();
+      IsBelow(policy_.load(), want)) {
+    const Status raised = RaiseThreadTo(tid, want);
+    if (raised.ok()) {
+      policy_ = want;
+    } else {
+      LogWarn("learner",
+              "the generator's thread keeps its priority while the stop "
+              "waits for it: " +
+                  raised.ToString());
     }
   }
   struct Forget {
     CounterfactualFeed* feed;
-    ~Forget() {
-      std::lock_guard<std::mutex> lock(feed->mu_);
-      feed->thread_id_ = 0;
-    }
+    ~Forget() { feed->thread_id_ = 0; }
   } forget{this};
   std::mt19937_64 rng(cf_.seed + 2);
   std::unique_ptr<Learner> copy;

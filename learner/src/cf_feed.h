@@ -19,6 +19,7 @@
 #ifndef CFREC_LEARNER_SRC_CF_FEED_H_
 #define CFREC_LEARNER_SRC_CF_FEED_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -123,9 +124,11 @@ class CounterfactualFeed {
   std::string blob_;  // newest learner copy for the thread
   bool new_blob_ = false;
   bool closed_ = false;
-  SchedPolicy policy_ = SchedPolicy::kNormal;  // the thread's, once running
-  SchedPolicy raise_to_ = SchedPolicy::kIdle;  // highest RaiseTo asked for
-  int64_t thread_id_ = 0;  // the thread's kernel id while it runs
+  // The thread's scheduling, for RaiseTo: atomics, not under mu_, so that
+  // a stop never waits for a lock that a starved idle thread holds.
+  std::atomic<SchedPolicy> policy_{SchedPolicy::kNormal};  // once running
+  std::atomic<SchedPolicy> raise_to_{SchedPolicy::kIdle};  // highest asked
+  std::atomic<int64_t> thread_id_{0};  // kernel id while it runs
   CounterfactualFeedStats stats_;
   std::thread thread_;
 };

@@ -88,6 +88,7 @@ class Trainer::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = false;
       stopped_ = false;
+      quiet_ = false;  // not before the new thread has caught up
       dropped_at_stop_ = false;
       trained_seq_ = learner_->applied_seq();
       PublishStatsLocked(std::move(stats));
