@@ -562,20 +562,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return Send(out_, keep_alive);
     }
     // A status or header Beast frames its own way.
-    res_ = {};
-    res_.version(version);
-    res_.result(static_cast<unsigned>(response.status));
-    res_.set(http::field::server, "cfrec");
-    res_.set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) res_.set(name, value);
-    res_.keep_alive(keep_alive);
-    if (head) {
-      // HEAD: same headers, no body.
-      res_.content_length(response.body.size());
-    } else {
-      res_.body() = std::move(response.body);
-      res_.prepare_payload();
-    }
+    res_ = internal::ToBeastResponse(std::move(response), version, keep_alive,
+                                     head);
     stream_.expires_after(server_.options.write_timeout);
     http::async_write(stream_, res_,
                       beast::bind_front_handler(

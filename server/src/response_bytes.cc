@@ -88,4 +88,24 @@ bool AppendResponseBytes(const HttpResponse& response, unsigned version,
   return true;
 }
 
+boost::beast::http::response<boost::beast::http::string_body> ToBeastResponse(
+    HttpResponse response, unsigned version, bool keep_alive, bool head) {
+  namespace http = boost::beast::http;
+  http::response<http::string_body> res;
+  res.version(version);
+  res.result(static_cast<unsigned>(response.status));
+  res.set(http::field::server, "cfrec");
+  res.set(http::field::content_type, response.content_type);
+  for (const auto& [name, value] : response.headers) res.set(name, value);
+  res.keep_alive(keep_alive);
+  if (head) {
+    // HEAD: same headers, no body.
+    res.content_length(response.body.size());
+  } else {
+    res.body() = std::move(response.body);
+    res.prepare_payload();
+  }
+  return res;
+}
+
 }  // namespace cfrec::server::internal

@@ -7,6 +7,8 @@
 #ifndef CFREC_SERVER_SRC_RESPONSE_BYTES_H_
 #define CFREC_SERVER_SRC_RESPONSE_BYTES_H_
 
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <string>
 #include <string_view>
 
@@ -22,6 +24,11 @@ namespace cfrec::server::internal {
 // those through Beast.
 bool AppendResponseBytes(const HttpResponse& response, unsigned version,
                          bool keep_alive, bool head, std::string* out);
+
+// The same answer as an http::response for Beast's serializer: the path
+// for what AppendResponseBytes declines, and the reference its bytes equal.
+boost::beast::http::response<boost::beast::http::string_body> ToBeastResponse(
+    HttpResponse response, unsigned version, bool keep_alive, bool head);
 
 // ASCII case-insensitive equality, as HTTP field names compare.
 bool IEquals(std::string_view a, std::string_view b);

@@ -12,27 +12,12 @@
 namespace cfrec::server::internal {
 namespace {
 
-namespace http = boost::beast::http;
-
-// The server's former serialisation: an http::response built field by field
-// and written by Beast.
+// What Beast's serializer writes for the server's http::response (the
+// server's path for what AppendResponseBytes declines).
 std::string BeastBytes(const HttpResponse& response, unsigned version,
                        bool keep_alive, bool head) {
-  http::response<http::string_body> res;
-  res.version(version);
-  res.result(static_cast<unsigned>(response.status));
-  res.set(http::field::server, "cfrec");
-  res.set(http::field::content_type, response.content_type);
-  for (const auto& [name, value] : response.headers) res.set(name, value);
-  res.keep_alive(keep_alive);
-  if (head) {
-    res.content_length(response.body.size());
-  } else {
-    res.body() = response.body;
-    res.prepare_payload();
-  }
   std::ostringstream out;
-  out << res;
+  out << ToBeastResponse(response, version, keep_alive, head);
   return out.str();
 }
 
