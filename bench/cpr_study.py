@@ -23,8 +23,8 @@ Runs are cached in docs/results/cpr_runs.jsonl (keyed by command line and
 config); --resume reuses them, so an interrupted study continues where it
 stopped, and --report-only rewrites the tables and the figure from the cache.
 Each run is single-threaded (the ranker's train_threads default 1, and the
-runs get OMP_NUM_THREADS=1), so --jobs runs (default: the core count) go at
-a time, each job through one `cfrec eval --batch` process that answers its
+runs get OMP_NUM_THREADS=1 and OPENBLAS_NUM_THREADS=1), so --jobs runs
+(default: the core count) go at a time, each job through one `cfrec eval --batch` process that answers its
 runs one after the other (the same results as a process per run, which
 --no-batch restores, without paying LibTorch's start-up per run). --estimate prints how long the missing runs would take, from the
 run times recorded in the cache. Parts (or arms) marked as appendix are
@@ -430,8 +430,13 @@ class Runner:
         self.pending = []
 
 
-# Each run single-threaded (runs go --jobs at a time).
-RUN_ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+# Each run single-threaded (runs go --jobs at a time). One BLAS thread also
+# keeps the runs reproducible: NeuMF's products go through OpenBLAS, whose
+# sums depend on how many threads split them (NeuMF at the paper's size,
+# seed 1: NDCG@10 0.2802 on one thread, 0.2810 on two). OpenBLAS reads
+# OPENBLAS_NUM_THREADS before OMP_NUM_THREADS, so both are pinned.
+RUN_ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1")
 
 
 def without_seed(key):
