@@ -75,7 +75,10 @@ def key_of(argv, arm):
 
 
 def run(cfrec, argv, key):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # One BLAS thread, as in cpr_study.py: OpenBLAS reads OPENBLAS_NUM_THREADS
+    # before OMP_NUM_THREADS, and NeuMF's sums depend on the thread count.
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1")
     start = time.time()
     proc = subprocess.run([cfrec] + argv, capture_output=True, text=True,
                           cwd=repo_root(), env=env)
