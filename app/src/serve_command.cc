@@ -637,13 +637,6 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "read if it waited too long")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
-  cmd->add_option("--http-rebalance-us", args->front.rebalance_us,
-                  "A connection stays on the I/O thread it was dealt to; when "
-                  "a request waited unread longer than this (its thread fell "
-                  "behind) and the other I/O thread idles, the connection "
-                  "moves there with the request; 0 = never")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1'000'000));
   AddScaleOutFlags(cmd, &args->scale);
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }

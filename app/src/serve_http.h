@@ -42,9 +42,6 @@ struct HttpArgs {
   // meanwhile under overload.
   bool run_inline = true;
   int inline_io_threads = 2;
-  // A connection whose request waited unread longer than this moves to an
-  // I/O thread that idles (ServerOptions::rebalance_after); 0 = off.
-  int rebalance_us = 0;
 };
 
 // Logs "what: status" as an error; the exit code of a failed start (1).

@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -65,9 +64,6 @@ Status ServerOptions::Validate() const {
   if (inline_io_threads < 0) {
     return Status::InvalidArgument("inline_io_threads must not be negative");
   }
-  if (rebalance_after.count() < 0) {
-    return Status::InvalidArgument("rebalance_after must not be negative");
-  }
   if (read_timeout.count() <= 0 || idle_timeout.count() <= 0 ||
       write_timeout.count() <= 0) {
     return Status::InvalidArgument("timeouts must be positive");
@@ -109,11 +105,6 @@ struct ServerCore {
           "cfrec_http_requests_inline_total",
           "Admitted requests run to completion on the I/O thread that read "
           "them (no handler thread was busy and none queued)");
-      moved_counter = metrics->GetCounter(
-          "cfrec_http_connections_moved_total",
-          "Connections moved, with a request that waited unread, from a "
-          "loop that fell behind to an idle one "
-          "(ServerOptions::rebalance_after)");
       inflight_gauge = metrics->GetGauge(
           "cfrec_http_requests_inflight",
           "Requests queued for or running on the handler threads");
@@ -155,10 +146,7 @@ struct ServerCore {
   }
 
   void DoAccept();
-  void OnAccept(beast::error_code ec, tcp::socket socket, size_t loop);
-  // A loop other than `from` that runs no request and is not behind, or
-  // -1.
-  int IdleLoopOtherThan(size_t from) const;
+  void OnAccept(beast::error_code ec, tcp::socket socket);
   void Register(uint64_t id, const std::shared_ptr<Session>& session);
   void Unregister(uint64_t id);
 
@@ -170,7 +158,6 @@ struct ServerCore {
   Counter* shed_counters[3] = {nullptr, nullptr, nullptr};  // by ShedReason
   Gauge* inflight_gauge = nullptr;
   Counter* inline_counter = nullptr;
-  Counter* moved_counter = nullptr;
   // I/O threads now running a handler inline (ServerOptions::run_inline).
   std::atomic<int> inline_running{0};
   Histogram* step_seconds[4] = {nullptr, nullptr, nullptr, nullptr};
@@ -191,8 +178,7 @@ struct ServerCore {
   bool stopped = false;
 
   // One event loop per I/O thread, run by that thread alone; connections
-  // are dealt to them in turn, and a connection stays on its loop (unless
-  // ServerOptions::rebalance_after moves it, Session::MaybeMove). With one
+  // are dealt to them in turn, and a connection stays on its loop. With one
   // shared loop, the threads hand each readiness event to one another
   // (~4.5 thread switches per request against ~2 with a loop each).
   // Declared after the state above: destroying an io_context destroys
@@ -205,15 +191,6 @@ struct ServerCore {
   // The loop of the next accepted connection; touched only by the accept
   // handler (the acceptor's loop).
   size_t next_loop = 0;
-  // What the other loops may read of a loop (IdleLoopOtherThan): requests
-  // it runs now, and until when it counts as behind (steady clock, ns since
-  // its epoch): rebalance_after past the last read of a request that had
-  // waited unread longer than that.
-  struct alignas(64) LoopLoad {
-    std::atomic<int> running{0};
-    std::atomic<int64_t> behind_until_ns{0};
-  };
-  std::unique_ptr<LoopLoad[]> loop_load;
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   // Runs the handlers; declared after ioc so that it is destroyed first
@@ -225,10 +202,9 @@ struct ServerCore {
 // one thread runs.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(ServerCore& server, uint64_t id, size_t loop, tcp::socket&& socket)
+  Session(ServerCore& server, uint64_t id, tcp::socket&& socket)
       : server_(server),
         id_(id),
-        loop_(loop),
         stream_(std::move(socket)),
         idle_timer_(stream_.get_executor()) {
     // The kernel stamps each segment with its receive time; the first
@@ -254,13 +230,6 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   net::any_io_executor executor() { return stream_.get_executor(); }
-
-  // Runs, on its new loop, the request a session moved here had read
-  // (MoveTo); the time since the move counts as time unread.
-  void ResumeMoved(Clock::time_point moved_at) {
-    unread_ += Clock::now() - moved_at;
-    ReadRequest();
-  }
 
  private:
   enum class Phase { kIdle, kReading, kWriting, kClosed };
@@ -308,67 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const int got = ReadFirstBytes();
     if (got == 0) return Close();          // peer closed
     if (got < 0) return WaitForRequest();  // nothing after all
-    if (MaybeMove()) return;
     ReadRequest();
-  }
-
-  // After a fresh read: when the request waited unread longer than
-  // rebalance_after (this loop fell behind) and another loop idles, the
-  // connection moves there with what it read, and this loop reads on.
-  bool MaybeMove() {
-    const auto after = server_.options.rebalance_after;
-    if (after.count() == 0 || unread_ <= after) return false;
-    server_.loop_load[loop_].behind_until_ns.store(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(
-            (Clock::now() + after).time_since_epoch())
-            .count(),
-        std::memory_order_relaxed);
-    if (Draining()) return false;
-    const int to = server_.IdleLoopOtherThan(loop_);
-    if (to < 0) return false;
-    return MoveTo(static_cast<size_t>(to));
-  }
-
-  bool MoveTo(size_t to) {
-    net::io_context& loop = *server_.loops[to];
-    beast::error_code ec;
-    const tcp::socket::protocol_type protocol =
-        stream_.socket().local_endpoint(ec).protocol();
-    if (ec) return false;
-    // No operation is pending on the socket (its read wait just completed);
-    // release() takes it off this loop's epoll set.
-    const tcp::socket::native_handle_type fd = stream_.socket().release(ec);
-    if (ec) return false;
-    tcp::socket socket(loop);
-    socket.assign(protocol, fd, ec);
-    if (ec) {
-      ::close(fd);
-      Close();
-      return true;
-    }
-    phase_ = Phase::kClosed;  // this object is done; the socket lives on
-    idle_timer_.cancel();
-    std::shared_ptr<Session> next;
-    {
-      std::lock_guard<std::mutex> lock(server_.mu);
-      const uint64_t id = server_.next_id++;
-      next = std::make_shared<Session>(server_, id, to, std::move(socket));
-      server_.sessions.emplace(id, next);
-    }
-    if (server_.connections_gauge != nullptr) {
-      server_.connections_gauge->Add(1);
-    }
-    if (server_.moved_counter != nullptr) server_.moved_counter->Increment();
-    // The new session runs on no loop yet, so this thread may set it up;
-    // the post hands it to its loop.
-    const auto bytes = buffer_.data();
-    net::buffer_copy(next->buffer_.prepare(bytes.size()), bytes);
-    next->buffer_.commit(bytes.size());
-    buffer_.consume(buffer_.size());
-    next->unread_ = unread_;
-    net::post(loop,
-              [next, moved_at = Clock::now()] { next->ResumeMoved(moved_at); });
-    return true;
   }
 
   // One recvmsg of what the socket holds, with the kernel's receive time
@@ -551,10 +460,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(1);
     const Clock::time_point began = Clock::now();
     server.Observe(ServerCore::kSocket, began - arrived_);
-    std::atomic<int>& running = server.loop_load[loop_].running;
-    running.fetch_add(1, std::memory_order_relaxed);
     HttpResponse response = Run(server, ToRequest(std::move(*req)));
-    running.fetch_sub(1, std::memory_order_relaxed);
     const Clock::duration ran = Clock::now() - began;
     server.pool->FinishInline(ran);
     if (server.inflight_gauge != nullptr) server.inflight_gauge->Add(-1);
@@ -711,7 +617,6 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ServerCore& server_;
   const uint64_t id_;
-  const size_t loop_;  // index of the loop this session runs on
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   // Ends the wait for a request's first byte at idle_deadline_
@@ -778,33 +683,15 @@ class Rejection : public std::enable_shared_from_this<Rejection> {
 void ServerCore::DoAccept() {
   // Each accepted socket goes to the next loop; one thread runs each loop,
   // so a session needs no strand.
-  const size_t index = next_loop;
-  net::io_context& loop = *loops[index];
+  net::io_context& loop = *loops[next_loop];
   next_loop = (next_loop + 1) % loops.size();
-  acceptor->async_accept(
-      loop.get_executor(),
-      [this, index](beast::error_code ec, tcp::socket socket) {
-        OnAccept(ec, std::move(socket), index);
-      });
+  acceptor->async_accept(loop.get_executor(),
+                         [this](beast::error_code ec, tcp::socket socket) {
+                           OnAccept(ec, std::move(socket));
+                         });
 }
 
-int ServerCore::IdleLoopOtherThan(size_t from) const {
-  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             Clock::now().time_since_epoch())
-                             .count();
-  for (size_t i = 1; i < loops.size(); ++i) {
-    const size_t j = (from + i) % loops.size();
-    const LoopLoad& load = loop_load[j];
-    if (load.running.load(std::memory_order_relaxed) == 0 &&
-        load.behind_until_ns.load(std::memory_order_relaxed) <= now_ns) {
-      return static_cast<int>(j);
-    }
-  }
-  return -1;
-}
-
-void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket,
-                          size_t loop) {
+void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
   if (!ec) {
     std::shared_ptr<Session> session;
@@ -816,7 +703,7 @@ void ServerCore::OnAccept(beast::error_code ec, tcp::socket socket,
         over_cap = true;
       } else {
         const uint64_t id = next_id++;
-        session = std::make_shared<Session>(*this, id, loop, std::move(socket));
+        session = std::make_shared<Session>(*this, id, std::move(socket));
         sessions.emplace(id, session);
       }
     }
@@ -866,7 +753,6 @@ Status HttpServer::Start() {
     // post to it: the handler threads' answers, Drain).
     s.loops.push_back(std::make_unique<net::io_context>(1));
   }
-  s.loop_load = std::make_unique<ServerCore::LoopLoad[]>(s.loops.size());
   try {
     tcp::resolver resolver(*s.loops.front());
     const auto endpoints = resolver.resolve(

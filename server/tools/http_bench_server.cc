@@ -12,13 +12,12 @@
 //     --items 20000 --dim 64 --io-threads 2 --swap-ms 500
 //     --stream-features on|off --stream-lists 200000 --run-inline on|off
 //     --handler-nice 5 --max-queue-ms 20 --shed-target-ms 1
-//     --shed-interval-ms 100 --inline-io-threads 2 --rebalance-us 0
+//     --shed-interval-ms 100 --inline-io-threads 2
 // --run-inline: ServerOptions::run_inline; --handler-nice: the handler
 // threads' nice value; --max-queue-ms, --shed-target-ms and
 // --shed-interval-ms: the admission options max_queue_wait, target_delay
 // (0 = off) and target_interval; --inline-io-threads:
-// ServerOptions::inline_io_threads (0 = all but one); --rebalance-us:
-// ServerOptions::rebalance_after (0 = off). The defaults are
+// ServerOptions::inline_io_threads (0 = all but one). The defaults are
 // `cfrec serve`'s (app/src/serve_http.h), the delay rule on: a figure of
 // this server is one of the service's HTTP front.
 #include <pthread.h>
@@ -62,7 +61,6 @@ struct Flags {
   double shed_target_ms = 1;
   int shed_interval_ms = 100;
   int inline_io_threads = 2;
-  int rebalance_us = 0;
 };
 
 // The same model under a new version and creation time, as the learner's
@@ -155,8 +153,6 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->shed_target_ms = std::stod(value);
     } else if (name == "--inline-io-threads") {
       flags->inline_io_threads = std::stoi(value);
-    } else if (name == "--rebalance-us") {
-      flags->rebalance_us = std::stoi(value);
     } else if (name == "--shed-interval-ms") {
       flags->shed_interval_ms = std::stoi(value);
     } else {
@@ -226,7 +222,6 @@ int main(int argc, char** argv) {
   options.admission.target_delay = std::chrono::microseconds(
       static_cast<int64_t>(flags.shed_target_ms * 1000));
   options.inline_io_threads = flags.inline_io_threads;
-  options.rebalance_after = std::chrono::microseconds(flags.rebalance_us);
   options.admission.target_interval =
       std::chrono::milliseconds(flags.shed_interval_ms);
   cfrec::server::HttpServer server(options, context);

@@ -15,7 +15,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <functional>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -55,10 +54,6 @@ class HttpServerTest : public ::testing::Test {
             return Ok(R"({"slow":true})");
           }
           if (request.target == "/echo") return Ok(request.body);
-          if (request.target == "/tid") {
-            return Ok(std::to_string(
-                std::hash<std::thread::id>()(std::this_thread::get_id())));
-          }
           if (request.target == "/thread") {
             char name[16] = {};
             pthread_getname_np(pthread_self(), name, sizeof(name));
@@ -342,61 +337,6 @@ TEST_F(HttpServerTest, IdleServerRunsRequestsOnTheIoThread) {
   EXPECT_EQ(runs->value(), 2u);
   release_slow_.set_value();
   EXPECT_EQ(b.Read().result_int(), 200);
-}
-
-// A connection whose loop fell behind moves, with its request, to a loop
-// that idles: with the first loop held in a request run inline, a request on
-// another connection of that loop waits unread; once read it runs on the
-// other loop's thread, and so do the connection's later requests.
-TEST_F(HttpServerTest, ARequestThatWaitedUnreadMovesToAnIdleLoop) {
-  ServerOptions options;
-  options.io_threads = 2;
-  options.admission.threads = 2;
-  options.rebalance_after = milliseconds(30);
-  StartServer(options);
-  // Connections are dealt to the loops in turn: a and c to the first.
-  Client a(server_->port()), b(server_->port()), c(server_->port());
-  b.Send(Client::Get("/tid"));
-  const std::string second_loop = b.Read().body();
-  a.Send(Client::Get("/slow"));
-  slow_entered_.get_future().wait();  // the first loop is held
-  c.Send(Client::Get("/tid"));
-  // Let c's bytes wait in its socket well past rebalance_after.
-  const auto until = std::chrono::steady_clock::now() + milliseconds(60);
-  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
-  release_slow_.set_value();
-  EXPECT_EQ(a.Read().result_int(), 200);
-  EXPECT_EQ(c.Read().body(), second_loop);
-  c.Send(Client::Get("/tid"));  // the connection stays on its new loop
-  EXPECT_EQ(c.Read().body(), second_loop);
-  a.Send(Client::Get("/tid"));
-  EXPECT_NE(a.Read().body(), second_loop);
-  EXPECT_EQ(
-      metrics_.GetCounter("cfrec_http_connections_moved_total", "")->value(),
-      1u);
-  EXPECT_EQ(server_->active_connections(), 3u);
-}
-
-TEST_F(HttpServerTest, WithoutRebalancingAConnectionStaysOnItsLoop) {
-  ServerOptions options;
-  options.io_threads = 2;
-  options.admission.threads = 2;
-  options.rebalance_after = std::chrono::microseconds(0);
-  StartServer(options);
-  Client a(server_->port()), b(server_->port()), c(server_->port());
-  a.Send(Client::Get("/tid"));
-  const std::string first_loop = a.Read().body();
-  a.Send(Client::Get("/slow"));
-  slow_entered_.get_future().wait();
-  c.Send(Client::Get("/tid"));
-  const auto until = std::chrono::steady_clock::now() + milliseconds(60);
-  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
-  release_slow_.set_value();
-  EXPECT_EQ(a.Read().result_int(), 200);
-  EXPECT_EQ(c.Read().body(), first_loop);
-  EXPECT_EQ(
-      metrics_.GetCounter("cfrec_http_connections_moved_total", "")->value(),
-      0u);
 }
 
 // The delay target counts the time a request's bytes waited unread in its

@@ -89,15 +89,6 @@ struct ServerOptions {
   // counts, and a request that waited too long is refused once read.
   // Default 0.
   int inline_io_threads = 0;
-  // A connection stays on the I/O thread's loop it was dealt to, so a
-  // loop can fall behind while another idles. When a request's first bytes
-  // waited unread longer than this, and another loop is neither running a
-  // request nor behind itself, the connection moves to that loop with the
-  // request, which that loop's thread then runs: the busy loop reads on,
-  // and connections drift to the loop that keeps up. 0 turns it off.
-  // Counted in cfrec_http_connections_moved_total. Default 0 (off): at
-  // 8,000 requests/s it did not lower the p99 (docs/BENCHMARKS.md).
-  std::chrono::microseconds rebalance_after{0};
 
   // InvalidArgument if a field is out of range (io_threads < 1, zero
   // timeouts or limits, inline_io_threads < 0, admission options).
