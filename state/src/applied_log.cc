@@ -14,9 +14,9 @@ namespace {
 constexpr uint8_t kImpressionTag = 0;
 constexpr uint8_t kClickTag = 1;
 
-void PutList(std::string* out, const auto& list) {
-  coding::PutVarint(out, list.size());
-  for (auto v : list) coding::PutVarint(out, v);
+template <typename T>
+void PutList(std::string* out, const std::vector<T>& list) {
+  coding::PutVarintList(out, std::span<const T>(list));
 }
 
 template <typename T>
@@ -150,6 +150,10 @@ Status Resolve(const Segment& segment, size_t i, SegmentLookup& lookup,
 
 }  // namespace
 
+// The segment's count is one varint byte, written in front of the events
+// when the segment ends (no copy of the events behind it).
+static_assert(kSegmentEvents < 0x80);
+
 void AppliedLogWriter::Start(DbRef db, rocksdb::WriteBatch* wb) {
   db_ = db;
   wb_ = wb;
@@ -159,7 +163,10 @@ void AppliedLogWriter::Start(DbRef db, rocksdb::WriteBatch* wb) {
 
 void AppliedLogWriter::Next(uint64_t seq) {
   if (count_ == kSegmentEvents) Finish();
-  if (count_ == 0) first_seq_ = seq;
+  if (count_ == 0) {
+    first_seq_ = seq;
+    body_.assign(1, '\0');  // the count, set by Finish
+  }
   ++count_;
 }
 
@@ -184,10 +191,8 @@ void AppliedLogWriter::AddClick(uint64_t seq, uint64_t impression_seq,
 
 void AppliedLogWriter::Finish() {
   if (count_ == 0) return;
-  value_.clear();
-  coding::PutVarint(&value_, count_);
-  value_.append(body_);
-  wb_->Put(db_.cf(kAppliedLog), SeqKey(first_seq_), value_)
+  body_[0] = static_cast<char>(count_);
+  wb_->Put(db_.cf(kAppliedLog), SeqKey(first_seq_), body_)
       .PermitUncheckedError();
   count_ = 0;
   body_.clear();

@@ -49,8 +49,7 @@ class AppliedLogWriter {
   rocksdb::WriteBatch* wb_ = nullptr;
   uint64_t first_seq_ = 0;
   size_t count_ = 0;
-  std::string body_;
-  std::string value_;
+  std::string body_;  // the segment: its count, then its events
 };
 
 // The events with seq in [from_seq, from_seq + max) that exist, in full

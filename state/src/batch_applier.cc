@@ -61,23 +61,35 @@ Status BatchApplier::Apply(std::span<const ConsumedMessage> batch,
   b.outcome.events.reserve(batch.size());
   b.impressions.reserve(batch.size());
   b.log.Start(db_, &b.wb);
-  size_t parsed = 0;
   const OffsetTable::NextOffsetMap* earlier_offsets =
       earlier != nullptr ? &earlier->next_offsets : nullptr;
+  admitted_.clear();
   for (const ConsumedMessage& msg : batch) {
     if (!offsets_.Admit(msg, &b.next_offsets, earlier_offsets)) {
       ++b.outcome.redelivered;
       continue;
     }
+    admitted_.push_back(&msg);
+  }
 
-    // One EventView per message: the batch state keeps views into them.
-    if (parsed == views.size()) views.emplace_back();
-    EventView& event = views[parsed++];
-    const auto parse_start = Clock::now();
-    Status parse = ParseEventView(msg.payload, limits_, &event);
-    b.outcome.phases.parse_seconds += Since(parse_start);
-    if (!parse.ok()) {
-      AddDeadLetter(b, parse.message(), msg);
+  // Every new message is parsed first, in one timed pass (timing each parse
+  // took two clock reads per message, 2-3% of the apply thread's time). One
+  // EventView per message: the batch state keeps views into them.
+  const size_t n = admitted_.size();
+  if (views.size() < n) views.resize(n);
+  if (parsed_.size() < n) parsed_.resize(n);
+  const auto parse_start = Clock::now();
+  for (size_t i = 0; i < n; ++i) {
+    parsed_[i] = ParseEventView(admitted_[i]->payload, limits_, &views[i]);
+  }
+  b.outcome.phases.parse_seconds += Since(parse_start);
+
+  // Then applied in the order consumed.
+  for (size_t i = 0; i < n; ++i) {
+    const ConsumedMessage& msg = *admitted_[i];
+    const EventView& event = views[i];
+    if (!parsed_[i].ok()) {
+      AddDeadLetter(b, parsed_[i].message(), msg);
       continue;
     }
     Status s;

@@ -149,6 +149,10 @@ class BatchApplier {
   // kept across batches so that their vectors keep their capacity.
   std::array<std::vector<EventView>, 2> views_;
   size_t views_turn_ = 0;
+  // The batch being applied: its messages that are new (not redelivered),
+  // and how parsing each went.
+  std::vector<const ConsumedMessage*> admitted_;
+  std::vector<Status> parsed_;
 };
 
 }  // namespace cfrec::state

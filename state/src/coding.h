@@ -4,8 +4,10 @@
 #ifndef CFREC_STATE_SRC_CODING_H_
 #define CFREC_STATE_SRC_CODING_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -45,6 +47,29 @@ inline void PutVarint(std::string* out, uint64_t v) {
     v >>= 7;
   }
   out->push_back(static_cast<char>(v));
+}
+
+// Writes the varint of `v` at `p` (at most 10 bytes); returns its end.
+inline char* EncodeVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+// Appends the list's length, then each value, as varints: the same bytes
+// as PutVarint on each, with one resize of `out` for the whole list instead
+// of a capacity check per byte.
+template <typename T>
+void PutVarintList(std::string* out, std::span<const T> list) {
+  constexpr size_t kMaxBytes = (sizeof(T) * 8 + 6) / 7;
+  const size_t old = out->size();
+  out->resize(old + 10 + kMaxBytes * list.size());
+  char* p = EncodeVarint(out->data() + old, list.size());
+  for (const T v : list) p = EncodeVarint(p, v);
+  out->resize(static_cast<size_t>(p - out->data()));
 }
 
 inline void PutFixed64(std::string* out, uint64_t v) {

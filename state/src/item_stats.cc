@@ -116,15 +116,20 @@ void ItemStatsTable::Stage(std::span<const AppliedEvent> events,
 
 void ItemStatsTable::Publish() {
   if (staged_ == 0) return;
-  const StatsDelta& deltas = deltas_[head_];
+  // The oldest staged batch's deltas are not read again once published:
+  // added, marked dirty and cleared in one pass.
+  StatsDelta& deltas = deltas_[head_];
+  const bool flushed = flush_[head_];
   std::lock_guard lock(stats_mu_);
-  ApplyStatsLocked(deltas);
   // A flush wrote every dirty item, the earlier staged batch's included.
-  if (flush_[head_]) {
-    ClearDirty();
-  } else {
-    MarkDirty(deltas);
-  }
+  if (flushed) ClearDirty();
+  deltas.Drain([this, flushed](ItemIndex item, const ItemStats& d) {
+    if (item >= item_stats_.size()) {
+      item_stats_.resize(std::max<size_t>(item + 1, item_stats_.size() * 2));
+    }
+    AddStats(d, &item_stats_[item]);
+    if (!flushed) MarkDirty(item);
+  });
   head_ = (head_ + 1) % deltas_.size();
   --staged_;
 }
@@ -152,15 +157,17 @@ void ItemStatsTable::ApplyStatsLocked(const StatsDelta& d) {
 }
 
 void ItemStatsTable::MarkDirty(const StatsDelta& d) {
-  for (ItemIndex item : d.touched()) {
-    if (item >= stats_dirty_flag_.size()) {
-      stats_dirty_flag_.resize(
-          std::max<size_t>(item + 1, stats_dirty_flag_.size() * 2), 0);
-    }
-    if (!stats_dirty_flag_[item]) {
-      stats_dirty_flag_[item] = 1;
-      stats_dirty_.push_back(item);
-    }
+  for (ItemIndex item : d.touched()) MarkDirty(item);
+}
+
+void ItemStatsTable::MarkDirty(ItemIndex item) {
+  if (item >= stats_dirty_flag_.size()) {
+    stats_dirty_flag_.resize(
+        std::max<size_t>(item + 1, stats_dirty_flag_.size() * 2), 0);
+  }
+  if (!stats_dirty_flag_[item]) {
+    stats_dirty_flag_[item] = 1;
+    stats_dirty_.push_back(item);
   }
 }
 

@@ -52,6 +52,17 @@ class StatsDelta {
     return item < by_item_.size() ? by_item_[item] : ItemStats{};
   }
   const std::vector<ItemIndex>& touched() const { return touched_; }
+  // Calls `fn(item, delta)` for each touched item, in the order touched,
+  // and clears the deltas as it goes (one pass instead of two).
+  template <typename Fn>
+  void Drain(Fn&& fn) {
+    for (ItemIndex item : touched_) {
+      fn(item, by_item_[item]);
+      by_item_[item] = ItemStats{};
+      seen_[item] = 0;
+    }
+    touched_.clear();
+  }
   void Clear() {
     for (ItemIndex item : touched_) {
       by_item_[item] = ItemStats{};
@@ -93,6 +104,7 @@ class ItemStatsTable {
  private:
   void ApplyStatsLocked(const StatsDelta& d);
   void MarkDirty(const StatsDelta& d);
+  void MarkDirty(ItemIndex item);
   void ClearDirty();
 
   DbRef db_;

@@ -10,16 +10,13 @@ void EncodeImpression(UserIndex user, int64_t ts_ms, uint64_t seq,
                       std::span<const ItemIndex> history,
                       std::span<const uint16_t> clicked, std::string* out) {
   out->clear();
-  out->reserve(8 + 3 * (items.size() + history.size()));
+  out->reserve(60 + 5 * (items.size() + history.size()) + 3 * clicked.size());
   coding::PutVarint(out, user);
   coding::PutVarint(out, static_cast<uint64_t>(ts_ms));
   coding::PutVarint(out, seq);
-  coding::PutVarint(out, items.size());
-  for (auto i : items) coding::PutVarint(out, i);
-  coding::PutVarint(out, history.size());
-  for (auto h : history) coding::PutVarint(out, h);
-  coding::PutVarint(out, clicked.size());
-  for (auto c : clicked) coding::PutVarint(out, c);
+  coding::PutVarintList(out, items);
+  coding::PutVarintList(out, history);
+  coding::PutVarintList(out, clicked);
 }
 
 void EncodeImpression(const ImpressionRecord& r, std::string* out) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -245,6 +246,79 @@ TEST_F(EventStoreTest, LateClicksJoinTheImpressionRowOnce) {
   d.Click(0, 4, {"i1", "alice", "n2", 1400});
   EXPECT_EQ(Apply(d).duplicates, 1u);
   EXPECT_EQ(store_->Counters().clicks_joined, 2u);
+}
+
+// Lists encoded as varints of every width: item indexes past 2^7 and 2^14
+// (two and three bytes), clicked positions past 127, lists of 300. The
+// applied log, the impression rows (read back, and joined by a click of a
+// later batch) and the item stats give back what was applied, also after
+// a reopen.
+TEST_F(EventStoreTest, LongListsAndLargeIndexesReadBackExactly) {
+  constexpr int kImpressions = 60;
+  constexpr int kListLength = 300;  // 18,000 distinct items in all
+  std::vector<AppliedEvent> applied;
+  int64_t offset = 0;
+  for (int batch = 0; batch < 2; ++batch) {
+    Batch b;
+    for (int i = 0; i < kImpressions / 2; ++i) {
+      const int n = batch * (kImpressions / 2) + i;
+      std::vector<std::string> items;
+      for (int k = 0; k < kListLength; ++k) {
+        items.push_back("n" + std::to_string(n * kListLength + k));
+      }
+      b.Impression(0, offset++,
+                   {"imp" + std::to_string(n),
+                    "u" + std::to_string(n % 5),
+                    1000 + n,
+                    items,
+                    {items[200 + n]},
+                    {items[0], "h1"}});
+      if (batch > 0) {
+        // A click on an impression of the batch before, past position 127.
+        const int old = n - kImpressions / 2;
+        b.Click(0, offset++,
+                {"imp" + std::to_string(old), "u" + std::to_string(old % 5),
+                 "n" + std::to_string(old * kListLength + 250), 5000 + n});
+      }
+    }
+    ApplyOutcome out = Apply(b);
+    EXPECT_EQ(out.dead_letters, 0u);
+    applied.insert(applied.end(), out.events.begin(), out.events.end());
+  }
+  ASSERT_EQ(applied.size(), kImpressions + kImpressions / 2);
+  std::vector<ItemStats> want_stats(store_->NumItems());
+  for (const AppliedEvent& e : applied) {
+    if (e.kind == AppliedEvent::Kind::kImpression) {
+      for (ItemIndex item : e.items) {
+        ++want_stats[item].impressions;
+        want_stats[item].last_impression_ms =
+            std::max(want_stats[item].last_impression_ms, e.ts_ms);
+      }
+    }
+    for (uint16_t pos : e.clicked) ++want_stats[e.items[pos]].clicks;
+  }
+  EXPECT_GT(want_stats.size(), 18000u);
+  for (int round = 0; round < 2; ++round) {
+    auto log = store_->ReadApplied(1, applied.size() + 1);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    ASSERT_EQ(*log, applied);
+    for (int n = 0; n < kImpressions; ++n) {
+      auto row = store_->GetImpression("imp" + std::to_string(n));
+      ASSERT_TRUE(row.ok()) << row.status().ToString();
+      ASSERT_EQ(row->items.size(), static_cast<size_t>(kListLength));
+      EXPECT_EQ(store_->ItemId(row->items[kListLength - 1]),
+                "n" + std::to_string(n * kListLength + kListLength - 1));
+      std::vector<uint16_t> clicked = {static_cast<uint16_t>(200 + n)};
+      if (n < kImpressions / 2) clicked.push_back(250);
+      std::sort(clicked.begin(), clicked.end());
+      EXPECT_EQ(row->clicked, clicked) << "imp" << n;
+      EXPECT_EQ(row->history.size(), 2u);
+    }
+    auto stats = store_->AllItemStats();
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(*stats, want_stats);
+    Reopen();
+  }
 }
 
 // A data directory of format 1 is refused with a message that says what to
