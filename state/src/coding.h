@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace cfrec::state::coding {
 
@@ -64,6 +65,8 @@ inline char* EncodeVarint(char* p, uint64_t v) {
 // of a capacity check per byte.
 template <typename T>
 void PutVarintList(std::string* out, std::span<const T> list) {
+  // A negative value would sign-extend to 10 bytes, past kMaxBytes.
+  static_assert(std::is_unsigned_v<T>);
   constexpr size_t kMaxBytes = (sizeof(T) * 8 + 6) / 7;
   const size_t old = out->size();
   out->resize(old + 10 + kMaxBytes * list.size());
