@@ -42,14 +42,6 @@ inline uint64_t GetBE64(const char* p) {
   return (uint64_t{GetBE32(p)} << 32) | GetBE32(p + 4);
 }
 
-inline void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
 // Writes the varint of `v` at `p` (at most 10 bytes); returns its end.
 inline char* EncodeVarint(char* p, uint64_t v) {
   while (v >= 0x80) {
@@ -58,6 +50,11 @@ inline char* EncodeVarint(char* p, uint64_t v) {
   }
   *p++ = static_cast<char>(v);
   return p;
+}
+
+inline void PutVarint(std::string* out, uint64_t v) {
+  char b[10];
+  out->append(b, EncodeVarint(b, v));
 }
 
 // Appends the list's length, then each value, as varints: the same bytes

@@ -124,10 +124,7 @@ void ItemStatsTable::Publish() {
   // A flush wrote every dirty item, the earlier staged batch's included.
   if (flushed) ClearDirty();
   deltas.Drain([this, flushed](ItemIndex item, const ItemStats& d) {
-    if (item >= item_stats_.size()) {
-      item_stats_.resize(std::max<size_t>(item + 1, item_stats_.size() * 2));
-    }
-    AddStats(d, &item_stats_[item]);
+    AddStatsLocked(item, d);
     if (!flushed) MarkDirty(item);
   });
   head_ = (head_ + 1) % deltas_.size();
@@ -148,12 +145,14 @@ std::vector<ItemStats> ItemStatsTable::All(size_t n) const {
 }
 
 void ItemStatsTable::ApplyStatsLocked(const StatsDelta& d) {
-  for (ItemIndex item : d.touched()) {
-    if (item >= item_stats_.size()) {
-      item_stats_.resize(std::max<size_t>(item + 1, item_stats_.size() * 2));
-    }
-    AddStats(d.Get(item), &item_stats_[item]);
+  for (ItemIndex item : d.touched()) AddStatsLocked(item, d.Get(item));
+}
+
+void ItemStatsTable::AddStatsLocked(ItemIndex item, const ItemStats& d) {
+  if (item >= item_stats_.size()) {
+    item_stats_.resize(std::max<size_t>(item + 1, item_stats_.size() * 2));
   }
+  AddStats(d, &item_stats_[item]);
 }
 
 void ItemStatsTable::MarkDirty(const StatsDelta& d) {

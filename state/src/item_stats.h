@@ -64,11 +64,7 @@ class StatsDelta {
     touched_.clear();
   }
   void Clear() {
-    for (ItemIndex item : touched_) {
-      by_item_[item] = ItemStats{};
-      seen_[item] = 0;
-    }
-    touched_.clear();
+    Drain([](ItemIndex, const ItemStats&) {});
   }
 
  private:
@@ -103,6 +99,7 @@ class ItemStatsTable {
 
  private:
   void ApplyStatsLocked(const StatsDelta& d);
+  void AddStatsLocked(ItemIndex item, const ItemStats& d);
   void MarkDirty(const StatsDelta& d);
   void MarkDirty(ItemIndex item);
   void ClearDirty();

@@ -298,6 +298,16 @@ TEST(RunnerTest, OneJsonLineWithMetricsConfigAndSeed) {
   std::filesystem::remove_all(dir);
 }
 
+// RunEvaluationBatch's answers, one JSON value a line.
+std::vector<nlohmann::json> AnswerLines(const std::string& out) {
+  std::istringstream answers(out);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(answers, line);) {
+    lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
+}
+
 TEST(BatchRunnerTest, AnswersEachLineAsItsOwnRunWould) {
   SynthOptions o;
   o.num_users = 100;
@@ -325,11 +335,7 @@ TEST(BatchRunnerTest, AnswersEachLineAsItsOwnRunWould) {
       R"({"data": ")" + knn.data_path + R"(", "seed": 3})" + "\n");
   std::ostringstream out;
   EXPECT_EQ(RunEvaluationBatch(in, out, registry), 2u);
-  std::istringstream answers(out.str());
-  std::vector<nlohmann::json> lines;
-  for (std::string line; std::getline(answers, line);) {
-    lines.push_back(nlohmann::json::parse(line));
-  }
+  std::vector<nlohmann::json> lines = AnswerLines(out.str());
   ASSERT_EQ(lines.size(), 5u);  // the blank line has no answer
   const nlohmann::json a = nlohmann::json::parse(*knn_alone);
   const nlohmann::json b = nlohmann::json::parse(*pop_alone);
@@ -349,11 +355,7 @@ TEST(BatchRunnerTest, AnswersEachLineAsItsOwnRunWould) {
                          "\", \"seed\": 3}\n");
   std::ostringstream bad_out;
   EXPECT_EQ(RunEvaluationBatch(bad, bad_out, registry), 1u);
-  std::istringstream bad_answers(bad_out.str());
-  std::vector<nlohmann::json> bad_lines;
-  for (std::string line; std::getline(bad_answers, line);) {
-    bad_lines.push_back(nlohmann::json::parse(line));
-  }
+  std::vector<nlohmann::json> bad_lines = AnswerLines(bad_out.str());
   ASSERT_EQ(bad_lines.size(), 2u);
   EXPECT_TRUE(bad_lines[0].contains("error"));
   EXPECT_EQ(bad_lines[1]["metrics"], a["metrics"]);
