@@ -119,6 +119,15 @@ VARIANTS = {
                     "cf_min_margin": 1.0},
     "logpool20m1": {"cf_simulator": "logistic", "cf_candidate_pool": 20,
                     "cf_min_margin": 1.0},
+    # The policy over a pool of 20 with the margin filter, and 1, 2 or 3
+    # of each list's 5 slots drawn uniformly from the pool instead
+    # (cf_explore_share 0.2, 0.4, 0.6: epsilon-greedy exploration).
+    "logpool20m1e20": {"cf_simulator": "logistic", "cf_candidate_pool": 20,
+                       "cf_min_margin": 1.0, "cf_explore_share": 0.2},
+    "logpool20m1e40": {"cf_simulator": "logistic", "cf_candidate_pool": 20,
+                       "cf_min_margin": 1.0, "cf_explore_share": 0.4},
+    "logpool20m1e60": {"cf_simulator": "logistic", "cf_candidate_pool": 20,
+                       "cf_min_margin": 1.0, "cf_explore_share": 0.6},
     # Random lists with the margin filter from the first epoch (NeuMF's
     # validation picks an early epoch, before cf_start_epoch 3).
     "logm1start1": {"cf_simulator": "logistic", "cf_min_margin": 1.0,
@@ -716,6 +725,9 @@ TAG6 = "power150"
 # its cells (sparse10, schedules, levers, logclick) keep pairing with.
 TAG7 = "f870787"
 
+# Runs of the build with the policy's exploration share (section 18).
+TAG8 = "explore"
+
 # --study: every part of the committed study, one command (--resume).
 # Parts and arms marked appendix are explorations the report's conclusions
 # no longer rest on (superseded by the logistic simulator, or too few
@@ -920,6 +932,19 @@ STUDY_PARTS = [
       "arms": ["none", "learned@logistic", "random@logm1",
                "learned@logpool20m1"],
       "versus": "learned@logistic", "valid": True, "tag": TAG6}),
+    # Section 18, the choice: the exploration share of the policy over a
+    # pool of 20 with the margin filter, on seeds 1-10 only. Fixed before
+    # its runs: the share chosen is the one with the largest paired
+    # VALIDATION difference to the base, averaged over BPR and GMF.
+    ("explore150", "The policy over a pool of 20 with the margin filter and "
+     "an exploration share of 0.2, 0.4 or 0.6 (1, 2 or 3 of 5 slots drawn "
+     "uniformly from the pool), 150 x 5, BPR and GMF, seeds 1-10 (the "
+     "share chosen on validation)",
+     {"rankers": ["bpr", "gmf"], "users": [150], "lists": [5],
+      "seeds": SEEDS10,
+      "arms": ["none", "learned@logpool20m1", "learned@logpool20m1e20",
+               "learned@logpool20m1e40", "learned@logpool20m1e60"],
+      "versus": "learned@logpool20m1", "valid": True, "tag": TAG8}),
     ("pool_sizes", "The learned policy over a pool of 20 with the margin "
      "filter at 600 x 5, BPR and GMF, 10 seeds",
      {"rankers": ["bpr", "gmf"], "users": [600], "lists": [5],

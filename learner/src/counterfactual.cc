@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
+#include <span>
 #include <sstream>
 
 #include "cf_policy.h"
@@ -259,14 +260,18 @@ class CounterfactualEngine::Impl {
   }
 
   // Abduction of alpha and the action step for one list: the K items of
-  // the pool (or catalog) with the largest tau^T Q_k + w^R_k alpha_k.
+  // the pool (or catalog) with the largest tau^T Q_k + w^R_k alpha_k; with
+  // an exploration share, only the top K - E of them, and E more drawn
+  // uniformly from the rest of the pool (or catalog) at uniform positions.
   void Action(const SemView& v, const ItemTerms& t, const float* tau,
               std::vector<uint32_t>& pool, std::vector<float>& eps,
               std::vector<uint32_t>& list) {
     const int dim = v.dim;
-    TopKeeper top(options_.list_size);
+    const int explored = ExploredSlots();
+    TopKeeper top(options_.list_size - explored);
     size_t pool_size = size_t(options_.candidate_pool);
-    if (pool_size > 0 && 2 * pool_size <= v.num_items) {
+    const bool pooled = pool_size > 0 && 2 * pool_size <= v.num_items;
+    if (pooled) {
       DrawPool(v.num_items, pool_size, pool);
       eps.resize(pool.size());
       cf::FillNormal(rng_, eps.data(), eps.size());
@@ -286,6 +291,38 @@ class CounterfactualEngine::Impl {
       }
     }
     list = top.items();
+    if (explored > 0) {
+      Explore(pooled ? std::span<const uint32_t>(pool)
+                     : std::span<const uint32_t>(),
+              v.num_items, explored, list);
+    }
+  }
+
+  // E of CounterfactualOptions::explore_share: round(share * K) slots, at
+  // most K - 1 (the policy keeps one).
+  int ExploredSlots() const {
+    const int k = options_.list_size;
+    return std::min(k - 1,
+                    static_cast<int>(std::lround(options_.explore_share * k)));
+  }
+
+  // Adds `count` items not in `list`, uniformly from `pool` (or from the
+  // catalog of `num_items` when the pool is empty), each at a uniform
+  // position of the list. The pool (at least K distinct items) or the
+  // catalog (at least K items) always has enough.
+  void Explore(std::span<const uint32_t> pool, size_t num_items, int count,
+               std::vector<uint32_t>& list) {
+    const size_t from = pool.empty() ? num_items : pool.size();
+    std::uniform_int_distribution<size_t> any(0, from - 1);
+    for (int e = 0; e < count; ++e) {
+      uint32_t item;
+      do {
+        size_t n = any(rng_);
+        item = pool.empty() ? static_cast<uint32_t>(n) : pool[n];
+      } while (std::find(list.begin(), list.end(), item) != list.end());
+      std::uniform_int_distribution<size_t> at(0, list.size());
+      list.insert(list.begin() + static_cast<std::ptrdiff_t>(at(rng_)), item);
+    }
   }
 
   // CPR-r: K distinct items uniformly from the catalog.

@@ -154,6 +154,7 @@ const std::map<std::string, Field>& Fields() {
       {"cf_list_size", Bind(&CounterfactualOptions::list_size)},
       {"cf_noise_k", Bind(&CounterfactualOptions::noise_k)},
       {"cf_candidate_pool", Bind(&CounterfactualOptions::candidate_pool)},
+      {"cf_explore_share", Bind(&CounterfactualOptions::explore_share)},
       {"cf_policy_hidden", Bind(&CounterfactualOptions::policy_hidden)},
       {"cf_policy_lr", Bind(&CounterfactualOptions::policy_lr)},
       {"cf_policy_std", Bind(&CounterfactualOptions::policy_std)},
@@ -263,6 +264,10 @@ Status ValidateCounterfactualOptions(const CounterfactualOptions& o) {
   if (o.candidate_pool != 0 && o.candidate_pool < o.list_size) {
     return Status::InvalidArgument(
         "option 'cf_candidate_pool' must be 0 or >= 'cf_list_size'");
+  }
+  if (!(o.explore_share >= 0 && o.explore_share < 1)) {
+    return Status::InvalidArgument(
+        "option 'cf_explore_share' must be in [0, 1)");
   }
   CFREC_RETURN_IF_ERROR(Positive("cf_policy_hidden", o.policy_hidden));
   CFREC_RETURN_IF_ERROR(Positive("cf_policy_lr", o.policy_lr));

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <numeric>
 #include <random>
 #include <set>
@@ -95,6 +96,77 @@ TEST_F(CounterfactualTest, OptionsAreValidated) {
   o = EngineOptions("random");
   o.candidate_pool = 2;  // smaller than K
   EXPECT_FALSE(CounterfactualEngine::Create(o).ok());
+  for (double share : {-0.1, 1.0}) {
+    o = EngineOptions("learned");
+    o.explore_share = share;
+    EXPECT_FALSE(CounterfactualEngine::Create(o).ok()) << share;
+  }
+}
+
+// Lists of one user, drawn `lists` times, as K-item rows of the trace.
+std::vector<std::vector<uint32_t>> ListsOfOneUser(
+    Learner& learner, const CounterfactualOptions& o, uint32_t user,
+    int lists) {
+  auto engine = MustEngine(o);
+  std::vector<uint32_t> users(lists, user);
+  CounterfactualEngine::Trace trace;
+  EXPECT_TRUE(engine->Generate(learner, users, &trace).ok());
+  std::vector<std::vector<uint32_t>> rows;
+  for (size_t b = 0; b + o.list_size <= trace.lists.size(); b += o.list_size) {
+    rows.emplace_back(trace.lists.begin() + b,
+                      trace.lists.begin() + b + o.list_size);
+  }
+  return rows;
+}
+
+// cf_explore_share 0.4 of K = 5: two slots of every list are drawn
+// uniformly, three stay the policy's. The policy's usual items (in at least
+// 5% of its own lists for one user) then fill a list as three of the
+// policy's five slots plus two uniform draws would, and the uniform slots
+// reach nearly the whole catalog. With a candidate pool too.
+TEST_F(CounterfactualTest, ExploreShareDrawsItsSlotsUniformly) {
+  for (int pool : {0, 40}) {
+    CounterfactualOptions o = EngineOptions("learned");
+    o.candidate_pool = pool;
+    const int kLists = 300;
+    auto greedy = ListsOfOneUser(*learner_, o, 3, kLists);
+    o.explore_share = 0.4;
+    auto explored = ListsOfOneUser(*learner_, o, 3, kLists);
+    ASSERT_EQ(greedy.size(), size_t(kLists));
+    ASSERT_EQ(explored.size(), size_t(kLists));
+    std::map<uint32_t, int> greedy_count;
+    for (const auto& list : greedy) {
+      for (uint32_t i : list) ++greedy_count[i];
+    }
+    // The policy's usual items: in at least 5% of its own lists.
+    std::set<uint32_t> usual;
+    for (auto [item, n] : greedy_count) {
+      if (n * 20 >= kLists) usual.insert(item);
+    }
+    std::set<uint32_t> reached;
+    double usual_per_list = 0, greedy_usual_per_list = 0;
+    for (size_t l = 0; l < explored.size(); ++l) {
+      std::set<uint32_t> distinct(explored[l].begin(), explored[l].end());
+      EXPECT_EQ(distinct.size(), size_t(o.list_size)) << "pool " << pool;
+      reached.insert(distinct.begin(), distinct.end());
+      for (uint32_t i : explored[l]) usual_per_list += usual.count(i);
+      for (uint32_t i : greedy[l]) greedy_usual_per_list += usual.count(i);
+    }
+    usual_per_list /= kLists;
+    greedy_usual_per_list /= kLists;
+    std::printf(
+        "{\"pool\":%d,\"greedy_items\":%zu,\"explored_items\":%zu,"
+        "\"usual\":%zu,\"usual_per_list\":%.3f,"
+        "\"greedy_usual_per_list\":%.3f}\n",
+        pool, greedy_count.size(), reached.size(), usual.size(), usual_per_list,
+        greedy_usual_per_list);
+    const double catalog = double(learner_->num_items());
+    EXPECT_NEAR(usual_per_list,
+                greedy_usual_per_list * 3 / 5 + 2 * usual.size() / catalog, 0.2)
+        << "pool " << pool;
+    EXPECT_GE(double(reached.size()), 0.95 * catalog) << "pool " << pool;
+    EXPECT_LT(double(greedy_count.size()), 0.7 * catalog) << "pool " << pool;
+  }
 }
 
 TEST_F(CounterfactualTest, WithAlphaFixedTheListIsPrsTopK) {

@@ -45,6 +45,8 @@ TEST(OptionsTest, RejectsUnknownKeysBadTypesAndBadValues) {
   EXPECT_FALSE(ParseTrainerOptions("[1, 2]").ok());
   EXPECT_FALSE(ParseTrainerOptions(R"({"sched": "fifo"})").ok());
   EXPECT_FALSE(ParseTrainerOptions(R"({"nice": 20})").ok());
+  EXPECT_FALSE(ParseTrainerOptions(R"({"cf_explore_share": 1})").ok());
+  EXPECT_TRUE(ParseTrainerOptions(R"({"cf_explore_share": 0.4})").ok());
   EXPECT_FALSE(ParseTrainerOptions("{").ok());
 }
 

@@ -158,6 +158,12 @@ struct CounterfactualOptions {
   // papers' data sets, and on a 20k-item catalog about 7x more lists/s in
   // learned mode (docs/BENCHMARKS.md).
   int candidate_pool = 2000;
+  // Exploration share of the learned policy's lists (epsilon-greedy for
+  // the policy gradient): round(share * K) of a list's K slots, at most
+  // K - 1, hold items drawn uniformly from the candidate pool (or the
+  // catalog) instead of the policy's top picks, at uniform positions; the
+  // policy fills the others. In [0, 1). Default 0 (every slot the policy's).
+  double explore_share = 0;
   // Hidden units of the two-layer policy network (eq. 11). Default 32
   // (paper: searched in {16, 32, 64}).
   int policy_hidden = 32;
