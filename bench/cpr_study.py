@@ -246,14 +246,21 @@ class Runner:
 
     def predicted(self, spec):
         """Seconds a run is expected to take: its own recorded time, else
-        the mean of the recorded runs of the same setting (other seeds)."""
-        if spec["key"] in self.times:
-            return self.times[spec["key"]]
-        like = [t for k, t in self.times.items()
-                if without_seed(k) == without_seed(spec["key"])]
-        if like:
-            return statistics.fmean(like)
-        return statistics.fmean(self.times.values()) if self.times else 10.0
+        the mean of the recorded runs of the same setting (other seeds).
+        Memoized: the progress lines ask for every queued run after each
+        finished one, and a scan of the recorded times per run took a core
+        of its own when none of the runs had a recorded time."""
+        key = spec["key"]
+        if key in self.times:
+            return self.times[key]
+        if not hasattr(self, "by_setting"):
+            self.by_setting = {}
+            for k, t in self.times.items():
+                self.by_setting.setdefault(without_seed(k), []).append(t)
+            self.mean_time = (statistics.fmean(self.times.values())
+                              if self.times else 10.0)
+        like = self.by_setting.get(without_seed(key))
+        return statistics.fmean(like) if like else self.mean_time
 
     def estimate(self, jobs):
         """(serial seconds, wall seconds on `jobs` workers): the queued
