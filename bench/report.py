@@ -641,6 +641,18 @@ def write_acl(md, args, acl):
               "test, which scores against the true relevance instead.")
 
 
+# Whether CPR helps, where and why is decided in docs/results/CPR_STUDY.md
+# (oracle bounds, 10-30 seeds, paired intervals); the few seeds of this
+# report cannot overrule it.
+CPR_STUDY_NOTICE = (
+    "**CPR against its base: see `CPR_STUDY.md`.** This report's CPR rows "
+    "come from a few seeds of `cfrec eval` with the settings of the binary "
+    "that made its runs. Whether CPR helps, where and why is studied in "
+    "`docs/results/CPR_STUDY.md` (oracle bounds, 10 to 30 seeds, paired 95% "
+    "intervals, `python3 bench/cpr_study.py --study --resume`); where the "
+    "two disagree, the study holds.")
+
+
 def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
                  do_mind, mind, elapsed, acl, mind_grid, skipped=()):
     out = args.out
@@ -651,6 +663,8 @@ def write_report(args, grid, synthetic, synthetic_preq, real, unavailable,
               "wall times: %.0f s on a 2-core machine." % (
                   len(used), ", ".join(map(str, args.seeds)),
                   sum(r.get("wall_seconds", 0) for r in used)))
+    md.append("")
+    md.append(CPR_STUDY_NOTICE)
     md.append("")
     if unavailable:
         names = sorted({model_label(r, i) for r, i in unavailable})

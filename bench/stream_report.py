@@ -614,6 +614,14 @@ def write_report(args, runs, planned):
             "10 minutes of event time, half-life 6 h, 24 curve buckets)",
             walls, provenance(done)))
     md.append("")
+    md.append("**CPR against its base: see `CPR_STUDY.md`.** The CPR rows "
+              "here come from the seeds above, with the settings of the "
+              "binary that made the runs. Whether CPR helps, where "
+              "and why is studied in `docs/results/CPR_STUDY.md` (oracle "
+              "bounds, 10 to 30 seeds, paired 95% intervals; sections 13 "
+              "and 16 for the real logs); where the two disagree, the study "
+              "holds.")
+    md.append("")
     md.append("## Commands")
     md.append("")
     commits = sorted({r.get("cfrec_commit", "") for r in done} - {""})
