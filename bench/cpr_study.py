@@ -166,7 +166,16 @@ class Runner:
         self.args = args
         self.cache = cache
         self.log = log
-        self.times = times  # run key -> recorded seconds, for estimates
+        # Run key -> recorded seconds, for estimates. Read-only: predicted()
+        # answers from the per-setting means built here once (the progress
+        # lines ask for every queued run after each finished one).
+        self.times = times
+        by_setting = {}  # run key without its seed -> recorded seconds
+        for k, t in times.items():
+            by_setting.setdefault(without_seed(k), []).append(t)
+        self.mean_by_setting = {
+            k: statistics.fmean(ts) for k, ts in by_setting.items()}
+        self.mean_time = statistics.fmean(times.values()) if times else 10.0
         self.started = time.time()
         self.ran = 0
         self.failed = 0
@@ -246,21 +255,15 @@ class Runner:
 
     def predicted(self, spec):
         """Seconds a run is expected to take: its own recorded time, else
-        the mean of the recorded runs of the same setting (other seeds).
-        Memoized: the progress lines ask for every queued run after each
-        finished one, and a scan of the recorded times per run took a core
-        of its own when none of the runs had a recorded time."""
+        the mean of the recorded runs of the same setting (other seeds),
+        else the mean of all recorded runs (10 s without any). The means
+        are computed once, in __init__ (a scan of the recorded times per
+        run took a core of its own when none of the runs had a recorded
+        time)."""
         key = spec["key"]
         if key in self.times:
             return self.times[key]
-        if not hasattr(self, "by_setting"):
-            self.by_setting = {}
-            for k, t in self.times.items():
-                self.by_setting.setdefault(without_seed(k), []).append(t)
-            self.mean_time = (statistics.fmean(self.times.values())
-                              if self.times else 10.0)
-        like = self.by_setting.get(without_seed(key))
-        return statistics.fmean(like) if like else self.mean_time
+        return self.mean_by_setting.get(without_seed(key), self.mean_time)
 
     def estimate(self, jobs):
         """(serial seconds, wall seconds on `jobs` workers): the queued

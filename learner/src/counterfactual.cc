@@ -298,8 +298,9 @@ class CounterfactualEngine::Impl {
     }
   }
 
-  // E of CounterfactualOptions::explore_share: round(share * K) slots, at
-  // most K - 1 (the policy keeps one).
+  // E of CounterfactualOptions::explore_share: lround(share * K) slots
+  // (halves away from zero), at most K - 1 (the policy keeps one). Used by
+  // pretraining and generation alike; TopK ignores it.
   int ExploredSlots() const {
     const int k = options_.list_size;
     return std::min(k - 1,

@@ -510,6 +510,8 @@ class LearnerModel final : public eval::Model {
     j["mix_ratio"] = cf.mix_ratio;
     j["noise_k"] = cf.noise_k;
     j["list_size"] = cf.list_size;
+    j["cf_candidate_pool"] = cf.candidate_pool;
+    j["cf_explore_share"] = cf.explore_share;
     j["cf_start_epoch"] = settings_.cf_start_epoch;
     j["cf_mix_decay"] = settings_.cf_mix_decay;
     j["cf_max_user_clicks"] = settings_.cf_max_user_clicks;

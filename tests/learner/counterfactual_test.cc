@@ -161,11 +161,80 @@ TEST_F(CounterfactualTest, ExploreShareDrawsItsSlotsUniformly) {
         pool, greedy_count.size(), reached.size(), usual.size(), usual_per_list,
         greedy_usual_per_list);
     const double catalog = double(learner_->num_items());
-    EXPECT_NEAR(usual_per_list,
-                greedy_usual_per_list * 3 / 5 + 2 * usual.size() / catalog, 0.2)
+    // Usual items per list with e of the 5 slots drawn uniformly.
+    auto usual_with = [&](int e) {
+      return greedy_usual_per_list * (5 - e) / 5 + e * usual.size() / catalog;
+    };
+    const double kTolerance = 0.15;
+    EXPECT_NEAR(usual_per_list, usual_with(2), kTolerance) << "pool " << pool;
+    // One slot more or fewer would miss it by far.
+    EXPECT_GT(std::abs(usual_with(1) - usual_with(2)), 3 * kTolerance)
+        << "pool " << pool;
+    EXPECT_GT(std::abs(usual_with(3) - usual_with(2)), 3 * kTolerance)
         << "pool " << pool;
     EXPECT_GE(double(reached.size()), 0.95 * catalog) << "pool " << pool;
     EXPECT_LT(double(greedy_count.size()), 0.7 * catalog) << "pool " << pool;
+  }
+}
+
+// Engines seeded alike draw the same policy tau and candidate pool for
+// their first list; only the exploration differs. cf_explore_share 0.4 of
+// K = 5 then keeps the greedy list's first three items, in their order, and
+// adds two others, each at a position uniform over the list (every position
+// holds one in 2 of 5 lists). From a candidate pool of exactly K items the
+// two are the pool's others, the greedy list's last two; from a pool of 40
+// or the catalog, they are those only by chance (about 1 in 20 each).
+TEST_F(CounterfactualTest, ExploreShareKeepsThePolicysTopInOrder) {
+  const int kSeeds = 200;
+  for (int pool : {0, 5, 40}) {
+    std::vector<int> explored_at(5, 0);
+    int greedy_tail = 0;  // the greedy list's last two, in explored lists
+    for (int seed = 1; seed <= kSeeds; ++seed) {
+      CounterfactualOptions o = EngineOptions("learned");
+      o.candidate_pool = pool;
+      o.seed = seed;
+      const uint32_t user = uint32_t(seed) % learner_->num_users();
+      auto greedy = ListsOfOneUser(*learner_, o, user, 1);
+      o.explore_share = 0.4;
+      auto explored = ListsOfOneUser(*learner_, o, user, 1);
+      ASSERT_EQ(greedy.size(), 1u);
+      ASSERT_EQ(explored.size(), 1u);
+      const std::vector<uint32_t>& g = greedy[0];
+      const std::vector<uint32_t>& x = explored[0];
+      ASSERT_EQ(std::set<uint32_t>(x.begin(), x.end()).size(), 5u);
+      std::vector<uint32_t> kept;  // x's items among g's first three
+      for (size_t at = 0; at < x.size(); ++at) {
+        if (std::find(g.begin(), g.begin() + 3, x[at]) != g.begin() + 3) {
+          kept.push_back(x[at]);
+        } else {
+          ++explored_at[at];
+        }
+      }
+      EXPECT_EQ(kept, std::vector<uint32_t>(g.begin(), g.begin() + 3))
+          << "pool " << pool << " seed " << seed;
+      greedy_tail += int(std::count(x.begin(), x.end(), g[3]) +
+                         std::count(x.begin(), x.end(), g[4]));
+      if (pool == 5) {
+        EXPECT_EQ(std::set<uint32_t>(x.begin(), x.end()),
+                  std::set<uint32_t>(g.begin(), g.end()))
+            << "seed " << seed;
+      }
+    }
+    std::printf(
+        "{\"pool\":%d,\"explored_at\":[%d,%d,%d,%d,%d],"
+        "\"greedy_tail\":%d}\n",
+        pool, explored_at[0], explored_at[1], explored_at[2], explored_at[3],
+        explored_at[4], greedy_tail);
+    // Binomial(200, 0.4) per position: 80 +- 6.9; 25 is 3.6 sd.
+    for (int at = 0; at < 5; ++at) {
+      EXPECT_NEAR(explored_at[at], 0.4 * kSeeds, 25)
+          << "pool " << pool << " position " << at;
+    }
+    if (pool == 5) {
+      EXPECT_EQ(greedy_tail, 2 * kSeeds);
+    } else {
+      EXPECT_LT(greedy_tail, kSeeds / 5) << "pool " << pool;
+    }
   }
 }
 

@@ -150,6 +150,10 @@ TEST(EvalModelsTest, PrequentialUpdatesIncrementally) {
   EXPECT_EQ(d["cf_simulator"], "logistic");
   ASSERT_TRUE(d["simulator_refits"].is_number()) << d.dump();
   EXPECT_GE(d["simulator_refits"].get<int>(), 1) << d.dump();
+  // The action step's options are echoed (defaults here).
+  ASSERT_TRUE(d["cf_candidate_pool"].is_number_integer()) << d.dump();
+  ASSERT_TRUE(d["cf_explore_share"].is_number()) << d.dump();
+  EXPECT_EQ(d["cf_explore_share"].get<double>(), 0.0);
 }
 
 // A small log of the CPR generator (non-linear response) and its truth.

@@ -159,10 +159,13 @@ struct CounterfactualOptions {
   // learned mode (docs/BENCHMARKS.md).
   int candidate_pool = 2000;
   // Exploration share of the learned policy's lists (epsilon-greedy for
-  // the policy gradient): round(share * K) of a list's K slots, at most
-  // K - 1, hold items drawn uniformly from the candidate pool (or the
-  // catalog) instead of the policy's top picks, at uniform positions; the
-  // policy fills the others. In [0, 1). Default 0 (every slot the policy's).
+  // the policy gradient): E = min(K - 1, lround(share * K)) of a list's K
+  // slots (lround rounds halves away from zero: 0.3 x 5 -> 2) hold items
+  // drawn uniformly from the candidate pool (or the catalog) among items
+  // not already in the list, each inserted at a uniform position; the
+  // policy's top K - E items fill the others, in their order. Applies to
+  // the policy's pretraining rounds as well as to generation; TopK ignores
+  // it. In [0, 1). Default 0 (every slot the policy's, no extra draw).
   double explore_share = 0;
   // Hidden units of the two-layer policy network (eq. 11). Default 32
   // (paper: searched in {16, 32, 64}).
