@@ -20,6 +20,7 @@
 #       [--paced-threads 1] [--paced-reuse lifo|fifo] [--search-repeats 1]
 #       [--lock FILE]
 #       [--p99-target-factor 3] [--client-sched fifo|normal]
+#       [--client-priority 1]
 #
 # --lock FILE: hold an flock on FILE while the load runs (not while the
 # service starts and replays its log), so builds sharing FILE wait.
@@ -27,7 +28,8 @@
 # --paced-factors: the shedding figure (bench/http_paced.py): R0 is the
 # highest rate held within the latency objective, --p99-target-factor times
 # the unloaded p99 when given (else the fixed --p99-target-ms); the load
-# tool runs under SCHED_FIFO unless --client-sched normal.
+# tool runs under SCHED_FIFO unless --client-sched normal, at priority
+# --client-priority (1; give one above --http-io-realtime-priority).
 #
 # --shed-factors: after the run above, whose rate is taken as the
 # sustainable rate R0, load-shedding phases (bench/http_shed.py): a paced
@@ -65,6 +67,7 @@ search_repeats=1
 lock_file=""
 p99_target_factor=0
 client_sched=fifo
+client_priority=1
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -91,6 +94,7 @@ while [[ $# -gt 0 ]]; do
     --lock) lock_file="$2"; shift 2 ;;
     --p99-target-factor) p99_target_factor="$2"; shift 2 ;;
     --client-sched) client_sched="$2"; shift 2 ;;
+    --client-priority) client_priority="$2"; shift 2 ;;
     -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -202,7 +206,8 @@ if [[ -n "$paced_rates$paced_factors" ]]; then
     --duration "$duration" --n "$n" --threads "$paced_threads" \
     --reuse "$paced_reuse" \
     --search-repeats "$search_repeats" --post-ts-ms "$post_ts_ms" \
-    --p99-target-factor "$p99_target_factor" --client-sched "$client_sched"
+    --p99-target-factor "$p99_target_factor" --client-sched "$client_sched" \
+    --client-priority "$client_priority"
   exit 0
 fi
 

@@ -35,11 +35,11 @@ stop rising (6 s without), so that a replay being applied is not part of
 the figures.
 
 The load tool runs under SCHED_FIFO (--client-sched fifo, the default;
-`chrt -f 1`, needs the right to) so that it sends on time and reads answers
-as they come on a machine whose cores the server saturates: otherwise the
-tool's own waits for a CPU land in every latency (send_lag_p99_ms shows
-them). Its CPU is then taken from the server first; client_cpu_s and
-client_cpu_us_per_request say how much.
+`chrt -f 1`, or --client-priority; needs the right to) so that it sends on
+time and reads answers as they come on a machine whose cores the server
+saturates: otherwise the tool's own waits for a CPU land in every latency
+(send_lag_p99_ms shows them). Its CPU is then taken from the server first;
+client_cpu_s and client_cpu_us_per_request say how much.
 """
 import argparse
 import http.client
@@ -103,7 +103,8 @@ def server_p99_ms(before, after):
 
 
 def paced(args, rate, seconds):
-    prefix = ["chrt", "-f", "1"] if args.client_sched == "fifo" else []
+    prefix = (["chrt", "-f", str(args.client_priority)]
+              if args.client_sched == "fifo" else [])
     cmd = prefix + [args.tool, "--host", args.host, "--port", str(args.port),
            "--rate", str(rate), "--duration", str(seconds),
            "--warmup", str(args.warmup_s), "--users-file", args.users_file,
@@ -237,6 +238,11 @@ def main():
                     default="fifo",
                     help="run the load tool under SCHED_FIFO (chrt -f 1) "
                     "or as an ordinary process")
+    ap.add_argument("--client-priority", type=int, default=1,
+                    help="the load tool's SCHED_FIFO priority (1-99); above "
+                    "the server's I/O threads' when those run under "
+                    "SCHED_FIFO (cfrec serve --http-io-realtime-priority), "
+                    "else they keep it from sending on time")
     ap.add_argument("--unloaded-rps", type=float, default=100)
     ap.add_argument("--start-rps", type=float, default=500)
     ap.add_argument("--search-steps", type=int, default=3)
@@ -335,6 +341,7 @@ def main():
     print(json.dumps({"bench": "http_paced_shed",
                       "p99_target_factor": args.p99_target_factor,
                       "client_sched": args.client_sched,
+                      "client_priority": args.client_priority,
                       "p99_target_ms": args.p99_target_ms,
                       "search_repeats": args.search_repeats,
                       "search_retries": args.search_retries, "r0_rps": r0,

@@ -637,6 +637,16 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
                   "read if it waited too long")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
+  cmd->add_option(
+         "--http-io-realtime-priority", args->front.io_realtime_priority,
+         "1-99: the HTTP I/O threads run under SCHED_FIFO at this "
+         "priority, so no other thread of the machine's normal policy takes "
+         "the CPU from a runnable one (under overload they take up to the "
+         "kernel's real-time share, 95 %, and ingest and the learner share "
+         "the rest); needs CAP_SYS_NICE, else a warning and SCHED_OTHER. "
+         "0 = SCHED_OTHER")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 99));
   AddScaleOutFlags(cmd, &args->scale);
   cmd->callback([args, exit_code] { exit_code->value = RunServe(*args); });
 }

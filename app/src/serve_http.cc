@@ -65,6 +65,7 @@ Result<server::ServerOptions> MakeServerOptions(const HttpArgs& args,
       std::chrono::milliseconds(args.shed_interval_ms);
   so.run_inline = args.run_inline;
   so.inline_io_threads = args.inline_io_threads;
+  so.io_realtime_priority = args.io_realtime_priority;
   if (has_token) {
     LogInfo("serve",
             "POST /v1/events needs 'Authorization: Bearer' with "

@@ -42,6 +42,9 @@ struct HttpArgs {
   // meanwhile under overload.
   bool run_inline = true;
   int inline_io_threads = 2;
+  // The I/O threads' SCHED_FIFO priority (0 = SCHED_OTHER):
+  // ServerOptions::io_realtime_priority.
+  int io_realtime_priority = 0;
 };
 
 // Logs "what: status" as an error; the exit code of a failed start (1).

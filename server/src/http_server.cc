@@ -12,6 +12,7 @@
 #include "cfrec/server/http_server.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
@@ -36,12 +37,14 @@
 #include <future>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "cfrec/schemas/log.h"
 #include "cfrec/server/receive_time.h"
 #include "response_bytes.h"
 #include "shed_response.h"
@@ -57,6 +60,20 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
+// Puts the calling thread under SCHED_FIFO at ServerOptions::
+// io_realtime_priority (pid 0: the calling thread). Unavailable, with the
+// system's reason, when the kernel refuses.
+Status SetIoThreadSched(const ServerOptions& options) {
+  sched_param param{};
+  param.sched_priority = options.io_realtime_priority;
+  if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &param) != 0) {
+    return Status::Unavailable("SCHED_FIFO at " +
+                               std::to_string(options.io_realtime_priority) +
+                               ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ServerOptions::Validate() const {
@@ -67,6 +84,9 @@ Status ServerOptions::Validate() const {
   if (read_timeout.count() <= 0 || idle_timeout.count() <= 0 ||
       write_timeout.count() <= 0) {
     return Status::InvalidArgument("timeouts must be positive");
+  }
+  if (io_realtime_priority < 0 || io_realtime_priority > 99) {
+    return Status::InvalidArgument("io_realtime_priority must be in [0, 99]");
   }
   if (drain_timeout.count() < 0) {
     return Status::InvalidArgument("drain_timeout must not be negative");
@@ -174,6 +194,9 @@ struct ServerCore {
   // though its loop is busy in the handler when the drain is announced.
   std::atomic<bool> draining_flag{false};
   std::atomic<uint16_t> bound_port{0};
+  // Set by the first I/O thread whose scheduling the kernel refused, so
+  // the refusal is logged once.
+  std::atomic<bool> sched_refused{false};
   bool started = false;
   bool stopped = false;
 
@@ -781,6 +804,13 @@ Status HttpServer::Start() {
   for (int i = 0; i < s.options.io_threads; ++i) {
     s.threads.emplace_back([&s, &loop = *s.loops[i]] {
       pthread_setname_np(pthread_self(), "http-io");
+      if (s.options.io_realtime_priority > 0) {
+        const Status sched = SetIoThreadSched(s.options);
+        if (!sched.ok() && !s.sched_refused.exchange(true)) {
+          LogWarn("http",
+                  "keeping the I/O threads' scheduling: " + sched.ToString());
+        }
+      }
       // Handlers report errors as values; an exception escaping one is a
       // bug, logged, and the loop keeps serving.
       for (;;) {

@@ -4,8 +4,12 @@
 
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio/connect.hpp>
@@ -14,6 +18,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <chrono>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -40,6 +45,16 @@ HttpResponse Ok(std::string body) {
   return r;
 }
 
+// "<policy> <nice>" of the calling thread, e.g. "0 0" for SCHED_OTHER at
+// nice 0 (the nice value is per thread on Linux).
+std::string ThisThreadSchedText() {
+  const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int nice = getpriority(PRIO_PROCESS, tid);
+  return std::to_string(sched_getscheduler(0) & ~SCHED_RESET_ON_FORK) + " " +
+         std::to_string(nice);
+}
+
 class HttpServerTest : public ::testing::Test {
  protected:
   void StartServer(ServerOptions options) {
@@ -54,6 +69,12 @@ class HttpServerTest : public ::testing::Test {
             return Ok(R"({"slow":true})");
           }
           if (request.target == "/echo") return Ok(request.body);
+          if (request.target == "/sched") return Ok(ThisThreadSchedText());
+          if (request.target == "/sched-of-a-new-thread") {
+            std::string text;
+            std::thread([&text] { text = ThisThreadSchedText(); }).join();
+            return Ok(text);
+          }
           if (request.target == "/thread") {
             char name[16] = {};
             pthread_getname_np(pthread_self(), name, sizeof(name));
@@ -337,6 +358,35 @@ TEST_F(HttpServerTest, IdleServerRunsRequestsOnTheIoThread) {
   EXPECT_EQ(runs->value(), 2u);
   release_slow_.set_value();
   EXPECT_EQ(b.Read().result_int(), 200);
+}
+
+// The I/O threads put themselves under SCHED_FIFO when the kernel allows
+// it (CAP_SYS_NICE): requests run inline see it, and threads they create
+// start under SCHED_OTHER (SCHED_RESET_ON_FORK); without the right, the
+// refusal is logged and the server serves under SCHED_OTHER.
+TEST_F(HttpServerTest, IoThreadsRunUnderSchedFifoWhenPermitted) {
+  ServerOptions options;
+  options.io_realtime_priority = 1;
+  StartServer(options);
+  Client client(server_->port());
+  client.Send(Client::Get("/sched"));
+  const std::string sched = client.Read().body();
+  const std::string other = std::to_string(SCHED_OTHER) + " 0";
+  EXPECT_TRUE(sched == std::to_string(SCHED_FIFO) + " 0" || sched == other)
+      << sched;
+  client.Send(Client::Get("/sched-of-a-new-thread"));
+  EXPECT_EQ(client.Read().body(), other);
+}
+
+TEST(ServerOptionsTest, IoSchedulingOutOfRangeIsInvalid) {
+  for (int priority : {-1, 100}) {
+    ServerOptions options;
+    options.io_realtime_priority = priority;
+    EXPECT_TRUE(options.Validate().IsInvalidArgument()) << priority;
+  }
+  ServerOptions options;
+  options.io_realtime_priority = 99;
+  EXPECT_TRUE(options.Validate().ok());
 }
 
 // The delay target counts the time a request's bytes waited unread in its
