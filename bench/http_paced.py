@@ -236,8 +236,8 @@ def main():
                     "many times the unloaded p99; 0 = use --p99-target-ms")
     ap.add_argument("--client-sched", choices=["fifo", "normal"],
                     default="fifo",
-                    help="run the load tool under SCHED_FIFO (chrt -f 1) "
-                    "or as an ordinary process")
+                    help="run the load tool under SCHED_FIFO (chrt -f "
+                    "<--client-priority>) or as an ordinary process")
     ap.add_argument("--client-priority", type=int, default=1,
                     help="the load tool's SCHED_FIFO priority (1-99); above "
                     "the server's I/O threads' when those run under "
@@ -267,6 +267,8 @@ def main():
     ap.add_argument("--settle-s", type=float, default=180,
                     help="longest wait for a replay to be applied first")
     args = ap.parse_args()
+    if not 1 <= args.client_priority <= 99:
+        ap.error("--client-priority must be in 1..99 (chrt -f)")
     with open(args.users_file) as f:
         users = [line.strip() for line in f if line.strip()]
     # Let a replay still being applied finish first: it is a burst of

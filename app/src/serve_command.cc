@@ -617,7 +617,8 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
       ->check(CLI::Range(1, 60'000));
   cmd->add_option("--http-handler-nice", args->front.handler_nice,
                   "Nice value of the handler threads (0-19; the I/O threads "
-                  "keep 0): above 0 the I/O threads, which read requests and "
+                  "keep 0, or SCHED_FIFO with --http-io-realtime-priority): "
+                  "above 0 the I/O threads, which read requests and "
                   "answer the shed ones, win the CPU over the handlers on a "
                   "saturated machine")
       ->capture_default_str()

@@ -67,9 +67,10 @@ Status SetIoThreadSched(const ServerOptions& options) {
   sched_param param{};
   param.sched_priority = options.io_realtime_priority;
   if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &param) != 0) {
+    const int err = errno;  // before anything else can change it
     return Status::Unavailable("SCHED_FIFO at " +
                                std::to_string(options.io_realtime_priority) +
-                               ": " + std::strerror(errno));
+                               ": " + std::strerror(err));
   }
   return Status::Ok();
 }

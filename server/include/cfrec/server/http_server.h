@@ -94,8 +94,12 @@ struct ServerOptions {
   // a normal policy (the learner, ingest, the broker) then takes the CPU
   // from a runnable I/O thread or delays its wake-up. Under overload the
   // I/O threads take all the CPU the kernel's real-time limit leaves
-  // (sched_rt_runtime_us, 95 % by default), and the other threads share
-  // the rest. Needs CAP_SYS_NICE (or RLIMIT_RTPRIO); when the kernel
+  // (sched_rt_runtime_us, 95 % of each CPU by default), and the other
+  // threads (the handler threads, ingest, the broker, the learner) share
+  // the rest: with as many I/O threads as cores, 5 % of each core, and a
+  // CPU whose real-time budget ran out stops its I/O thread for the rest
+  // of the period (about 50 ms). So it suits fewer I/O threads than
+  // cores. Needs CAP_SYS_NICE (or RLIMIT_RTPRIO); when the kernel
   // refuses, a warning is logged once and the threads keep SCHED_OTHER.
   // Threads that an I/O thread creates start under SCHED_OTHER
   // (SCHED_RESET_ON_FORK). Measured in docs/BENCHMARKS.md: a lower p99 at
