@@ -592,7 +592,10 @@ void AddServeCommand(CLI::App& app, ExitCode* exit_code) {
   cmd->add_option("--max-queue-ms", args->front.max_queue_ms,
                   "Load shedding: while the oldest queued request has waited "
                   "longer than this, or the queued requests would take longer "
-                  "than this to run, new requests are answered 503 at once")
+                  "than this to run, new requests are answered 503 at once; "
+                  "after a loaded interval a request already this late (in "
+                  "its socket, then the queue) is refused too, so that a "
+                  "stall's backlog does not delay the requests behind it")
       ->capture_default_str()
       ->check(CLI::Range(0, 60'000));
   cmd->add_option("--shed-target-ms", args->front.shed_target_ms,

@@ -26,10 +26,13 @@ struct HttpArgs {
   std::string api_token_file;           // empty = writes are open
   // Load shedding (server/admission.h): handler threads, requests queued
   // or running before the excess gets 503, longest wait in the queue, the
-  // handler threads' nice value.
+  // handler threads' nice value. The wait bounds a burst's delay too (after
+  // a loaded interval): 5 ms, CoDel's usual target, keeps an admitted
+  // request's p99 within about 2 x the unloaded one when a stall of the
+  // machine meets a load; 20 ms gave 7-8 x (docs/BENCHMARKS.md).
   int http_threads = 2;
   size_t max_inflight = 64;
-  int max_queue_ms = 20;
+  int max_queue_ms = 5;
   int handler_nice = 5;
   // Delay target (AdmissionOptions::target_delay; 0 = off) and its
   // interval. Overload is judged on loaded intervals only, so a light

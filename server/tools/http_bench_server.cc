@@ -11,7 +11,7 @@
 //   cfrec_http_bench_server --http 127.0.0.1:8080 --users 50000
 //     --items 20000 --dim 64 --io-threads 2 --swap-ms 500
 //     --stream-features on|off --stream-lists 200000 --run-inline on|off
-//     --handler-nice 5 --max-queue-ms 20 --shed-target-ms 1
+//     --handler-nice 5 --max-queue-ms 5 --shed-target-ms 1
 //     --shed-interval-ms 100 --inline-io-threads 2
 // --run-inline: ServerOptions::run_inline; --handler-nice: the handler
 // threads' nice value; --max-queue-ms, --shed-target-ms and
@@ -57,7 +57,7 @@ struct Flags {
   size_t stream_lists = 200000;
   bool run_inline = true;
   int handler_nice = 5;
-  int max_queue_ms = 20;
+  int max_queue_ms = 5;
   double shed_target_ms = 1;
   int shed_interval_ms = 100;
   int inline_io_threads = 2;
