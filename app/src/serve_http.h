@@ -29,7 +29,7 @@ struct HttpArgs {
   // handler threads' nice value. The wait bounds a burst's delay too (after
   // a loaded interval): 5 ms, CoDel's usual target, keeps an admitted
   // request's p99 within about 2 x the unloaded one when a stall of the
-  // machine meets a load; 20 ms gave 7-8 x (docs/BENCHMARKS.md).
+  // machine meets a load; 20 ms gave up to 8 x (docs/BENCHMARKS.md).
   int http_threads = 2;
   size_t max_inflight = 64;
   int max_queue_ms = 5;
